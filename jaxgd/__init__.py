@@ -1,0 +1,75 @@
+"""jaxgd: learn, run and compare gradient descent with JAX.
+
+Losses are pure functions; ``jax.grad`` and ``jax.jit`` turn them into
+compiled gradient functions (:mod:`jaxgd.calculus`); the descent variants
+(:mod:`jaxgd.optimizers`) follow optax's protocol; :func:`minimize` runs them
+in one compiled loop that records the trajectory and says how the run ended.
+
+Example:
+    >>> import jax.numpy as jnp, jaxgd as gd
+    >>> result = gd.minimize(lambda w: jnp.sum((w - 1.0) ** 2), jnp.zeros(3), gd.adam(0.1), steps=300)
+    >>> bool(result.loss < 1e-6)
+    True
+"""
+
+from jaxgd import losses, models
+from jaxgd.calculus import (
+    GradientCheck,
+    GradientCheckError,
+    LearningRateSuggestion,
+    check_gradient,
+    derivative,
+    directional_derivative,
+    gradient,
+    hvp,
+    max_curvature,
+    partial,
+    partials,
+    suggest_learning_rate,
+    value_and_gradient,
+)
+from jaxgd.minimize import History, Result, Status, minimize
+from jaxgd.optimizers import (
+    Optimizer,
+    adagrad,
+    adam,
+    adamw,
+    apply_updates,
+    is_optimizer,
+    momentum,
+    rmsprop,
+    sgd,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GradientCheck",
+    "GradientCheckError",
+    "History",
+    "LearningRateSuggestion",
+    "Optimizer",
+    "Result",
+    "Status",
+    "adagrad",
+    "adam",
+    "adamw",
+    "apply_updates",
+    "check_gradient",
+    "derivative",
+    "directional_derivative",
+    "gradient",
+    "hvp",
+    "is_optimizer",
+    "losses",
+    "max_curvature",
+    "minimize",
+    "models",
+    "momentum",
+    "partial",
+    "partials",
+    "rmsprop",
+    "sgd",
+    "suggest_learning_rate",
+    "value_and_gradient",
+]

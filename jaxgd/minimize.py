@@ -1,0 +1,466 @@
+"""The run loop: gradient descent as one compiled XLA program.
+
+:func:`minimize` evaluates the loss and its gradient, records them, decides
+whether to stop, and applies the optimizer's update, all inside one
+``lax.while_loop``. It returns a :class:`Result` that says how the run ended
+(:class:`Status`) and holds the whole trajectory (:class:`History`).
+
+Each step ``k`` (from 0):
+
+1. evaluate ``loss(params_k)`` and ``g_k = grad loss(params_k)`` (on the
+   ``k``-th minibatch when ``batch_size`` is given) and record them in
+   ``history.loss[k]`` and ``history.grad_norm[k]``;
+2. stop with ``DIVERGED`` if either is not finite, ``REACHED_TARGET`` if the
+   loss is ``<= target``, ``CONVERGED`` if ``|g_k| <= tol``;
+3. otherwise ``params_{k+1} = params_k + update(g_k)``.
+
+After ``steps`` updates the final params are evaluated once more (on the full
+data) to give ``Result.loss`` and the final status. A diverged run keeps the
+params at which the first non-finite value appeared: those came from finite
+params and a finite gradient, so they are finite, and nothing before them is
+lost.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxgd.optimizers import Optimizer, is_optimizer
+
+__all__ = ["History", "Result", "Status", "minimize"]
+
+
+class Status(enum.IntEnum):
+    """How a run ended. ``Result.status`` holds the int code (an array, so it
+    survives ``vmap``); ``Status(int(result.status))`` names it."""
+
+    MAX_STEPS = 0
+    """All ``steps`` updates were taken without meeting a stopping rule."""
+    CONVERGED = 1
+    """The gradient norm fell to ``tol`` or below."""
+    REACHED_TARGET = 2
+    """The loss fell to ``target`` or below."""
+    DIVERGED = 3
+    """The loss or the gradient stopped being finite."""
+
+
+_RUNNING = -1  # the status of a run still going (internal)
+
+
+class History(NamedTuple):
+    """The trajectory of a run, one entry per step (``NaN`` after the run stopped).
+
+    Attributes:
+        loss: ``loss[k]`` is the loss at ``params_k`` (the minibatch loss in
+            minibatch runs), shape ``(steps,)``.
+        grad_norm: the global L2 norm of the gradient at ``params_k``.
+        params: ``params_k`` with a leading ``(steps,)`` axis on every leaf when
+            ``record_params=True``, else ``None``.
+    """
+
+    loss: jax.Array
+    grad_norm: jax.Array
+    params: Any = None
+
+
+class Result(NamedTuple):
+    """What :func:`minimize` returns.
+
+    Attributes:
+        params: the final params (the last good ones if the run diverged).
+        loss: the loss at ``params`` on the full data.
+        steps: the number of updates taken.
+        status: the :class:`Status` code as an int32 array.
+        history: the recorded :class:`History`.
+    """
+
+    params: Any
+    loss: jax.Array
+    steps: jax.Array
+    status: jax.Array
+    history: History
+
+
+class _Carry(NamedTuple):
+    """The whole state of a run between two steps."""
+
+    step: jax.Array  # updates taken so far
+    params: Any
+    opt_state: Any
+    status: jax.Array  # _RUNNING or a Status code
+    history: History
+
+
+# --------------------------------------------------------------------------- #
+# The compiled loop
+# --------------------------------------------------------------------------- #
+
+
+class _Spec(NamedTuple):
+    """The static description of a run: what the compiled program depends on."""
+
+    loss: Callable[..., jax.Array]
+    optax_optimizer: Any  # an optax GradientTransformation, or None for a jaxgd one
+    steps: int
+    has_data: bool
+    batch_size: int | None
+    n_examples: int
+    record_params: bool
+
+
+def _tree_where(pred, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
+
+
+def _classify(loss, grad_norm, tol, target, otherwise):
+    """The status after seeing ``loss`` and ``grad_norm`` (``otherwise`` if no rule fires)."""
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    return jnp.where(
+        ~finite,
+        Status.DIVERGED,
+        jnp.where(
+            loss <= target,
+            Status.REACHED_TARGET,
+            jnp.where(grad_norm <= tol, Status.CONVERGED, otherwise),
+        ),
+    ).astype(jnp.int32)
+
+
+def _history_dtype(params):
+    leaves = jax.tree.leaves(params)
+    return jnp.result_type(jnp.float32, *(leaf.dtype for leaf in leaves))
+
+
+def _init_carry(spec: _Spec, optimizer, params) -> _Carry:
+    dtype = _history_dtype(params)
+    nan = jnp.full((spec.steps,), jnp.nan, dtype)
+    path = None
+    if spec.record_params:
+        path = jax.tree.map(lambda p: jnp.full((spec.steps, *p.shape), jnp.nan, p.dtype), params)
+    return _Carry(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=optimizer.init(params),
+        status=jnp.asarray(_RUNNING, jnp.int32),
+        history=History(loss=nan, grad_norm=nan, params=path),
+    )
+
+
+def _batch_indices(spec: _Spec, key):
+    """Row ``k`` holds the example indices of step ``k``'s minibatch.
+
+    Each epoch is a fresh permutation (``fold_in(key, epoch)``) so every
+    example is seen once per epoch; when ``batch_size`` does not divide the
+    number of examples, the epoch's last batch is topped up with the first
+    examples of the same permutation.
+    """
+    n, bs = spec.n_examples, spec.batch_size
+    per_epoch = -(-n // bs)
+    epochs = -(-spec.steps // per_epoch)
+    keys = jax.vmap(lambda e: jax.random.fold_in(key, e))(jnp.arange(epochs))
+    perms = jax.vmap(lambda k: jax.random.permutation(k, n))(keys)
+    pad = per_epoch * bs - n
+    if pad:
+        perms = jnp.concatenate([perms, perms[:, :pad]], axis=1)
+    return perms.reshape(epochs * per_epoch, bs)
+
+
+def _evaluate(spec: _Spec, params, batch):
+    """Loss, gradient and gradient norm at ``params``."""
+    args = (batch,) if spec.has_data else ()
+    loss, grads = jax.value_and_grad(spec.loss)(params, *args)
+    grad_norm = optax.tree.norm(jax.tree.map(lambda g: g.astype(jnp.float32), grads))
+    return loss, grads, grad_norm
+
+
+def _advance(spec: _Spec, optimizer, carry: _Carry, data, key, tol, target, stop_at) -> _Carry:
+    """Run steps until the run stops or ``carry.step == stop_at``."""
+    if spec.batch_size is not None:
+        indices = _batch_indices(spec, key)
+
+    def batch_at(step):
+        if spec.batch_size is None:
+            return data
+        return jax.tree.map(lambda a: jnp.take(a, indices[step], axis=0), data)
+
+    def running(c: _Carry):
+        return (c.status == _RUNNING) & (c.step < stop_at)
+
+    def step(c: _Carry) -> _Carry:
+        loss, grads, grad_norm = _evaluate(spec, c.params, batch_at(c.step))
+        status = _classify(loss, grad_norm, tol, target, _RUNNING)
+        h = c.history
+        dtype = h.loss.dtype
+        history = History(
+            loss=h.loss.at[c.step].set(loss.astype(dtype), mode="drop"),
+            grad_norm=h.grad_norm.at[c.step].set(grad_norm.astype(dtype), mode="drop"),
+            params=None
+            if h.params is None
+            else jax.tree.map(
+                lambda path, p: path.at[c.step].set(p, mode="drop"), h.params, c.params
+            ),
+        )
+        go = status == _RUNNING
+        updates, new_state = optimizer.update(grads, c.opt_state, c.params)
+        new_params = optax.apply_updates(c.params, updates)
+        return _Carry(
+            step=c.step + go.astype(jnp.int32),
+            params=_tree_where(go, new_params, c.params),
+            opt_state=_tree_where(go, new_state, c.opt_state),
+            status=status,
+            history=history,
+        )
+
+    return jax.lax.while_loop(running, step, carry)
+
+
+def _finish(spec: _Spec, carry: _Carry, data, tol, target) -> Result:
+    """Evaluate the final params on the full data and settle the status."""
+    loss, _, grad_norm = _evaluate(spec, carry.params, data)
+    status = jnp.where(
+        carry.status == _RUNNING,
+        _classify(loss, grad_norm, tol, target, Status.MAX_STEPS),
+        carry.status,
+    )
+    return Result(
+        params=carry.params,
+        loss=loss,
+        steps=carry.step,
+        status=status.astype(jnp.int32),
+        history=carry.history,
+    )
+
+
+def _optimizer_of(spec: _Spec, optimizer):
+    return spec.optax_optimizer if optimizer is None else optimizer
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _run(spec: _Spec, optimizer, params, data, key, tol, target) -> Result:
+    """The whole run, one compiled program."""
+    optimizer = _optimizer_of(spec, optimizer)
+    carry = _init_carry(spec, optimizer, params)
+    carry = _advance(spec, optimizer, carry, data, key, tol, target, spec.steps)
+    return _finish(spec, carry, data, tol, target)
+
+
+# --------------------------------------------------------------------------- #
+# The public entry point: checks first, then the compiled run
+# --------------------------------------------------------------------------- #
+
+
+def minimize(
+    loss: Callable[..., jax.Array],
+    params: Any,
+    optimizer: Any,
+    *,
+    steps: int,
+    data: Any = None,
+    batch_size: int | None = None,
+    key: jax.Array | None = None,
+    tol: float | None = None,
+    target: float | None = None,
+    record_params: bool = False,
+) -> Result:
+    """Minimise ``loss`` from ``params`` with ``optimizer``, in one compiled loop.
+
+    Args:
+        loss: ``loss(params)``, or ``loss(params, batch)`` when ``data`` is
+            given; returns a scalar.
+        params: the starting point, a pytree of floating-point arrays.
+        optimizer: a jaxgd optimizer (``gd.adam(1e-2)``) or any optax
+            ``GradientTransformation``. jaxgd optimizers are traced values, so
+            a new learning rate reuses the compiled program; optax ones are
+            compiled in.
+        steps: the most updates to take (>= 1).
+        data: a pytree of arrays with a leading example axis, passed to
+            ``loss`` as ``batch``.
+        batch_size: draw minibatches of this many examples (a fresh
+            permutation every epoch, from ``key``); None for full batch.
+        key: PRNG key of the minibatch order; required with ``batch_size``.
+        tol: stop with ``CONVERGED`` once the gradient norm is ``<= tol``.
+        target: stop with ``REACHED_TARGET`` once the loss is ``<= target``.
+        record_params: keep the parameter path in ``history.params``.
+
+    Returns:
+        A :class:`Result`. Works under ``jax.vmap`` (over params, optimizer
+        hyperparameters, keys, ``tol``, ``target`` or data).
+
+    Example:
+        >>> import jax.numpy as jnp, jaxgd as gd
+        >>> loss = lambda p: jnp.sum((p - 3.0) ** 2)
+        >>> result = gd.minimize(loss, jnp.zeros(2), gd.sgd(0.25), steps=100, tol=1e-5)
+        >>> gd.Status(int(result.status)).name, int(result.steps)  # each step halves the error
+        ('CONVERGED', 20)
+        >>> result.params.round(4)
+        Array([3., 3.], dtype=float32)
+    """
+    spec, params, data, key, tol, target = _check_run(
+        loss, params, optimizer, steps, data, batch_size, key, tol, target, record_params
+    )
+    dynamic = optimizer if isinstance(optimizer, Optimizer) else None
+    return _run(spec, dynamic, params, data, key, tol, target)
+
+
+def _check_run(loss, params, optimizer, steps, data, batch_size, key, tol, target, record_params):
+    """Check every argument a user passes, before anything is traced or compiled."""
+    if not callable(loss):
+        raise TypeError(f"minimize: loss must be a function loss(params[, batch]), got {loss!r}.")
+    if not is_optimizer(optimizer):
+        raise TypeError(
+            f"minimize: optimizer must be a jaxgd optimizer (gd.sgd(0.1), gd.adam(1e-3), ...) "
+            f"or an optax GradientTransformation, got {optimizer!r}. Did you pass the factory "
+            "without calling it? Use gd.adam(learning_rate) rather than gd.adam."
+        )
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"minimize: steps must be a positive integer, got {steps!r}.")
+    steps = int(steps)
+    if not isinstance(record_params, bool):
+        raise TypeError(f"minimize: record_params must be True or False, got {record_params!r}.")
+    params = _check_params(params)
+    data, n_examples = _check_data(data)
+    batch_size, key = _check_batching(batch_size, key, data, n_examples)
+    tol = _check_threshold("tol", tol, nonnegative=True)
+    target = _check_threshold("target", target, nonnegative=False)
+    spec = _Spec(
+        loss=loss,
+        optax_optimizer=None if isinstance(optimizer, Optimizer) else optimizer,
+        steps=steps,
+        has_data=data is not None,
+        batch_size=batch_size,
+        n_examples=n_examples,
+        record_params=record_params,
+    )
+    _check_loss_output(spec, params, data, batch_size)
+    return spec, params, data, key, tol, target
+
+
+def _check_params(params):
+    leaves_with_path = jax.tree_util.tree_leaves_with_path(params)
+    if not leaves_with_path:
+        raise ValueError(
+            "minimize: params has no arrays; pass the starting point, e.g. jnp.zeros(3)."
+        )
+    for path, leaf in leaves_with_path:
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            where = f"params{jax.tree_util.keystr(path)}"
+            raise TypeError(
+                f"minimize: {where} has dtype {dtype}; gradient descent needs floating-point "
+                f"params: pass jnp.asarray(..., dtype=jnp.float32)."
+            )
+    return jax.tree.map(jnp.asarray, params)
+
+
+def _check_data(data):
+    if data is None:
+        return None, 0
+    leaves_with_path = jax.tree_util.tree_leaves_with_path(data)
+    if not leaves_with_path:
+        raise ValueError("minimize: data has no arrays; pass None for a loss without data.")
+    sizes = {}
+    for path, leaf in leaves_with_path:
+        shape = np.shape(leaf)
+        where = f"data{jax.tree_util.keystr(path)}"
+        if len(shape) == 0:
+            raise ValueError(
+                f"minimize: {where} is a scalar; every data array needs a leading example axis "
+                "(close over constants in the loss instead)."
+            )
+        sizes[where] = shape[0]
+    if len(set(sizes.values())) > 1:
+        listing = ", ".join(f"{w}: {n}" for w, n in sizes.items())
+        raise ValueError(
+            f"minimize: data arrays disagree on the number of examples ({listing}); every "
+            "leaf needs the same leading axis."
+        )
+    return jax.tree.map(jnp.asarray, data), next(iter(sizes.values()))
+
+
+def _check_batching(batch_size, key, data, n_examples):
+    if batch_size is None:
+        return None, jnp.zeros((2,), jnp.uint32) if key is None else key
+    if data is None:
+        raise ValueError("minimize: batch_size needs data to draw minibatches from; pass data=.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise TypeError(f"minimize: batch_size must be an integer, got {batch_size!r}.")
+    if not 1 <= batch_size <= n_examples:
+        raise ValueError(
+            f"minimize: batch_size must be between 1 and the number of examples ({n_examples}), "
+            f"got {batch_size}; pass batch_size=None for full-batch descent."
+        )
+    if key is None:
+        raise ValueError(
+            "minimize: a minibatch run needs key= (a jax.random.PRNGKey) to shuffle the data; "
+            "e.g. key=jax.random.PRNGKey(0)."
+        )
+    if not isinstance(key, jax.Array) or not (
+        jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or key.shape == (2,)
+    ):
+        raise TypeError(f"minimize: key must be a jax.random key, got {key!r}.")
+    return int(batch_size), key
+
+
+def _check_threshold(name, value, *, nonnegative):
+    if value is None:
+        return jnp.asarray(-jnp.inf, jnp.float32)
+    if not isinstance(value, jax.core.Tracer):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"minimize: {name} must be a number, got {value!r}.") from None
+        if np.isnan(v) or (nonnegative and v < 0):
+            rule = "a number >= 0" if nonnegative else "a number (not NaN)"
+            raise ValueError(
+                f"minimize: {name} must be {rule}, got {value!r}; or None to switch it off."
+            )
+    return jnp.asarray(value)
+
+
+def _check_loss_output(spec: _Spec, params, data, batch_size):
+    """Trace ``loss`` abstractly (no compiling) to check it returns a float scalar."""
+    if data is None:
+        args = ()
+    elif batch_size is None:
+        args = (data,)
+    else:
+        args = (
+            jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype), data),
+        )
+    try:
+        out = jax.eval_shape(spec.loss, params, *args)
+    except TypeError as err:
+        call = "loss(params, batch)" if data is not None else "loss(params)"
+        raise TypeError(
+            f"minimize: calling the loss as {call} failed: {err}. With data= the loss is called "
+            "with (params, batch); without data, with params alone."
+        ) from err
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(
+            f"minimize: the loss must return a floating-point scalar, got shape {shape} and dtype "
+            f"{dtype}; reduce it, e.g. with jnp.mean(...)."
+        )
+    if data is not None:
+        bad = [
+            f"data{jax.tree_util.keystr(p)}"
+            for p, a in jax.tree_util.tree_leaves_with_path(data)
+            if not isinstance(a, jax.core.Tracer)
+            and jnp.issubdtype(a.dtype, jnp.inexact)
+            and not bool(jnp.all(jnp.isfinite(a)))
+        ]
+        if bad:
+            warnings.warn(
+                f"minimize: {', '.join(bad)} holds NaN or inf; the run will stop at the first step "
+                "it touches them with status DIVERGED. Clean the data first.",
+                stacklevel=4,
+            )

@@ -7,12 +7,13 @@ in one compiled loop that records the trajectory and says how the run ended.
 
 Example:
     >>> import jax.numpy as jnp, jaxgd as gd
-    >>> result = gd.minimize(lambda w: jnp.sum((w - 1.0) ** 2), jnp.zeros(3), gd.adam(0.1), steps=300)
+    >>> loss = lambda w: jnp.sum((w - 1.0) ** 2)
+    >>> result = gd.minimize(loss, jnp.zeros(3), gd.adam(0.1), steps=300)
     >>> bool(result.loss < 1e-6)
     True
 """
 
-from jaxgd import losses, models
+from jaxgd import checkpoint, losses, models, problems
 from jaxgd.calculus import (
     GradientCheck,
     GradientCheckError,
@@ -56,6 +57,7 @@ __all__ = [
     "adamw",
     "apply_updates",
     "check_gradient",
+    "checkpoint",
     "derivative",
     "directional_derivative",
     "gradient",
@@ -68,6 +70,7 @@ __all__ = [
     "momentum",
     "partial",
     "partials",
+    "problems",
     "rmsprop",
     "sgd",
     "suggest_learning_rate",

@@ -135,6 +135,10 @@ def _classify(loss, grad_norm, tol, target, otherwise):
     ).astype(jnp.int32)
 
 
+def _record(path, step, params):
+    return jax.tree.map(lambda a, p: a.at[step].set(p, mode="drop"), path, params)
+
+
 def _history_dtype(params):
     leaves = jax.tree.leaves(params)
     return jnp.result_type(jnp.float32, *(leaf.dtype for leaf in leaves))
@@ -158,20 +162,27 @@ def _init_carry(spec: _Spec, optimizer, params) -> _Carry:
 def _batch_indices(spec: _Spec, key):
     """Row ``k`` holds the example indices of step ``k``'s minibatch.
 
-    Each epoch is a fresh permutation (``fold_in(key, epoch)``) so every
-    example is seen once per epoch; when ``batch_size`` does not divide the
-    number of examples, the epoch's last batch is topped up with the first
-    examples of the same permutation.
+    The examples are cut into ``batch_size`` contiguous strata (stratum ``j``
+    holds rows ``floor(j n / b)`` up to ``floor((j + 1) n / b)``) and every
+    minibatch takes one example from each stratum, in an order that is a fresh
+    permutation of the stratum every epoch (keyed by ``fold_in(key, epoch)``).
+    So every example is seen once per epoch (twice for one example of each
+    short stratum when ``b`` does not divide ``n``), and a minibatch does not
+    depend on how the rows are split over devices: a device that holds whole
+    strata draws its part of every minibatch from its own rows.
     """
     n, bs = spec.n_examples, spec.batch_size
-    per_epoch = -(-n // bs)
+    per_epoch = -(-n // bs)  # steps per epoch: the longest stratum
     epochs = -(-spec.steps // per_epoch)
-    keys = jax.vmap(lambda e: jax.random.fold_in(key, e))(jnp.arange(epochs))
-    perms = jax.vmap(lambda k: jax.random.permutation(k, n))(keys)
-    pad = per_epoch * bs - n
-    if pad:
-        perms = jnp.concatenate([perms, perms[:, :pad]], axis=1)
-    return perms.reshape(epochs * per_epoch, bs)
+    starts = (jnp.arange(bs + 1) * n) // bs
+    sizes = starts[1:] - starts[:-1]
+
+    def epoch_order(epoch):
+        keys = jax.random.split(jax.random.fold_in(key, epoch), bs)
+        return jax.vmap(lambda k: jax.random.permutation(k, per_epoch))(keys).T  # (per_epoch, bs)
+
+    order = jax.vmap(epoch_order)(jnp.arange(epochs)).reshape(epochs * per_epoch, bs)
+    return (starts[:-1] + order % sizes).astype(jnp.int32)
 
 
 def _evaluate(spec: _Spec, params, batch):

@@ -228,8 +228,8 @@ class sgd(Optimizer):  # noqa: N801 - named like optax's factory
         ...     grads = jax.grad(lambda p: jnp.sum(p**2))(params)
         ...     updates, state = opt.update(grads, state)
         ...     params = gd.apply_updates(params, updates)
-        >>> params.round(4)  # each step multiplies by 1 - 2 * 0.1
-        Array([ 0.512, -1.024], dtype=float32)
+        >>> [round(float(p), 4) for p in params]  # each step multiplies by 1 - 2 * 0.1
+        [0.512, -1.024]
     """
 
     learning_rate: ScalarOrSchedule

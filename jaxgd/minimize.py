@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -34,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxgd import checkpoint as _checkpoint
 from jaxgd.optimizers import Optimizer, is_optimizer
 
 __all__ = ["History", "Result", "Status", "minimize"]
@@ -144,7 +146,18 @@ def _history_dtype(params):
     return jnp.result_type(jnp.float32, *(leaf.dtype for leaf in leaves))
 
 
-def _init_carry(spec: _Spec, optimizer, params) -> _Carry:
+def _data_is_finite(data):
+    checks = [
+        jnp.all(jnp.isfinite(a))
+        for a in jax.tree.leaves(data)
+        if jnp.issubdtype(a.dtype, jnp.inexact)
+    ]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
+
+
+def _init_carry(spec: _Spec, optimizer, params, data) -> _Carry:
+    """The state before the first step; a run whose data holds NaN or inf is
+    over before it starts (``DIVERGED`` at step 0, the initial params kept)."""
     dtype = _history_dtype(params)
     nan = jnp.full((spec.steps,), jnp.nan, dtype)
     path = None
@@ -154,7 +167,7 @@ def _init_carry(spec: _Spec, optimizer, params) -> _Carry:
         step=jnp.zeros((), jnp.int32),
         params=params,
         opt_state=optimizer.init(params),
-        status=jnp.asarray(_RUNNING, jnp.int32),
+        status=jnp.where(_data_is_finite(data), _RUNNING, Status.DIVERGED).astype(jnp.int32),
         history=History(loss=nan, grad_norm=nan, params=path),
     )
 
@@ -259,9 +272,110 @@ def _optimizer_of(spec: _Spec, optimizer):
 def _run(spec: _Spec, optimizer, params, data, key, tol, target) -> Result:
     """The whole run, one compiled program."""
     optimizer = _optimizer_of(spec, optimizer)
-    carry = _init_carry(spec, optimizer, params)
+    carry = _init_carry(spec, optimizer, params, data)
     carry = _advance(spec, optimizer, carry, data, key, tol, target, spec.steps)
     return _finish(spec, carry, data, tol, target)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _start(spec: _Spec, optimizer, params, data) -> _Carry:
+    return _init_carry(spec, _optimizer_of(spec, optimizer), params, data)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _run_chunk(spec: _Spec, optimizer, carry, data, key, tol, target, stop_at) -> _Carry:
+    optimizer = _optimizer_of(spec, optimizer)
+    return _advance(spec, optimizer, carry, data, key, tol, target, stop_at)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _finish_chunks(spec: _Spec, carry, data, tol, target) -> Result:
+    return _finish(spec, carry, data, tol, target)
+
+
+def _run_in_chunks(
+    spec, optimizer, params, data, key, tol, target, every, path, fingerprint, progress
+):
+    """The same run as ``_run``, as compiled chunks of ``every`` steps.
+
+    After each chunk the whole run state is written to ``path`` (if given);
+    a compatible checkpoint already at ``path`` is resumed from. Chunks end
+    at multiples of ``every``, so a resumed run replays exactly the compiled
+    calls an uninterrupted one makes, and ends with the same bits.
+    """
+    carry = _start(spec, optimizer, params, data)
+    if path is not None and os.path.exists(path):
+        carry = _resume(path, carry, fingerprint)
+    bar = _progress_bar(spec.steps, int(carry.step)) if progress else None
+    try:
+        while int(carry.status) == _RUNNING and int(carry.step) < spec.steps:
+            before = int(carry.step)
+            stop_at = min((before // every + 1) * every, spec.steps)
+            carry = _run_chunk(spec, optimizer, carry, data, key, tol, target, stop_at)
+            if path is not None:
+                _checkpoint.save(path, carry, metadata={"fingerprint": fingerprint})
+            if bar is not None:
+                bar.update(int(carry.step) - before)
+                bar.set_postfix(loss=f"{float(carry.history.loss[before]):.4g}")
+    finally:
+        if bar is not None:
+            bar.close()
+    return _finish_chunks(spec, carry, data, tol, target)
+
+
+def _resume(path, carry, fingerprint):
+    found = _checkpoint.load_metadata(path).get("fingerprint")
+    if found != fingerprint:
+        differs = sorted(
+            k
+            for k in set(found or {}) | set(fingerprint)
+            if (found or {}).get(k) != fingerprint.get(k)
+        )
+        raise ValueError(
+            f"minimize: the checkpoint at {os.fspath(path)!r} belongs to another run (it differs "
+            f"in: {', '.join(differs)}); delete it or pass another checkpoint= path to start "
+            "afresh."
+        )
+    return _checkpoint.load(path, like=carry)
+
+
+def _progress_bar(total, initial):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", desc="minimize", leave=False)
+
+
+def _fingerprint(spec: _Spec, optimizer, params, data, key, tol, target, every) -> dict:
+    """What a checkpoint must agree on to be resumed: the run's configuration."""
+
+    def shapes(tree):
+        return [
+            [jax.tree_util.keystr(p), list(np.shape(a)), str(a.dtype)]
+            for p, a in jax.tree_util.tree_leaves_with_path(tree)
+        ]
+
+    if isinstance(optimizer, Optimizer):
+        leaves, aux = optimizer._tree_flatten()
+        hyper = {n: np.asarray(v).tolist() for n, v in zip(aux[0], leaves, strict=True)}
+        hyper.update({n: repr(v) for n, v in aux[1]})
+        name = type(optimizer).__name__
+    else:
+        name, hyper = f"optax:{getattr(spec.optax_optimizer.update, '__qualname__', '?')}", {}
+    key_data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return {
+        "loss": getattr(spec.loss, "__qualname__", type(spec.loss).__name__),
+        "optimizer": name,
+        "hyperparameters": hyper,
+        "params": shapes(params),
+        "data": shapes(data) if data is not None else None,
+        "steps": spec.steps,
+        "batch_size": spec.batch_size,
+        "key": np.asarray(key_data).tolist(),
+        "tol": float(tol),
+        "target": float(target),
+        "record_params": spec.record_params,
+        "checkpoint_every": every,
+    }
 
 
 # --------------------------------------------------------------------------- #
@@ -281,6 +395,9 @@ def minimize(
     tol: float | None = None,
     target: float | None = None,
     record_params: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    progress: bool = False,
 ) -> Result:
     """Minimise ``loss`` from ``params`` with ``optimizer``, in one compiled loop.
 
@@ -301,6 +418,14 @@ def minimize(
         tol: stop with ``CONVERGED`` once the gradient norm is ``<= tol``.
         target: stop with ``REACHED_TARGET`` once the loss is ``<= target``.
         record_params: keep the parameter path in ``history.params``.
+        checkpoint: a file path: run in compiled chunks and write the whole
+            run state there after each (atomically; see :mod:`jaxgd.checkpoint`).
+            If a checkpoint of the same run is already there, resume from it:
+            the resumed run ends with the same bits as an uninterrupted one.
+            A checkpoint of another run is an error (delete it to start afresh).
+        checkpoint_every: steps per chunk (default ``ceil(steps / 10)``).
+        progress: show a tqdm progress bar over the chunks (chunks of
+            ``ceil(steps / 100)`` steps unless ``checkpoint_every`` is given).
 
     Returns:
         A :class:`Result`. Works under ``jax.vmap`` (over params, optimizer
@@ -319,7 +444,48 @@ def minimize(
         loss, params, optimizer, steps, data, batch_size, key, tol, target, record_params
     )
     dynamic = optimizer if isinstance(optimizer, Optimizer) else None
-    return _run(spec, dynamic, params, data, key, tol, target)
+    every = _check_chunking(checkpoint, checkpoint_every, progress, steps, params, optimizer)
+    if every is None:
+        return _run(spec, dynamic, params, data, key, tol, target)
+    fingerprint = None
+    if checkpoint is not None:
+        fingerprint = _fingerprint(spec, optimizer, params, data, key, tol, target, every)
+    return _run_in_chunks(
+        spec, dynamic, params, data, key, tol, target, every, checkpoint, fingerprint, progress
+    )
+
+
+def _check_chunking(path, every, progress, steps, params, optimizer):
+    """Chunk length for a checkpointed or progress-reporting run (None: one program)."""
+    if not isinstance(progress, bool):
+        raise TypeError(f"minimize: progress must be True or False, got {progress!r}.")
+    if path is None and every is None and not progress:
+        return None
+    if path is None and every is not None:
+        raise ValueError(
+            "minimize: checkpoint_every needs checkpoint=PATH, the file to write the run to."
+        )
+    if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((params, optimizer))):
+        raise ValueError(
+            "minimize: checkpoint= and progress= run Python between compiled chunks, so they "
+            "cannot be used inside jax.vmap or jax.jit; call minimize directly."
+        )
+    if path is not None:
+        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+        if os.path.isdir(os.fspath(path)) or not os.path.isdir(folder):
+            raise ValueError(
+                f"minimize: checkpoint={os.fspath(path)!r} must be a file path in an existing "
+                f"folder; create {folder!r} first."
+            )
+        if not os.access(folder, os.W_OK):
+            raise ValueError(
+                f"minimize: cannot write checkpoints in {folder!r}; pick another path."
+            )
+    if every is None:
+        return -(-steps // (10 if path is not None else 100))
+    if isinstance(every, bool) or not isinstance(every, int | np.integer) or every < 1:
+        raise ValueError(f"minimize: checkpoint_every must be a positive integer, got {every!r}.")
+    return int(every)
 
 
 def _check_run(loss, params, optimizer, steps, data, batch_size, key, tol, target, record_params):
@@ -471,7 +637,7 @@ def _check_loss_output(spec: _Spec, params, data, batch_size):
         ]
         if bad:
             warnings.warn(
-                f"minimize: {', '.join(bad)} holds NaN or inf; the run will stop at the first step "
-                "it touches them with status DIVERGED. Clean the data first.",
+                f"minimize: {', '.join(bad)} holds NaN or inf; the run stops at step 0 with status "
+                "DIVERGED and the initial params. Clean the data first.",
                 stacklevel=4,
             )

@@ -41,6 +41,7 @@ from jaxgd.optimizers import (
     rmsprop,
     sgd,
 )
+from jaxgd.step import Step, make_step
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,7 @@ __all__ = [
     "Optimizer",
     "Result",
     "Status",
+    "Step",
     "adagrad",
     "adam",
     "adamw",
@@ -64,6 +66,7 @@ __all__ = [
     "hvp",
     "is_optimizer",
     "losses",
+    "make_step",
     "max_curvature",
     "minimize",
     "models",

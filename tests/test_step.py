@@ -1,0 +1,104 @@
+"""Tests of ``gd.make_step``: optax's numbers, donated buffers, no recompiles."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxgd as gd
+
+
+def _loss(params, x, y):
+    """Least squares of a linear model: a loss with a batch and a dict of params."""
+    return jnp.mean((x @ params["w"] + params["b"] - y) ** 2)
+
+
+def _problem():
+    kx, kw = jax.random.split(jax.random.PRNGKey(0))
+    x = jax.random.normal(kx, (32, 3))
+    y = x @ jnp.array([1.0, -2.0, 0.5]) + 0.3
+    params = {"w": 0.1 * jax.random.normal(kw, (3,)), "b": jnp.zeros(())}
+    return params, x, y
+
+
+def _copy(tree):
+    """Fresh buffers (what a step consumes must not be shared with the reference)."""
+    return jax.tree.map(jnp.array, tree)
+
+
+# jaxgd optimizer, its optax twin: the step must follow optax's trajectory.
+CASES = [
+    (gd.sgd(0.1), optax.sgd(0.1)),
+    (gd.momentum(0.05, beta=0.9), optax.sgd(0.05, momentum=0.9)),
+    (gd.adam(0.05), optax.adam(0.05)),
+]
+
+
+@pytest.mark.parametrize(("ours", "reference"), CASES, ids=["sgd", "momentum", "adam"])
+def test_step_matches_an_optax_loop(ours, reference):
+    params, x, y = _problem()
+    ref_params, ref_state = _copy(params), reference.init(params)
+    step = gd.make_step(_loss, ours)
+    p, s = _copy(params), step.init(_copy(params))
+    for _ in range(20):
+        ref_value, grads = jax.value_and_grad(_loss)(ref_params, x, y)
+        updates, ref_state = reference.update(grads, ref_state, ref_params)
+        ref_params = optax.apply_updates(ref_params, updates)
+        p, s, value = step(p, s, x, y)
+        # The same float32 operations in the same order, compiled apart: agreement
+        # to a few ulps (rtol 1e-5 is ~80 ulps of float32), not to the bit.
+        np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+    for name in params:
+        np.testing.assert_allclose(p[name], ref_params[name], rtol=1e-5, atol=1e-6)
+
+
+def test_step_accepts_an_optax_optimizer():
+    params, x, y = _problem()
+    step = gd.make_step(_loss, optax.adam(0.05))
+    p, s = _copy(params), step.init(_copy(params))
+    first = None
+    for _ in range(50):
+        p, s, value = step(p, s, x, y)
+        first = value if first is None else first
+    assert float(value) < 0.1 * float(first)  # it descends
+
+
+def test_params_and_state_are_donated():
+    params, x, y = _problem()
+    step = gd.make_step(_loss, gd.adam(0.05))
+    p, s = _copy(params), step.init(_copy(params))
+    new_p, new_s, _ = step(p, s, x, y)
+    # The buffers passed in were handed to XLA for the outputs: they are gone.
+    for leaf in jax.tree.leaves((p, s)):
+        assert leaf.is_deleted()
+    for leaf in jax.tree.leaves((new_p, new_s)):
+        assert not leaf.is_deleted()
+    assert not x.is_deleted() and not y.is_deleted()  # the batch is only read
+    with pytest.raises((RuntimeError, ValueError), match="deleted"):
+        step(p, s, x, y)  # reusing consumed params is an error, not silent garbage
+
+
+def test_new_hyperparameters_do_not_recompile(count_compiles):
+    params, x, y = _problem()
+    step = gd.make_step(_loss, gd.adam(0.05))
+    p, s = step(_copy(params), step.init(_copy(params)), x, y)[:2]  # compiles
+    p2, p3 = _copy(params), _copy(params)
+    with count_compiles() as compiles:
+        other = gd.make_step(_loss, gd.adam(0.001, b1=0.8, b2=0.99, eps=1e-6))
+        s2 = other.init(p2)
+        p2, s2, _ = other(p2, s2, x, y)
+        p, s, _ = step(p, s, x, y)  # and the first one keeps working
+    assert compiles.count == 0
+    # The new hyperparameters were used: one Adam step moves each weight by about lr.
+    moved = jnp.abs(p2["w"] - p3["w"])
+    np.testing.assert_allclose(moved, 0.001, rtol=1e-3)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(TypeError, match="optimizer"):
+        gd.make_step(_loss, gd.adam)
+    with pytest.raises(TypeError, match="loss"):
+        gd.make_step("not a function", gd.adam(0.1))

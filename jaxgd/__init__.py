@@ -13,7 +13,7 @@ Example:
     True
 """
 
-from jaxgd import checkpoint, losses, models, problems
+from jaxgd import checkpoint, distributed, losses, models, problems
 from jaxgd.calculus import (
     GradientCheck,
     GradientCheckError,
@@ -62,6 +62,7 @@ __all__ = [
     "checkpoint",
     "derivative",
     "directional_derivative",
+    "distributed",
     "gradient",
     "hvp",
     "is_optimizer",

@@ -118,6 +118,7 @@ __all__ = [
     "initialize",
     "launch_local",
     "process_rows",
+    "replicate",
     "shard_data",
 ]
 
@@ -273,13 +274,15 @@ def _divisibility_message(what: str, value: int, size: int) -> str:
     )
 
 
-def shard_data(data: Any, mesh: Mesh) -> Any:
+def shard_data(data: Any, mesh: Mesh, *, whole: bool = False) -> Any:
     """Global arrays of ``data`` split over the mesh's data axis.
 
     In one process ``data`` is the whole data set. In several processes it is
-    this process's rows (:func:`process_rows`), and the global array is
-    assembled with :func:`jax.make_array_from_process_local_data`. Arrays that
-    are already global (spanning other processes) are resharded if needed.
+    this process's rows (:func:`process_rows`), or, with ``whole=True``, the
+    whole data set, held by every process, of which each contributes its own
+    rows. The global array is assembled with
+    :func:`jax.make_array_from_process_local_data`. Arrays that are already
+    global (spanning other processes) are resharded if needed.
     ``minimize(mesh=...)`` calls this itself; call it once beforehand to keep
     the data on the devices across many runs.
 
@@ -308,6 +311,8 @@ def shard_data(data: Any, mesh: Mesh) -> Any:
                 raise ValueError(_divisibility_message(f"{where}'s rows", np.shape(leaf)[0], size))
             return jax.device_put(leaf, sharding)
         local = np.asarray(leaf)
+        if whole:
+            local = local[process_rows(local.shape[0], mesh)]
         local_size = len(sharding.addressable_devices) // max(1, mesh.devices.size // size)
         if local_size and local.shape[0] % local_size:
             raise ValueError(
@@ -320,8 +325,18 @@ def shard_data(data: Any, mesh: Mesh) -> Any:
     return jax.tree_util.tree_map_with_path(place, data)
 
 
-def _replicate(tree: Any, mesh: Mesh) -> Any:
-    """Every array leaf of ``tree`` replicated over ``mesh`` (Python numbers stay as they are)."""
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Every array leaf of ``tree`` as one global array replicated over ``mesh``.
+
+    Python numbers stay as they are. In a multi-process run every process
+    must pass the same values.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxgd as gd
+        >>> w = gd.distributed.replicate(jnp.zeros(3), gd.distributed.data_mesh())
+        >>> w.sharding.is_fully_replicated
+        True
+    """
     sharding = NamedSharding(mesh, P())
 
     def place(leaf):
@@ -349,7 +364,7 @@ def _on_mesh(spec: Any, mesh: Mesh, replicated: Any) -> tuple[Any, Any]:
     size = mesh.shape[data_axis(mesh)]
     if spec.batch_size is not None and spec.batch_size % size:
         raise ValueError(_divisibility_message("batch_size", spec.batch_size, size))
-    return spec._replace(mesh=mesh), _replicate(replicated, mesh)
+    return spec._replace(mesh=mesh), replicate(replicated, mesh)
 
 
 # --------------------------------------------------------------------------- #
@@ -456,7 +471,7 @@ def collectives(
     def run(params, data):
         return minimize(loss, params, optimizer, data=data, mesh=mesh, **kwargs)
 
-    lowered = jax.jit(run).lower(_replicate(params, mesh), shard_data(data, mesh))
+    lowered = jax.jit(run).lower(replicate(params, mesh), shard_data(data, mesh))
     return _parse_collectives(lowered.compile().as_text())
 
 

@@ -1,0 +1,589 @@
+"""Compare optimizers: learning-rate x seed sweeps, one tuning protocol, metrics.
+
+:func:`compare` runs, for every problem, every optimizer at every learning
+rate of a log grid from every seed, as ONE compiled program (each optimizer's
+runs are a ``jax.vmap`` of :func:`jaxgd.minimize` over rates and seeds). It
+then applies the protocol below and returns a
+:class:`jaxgd.report.Comparison`, which renders the Markdown, JSON and PNG
+report.
+
+The protocol is :data:`PROTOCOL`, stated in every report.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgd import optimizers as _opt
+from jaxgd import problems as _problems
+from jaxgd.minimize import Status, minimize
+from jaxgd.report import Comparison, OptimizerRuns, ProblemResult
+
+__all__ = [
+    "DEFAULT_LEARNING_RATES",
+    "DEFAULT_OPTIMIZERS",
+    "DEFAULT_PROBLEMS",
+    "OPTIMIZERS",
+    "PROTOCOL",
+    "choose_learning_rate",
+    "compare",
+    "performance_profile",
+]
+
+OPTIMIZERS: dict[str, Callable[..., Any]] = {
+    "vanilla": _opt.sgd,
+    "momentum": _opt.momentum,
+    "nesterov": functools.partial(_opt.momentum, nesterov=True),
+    "adam": _opt.adam,
+    "adamw": _opt.adamw,
+    "rmsprop": _opt.rmsprop,
+    "adagrad": _opt.adagrad,
+}
+"""Optimizer factories by the names :func:`compare` and the CLI accept."""
+
+
+PROTOCOL = """\
+1. Every run takes exactly ``steps`` updates (runs are not stopped at the
+   target, so the curves are whole); a run that meets a non-finite loss or
+   gradient stops there and counts as *diverged*.
+2. Seed ``s`` draws the start (``problem.init``) and the minibatch order;
+   every optimizer and rate sees the same starts (common random numbers).
+3. A run's *final loss* is the full-data loss after its last update; its
+   *steps to target* is the first step ``k`` at which the recorded loss is
+   ``<= problem.target`` (the minibatch loss on minibatch problems), and
+   infinite when never reached.
+4. For each optimizer the learning rate is chosen by, in order: fewest
+   diverged seeds; the lowest mean over seeds of ``max(final loss,
+   target)`` (so every loss at or below the target counts as equally good);
+   ties (every seed reached the target) go to the fewest mean steps to
+   target. Means leave out diverged runs, so a NaN never poisons them.
+5. A choice at the smallest or largest rate of the grid is flagged: the
+   best rate may lie outside it.
+6. Across problems, an optimizer's steps to target on a problem is the mean
+   over seeds when every seed reached the target, else infinite. Its
+   performance profile ``rho(tau)`` is the fraction of problems on which that
+   is within a factor ``tau`` of the best optimizer's; the AlgoPerf score is
+   the area under ``rho`` for ``1 <= tau <= 4``, divided by 3. The speedup
+   over vanilla is the geometric mean, over problems both solved, of
+   vanilla's steps over the optimizer's.
+"""
+"""The tuning and measuring protocol (after DeepOBS, Schneider et al. 2019, and
+AlgoPerf, Dahl et al. 2023), written into every report."""
+
+DEFAULT_OPTIMIZERS: tuple[str, ...] = ("vanilla", "momentum", "adam")
+"""Plain gradient descent, heavy-ball momentum (beta 0.9) and Adam."""
+
+DEFAULT_PROBLEMS: tuple[str, ...] = (
+    "quadratic",
+    "rosenbrock",
+    "beale",
+    "booth",
+    "himmelblau",
+    "student_marks",
+    "diabetes_linear",
+    "breast_cancer_logistic",
+    "digits_softmax",
+)
+"""Textbook functions, student marks and three real data sets: every catalogue
+problem but ``digits_mlp``, whose minibatch sweep alone takes about a minute
+to compile and run on two CPU cores (the convergence benchmark includes it)."""
+
+DEFAULT_LEARNING_RATES: tuple[float, ...] = tuple(
+    float(f"{10.0 ** (k / 2):.3g}") for k in range(-8, 3)
+)
+"""Eleven rates, half a decade apart, from ``1e-4`` to ``10`` (``3.16e-4``, ...)."""
+
+DEFAULT_STEPS = 500
+DEFAULT_SEEDS = 3
+
+PROFILE_TAU_MAX = 4.0
+"""AlgoPerf's largest ratio to the best: the profile is integrated up to it."""
+
+
+# --------------------------------------------------------------------------- #
+# Checks: every user error is raised here, before anything compiles
+# --------------------------------------------------------------------------- #
+
+
+def _check_problems(problems: Any) -> list[_problems.Problem]:
+    if isinstance(problems, str | _problems.Problem):
+        problems = [problems]
+    problems = list(problems)
+    if not problems:
+        raise ValueError(
+            f"compare: problems is empty; pass names such as {list(DEFAULT_PROBLEMS[:3])}."
+        )
+    out = []
+    for p in problems:
+        if isinstance(p, _problems.Problem):
+            out.append(p)
+        elif isinstance(p, str):
+            if p not in _problems.names():
+                raise ValueError(
+                    f"compare: unknown problem {p!r} in problems; known problems: "
+                    f"{', '.join(_problems.names())}."
+                )
+            out.append(p)
+        else:
+            raise TypeError(f"compare: problems holds {p!r}; pass names or gd.problems.Problem.")
+    labels = [p if isinstance(p, str) else p.name for p in out]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"compare: problems has duplicates ({labels}); name each once.")
+    return out
+
+
+def _check_optimizers(optimizers: Any) -> dict[str, Callable[..., Any]]:
+    if isinstance(optimizers, str):
+        optimizers = [optimizers]
+    if not isinstance(optimizers, Mapping):
+        items = {}
+        for name in optimizers:
+            if not isinstance(name, str) or name not in OPTIMIZERS:
+                raise ValueError(
+                    f"compare: unknown optimizer {name!r} in optimizers; known optimizers: "
+                    f"{', '.join(OPTIMIZERS)} (or pass a dict label -> factory)."
+                )
+            items[name] = OPTIMIZERS[name]
+        optimizers = items
+    if not optimizers:
+        raise ValueError("compare: optimizers is empty; pass e.g. ['vanilla', 'momentum', 'adam'].")
+    for label, factory in optimizers.items():
+        if not isinstance(label, str) or not callable(factory):
+            raise TypeError(
+                f"compare: optimizers must map a label to a factory taking learning_rate "
+                f"(e.g. {{'adam': gd.adam}}), got {label!r}: {factory!r}."
+            )
+        made = factory(1e-3)
+        if not isinstance(made, _opt.Optimizer):
+            raise TypeError(
+                f"compare: optimizers[{label!r}](learning_rate) returned {type(made).__name__}, "
+                "not a jaxgd optimizer; sweeps vmap over the learning rate, which needs a jaxgd "
+                "optimizer (gd.sgd, gd.momentum, gd.adam, ...)."
+            )
+    return dict(optimizers)
+
+
+def _check_rates(rates: Any, label: str) -> np.ndarray:
+    try:
+        arr = np.asarray(list(rates) if not np.isscalar(rates) else [rates], np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"compare: learning_rates{label} must be a list of positive numbers, got {rates!r}."
+        ) from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(
+            f"compare: learning_rates{label} is empty; pass positive rates such as "
+            "[0.001, 0.01, 0.1]."
+        )
+    if not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
+        raise ValueError(
+            f"compare: learning_rates{label} must all be finite and > 0, got {arr.tolist()}; "
+            "use a log grid such as [0.001, 0.01, 0.1]."
+        )
+    return np.unique(arr)  # sorted, no duplicates
+
+
+def _check_learning_rates(learning_rates: Any, labels: Iterable[str]) -> dict[str, np.ndarray]:
+    labels = list(labels)
+    if isinstance(learning_rates, Mapping):
+        missing = [label for label in labels if label not in learning_rates]
+        if missing:
+            raise ValueError(
+                f"compare: learning_rates has no grid for {missing}; give every optimizer one."
+            )
+        return {label: _check_rates(learning_rates[label], f"[{label!r}]") for label in labels}
+    grid = _check_rates(learning_rates, "")
+    return dict.fromkeys(labels, grid)
+
+
+def _check_count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"compare: {name} must be a positive integer (>= 1), got {value!r}.")
+    return int(value)
+
+
+def _check_seeds(seeds: Any) -> tuple[int, ...]:
+    if isinstance(seeds, int | np.integer) and not isinstance(seeds, bool):
+        return tuple(range(_check_count("seeds", seeds)))
+    try:
+        seeds = tuple(seeds)
+    except TypeError:
+        raise ValueError(
+            f"compare: seeds must be a count (>= 1) or a list of ints, got {seeds!r}."
+        ) from None
+    if not seeds or not all(
+        isinstance(s, int | np.integer) and not isinstance(s, bool) and s >= 0 for s in seeds
+    ):
+        raise ValueError(
+            "compare: seeds must be a count (>= 1) or a non-empty list of ints >= 0, "
+            f"got {seeds!r}."
+        )
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"compare: seeds has duplicates: {seeds}.")
+    return tuple(int(s) for s in seeds)
+
+
+# --------------------------------------------------------------------------- #
+# The protocol, on NumPy arrays
+# --------------------------------------------------------------------------- #
+
+
+def steps_to_target(curves: np.ndarray, target: float) -> np.ndarray:
+    """First step at which each curve is ``<= target``; ``inf`` where never.
+
+    Args:
+        curves: losses with the step on the last axis (NaN after a run stopped).
+        target: the loss that counts as solved.
+
+    Example:
+        >>> import numpy as np
+        >>> steps_to_target(np.array([[3.0, 2.0, 0.5, 0.1], [3.0, 2.0, np.nan, np.nan]]), 1.0)
+        array([ 2., inf])
+    """
+    hit = curves <= target  # NaN compares False
+    first = np.argmax(hit, axis=-1).astype(np.float64)
+    return np.where(hit.any(axis=-1), first, np.inf)
+
+
+def _finite_mean_std(x: np.ndarray, ok: np.ndarray) -> tuple[float, float]:
+    vals = x[ok & np.isfinite(x)]
+    if vals.size == 0:
+        return math.nan, math.nan
+    return float(vals.mean()), float(vals.std())
+
+
+def choose_learning_rate(
+    final_loss: np.ndarray, diverged: np.ndarray, to_target: np.ndarray, target: float
+) -> int:
+    """The index of the best learning rate by the protocol's criterion.
+
+    In order: fewest diverged seeds; lowest mean over the finite seeds of
+    ``max(final_loss, target)``; fewest mean steps to target (a tie on the
+    second key means every seed reached the target).
+
+    Args:
+        final_loss: ``(n_rates, n_seeds)`` final losses.
+        diverged: ``(n_rates, n_seeds)`` booleans.
+        to_target: ``(n_rates, n_seeds)`` steps to target (``inf``: never).
+        target: the problem's target loss.
+
+    Example:
+        >>> import numpy as np
+        >>> loss = np.array([[0.5, 0.4], [1e-9, 1e-9], [1e-12, 1e-12], [np.nan, 1e-20]])
+        >>> div = np.array([[0, 0], [0, 0], [0, 0], [1, 0]], bool)
+        >>> steps = np.array([[np.inf, np.inf], [40, 42], [12, 15], [np.inf, 3]])
+        >>> choose_learning_rate(loss, div, steps, target=1e-6)  # solved fastest, no divergence
+        2
+    """
+    keys = []
+    for i in range(final_loss.shape[0]):
+        ok = ~diverged[i] & np.isfinite(final_loss[i])
+        clipped = np.maximum(final_loss[i][ok], target)
+        mean_loss = float(clipped.mean()) if clipped.size else math.inf
+        mean_steps = float(to_target[i][ok].mean()) if ok.any() else math.inf
+        keys.append((int(diverged[i].sum()), mean_loss, mean_steps, i))
+    return min(keys)[3]
+
+
+def performance_profile(
+    to_target: Mapping[str, Sequence[float]], taus: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """Performance profiles and AlgoPerf scores from steps to target per problem.
+
+    Args:
+        to_target: optimizer label -> steps to target on each problem (the
+            same problem order for every label; ``inf`` when not solved).
+        taus: the ratios ``tau >= 1`` at which to evaluate ``rho``; by default
+            200 points log-spaced over ``[1, 4]``.
+
+    Returns:
+        ``{"taus": [...], "rho": {label: [...]}, "score": {label: float}}``:
+        ``rho[label][j]`` is the fraction of problems whose steps to target is
+        at most ``taus[j]`` times the best optimizer's on that problem; the
+        score is the area under ``rho`` over ``[1, 4]`` divided by 3 (1 is
+        best: fastest on every problem). Problems no optimizer solved count
+        against every optimizer.
+
+    Example:
+        >>> prof = performance_profile({"a": [10, 100], "b": [20, 50]}, taus=[1, 2, 4])
+        >>> prof["rho"]
+        {'a': [0.5, 0.5, 1.0], 'b': [0.5, 1.0, 1.0]}
+    """
+    labels = list(to_target)
+    table = np.array([to_target[label] for label in labels], np.float64)  # (n_opt, n_prob)
+    if taus is None:
+        taus = np.geomspace(1.0, PROFILE_TAU_MAX, 200)
+    taus = np.asarray(taus, np.float64)
+    best = table.min(axis=0) if table.size else np.zeros(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(np.isfinite(table), table / np.maximum(best, 1.0), np.inf)
+        ratio = np.where(np.isfinite(table) & (best == 0), np.where(table == 0, 1.0, np.inf), ratio)
+    n = max(table.shape[1], 1)
+    rho = {
+        label: [float(np.sum(ratio[i] <= t + 1e-12) / n) for t in taus]
+        for i, label in enumerate(labels)
+    }
+    grid = np.linspace(1.0, PROFILE_TAU_MAX, 601)
+    score = {
+        label: float(
+            np.trapezoid([np.sum(ratio[i] <= t + 1e-12) / n for t in grid], grid)
+            / (PROFILE_TAU_MAX - 1.0)
+        )
+        for i, label in enumerate(labels)
+    }
+    return {"taus": taus.tolist(), "rho": rho, "score": score}
+
+
+def _speedups(to_target: Mapping[str, Sequence[float]], reference: str) -> dict[str, Any]:
+    """Geometric-mean ratio ``reference steps / optimizer steps`` over problems both solved."""
+    if reference not in to_target:
+        return {}
+    ref = np.asarray(to_target[reference], np.float64)
+    out = {}
+    for label, values in to_target.items():
+        v = np.asarray(values, np.float64)
+        both = np.isfinite(ref) & np.isfinite(v)
+        ratios = np.maximum(ref[both], 1.0) / np.maximum(v[both], 1.0)
+        out[label] = {
+            "geomean_speedup": float(np.exp(np.mean(np.log(ratios)))) if ratios.size else None,
+            "problems_compared": int(both.sum()),
+            "solved_where_reference_did_not": int(np.sum(np.isfinite(v) & ~np.isfinite(ref))),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Running
+# --------------------------------------------------------------------------- #
+
+
+def _is_2d(problem: _problems.Problem) -> bool:
+    shapes = jax.eval_shape(problem.init, jax.random.PRNGKey(0))
+    leaves = jax.tree.leaves(shapes)
+    return len(leaves) == 1 and leaves[0].shape == (2,)
+
+
+def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
+    """``sweep(rates, keys, data)``: every optimizer x rate x seed, vmapped."""
+
+    def run(factory, lr, key, data):
+        init_key, batch_key = jax.random.split(key)
+        result = minimize(
+            problem.loss,
+            problem.init(init_key),
+            factory(lr),
+            steps=steps,
+            data=data,
+            batch_size=batch_size,
+            key=batch_key,
+            record_params=record_params,
+            mesh=mesh,
+        )
+        out = {
+            "final_loss": result.loss,
+            "status": result.status,
+            "steps": result.steps,
+            "curve": result.history.loss,
+        }
+        if record_params:
+            out["path"] = result.history.params
+        return out
+
+    def sweep(rates, keys, data):
+        outs = {}
+        for label, factory in factories.items():
+            one = functools.partial(run, factory, data=data)
+            over_seeds = jax.vmap(one, in_axes=(None, 0))
+            outs[label] = jax.vmap(over_seeds, in_axes=(0, None))(rates[label], keys)
+        return outs
+
+    return sweep
+
+
+def machine() -> dict[str, Any]:
+    """The machine a comparison ran on: JAX version, backend, devices, CPUs.
+
+    Example:
+        >>> sorted(machine())[:3]
+        ['backend', 'cpu_count', 'device_kind']
+    """
+    devices = jax.devices()
+    return {
+        "backend": jax.default_backend(),
+        "cpu_count": os.cpu_count(),
+        "device_kind": devices[0].device_kind,
+        "devices": len(devices),
+        "jax_version": jax.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+def _run_problem(problem, factories, rates, seeds, steps, batch_size, mesh=None):
+    record = _is_2d(problem)
+    sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
+    jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    data = problem.data
+    if mesh is not None:  # data split over the mesh (this process's rows), the rest replicated
+        from jaxgd import distributed
+
+        if data is not None:
+            data = distributed.shard_data(data, mesh, whole=True)
+        jrates, keys = distributed.replicate((jrates, keys), mesh)
+    t0 = time.perf_counter()
+    compiled = jax.jit(sweep).lower(jrates, keys, data).compile()
+    compile_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    outs = jax.block_until_ready(compiled(jrates, keys, data))
+    run_seconds = time.perf_counter() - t0
+    outs = jax.tree.map(np.asarray, outs)
+
+    per_opt = {}
+    for label in factories:
+        o = outs[label]
+        final = o["final_loss"].astype(np.float64)
+        status = o["status"].astype(np.int64)
+        diverged = (status == Status.DIVERGED) | ~np.isfinite(final)
+        curves = o["curve"].astype(np.float64)
+        to_target = steps_to_target(curves, problem.target)
+        to_target = np.where(diverged, np.inf, to_target)
+        chosen = choose_learning_rate(final, diverged, to_target, problem.target)
+        per_opt[label] = OptimizerRuns(
+            learning_rates=rates[label],
+            final_loss=final,
+            status=status,
+            steps=o["steps"].astype(np.int64),
+            diverged=diverged,
+            steps_to_target=to_target,
+            curves=curves,
+            paths=o.get("path"),
+            chosen=chosen,
+        )
+    n_runs = sum(r.size for r in rates.values()) * len(seeds)
+    return ProblemResult(
+        problem=problem,
+        batch_size=batch_size,
+        optimizers=per_opt,
+        compile_seconds=compile_seconds,
+        run_seconds=run_seconds,
+        n_runs=n_runs,
+    )
+
+
+def _progress_bar(items, enabled):
+    if not enabled:
+        return items, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(items, desc="compare", unit="problem", leave=True)
+    return bar, bar
+
+
+def compare(
+    problems: Iterable[str | _problems.Problem] | str = DEFAULT_PROBLEMS,
+    optimizers: Mapping[str, Callable[..., Any]] | Iterable[str] = DEFAULT_OPTIMIZERS,
+    *,
+    learning_rates: Sequence[float] | Mapping[str, Sequence[float]] = DEFAULT_LEARNING_RATES,
+    seeds: int | Sequence[int] = DEFAULT_SEEDS,
+    steps: int = DEFAULT_STEPS,
+    batch_size: int | None | str = "problem",
+    progress: bool = False,
+    mesh: Any = None,
+) -> Comparison:
+    """Compare optimizers on problems: sweep learning rates and seeds, tune, report.
+
+    Per problem, every optimizer x learning rate x seed runs in one compiled,
+    vmapped call of :func:`jaxgd.minimize`; the protocol in this module's
+    docstring then picks each optimizer's rate and computes the metrics.
+
+    Args:
+        problems: catalogue names or :class:`jaxgd.problems.Problem` objects.
+        optimizers: names from :data:`OPTIMIZERS`, or a dict label -> factory
+            taking ``learning_rate`` and returning a jaxgd optimizer
+            (``{"vanilla": gd.sgd, "adam": gd.adam}``).
+        learning_rates: the grid (positive; sorted for you), shared by all
+            optimizers, or a dict label -> grid.
+        seeds: a count ``n`` (seeds ``0..n-1``) or a list of seeds.
+        steps: updates per run.
+        batch_size: ``"problem"`` for each problem's own default
+            (:attr:`Problem.batch_size`), None for full batch everywhere, or
+            an int for every problem with data.
+        progress: show a tqdm progress bar over problems.
+        mesh: a :class:`jax.sharding.Mesh`: run data-parallel, each problem's
+            data split over the mesh (see ``minimize(mesh=...)``); the number
+            of examples and the batch size must divide by its size. In a
+            multi-process run every process builds the same problems and
+            contributes its own rows.
+
+    Returns:
+        A :class:`jaxgd.report.Comparison`: ``summary()``, ``to_markdown()``,
+        ``to_json()``, ``save(dir)``.
+
+    Raises:
+        ValueError: an unknown name, an empty or non-positive grid, seeds or
+            steps below 1; raised before anything compiles.
+
+    Example:
+        >>> import jaxgd as gd
+        >>> result = gd.compare(["booth"], ["vanilla"], learning_rates=[0.01, 0.1], seeds=1,
+        ...                     steps=50)
+        >>> row = result.summary()[0]
+        >>> row["optimizer"], row["learning_rate"], row["diverged"]
+        ('vanilla', 0.1, 0)
+    """
+    problem_list = _check_problems(problems)
+    factories = _check_optimizers(optimizers)
+    rates = _check_learning_rates(learning_rates, factories)
+    seed_list = _check_seeds(seeds)
+    steps = _check_count("steps", steps)
+    if not (batch_size is None or batch_size == "problem"):
+        batch_size = _check_count("batch_size", batch_size)
+
+    results = []
+    items, bar = _progress_bar(problem_list, progress)
+    started = time.perf_counter()
+    for item in items:
+        if bar is not None:
+            bar.set_postfix_str(item if isinstance(item, str) else item.name)
+        problem = _problems.get(item) if isinstance(item, str) else item
+        if problem.data is None:
+            bs = None
+        elif batch_size == "problem":
+            bs = problem.batch_size
+        else:
+            bs = batch_size
+        if bs is not None:
+            n = jax.tree.leaves(problem.data)[0].shape[0]
+            bs = min(bs, n)
+        results.append(_run_problem(problem, factories, rates, seed_list, steps, bs, mesh))
+    if bar is not None:
+        bar.close()
+    total_seconds = time.perf_counter() - started
+
+    labels = list(factories)
+    solved = {label: [r.solved_steps(label) for r in results] for label in labels}
+    profile = performance_profile(solved)
+    return Comparison(
+        problems=results,
+        optimizer_labels=labels,
+        seeds=seed_list,
+        steps=steps,
+        profile=profile,
+        speedups=_speedups(solved, "vanilla" if "vanilla" in labels else labels[0]),
+        reference=("vanilla" if "vanilla" in labels else labels[0]),
+        machine=machine(),
+        total_seconds=total_seconds,
+        protocol=PROTOCOL.strip(),
+    )

@@ -71,10 +71,23 @@ class Optimizer:
 
     _static: ClassVar[tuple[str, ...]] = ()
     _checks: ClassVar[dict[str, str]] = {}
+    _complements: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         for name, rule in self._checks.items():
             _check_hyperparameter(type(self).__name__, name, getattr(self, name), rule)
+        # ``1 - decay`` is computed once, here, in the precision the decay was
+        # given in (Python floats: float64), and travels as a leaf of its own.
+        # Computed later from a traced float32 decay it would round differently
+        # from optax's constant and the trajectories would part by an ulp.
+        for name in self._complements:
+            value = getattr(self, name)
+            one_minus = 1.0 - value if isinstance(value, int | float) else 1 - value
+            object.__setattr__(self, f"_one_minus_{name}", one_minus)
+
+    def _one_minus(self, name: str) -> Any:
+        """``1 - getattr(self, name)``, rounded as optax rounds it."""
+        return getattr(self, f"_one_minus_{name}")
 
     def init(self, params: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -97,6 +110,9 @@ class Optimizer:
             else:
                 leaf_names.append(f.name)
                 leaves.append(value)
+        for name in self._complements:
+            leaf_names.append(f"_one_minus_{name}")
+            leaves.append(self._one_minus(name))
         return leaves, (tuple(leaf_names), tuple(static))
 
     @classmethod
@@ -339,6 +355,7 @@ class adam(Optimizer):  # noqa: N801
         "b2": "decay",
         "eps": "eps",
     }
+    _complements: ClassVar = ("b1", "b2")
 
     def init(self, params):
         return AdamState(count=_count(), mu=_zeros_like(params), nu=_zeros_like(params))
@@ -346,8 +363,9 @@ class adam(Optimizer):  # noqa: N801
     def _direction(self, grads, state):
         """Adam's bias-corrected ``m_hat / (sqrt(v_hat) + eps)`` and its new state."""
         t = optax.safe_increment(state.count)
-        mu = jax.tree.map(lambda g, m: (1 - self.b1) * g + self.b1 * m, grads, state.mu)
-        nu = jax.tree.map(lambda g, v: (1 - self.b2) * g**2 + self.b2 * v, grads, state.nu)
+        one_minus_b1, one_minus_b2 = self._one_minus("b1"), self._one_minus("b2")
+        mu = jax.tree.map(lambda g, m: one_minus_b1 * g + self.b1 * m, grads, state.mu)
+        nu = jax.tree.map(lambda g, v: one_minus_b2 * g**2 + self.b2 * v, grads, state.nu)
         mu = jax.tree.map(lambda m, g: m.astype(g.dtype), mu, grads)
         nu = jax.tree.map(lambda v, g: v.astype(g.dtype), nu, grads)
         correction1 = 1 - self.b1**t
@@ -444,6 +462,7 @@ class rmsprop(Optimizer):  # noqa: N801
     decay: float = 0.9
     eps: float = 1e-8
     _checks: ClassVar = {"learning_rate": "learning_rate", "decay": "decay", "eps": "eps"}
+    _complements: ClassVar = ("decay",)
 
     def init(self, params):
         return RmspropState(count=_count(), nu=_zeros_like(params))
@@ -451,7 +470,7 @@ class rmsprop(Optimizer):  # noqa: N801
     def update(self, grads, state, params=None):
         lr = self._learning_rate(state.count)
         nu = jax.tree.map(
-            lambda g, v: ((1 - self.decay) * g**2 + self.decay * v).astype(g.dtype),
+            lambda g, v: (self._one_minus("decay") * g**2 + self.decay * v).astype(g.dtype),
             grads,
             state.nu,
         )

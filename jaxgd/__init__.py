@@ -13,7 +13,7 @@ Example:
     True
 """
 
-from jaxgd import checkpoint, distributed, losses, models, problems
+from jaxgd import checkpoint, distributed, losses, models, problems, report
 from jaxgd.calculus import (
     GradientCheck,
     GradientCheckError,
@@ -29,6 +29,7 @@ from jaxgd.calculus import (
     suggest_learning_rate,
     value_and_gradient,
 )
+from jaxgd.compare import compare
 from jaxgd.minimize import History, Result, Status, minimize
 from jaxgd.optimizers import (
     Optimizer,
@@ -41,11 +42,13 @@ from jaxgd.optimizers import (
     rmsprop,
     sgd,
 )
+from jaxgd.report import Comparison
 from jaxgd.step import Step, make_step
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Comparison",
     "GradientCheck",
     "GradientCheckError",
     "History",
@@ -60,6 +63,7 @@ __all__ = [
     "apply_updates",
     "check_gradient",
     "checkpoint",
+    "compare",
     "derivative",
     "directional_derivative",
     "distributed",
@@ -75,6 +79,7 @@ __all__ = [
     "partial",
     "partials",
     "problems",
+    "report",
     "rmsprop",
     "sgd",
     "suggest_learning_rate",

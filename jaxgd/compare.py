@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_PROBLEMS",
     "OPTIMIZERS",
     "PROTOCOL",
+    "check_arguments",
     "choose_learning_rate",
     "compare",
     "performance_profile",
@@ -231,6 +232,31 @@ def _check_seeds(seeds: Any) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"compare: seeds has duplicates: {seeds}.")
     return tuple(int(s) for s in seeds)
+
+
+def check_arguments(
+    problems: Any, optimizers: Any, learning_rates: Any, seeds: Any, steps: Any, batch_size: Any
+) -> tuple:
+    """Check :func:`compare`'s arguments (nothing compiles); raise ``ValueError`` naming one.
+
+    Returns:
+        ``(problems, factories, learning_rates, seeds, steps, batch_size)``,
+        normalised: a list of names or problems, a dict label -> factory, a
+        dict label -> sorted rate array, a tuple of seeds, and two ints (or
+        None / ``"problem"`` for ``batch_size``).
+
+    Example:
+        >>> check_arguments(["booth"], ["adam"], [0.1, 0.01], 2, 10, None)[2:]
+        ({'adam': array([0.01, 0.1 ])}, (0, 1), 10, None)
+    """
+    problem_list = _check_problems(problems)
+    factories = _check_optimizers(optimizers)
+    rates = _check_learning_rates(learning_rates, factories)
+    seed_list = _check_seeds(seeds)
+    steps = _check_count("steps", steps)
+    if not (batch_size is None or (isinstance(batch_size, str) and batch_size == "problem")):
+        batch_size = _check_count("batch_size", batch_size)
+    return problem_list, factories, rates, seed_list, steps, batch_size
 
 
 # --------------------------------------------------------------------------- #
@@ -543,13 +569,9 @@ def compare(
         >>> row["optimizer"], row["learning_rate"], row["diverged"]
         ('vanilla', 0.1, 0)
     """
-    problem_list = _check_problems(problems)
-    factories = _check_optimizers(optimizers)
-    rates = _check_learning_rates(learning_rates, factories)
-    seed_list = _check_seeds(seeds)
-    steps = _check_count("steps", steps)
-    if not (batch_size is None or batch_size == "problem"):
-        batch_size = _check_count("batch_size", batch_size)
+    problem_list, factories, rates, seed_list, steps, batch_size = check_arguments(
+        problems, optimizers, learning_rates, seeds, steps, batch_size
+    )
 
     results = []
     items, bar = _progress_bar(problem_list, progress)

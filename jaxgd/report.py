@@ -584,9 +584,14 @@ def _pyplot():
     return plt
 
 
+def _floor(p: ProblemResult) -> float:
+    """The smallest gap worth drawing: below float32 resolution at the optimum it is noise."""
+    return max(_FLOOR, 4 * float(np.finfo(np.float32).eps) * abs(p.problem.optimum_value))
+
+
 def _gap(p: ProblemResult, values: np.ndarray) -> np.ndarray:
     """``values - optimum``, floored for log scales (NaN stays NaN)."""
-    return np.maximum(values - p.problem.optimum_value, _FLOOR)
+    return np.maximum(values - p.problem.optimum_value, _floor(p))
 
 
 def _loss_axis(p: ProblemResult) -> tuple[bool, str]:
@@ -623,6 +628,8 @@ def _draw_loss_curves(c: Comparison, p: ProblemResult, path: pathlib.Path) -> No
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     band = f"line: median of {len(c.seeds)} seeds, band: best to worst seed"
+    if use_gap and p.problem.optimum_value != 0:
+        band += f"; gaps below {_floor(p):.0e} (float32 round-off) drawn at it"
     ax.set_title(f"{p.name}: loss at each optimizer's chosen learning rate\n{band}", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -721,13 +728,16 @@ def _draw_paths(c: Comparison, p: ProblemResult, path: pathlib.Path) -> None:
 
     plt = _pyplot()
     from matplotlib.colors import LogNorm
+    from matplotlib.ticker import LogFormatterSciNotation
 
     x0, x1, y0, y1 = _contour_box(p)
     xs, ys = np.linspace(x0, x1, 200), np.linspace(y0, y1, 200)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
     z = np.asarray(jax.vmap(p.problem.loss)(jnp.asarray(grid, jnp.float32)), np.float64)
     z = np.maximum(z.reshape(200, 200) - p.problem.optimum_value, 1e-6)
-    levels = np.geomspace(max(z.min(), 1e-4), z.max(), 18)
+    lo = np.floor(2 * np.log10(max(z.min(), 1e-3))) / 2
+    hi = np.ceil(2 * np.log10(z.max())) / 2
+    levels = 10.0 ** np.arange(lo, hi + 0.25, 0.5)  # half a decade apart
     n = len(p.optimizers)
     fig, axes = plt.subplots(
         1, n, figsize=(4.2 * n, 4.4), layout="constrained", sharex=True, sharey=True, squeeze=False
@@ -755,7 +765,11 @@ def _draw_paths(c: Comparison, p: ProblemResult, path: pathlib.Path) -> None:
         ax.set_ylim(y0, y1)
         ax.set_xlabel("x")
     axes[0][0].set_ylabel("y")
-    cbar = fig.colorbar(cs, ax=axes[0].tolist(), shrink=0.9)
+    cbar = fig.colorbar(
+        cs, ax=axes[0].tolist(), shrink=0.9, aspect=30, ticks=10.0 ** np.arange(lo, hi + 0.5)
+    )
+    cbar.ax.yaxis.set_major_formatter(LogFormatterSciNotation())
+    cbar.ax.minorticks_off()
     cbar.set_label("loss − optimum (log scale)" if p.problem.optimum_value else "loss (log scale)")
     fig.suptitle(
         f"{p.name}: {p.steps}-step paths at the chosen rates, one per seed "

@@ -1,0 +1,176 @@
+"""The ``jaxgd`` command (also ``python -m jaxgd``).
+
+``jaxgd compare`` runs the comparison (vanilla gradient descent, momentum and
+Adam on textbook functions, student marks and real data by default), shows a
+progress bar, prints the summary table and writes the report folder.
+``jaxgd problems`` lists the catalogue. A bad argument gets a one-line error
+and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+QUICK = {
+    "problems": ("booth", "rosenbrock", "student_marks", "breast_cancer_logistic"),
+    "steps": 100,
+    "seeds": 2,
+    "learning_rates": (1e-3, 1e-2, 1e-1, 1.0),
+}
+"""What ``--quick`` runs (flags given explicitly still win): a smoke test in seconds."""
+
+
+class _UsageError(Exception):
+    """A bad argument: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        raise _UsageError(message)
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(t) for t in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--learning-rates takes comma-separated numbers such as 0.001,0.01,0.1; got {text!r}"
+        ) from None
+    return rates
+
+
+def _parser() -> _Parser:
+    from jaxgd.compare import DEFAULT_OPTIMIZERS, DEFAULT_SEEDS, DEFAULT_STEPS, OPTIMIZERS
+
+    parser = _Parser(prog="jaxgd", description="Learn, run and compare gradient descent with JAX.")
+    sub = parser.add_subparsers(dest="command", metavar="{compare,problems}", parser_class=_Parser)
+    sub.required = True
+    c = sub.add_parser(
+        "compare",
+        help="compare optimizers over learning rates and seeds; write a report",
+        description="Sweep every optimizer over a log grid of learning rates and several "
+        "seeds on each problem, choose each optimizer's best rate, and write a report "
+        "(Markdown, JSON, PNG figures).",
+    )
+    c.add_argument(
+        "--problems",
+        type=_names,
+        help="comma-separated problem names, or 'all' (default: every problem but digits_mlp; "
+        "see 'jaxgd problems')",
+    )
+    c.add_argument(
+        "--optimizers",
+        type=_names,
+        help=f"comma-separated, from {', '.join(OPTIMIZERS)} (default: "
+        f"{','.join(DEFAULT_OPTIMIZERS)})",
+    )
+    c.add_argument("--steps", type=int, help=f"updates per run (default {DEFAULT_STEPS})")
+    c.add_argument("--seeds", type=int, help=f"seeds per learning rate (default {DEFAULT_SEEDS})")
+    c.add_argument(
+        "--learning-rates",
+        type=_rates,
+        help="comma-separated grid (default: 1e-4 to 10, half a decade apart)",
+    )
+    c.add_argument(
+        "--batch-size",
+        type=int,
+        help="minibatch size on every data problem (default: each problem's own; "
+        "0 for full batch everywhere)",
+    )
+    c.add_argument("--out", default="jaxgd-report", help="report folder (default ./jaxgd-report)")
+    c.add_argument(
+        "--quick",
+        action="store_true",
+        help="a fast smoke run: 4 problems, 100 steps, 2 seeds, 4 rates",
+    )
+    c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sub.add_parser("problems", help="list the problem catalogue", description="List the problems.")
+    return parser
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from jaxgd import problems as problems_mod
+    from jaxgd.compare import (
+        DEFAULT_LEARNING_RATES,
+        DEFAULT_OPTIMIZERS,
+        DEFAULT_PROBLEMS,
+        DEFAULT_SEEDS,
+        DEFAULT_STEPS,
+        check_arguments,
+        compare,
+    )
+    from jaxgd.report import check_writable
+
+    quick = QUICK if args.quick else {}
+    problems = args.problems or list(quick.get("problems", DEFAULT_PROBLEMS))
+    if problems == ["all"]:
+        problems = problems_mod.names()
+    optimizers = args.optimizers or list(DEFAULT_OPTIMIZERS)
+    steps = args.steps if args.steps is not None else quick.get("steps", DEFAULT_STEPS)
+    seeds = args.seeds if args.seeds is not None else quick.get("seeds", DEFAULT_SEEDS)
+    rates = args.learning_rates or list(quick.get("learning_rates", DEFAULT_LEARNING_RATES))
+    if args.batch_size is None:
+        batch_size = "problem"
+    elif args.batch_size == 0:
+        batch_size = None
+    else:
+        batch_size = args.batch_size
+    if args.batch_size is not None and args.batch_size < 0:
+        raise ValueError(f"--batch-size must be >= 1 (or 0 for full batch), got {args.batch_size}.")
+    check_arguments(problems, optimizers, rates, seeds, steps, batch_size)
+    out = check_writable(args.out)  # both before any compiling
+    result = compare(
+        problems,
+        optimizers,
+        learning_rates=rates,
+        seeds=seeds,
+        steps=steps,
+        batch_size=batch_size,
+        progress=not args.no_progress,
+    )
+    report = result.save(out)
+    print(result.summary_table())
+    print()
+    print(result.profile_table())
+    for line in result.edge_warnings():
+        print(f"note: {line}")
+    print(f"\n{result.total_seconds:.1f} s. Report: {report}")
+    return 0
+
+
+def _problems() -> int:
+    from jaxgd import problems
+
+    width = max(len(n) for n in problems.names())
+    for name in problems.names():
+        doc = (problems._CATALOGUE[name].__doc__ or "").strip().splitlines()[0].replace("``", "")
+        print(f"{name.ljust(width)}  {doc}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``jaxgd`` command; returns the exit status.
+
+    Example:
+        >>> main(["compare", "--steps", "0"])  # prints the one-line error to stderr
+        2
+    """
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "problems":
+            return _problems()
+        return _compare(args)
+    except (_UsageError, ValueError) as err:
+        print(f"jaxgd: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jaxgd: interrupted", file=sys.stderr)
+        return 130

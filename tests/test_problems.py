@@ -1,0 +1,152 @@
+"""Tests for jaxgd.problems: the catalogue is finite at every start, the textbook
+optima are where the books put them, and the reference optima are optima."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd as gd
+from jaxgd import problems
+
+ALL = problems.names()
+TEXTBOOK = ["quadratic", "rosenbrock", "beale", "booth", "himmelblau"]
+CONVEX_DATA = ["student_marks", "diabetes_linear", "breast_cancer_logistic", "digits_softmax"]
+
+
+def _args(problem):
+    return () if problem.data is None else (problem.data,)
+
+
+def test_catalogue_names_match_design():
+    assert ALL == [
+        "quadratic",
+        "rosenbrock",
+        "beale",
+        "booth",
+        "himmelblau",
+        "student_marks",
+        "diabetes_linear",
+        "breast_cancer_logistic",
+        "digits_softmax",
+        "digits_mlp",
+    ]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_loss_and_gradient_are_finite_at_init(name):
+    problem = problems.get(name)
+    for seed in range(3):
+        params = problem.init(jax.random.PRNGKey(seed))
+        value, grads = jax.value_and_grad(problem.loss)(params, *_args(problem))
+        assert np.isfinite(float(value))
+        assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+        # A start is above the optimum (float32 round-off aside).
+        assert float(value) >= problem.optimum_value * (1 - 1e-6)
+    assert problem.target >= problem.optimum_value
+    assert problem.description and problem.name == name
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_init_is_seeded(name):
+    problem = problems.get(name)
+    a = jax.tree.leaves(problem.init(jax.random.PRNGKey(0)))
+    b = jax.tree.leaves(problem.init(jax.random.PRNGKey(0)))
+    c = jax.tree.leaves(problem.init(jax.random.PRNGKey(1)))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert any(not np.array_equal(x, z) for x, z in zip(a, c, strict=True))
+
+
+@pytest.mark.parametrize("name", TEXTBOOK)
+def test_textbook_optima_have_their_known_values(name):
+    problem = problems.get(name)
+    minima = np.asarray(problem.optimum_params).reshape(-1, 2)
+    for point in minima:
+        x = jnp.asarray(point, jnp.float32)
+        value = float(problem.loss(x))
+        grad = np.asarray(jax.grad(problem.loss)(x))
+        # Integer optima are exact; Himmelblau's irrational ones are given to 6
+        # decimals (error 5e-7, curvature < 100): loss < 1e-9, gradient < 1e-3.
+        assert value == pytest.approx(problem.optimum_value, abs=1e-9)
+        assert np.linalg.norm(grad) < 1e-3
+    assert problem.optimum_value == 0.0
+
+
+def test_textbook_known_values_elsewhere():
+    # Values from the definitions, by hand: Rosenbrock at (0, 0) is 1; Booth at
+    # (0, 0) is 49 + 25; Himmelblau at (0, 0) is 121 + 49; Beale at (0, 0) is
+    # 1.5^2 + 2.25^2 + 2.625^2.
+    zero = jnp.zeros(2)
+    assert float(problems.get("rosenbrock").loss(zero)) == 1.0
+    assert float(problems.get("booth").loss(zero)) == 74.0
+    assert float(problems.get("himmelblau").loss(zero)) == 170.0
+    assert float(problems.get("beale").loss(zero)) == pytest.approx(14.203125, rel=1e-6)
+
+
+def test_himmelblau_has_four_minima():
+    assert np.asarray(problems.get("himmelblau").optimum_params).shape == (4, 2)
+
+
+def test_booth_curvatures_give_the_step_size_theory():
+    hessian = np.asarray(jax.hessian(problems.get("booth").loss)(jnp.zeros(2)))
+    mu, big_l = np.linalg.eigvalsh(hessian)
+    assert (mu, big_l) == pytest.approx((2.0, 18.0), rel=1e-6)
+    assert 2 / (mu + big_l) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("kappa", [1.0, 10.0, 100.0])
+def test_quadratic_condition_number(kappa):
+    problem = problems.get("quadratic", condition_number=kappa)
+    eig = np.linalg.eigvalsh(np.asarray(jax.hessian(problem.loss)(jnp.zeros(2))))
+    assert eig[-1] / eig[0] == pytest.approx(kappa, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", CONVEX_DATA)
+def test_reference_optimum_is_an_optimum(name):
+    problem = problems.get(name)
+    loss = problem.loss
+    value, grads = jax.value_and_grad(loss)(problem.optimum_params, problem.data)
+    # The float64 optimum evaluated in float32: equal to float32 round-off (rel 1e-5).
+    assert float(value) == pytest.approx(problem.optimum_value, rel=1e-5)
+    grad_norm = float(jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads))))
+    # The gradient there is zero up to float32 round-off in the loss's scale.
+    assert grad_norm < 1e-4 * max(1.0, problem.optimum_value)
+
+
+def test_diabetes_optimum_matches_scikit_learn():
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import LinearRegression
+
+    x, y = load_diabetes(return_X_y=True)
+    fit = LinearRegression().fit(x, y)
+    mse = float(np.mean((fit.predict(x) - y) ** 2))
+    assert problems.get("diabetes_linear").optimum_value == pytest.approx(mse, rel=1e-9)
+
+
+def test_adam_does_not_beat_the_logistic_reference_optimum():
+    problem = problems.get("breast_cancer_logistic")
+    result = gd.minimize(
+        problem.loss,
+        problem.init(jax.random.PRNGKey(0)),
+        gd.adam(0.05),
+        steps=2000,
+        data=problem.data,
+    )
+    # A good optimizer gets close to the optimum but not below it (float32 round-off: 1e-5).
+    assert float(result.loss) >= problem.optimum_value * (1 - 1e-5)
+    assert float(result.loss) <= problem.optimum_value * 1.01
+
+
+def test_real_data_is_standardised():
+    for name in ["diabetes_linear", "breast_cancer_logistic", "digits_softmax"]:
+        x = np.asarray(problems.get(name).data[0], np.float64)
+        std = x.std(axis=0)
+        assert np.allclose(x.mean(axis=0), 0.0, atol=1e-5)
+        assert np.allclose(std[std > 0], 1.0, atol=1e-5)
+
+
+def test_unknown_problem_lists_the_catalogue():
+    with pytest.raises(ValueError, match="rosenbrock"):
+        problems.get("rosenbrok")

@@ -621,7 +621,7 @@ def _check_threshold(name, value, *, nonnegative):
             raise ValueError(
                 f"minimize: {name} must be {rule}, got {value!r}; or None to switch it off."
             )
-    return jnp.asarray(value)
+    return jnp.asarray(value, jnp.float32)
 
 
 def _check_loss_output(spec: _Spec, params, data, batch_size):

@@ -129,14 +129,14 @@ def partial(f: Callable[..., Any], name: Any) -> Callable[..., jax.Array]:
     grad_f = gradient(f)
 
     def partial_derivative(params, *args):
-        grads = grad_f(params, *args)
         try:
-            return grads[name]
+            params[name]
         except (KeyError, IndexError, TypeError):
-            known = list(grads) if isinstance(grads, dict) else f"0..{len(grads) - 1}"
+            known = list(params) if isinstance(params, dict) else f"0..{len(params) - 1}"
             raise KeyError(
                 f"partial: no parameter named {name!r}; the params have {known}."
             ) from None
+        return grad_f(params, *args)[name]
 
     return partial_derivative
 

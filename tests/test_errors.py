@@ -1,0 +1,349 @@
+"""The error catalogue: every bad input a user can give gets a clear error that
+names the argument (and says the fix), raised before anything compiles.
+
+``CATALOGUE`` is the table in README.md ("Errors and their fixes"): each row
+there has its id here, and ``test_readme_lists_every_case`` keeps the two in
+step.
+"""
+
+import os
+import pathlib
+import re
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxgd as gd
+
+P0 = jnp.zeros(2)
+LOSS = lambda p: jnp.sum((p - 1.0) ** 2)
+X = jnp.ones((8, 2))
+Y = jnp.ones(8)
+DATA_LOSS = lambda p, batch: jnp.mean((batch[0] @ p - batch[1]) ** 2)
+# Arrays the bad calls use are made here: making an array can itself compile.
+KEY = jax.random.PRNGKey(0)
+Y7 = jnp.ones(7)
+SCALAR = jnp.float32(1.0)
+INTS = jnp.array([1, 2])
+LRS_WITH_NEGATIVE = jnp.array([0.1, -0.1])
+ONES2 = jnp.ones(2)
+
+
+def run(**overrides):
+    """minimize with good arguments, some replaced by bad ones."""
+    kwargs = dict(loss=LOSS, params=P0, optimizer=gd.sgd(0.1), steps=10)
+    kwargs.update(overrides)
+    return gd.minimize(kwargs.pop("loss"), kwargs.pop("params"), kwargs.pop("optimizer"), **kwargs)
+
+
+def run_data(**overrides):
+    return run(**{"loss": DATA_LOSS, "data": (X, Y), **overrides})
+
+
+def _other_run_checkpoint():
+    path = os.path.join(tempfile.mkdtemp(), "run.npz")
+    run(checkpoint=path, checkpoint_every=5)
+    return lambda: run(checkpoint=path, checkpoint_every=5, optimizer=gd.sgd(0.2))
+
+
+def _unwritable_dir():
+    path = pathlib.Path(tempfile.mkdtemp()) / "a-file"
+    path.write_text("not a folder")
+    return path / "report"
+
+
+# (id, what to call, exception type, a regex the message must match)
+CATALOGUE = [
+    # optimizer hyperparameters, at construction
+    ("lr-negative", lambda: gd.sgd(-0.1), ValueError, "learning_rate.*>= 0"),
+    ("lr-nan", lambda: gd.adam(float("nan")), ValueError, "learning_rate"),
+    ("lr-inf", lambda: gd.momentum(float("inf")), ValueError, "learning_rate"),
+    ("lr-not-a-number", lambda: gd.sgd("fast"), TypeError, "learning_rate.*float"),
+    ("beta-one", lambda: gd.momentum(0.1, beta=1.0), ValueError, r"beta.*\[0, 1\)"),
+    ("beta-negative", lambda: gd.momentum(0.1, beta=-0.5), ValueError, "beta"),
+    ("b1-out-of-range", lambda: gd.adam(b1=1.5), ValueError, "b1"),
+    ("b2-one", lambda: gd.adam(b2=1.0), ValueError, "b2"),
+    ("eps-zero", lambda: gd.adam(eps=0.0), ValueError, "eps.*> 0"),
+    ("eps-negative", lambda: gd.rmsprop(0.1, eps=-1e-8), ValueError, "eps"),
+    ("decay-one", lambda: gd.rmsprop(0.1, decay=1.0), ValueError, "decay"),
+    ("weight-decay-negative", lambda: gd.adamw(weight_decay=-1.0), ValueError, "weight_decay"),
+    (
+        "accumulator-negative",
+        lambda: gd.adagrad(0.1, initial_accumulator_value=-1.0),
+        ValueError,
+        "initial_accumulator_value",
+    ),
+    ("lr-array-with-negative", lambda: gd.sgd(LRS_WITH_NEGATIVE), ValueError, "learning_rate"),
+    # minimize: the optimizer, loss and params
+    (
+        "optimizer-factory-uncalled",
+        lambda: run(optimizer=gd.adam),
+        TypeError,
+        r"optimizer.*gd.adam\(learning_rate\)",
+    ),
+    ("optimizer-not-an-optimizer", lambda: run(optimizer="adam"), TypeError, "optimizer"),
+    ("loss-not-callable", lambda: run(loss=3.0), TypeError, "loss must be a function"),
+    ("loss-not-scalar", lambda: run(loss=lambda p: p**2), ValueError, "scalar.*jnp.mean"),
+    (
+        "loss-integer",
+        lambda: run(loss=lambda p: jnp.sum(p).astype(jnp.int32)),
+        ValueError,
+        "floating-point scalar",
+    ),
+    ("loss-wrong-signature", lambda: run(loss=DATA_LOSS), TypeError, r"loss\(params\)"),
+    (
+        "params-integer",
+        lambda: run(params=INTS),
+        TypeError,
+        r"params has dtype int32.*float32",
+    ),
+    (
+        "params-integer-leaf",
+        lambda: run(loss=lambda p: jnp.sum(p["w"]), params={"w": ONES2, "n": 3}),
+        TypeError,
+        r"params\['n'\]",
+    ),
+    ("params-empty", lambda: run(params={}), ValueError, "params has no arrays"),
+    # minimize: steps and stopping rules
+    ("steps-zero", lambda: run(steps=0), ValueError, "steps must be a positive integer"),
+    ("steps-negative", lambda: run(steps=-5), ValueError, "steps"),
+    ("steps-float", lambda: run(steps=10.5), ValueError, "steps"),
+    ("steps-bool", lambda: run(steps=True), ValueError, "steps"),
+    ("tol-negative", lambda: run(tol=-1.0), ValueError, "tol must be a number >= 0"),
+    ("tol-nan", lambda: run(tol=float("nan")), ValueError, "tol"),
+    ("tol-not-a-number", lambda: run(tol="small"), TypeError, "tol must be a number"),
+    ("target-nan", lambda: run(target=float("nan")), ValueError, "target"),
+    ("record-params-not-bool", lambda: run(record_params="yes"), TypeError, "record_params"),
+    # minimize: data and minibatches
+    (
+        "data-lengths-differ",
+        lambda: run_data(data=(X, Y7)),
+        ValueError,
+        r"data\[0\]: 8, data\[1\]: 7",
+    ),
+    (
+        "data-scalar-leaf",
+        lambda: run_data(data=(X, SCALAR)),
+        ValueError,
+        "leading example axis",
+    ),
+    ("data-empty", lambda: run_data(data={}), ValueError, "data has no arrays"),
+    (
+        "batch-size-zero",
+        lambda: run_data(batch_size=0, key=KEY),
+        ValueError,
+        r"batch_size must be between 1 and .*\(8\)",
+    ),
+    (
+        "batch-size-too-large",
+        lambda: run_data(batch_size=9, key=KEY),
+        ValueError,
+        "batch_size",
+    ),
+    (
+        "batch-size-float",
+        lambda: run_data(batch_size=2.0, key=KEY),
+        TypeError,
+        "batch_size must be an integer",
+    ),
+    (
+        "batch-size-without-data",
+        lambda: run(batch_size=2, key=KEY),
+        ValueError,
+        "batch_size needs data",
+    ),
+    ("batch-size-without-key", lambda: run_data(batch_size=4), ValueError, r"key=.*PRNGKey"),
+    ("key-not-a-key", lambda: run_data(batch_size=4, key=42), TypeError, "key must be"),
+    # minimize: checkpoints and progress
+    (
+        "checkpoint-every-without-path",
+        lambda: run(checkpoint_every=5),
+        ValueError,
+        "checkpoint_every needs checkpoint=PATH",
+    ),
+    (
+        "checkpoint-every-zero",
+        lambda: run(checkpoint=os.path.join(tempfile.mkdtemp(), "c.npz"), checkpoint_every=0),
+        ValueError,
+        "checkpoint_every",
+    ),
+    (
+        "checkpoint-folder-missing",
+        lambda: run(checkpoint="/no/such/folder/run.npz"),
+        ValueError,
+        "existing folder",
+    ),
+    (
+        "checkpoint-of-another-run",
+        "other_run",
+        ValueError,
+        r"belongs to another run.*hyperparameters.*start\s+afresh",
+    ),
+    (
+        "checkpoint-inside-vmap",
+        lambda: jax.vmap(lambda lr: run(optimizer=gd.sgd(lr), progress=True))(ONES2),
+        ValueError,
+        "cannot be used inside jax.vmap",
+    ),
+    ("progress-not-bool", lambda: run(progress="yes"), TypeError, "progress"),
+    (
+        "checkpoint-file-not-a-checkpoint",
+        "garbage_file",
+        ValueError,
+        "not a readable jaxgd checkpoint",
+    ),
+    ("checkpoint-load-shape-mismatch", "shape_mismatch", ValueError, r"\['w'\]: shape"),
+    # calculus
+    (
+        "check-gradient-integer-x",
+        lambda: gd.check_gradient(jnp.sum, INTS),
+        TypeError,
+        "floating-point",
+    ),
+    ("max-curvature-iters-zero", lambda: gd.max_curvature(LOSS, P0, iters=0), ValueError, "iters"),
+    (
+        "partial-unknown-name",
+        lambda: gd.partial(lambda p: p["a"], "b")({"a": 1.0}),
+        KeyError,
+        "no parameter named 'b'",
+    ),
+    (
+        "suggest-lr-not-convex",
+        lambda: gd.suggest_learning_rate(lambda x: -jnp.sum(x**2), P0),
+        ValueError,
+        "not convex",
+    ),
+    # problems and comparisons
+    (
+        "problem-unknown",
+        lambda: gd.problems.get("rosenbrok"),
+        ValueError,
+        "unknown problem.*rosenbrock",
+    ),
+    (
+        "compare-problem-unknown",
+        lambda: gd.compare(["nope"], ["adam"], steps=5),
+        ValueError,
+        "unknown problem 'nope'.*quadratic",
+    ),
+    (
+        "compare-optimizer-unknown",
+        lambda: gd.compare(["booth"], ["adamm"], steps=5),
+        ValueError,
+        "unknown optimizer 'adamm'.*adam",
+    ),
+    (
+        "compare-grid-empty",
+        lambda: gd.compare(["booth"], ["adam"], learning_rates=[], steps=5),
+        ValueError,
+        "learning_rates is empty",
+    ),
+    (
+        "compare-grid-non-positive",
+        lambda: gd.compare(["booth"], ["adam"], learning_rates=[0.1, 0.0], steps=5),
+        ValueError,
+        "finite and > 0",
+    ),
+    (
+        "compare-seeds-zero",
+        lambda: gd.compare(["booth"], ["adam"], seeds=0, steps=5),
+        ValueError,
+        "seeds",
+    ),
+    ("compare-steps-zero", lambda: gd.compare(["booth"], ["adam"], steps=0), ValueError, "steps"),
+    ("report-folder-unwritable", "unwritable", ValueError, "cannot write the report folder"),
+]
+
+
+# Errors that only a computation can reveal (a curvature's sign, a folder the
+# report reaches after the runs, a checkpoint read after the run is set up).
+FOUND_BY_COMPUTING = {
+    "suggest-lr-not-convex",
+    "report-folder-unwritable",
+    "checkpoint-of-another-run",
+}
+
+
+def _special(name):
+    if name == "other_run":
+        return _other_run_checkpoint()
+    if name == "garbage_file":
+        path = os.path.join(tempfile.mkdtemp(), "run.npz")
+        pathlib.Path(path).write_bytes(b"\x00garbage" * 10)
+        return lambda: gd.checkpoint.load(path)
+    if name == "shape_mismatch":
+        path = os.path.join(tempfile.mkdtemp(), "p.npz")
+        gd.checkpoint.save(path, {"w": jnp.ones(3)})
+        like = {"w": jnp.ones(4)}
+        return lambda: gd.checkpoint.load(path, like=like)
+    if name == "unwritable":
+        folder = _unwritable_dir()
+        return lambda: gd.compare(
+            ["booth"], ["vanilla"], steps=5, seeds=1, learning_rates=[0.1]
+        ).save(folder)
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize(
+    ("case", "call", "error", "pattern"), CATALOGUE, ids=[c[0] for c in CATALOGUE]
+)
+def test_bad_input_gets_a_clear_error_before_compiling(case, call, error, pattern, count_compiles):
+    if isinstance(call, str):
+        call = _special(call)  # needs setup that itself may compile
+    with count_compiles() as compiles, pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    assert re.search(pattern, message, re.S), message
+    assert "Traced<" not in message and "tracer" not in message.lower()
+    if case not in FOUND_BY_COMPUTING:
+        assert compiles.count == 0, f"{case}: compiled {compiles.count} program(s) first"
+
+
+def test_the_suite_tries_at_least_thirty_distinct_bad_inputs():
+    assert len({c[0] for c in CATALOGUE}) == len(CATALOGUE) >= 30
+
+
+def test_readme_lists_every_case():
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", readme, re.M))
+    assert listed == {c[0] for c in CATALOGUE}
+
+
+def test_one_nan_run_in_a_sweep_leaves_the_others_alone():
+    quad = gd.problems.get("quadratic")
+    x0 = quad.init(jax.random.PRNGKey(0))
+    results = jax.vmap(lambda lr: gd.minimize(quad.loss, x0, gd.sgd(lr), steps=300))(
+        jnp.array([0.005, 0.5, 0.01])
+    )
+    assert [gd.Status(int(s)).name for s in results.status] == [
+        "MAX_STEPS",
+        "DIVERGED",
+        "MAX_STEPS",
+    ]
+    assert bool(jnp.all(jnp.isfinite(results.params)))
+    assert float(results.loss[0]) < float(quad.loss(x0)) and np.isfinite(float(results.loss[2]))
+
+
+def test_a_diverging_minibatch_run_keeps_finite_params():
+    problem = gd.problems.get("student_marks")
+    p0 = problem.init(jax.random.PRNGKey(0))
+    result = gd.minimize(
+        problem.loss,
+        p0,
+        gd.sgd(5.0),
+        data=problem.data,
+        steps=500,
+        batch_size=10,
+        key=jax.random.PRNGKey(0),
+    )
+    assert gd.Status(int(result.status)) == gd.Status.DIVERGED
+    assert all(bool(jnp.isfinite(v)) for v in result.params.values())
+
+
+def test_optax_objects_are_still_accepted_where_optimizers_are():
+    assert gd.is_optimizer(optax.sgd(0.1)) and gd.is_optimizer(gd.sgd(0.1))
+    assert not gd.is_optimizer(gd.sgd)

@@ -77,7 +77,7 @@ def _parser() -> _Parser:
     c.add_argument(
         "--learning-rates",
         type=_rates,
-        help="comma-separated grid (default: 1e-4 to 10, half a decade apart)",
+        help="comma-separated grid (default: 1e-4 to 31.6, half a decade apart)",
     )
     c.add_argument(
         "--batch-size",
@@ -110,13 +110,17 @@ def _compare(args: argparse.Namespace) -> int:
     from jaxgd.report import check_writable
 
     quick = QUICK if args.quick else {}
-    problems = args.problems or list(quick.get("problems", DEFAULT_PROBLEMS))
+
+    def given(value, default):  # an explicit flag wins, even an empty one (then an error)
+        return default if value is None else value
+
+    problems = given(args.problems, list(quick.get("problems", DEFAULT_PROBLEMS)))
     if problems == ["all"]:
         problems = problems_mod.names()
-    optimizers = args.optimizers or list(DEFAULT_OPTIMIZERS)
-    steps = args.steps if args.steps is not None else quick.get("steps", DEFAULT_STEPS)
-    seeds = args.seeds if args.seeds is not None else quick.get("seeds", DEFAULT_SEEDS)
-    rates = args.learning_rates or list(quick.get("learning_rates", DEFAULT_LEARNING_RATES))
+    optimizers = given(args.optimizers, list(DEFAULT_OPTIMIZERS))
+    steps = given(args.steps, quick.get("steps", DEFAULT_STEPS))
+    seeds = given(args.seeds, quick.get("seeds", DEFAULT_SEEDS))
+    rates = given(args.learning_rates, list(quick.get("learning_rates", DEFAULT_LEARNING_RATES)))
     if args.batch_size is None:
         batch_size = "problem"
     elif args.batch_size == 0:

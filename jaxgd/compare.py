@@ -100,9 +100,9 @@ problem but ``digits_mlp``, whose minibatch sweep alone takes about a minute
 to compile and run on two CPU cores (the convergence benchmark includes it)."""
 
 DEFAULT_LEARNING_RATES: tuple[float, ...] = tuple(
-    float(f"{10.0 ** (k / 2):.3g}") for k in range(-8, 3)
+    float(f"{10.0 ** (k / 2):.3g}") for k in range(-8, 4)
 )
-"""Eleven rates, half a decade apart, from ``1e-4`` to ``10`` (``3.16e-4``, ...)."""
+"""Twelve rates, half a decade apart, from ``1e-4`` to ``31.6`` (``3.16e-4``, ...)."""
 
 DEFAULT_STEPS = 500
 DEFAULT_SEEDS = 3

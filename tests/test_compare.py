@@ -1,0 +1,226 @@
+"""Tests for jaxgd.compare: the protocol's choices, its metrics, and early, clear errors."""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import numpy as np
+import pytest
+
+import jaxgd as gd
+
+cmp = importlib.import_module("jaxgd.compare")
+
+
+@pytest.fixture(scope="module")
+def booth():
+    # 0.3 is past the stability limit 2/L = 0.111: it must diverge and not be chosen.
+    return gd.compare(
+        ["booth"],
+        {"vanilla": gd.sgd, "adam": gd.adam},
+        learning_rates=[0.01, 0.03, 0.1, 0.3],
+        seeds=2,
+        steps=100,
+    )
+
+
+def test_booth_vanilla_chooses_the_theoretical_step(booth):
+    # Booth's curvatures are 2 and 18: the fastest fixed step is 2 / (2 + 18) = 0.1.
+    row = next(r for r in booth.summary() if r["optimizer"] == "vanilla")
+    assert row["learning_rate"] == pytest.approx(0.1)
+    assert row["diverged"] == 0
+    assert row["reached_target"] == 2
+    # Contraction 0.8 per step from a loss of about 200: target 1e-6 within 60 steps.
+    assert row["steps_to_target_mean"] < 60
+
+
+def test_diverged_runs_are_counted_and_never_chosen(booth):
+    runs = booth.problems[0].optimizers["vanilla"]
+    i = int(np.flatnonzero(np.isclose(runs.learning_rates, 0.3))[0])
+    assert runs.diverged[i].all()
+    assert (runs.status[i] == gd.Status.DIVERGED).all()
+    assert np.isinf(runs.steps_to_target[i]).all()
+    row = next(r for r in booth.summary() if r["optimizer"] == "vanilla")
+    assert row["diverged_in_grid"] == 2
+    assert math.isfinite(row["final_loss_mean"])
+
+
+def test_summary_has_the_design_keys(booth):
+    rows = booth.summary()
+    assert len(rows) == 2
+    for key in [
+        "problem",
+        "optimizer",
+        "learning_rate",
+        "final_loss_mean",
+        "final_loss_std",
+        "steps_to_target_mean",
+        "diverged",
+        "gap_mean",
+        "microseconds_per_run_step",
+        "sweep_compile_seconds",
+    ]:
+        assert key in rows[0]
+    p = booth.problems[0]
+    assert p.compile_seconds > 0 and p.run_seconds > 0
+    assert p.n_runs == 2 * 4 * 2
+
+
+def test_runs_are_full_length_with_whole_curves(booth):
+    runs = booth.problems[0].optimizers["vanilla"]
+    i = int(np.flatnonzero(np.isclose(runs.learning_rates, 0.1))[0])
+    assert (runs.steps[i] == 100).all()  # not stopped at the target
+    assert np.isfinite(runs.curves[i]).all()
+    assert runs.paths is not None and runs.paths.shape == (4, 2, 100, 2)
+
+
+def test_same_arguments_same_bits(booth):
+    again = gd.compare(
+        ["booth"],
+        {"vanilla": gd.sgd, "adam": gd.adam},
+        learning_rates=[0.01, 0.03, 0.1, 0.3],
+        seeds=2,
+        steps=100,
+    )
+    for label in ["vanilla", "adam"]:
+        a = booth.problems[0].optimizers[label].final_loss
+        b = again.problems[0].optimizers[label].final_loss
+        np.testing.assert_array_equal(a, b)
+
+
+def test_grid_edge_is_flagged():
+    result = gd.compare(["booth"], ["vanilla"], learning_rates=[0.001, 0.01], seeds=1, steps=20)
+    row = result.summary()[0]
+    assert row["learning_rate"] == pytest.approx(0.01)
+    assert row["grid_edge"] == "highest"
+    assert any("highest" in w for w in result.edge_warnings())
+
+
+@pytest.mark.slow  # minibatch runs compile slowly (minimize's shuffling): ~5 s alone
+def test_minibatch_seeds_change_the_order():
+    result = gd.compare(
+        ["student_marks"], ["vanilla"], learning_rates=[0.1], seeds=2, steps=30, batch_size=16
+    )
+    runs = result.problems[0].optimizers["vanilla"]
+    assert result.problems[0].batch_size == 16
+    assert not np.array_equal(runs.curves[0, 0], runs.curves[0, 1])
+    assert np.isfinite(runs.final_loss).all()
+
+
+# -- the protocol on hand-made numbers ----------------------------------------------------
+
+
+def test_steps_to_target():
+    curves = np.array([[5.0, 1.0, 0.5, 0.4], [5.0, 4.0, 3.0, 2.0], [5.0, np.nan, np.nan, np.nan]])
+    np.testing.assert_array_equal(cmp.steps_to_target(curves, 0.5), [2.0, np.inf, np.inf])
+
+
+def test_choice_prefers_no_divergence_then_loss_then_speed():
+    target = 1e-6
+    loss = np.array(
+        [
+            [1e-3, 1e-3],  # no divergence, not solved
+            [1e-9, 1e-8],  # solved, slow
+            [1e-9, 1e-9],  # solved, fast
+            [1e-12, np.nan],  # one seed diverged: lowest loss but never chosen
+        ]
+    )
+    diverged = np.array([[0, 0], [0, 0], [0, 0], [0, 1]], bool)
+    steps = np.array([[np.inf, np.inf], [80, 90], [30, 40], [5, np.inf]])
+    assert cmp.choose_learning_rate(loss, diverged, steps, target) == 2
+    # Without the two solved rates, the lower mean loss wins.
+    assert cmp.choose_learning_rate(loss[[0, 3]], diverged[[0, 3]], steps[[0, 3]], target) == 0
+    # If every rate diverges somewhere, fewer divergences win.
+    many = np.array([[1, 1], [0, 1]], bool)
+    assert cmp.choose_learning_rate(loss[[0, 3]], many, steps[[0, 3]], target) == 1
+
+
+def test_a_nan_never_poisons_the_mean():
+    loss = np.array([[1.0, np.nan, 3.0]])
+    diverged = np.array([[False, True, False]])
+    idx = cmp.choose_learning_rate(loss, diverged, np.full((1, 3), np.inf), 0.1)
+    assert idx == 0
+    runs = gd.report.OptimizerRuns(
+        learning_rates=np.array([0.1]),
+        final_loss=loss,
+        status=np.array([[0, 3, 0]]),
+        steps=np.array([[5, 2, 5]]),
+        diverged=diverged,
+        steps_to_target=np.full((1, 3), np.inf),
+        curves=np.zeros((1, 3, 5)),
+        paths=None,
+        chosen=0,
+    )
+    stats = runs.stats(0)
+    assert stats["final_loss_mean"] == 2.0 and stats["diverged"] == 1
+
+
+def test_performance_profile_by_hand():
+    prof = cmp.performance_profile(
+        {"a": [10, 100, np.inf], "b": [20, 50, 30]}, taus=[1.0, 2.0, 4.0]
+    )
+    # a is best on problem 1 only; within 2x on problem 2 (100 <= 2 * 50); never solves 3.
+    assert prof["rho"]["a"] == pytest.approx([1 / 3, 2 / 3, 2 / 3])
+    # b is best on problems 2 and 3, within 2x on problem 1.
+    assert prof["rho"]["b"] == pytest.approx([2 / 3, 1.0, 1.0])
+    fastest = cmp.performance_profile({"x": [1, 2], "y": [3, 4]})
+    assert fastest["score"]["x"] == pytest.approx(1.0)
+    assert 0 < fastest["score"]["y"] < 1
+
+
+def test_speedup_is_a_geometric_mean():
+    out = cmp._speedups({"vanilla": [100, 100, np.inf], "adam": [25, 400, 10]}, "vanilla")
+    assert out["adam"]["geomean_speedup"] == pytest.approx(1.0)  # sqrt(4 * 1/4)
+    assert out["adam"]["problems_compared"] == 2
+    assert out["adam"]["solved_where_reference_did_not"] == 1
+
+
+# -- errors: clear, naming the argument, before any compiling ------------------------------
+
+
+@pytest.fixture
+def no_compiling(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("compare compiled before checking its arguments")
+
+    monkeypatch.setattr(cmp, "_run_problem", fail)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"problems": ["boot"]}, "unknown problem 'boot'.*booth"),
+        ({"problems": []}, "problems is empty"),
+        ({"optimizers": ["sgdd"]}, "unknown optimizer 'sgdd'.*vanilla"),
+        ({"optimizers": []}, "optimizers is empty"),
+        ({"learning_rates": []}, "learning_rates is empty"),
+        ({"learning_rates": [0.1, 0.0]}, "learning_rates must all be finite and > 0"),
+        ({"learning_rates": [-1.0]}, "learning_rates must all be finite and > 0"),
+        ({"learning_rates": [float("nan")]}, "learning_rates must all be finite and > 0"),
+        ({"learning_rates": {"vanilla": [0.1]}}, "no grid for"),
+        ({"seeds": 0}, "seeds must be a positive integer"),
+        ({"seeds": []}, "seeds must be"),
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"steps": 2.5}, "steps must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ],
+)
+def test_bad_arguments_raise_before_compiling(no_compiling, kwargs, match):
+    args = {
+        "problems": ["booth"],
+        "optimizers": ["vanilla", "adam"],
+        "learning_rates": [0.1],
+        "seeds": 1,
+        "steps": 10,
+    }
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        gd.compare(args.pop("problems"), args.pop("optimizers"), **args)
+
+
+def test_a_factory_must_make_a_jaxgd_optimizer(no_compiling):
+    import optax
+
+    with pytest.raises(TypeError, match="jaxgd optimizer"):
+        gd.compare(["booth"], {"optax": optax.sgd}, learning_rates=[0.1], seeds=1, steps=5)

@@ -1,0 +1,148 @@
+"""Checkpointed runs: resumed runs end with the same bits as uninterrupted ones,
+also after a SIGKILL at a random moment."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import jaxgd as gd
+
+PROBLEM = gd.problems.get("student_marks")
+P0 = PROBLEM.init(jax.random.PRNGKey(0))
+KWARGS = dict(data=PROBLEM.data, steps=120, batch_size=25, key=jax.random.PRNGKey(5))
+
+
+def _assert_same_bits(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_a_chunked_run_equals_the_one_program_run(tmp_path):
+    whole = gd.minimize(PROBLEM.loss, P0, gd.adam(0.05), **KWARGS)
+    chunked = gd.minimize(
+        PROBLEM.loss,
+        P0,
+        gd.adam(0.05),
+        checkpoint=tmp_path / "run.npz",
+        checkpoint_every=25,
+        **KWARGS,
+    )
+    _assert_same_bits(whole, chunked)
+
+
+def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
+    path = tmp_path / "run.npz"
+    reference = gd.minimize(
+        PROBLEM.loss,
+        P0,
+        gd.adam(0.05),
+        checkpoint=tmp_path / "ref.npz",
+        checkpoint_every=25,
+        **KWARGS,
+    )
+    saves = []
+    real_save = gd.checkpoint.save
+
+    def save_then_crash(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saves.append(1)
+        if len(saves) == 2:
+            raise KeyboardInterrupt  # the run dies after its second checkpoint
+
+    monkeypatch.setattr(gd.checkpoint, "save", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        gd.minimize(PROBLEM.loss, P0, gd.adam(0.05), checkpoint=path, checkpoint_every=25, **KWARGS)
+    monkeypatch.setattr(gd.checkpoint, "save", real_save)
+    state = gd.checkpoint.load(path)
+    assert int(state[0]) == 50  # the carry's step: two chunks of 25
+    resumed = gd.minimize(
+        PROBLEM.loss, P0, gd.adam(0.05), checkpoint=path, checkpoint_every=25, **KWARGS
+    )
+    _assert_same_bits(reference, resumed)
+
+
+def test_a_finished_checkpoint_returns_the_result_without_running(tmp_path, monkeypatch):
+    path = tmp_path / "run.npz"
+    first = gd.minimize(PROBLEM.loss, P0, gd.sgd(0.1), checkpoint=path, **KWARGS)
+
+    def no_more_steps(*args, **kwargs):
+        raise AssertionError("a finished run took another step")
+
+    monkeypatch.setattr(sys.modules["jaxgd.minimize"], "_run_chunk", no_more_steps)
+    again = gd.minimize(PROBLEM.loss, P0, gd.sgd(0.1), checkpoint=path, **KWARGS)
+    _assert_same_bits(first, again)
+
+
+def test_progress_bar_reports_every_step(capsys):
+    result = gd.minimize(PROBLEM.loss, P0, gd.sgd(0.1), progress=True, **KWARGS)
+    err = capsys.readouterr().err
+    assert "120/120" in err
+    _assert_same_bits(result, gd.minimize(PROBLEM.loss, P0, gd.sgd(0.1), **KWARGS))
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import jax, numpy as np
+    import jaxgd as gd
+
+    real_save = gd.checkpoint.save
+    def slow_save(*args, **kwargs):  # stretch the run so the parent can kill it mid-way
+        real_save(*args, **kwargs)
+        time.sleep(0.05)
+    gd.checkpoint.save = slow_save
+
+    problem = gd.problems.get("student_marks")
+    result = gd.minimize(
+        problem.loss, problem.init(jax.random.PRNGKey(0)), gd.adam(0.05), data=problem.data,
+        steps=400, batch_size=25, key=jax.random.PRNGKey(5), record_params=True,
+        checkpoint=sys.argv[1], checkpoint_every=10)
+    np.savez(sys.argv[2], *[np.asarray(x) for x in jax.tree.leaves(result)])
+    """
+)
+
+
+def _child(tmp_path, checkpoint, out):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.Popen([sys.executable, str(script), str(checkpoint), str(out)], env=env)
+
+
+def _leaves(path):
+    with np.load(path) as f:
+        return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_to_the_same_bits(tmp_path):
+    reference = _child(tmp_path, tmp_path / "ref.npz", tmp_path / "ref-out.npz")
+    assert reference.wait(timeout=240) == 0
+
+    checkpoint = tmp_path / "run.npz"
+    victim = _child(tmp_path, checkpoint, tmp_path / "victim-out.npz")
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists():
+        assert victim.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    time.sleep(float(np.random.default_rng().uniform(0.0, 0.3)))  # any moment after it
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=30) == -signal.SIGKILL
+    step = int(gd.checkpoint.load(checkpoint)[0])
+    assert 10 <= step < 400, "the kill should land mid-run"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or "tmp" in p.name]
+
+    resumed = _child(tmp_path, checkpoint, tmp_path / "resumed-out.npz")
+    assert resumed.wait(timeout=240) == 0
+    for x, y in zip(
+        _leaves(tmp_path / "ref-out.npz"), _leaves(tmp_path / "resumed-out.npz"), strict=True
+    ):
+        np.testing.assert_array_equal(x, y)

@@ -1,0 +1,27 @@
+"""The README's quick start runs as written."""
+
+import pathlib
+import re
+
+import jaxgd as gd
+
+README = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+
+
+def test_readme_starts_with_the_two_commands():
+    commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)[:2]
+    assert commands[0].startswith("pip install") and "jaxgd compare" in commands[0]
+    assert commands[1] == 'pip install -e ".[test]" && python -m pytest'
+    ci = (pathlib.Path(__file__).parents[1] / ".ci" / "run").read_text()
+    assert commands[1] in ci.splitlines()
+
+
+def test_quick_start_runs_and_fits(capsys):
+    section = README.split("## Quick start", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README quick start", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "partials at the start" in out and "CONVERGED" in out
+    result = namespace["result"]
+    assert gd.Status(int(result.status)) == gd.Status.CONVERGED

@@ -27,6 +27,7 @@ import enum
 import functools
 import os
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -207,6 +208,9 @@ def _evaluate(spec: _Spec, params, batch):
     return loss, grads, grad_norm
 
 
+_UNROLL = 2  # steps per while-loop iteration (the same values for any choice)
+
+
 def _advance(spec: _Spec, optimizer, carry: _Carry, data, key, tol, target, stop_at) -> _Carry:
     """Run steps until the run stops or ``carry.step == stop_at``."""
     if spec.batch_size is not None:
@@ -224,32 +228,60 @@ def _advance(spec: _Spec, optimizer, carry: _Carry, data, key, tol, target, stop
     def running(c: _Carry):
         return (c.status == _RUNNING) & (c.step < stop_at)
 
-    def step(c: _Carry) -> _Carry:
+    def step(c: _Carry, live=None) -> _Carry:
+        """One step; with ``live`` (a traced bool), a no-op where it is False."""
         loss, grads, grad_norm = _evaluate(spec, c.params, batch_at(c.step))
         status = _classify(loss, grad_norm, tol, target, _RUNNING)
+        at = c.step
+        if live is not None:  # a stopped run keeps its status; its writes are dropped
+            status = jnp.where(live, status, c.status)
+            at = jnp.where(live, c.step, spec.steps)
         h = c.history
         dtype = h.loss.dtype
         history = History(
-            loss=h.loss.at[c.step].set(loss.astype(dtype), mode="drop"),
-            grad_norm=h.grad_norm.at[c.step].set(grad_norm.astype(dtype), mode="drop"),
+            loss=h.loss.at[at].set(loss.astype(dtype), mode="drop"),
+            grad_norm=h.grad_norm.at[at].set(grad_norm.astype(dtype), mode="drop"),
             params=None
             if h.params is None
-            else jax.tree.map(
-                lambda path, p: path.at[c.step].set(p, mode="drop"), h.params, c.params
-            ),
+            else jax.tree.map(lambda path, p: path.at[at].set(p, mode="drop"), h.params, c.params),
         )
         go = status == _RUNNING
-        updates, new_state = optimizer.update(grads, c.opt_state, c.params)
-        new_params = optax.apply_updates(c.params, updates)
+        if live is not None:
+            go = go & live
+
+        def update(params_and_state):
+            params, opt_state = params_and_state
+            updates, new_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), new_state
+
+        # A cond, not where(go, new, old): the update then writes params and state
+        # in place, as a plain optax step does. With where(), XLA fuses the new
+        # moments into both the select and the params update, so both read the
+        # old moments after they are overwritten, and it copies params, mu and
+        # nu every step (3 extra passes over memory; see benchmarks/speed.py).
+        # Under vmap the cond becomes that select again, with the same values.
+        params, opt_state = jax.lax.cond(go, update, lambda ps: ps, (c.params, c.opt_state))
         return _Carry(
             step=c.step + go.astype(jnp.int32),
-            params=_tree_where(go, new_params, c.params),
-            opt_state=_tree_where(go, new_state, c.opt_state),
+            params=params,
+            opt_state=opt_state,
             status=status,
             history=history,
         )
 
-    return jax.lax.while_loop(running, step, carry)
+    def steps(c: _Carry) -> _Carry:
+        # _UNROLL steps per loop iteration: the loop's own cost (its condition,
+        # the copies at its back edge) is paid once per _UNROLL steps. The loop
+        # condition guarantees the first step is live; the others are guarded.
+        # The barrier keeps XLA from fusing one step into the next, which would
+        # round differently from the one-step loop (and from optax's loop).
+        c = step(c)
+        for _ in range(_UNROLL - 1):
+            c = jax.lax.optimization_barrier(c)
+            c = step(c, running(c))
+        return c
+
+    return jax.lax.while_loop(running, steps, carry)
 
 
 def _finish(spec: _Spec, carry: _Carry, data, tol, target) -> Result:
@@ -542,6 +574,10 @@ def _check_run(loss, params, optimizer, steps, data, batch_size, key, tol, targe
     return spec, params, data, key, tol, target
 
 
+def _as_array(a):
+    return a if isinstance(a, jax.Array) else jnp.asarray(a)
+
+
 def _check_params(params):
     leaves_with_path = jax.tree_util.tree_leaves_with_path(params)
     if not leaves_with_path:
@@ -556,7 +592,7 @@ def _check_params(params):
                 f"minimize: {where} has dtype {dtype}; gradient descent needs floating-point "
                 f"params: pass jnp.asarray(..., dtype=jnp.float32)."
             )
-    return jax.tree.map(jnp.asarray, params)
+    return jax.tree.map(_as_array, params)
 
 
 def _check_data(data):
@@ -581,12 +617,12 @@ def _check_data(data):
             f"minimize: data arrays disagree on the number of examples ({listing}); every "
             "leaf needs the same leading axis."
         )
-    return jax.tree.map(jnp.asarray, data), next(iter(sizes.values()))
+    return jax.tree.map(_as_array, data), next(iter(sizes.values()))
 
 
 def _check_batching(batch_size, key, data, n_examples):
     if batch_size is None:
-        return None, jnp.zeros((2,), jnp.uint32) if key is None else key
+        return None, np.zeros((2,), np.uint32) if key is None else key
     if data is None:
         raise ValueError("minimize: batch_size needs data to draw minibatches from; pass data=.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
@@ -610,7 +646,7 @@ def _check_batching(batch_size, key, data, n_examples):
 
 def _check_threshold(name, value, *, nonnegative):
     if value is None:
-        return jnp.asarray(-jnp.inf, jnp.float32)
+        return np.float32(-np.inf)  # a NumPy scalar: no device work on every call
     if not isinstance(value, jax.core.Tracer):
         try:
             v = float(value)
@@ -624,6 +660,49 @@ def _check_threshold(name, value, *, nonnegative):
     return jnp.asarray(value, jnp.float32)
 
 
+# The checks run on every call, so the two that cost most are cached: tracing
+# the loss (keyed by the loss and the argument shapes) and scanning the data for
+# NaN (keyed by the array object: jax arrays are immutable). A repeated call,
+# as in a sweep or a benchmark, then spends microseconds here, not milliseconds.
+_LOSS_OUTPUTS: dict = {}
+_FINITE: dict[int, tuple[weakref.ref, bool]] = {}
+_all_finite = jax.jit(lambda a: jnp.all(jnp.isfinite(a)))
+
+
+def _loss_output(loss, params, args):
+    """``jax.eval_shape(loss, params, *args)``, cached by the argument types."""
+    leaves, treedef = jax.tree.flatten((params, args))
+    if any(isinstance(a, jax.core.Tracer) for a in leaves):
+        return jax.eval_shape(loss, params, *args)
+    key = (loss, treedef, tuple((np.shape(a), getattr(a, "dtype", type(a))) for a in leaves))
+    try:
+        out = _LOSS_OUTPUTS.get(key)
+    except TypeError:  # an unhashable loss: nothing to cache by
+        return jax.eval_shape(loss, params, *args)
+    if out is None:
+        out = jax.eval_shape(loss, params, *args)
+        if len(_LOSS_OUTPUTS) > 256:
+            _LOSS_OUTPUTS.clear()
+        _LOSS_OUTPUTS[key] = out
+    return out
+
+
+def _is_finite(a) -> bool:
+    """Whether the array ``a`` holds no NaN or inf (remembered while ``a`` lives)."""
+    hit = _FINITE.get(id(a))
+    if hit is not None and hit[0]() is a:
+        return hit[1]
+    with jax.ensure_compile_time_eval():  # concrete data inside an outer jit: run it now
+        ok = bool(_all_finite(a))
+    try:
+        key = id(a)
+        ref = weakref.ref(a, lambda _, k=key: _FINITE.pop(k, None))
+    except TypeError:
+        return ok
+    _FINITE[id(a)] = (ref, ok)
+    return ok
+
+
 def _check_loss_output(spec: _Spec, params, data, batch_size):
     """Trace ``loss`` abstractly (no compiling) to check it returns a float scalar."""
     if data is None:
@@ -635,7 +714,7 @@ def _check_loss_output(spec: _Spec, params, data, batch_size):
             jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype), data),
         )
     try:
-        out = jax.eval_shape(spec.loss, params, *args)
+        out = _loss_output(spec.loss, params, args)
     except TypeError as err:
         call = "loss(params, batch)" if data is not None else "loss(params)"
         raise TypeError(
@@ -654,7 +733,7 @@ def _check_loss_output(spec: _Spec, params, data, batch_size):
             for p, a in jax.tree_util.tree_leaves_with_path(data)
             if not isinstance(a, jax.core.Tracer)
             and jnp.issubdtype(a.dtype, jnp.inexact)
-            and not bool(jnp.all(jnp.isfinite(a)))
+            and not _is_finite(a)
         ]
         if bad:
             warnings.warn(

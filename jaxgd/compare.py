@@ -26,6 +26,7 @@ import numpy as np
 
 from jaxgd import optimizers as _opt
 from jaxgd import problems as _problems
+from jaxgd.calculus import max_curvature
 from jaxgd.minimize import Status, minimize
 from jaxgd.report import Comparison, OptimizerRuns, ProblemResult
 
@@ -341,7 +342,7 @@ def performance_profile(
         against every optimizer.
 
     Example:
-        >>> prof = performance_profile({"a": [10, 100], "b": [20, 50]}, taus=[1, 2, 4])
+        >>> prof = performance_profile({"a": [10, 100], "b": [20, 40]}, taus=[1, 2, 4])
         >>> prof["rho"]
         {'a': [0.5, 0.5, 1.0], 'b': [0.5, 1.0, 1.0]}
     """
@@ -425,12 +426,15 @@ def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
             out["path"] = result.history.params
         return out
 
-    def sweep(rates, keys, data):
+    def sweep(rates, keys, data, minimiser):
         outs = {}
         for label, factory in factories.items():
             one = functools.partial(run, factory, data=data)
             over_seeds = jax.vmap(one, in_axes=(None, 0))
             outs[label] = jax.vmap(over_seeds, in_axes=(0, None))(rates[label], keys)
+        if minimiser is not None:  # the curvature that explains vanilla's best rate
+            args = () if data is None else (data,)
+            outs["curvature"] = max_curvature(problem.loss, minimiser, *args, iters=60)
         return outs
 
     return sweep
@@ -456,6 +460,22 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _minimiser(problem: _problems.Problem) -> Any:
+    """The known minimiser (the first of several), or None.
+
+    The sweep measures the largest curvature ``L`` there (power iteration on
+    Hessian-vector products): plain gradient descent converges near the
+    minimum only for rates below ``2 / L``, which explains vanilla's choice.
+    """
+    x = problem.optimum_params
+    if x is None:
+        return None
+    leaves = jax.tree.leaves(x)
+    if len(leaves) == 1 and leaves[0].ndim == 2 and _is_2d(problem):
+        return leaves[0][0]  # several minimisers (Himmelblau): the first
+    return x
+
+
 def _run_problem(problem, factories, rates, seeds, steps, batch_size, mesh=None):
     record = _is_2d(problem)
     sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
@@ -468,13 +488,15 @@ def _run_problem(problem, factories, rates, seeds, steps, batch_size, mesh=None)
         if data is not None:
             data = distributed.shard_data(data, mesh, whole=True)
         jrates, keys = distributed.replicate((jrates, keys), mesh)
+    minimiser = _minimiser(problem)
     t0 = time.perf_counter()
-    compiled = jax.jit(sweep).lower(jrates, keys, data).compile()
+    compiled = jax.jit(sweep).lower(jrates, keys, data, minimiser).compile()
     compile_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    outs = jax.block_until_ready(compiled(jrates, keys, data))
+    outs = jax.block_until_ready(compiled(jrates, keys, data, minimiser))
     run_seconds = time.perf_counter() - t0
     outs = jax.tree.map(np.asarray, outs)
+    curvature = float(outs.pop("curvature")) if "curvature" in outs else math.nan
 
     per_opt = {}
     for label in factories:
@@ -499,6 +521,7 @@ def _run_problem(problem, factories, rates, seeds, steps, batch_size, mesh=None)
         )
     n_runs = sum(r.size for r in rates.values()) * len(seeds)
     return ProblemResult(
+        curvature=curvature if math.isfinite(curvature) and curvature > 0 else None,
         problem=problem,
         batch_size=batch_size,
         optimizers=per_opt,

@@ -124,6 +124,9 @@ class ProblemResult:
         compile_seconds: tracing and compiling the sweep (all runs, one program).
         run_seconds: running the compiled sweep once.
         n_runs: optimizer x rate x seed runs in the sweep.
+        curvature: the largest Hessian eigenvalue ``L`` at the known minimiser
+            (None where unknown); plain gradient descent is stable near the
+            minimum for rates below ``2 / L``.
     """
 
     problem: Problem
@@ -132,6 +135,12 @@ class ProblemResult:
     compile_seconds: float
     run_seconds: float
     n_runs: int
+    curvature: float | None = None
+
+    @property
+    def stability_limit(self) -> float | None:
+        """``2 / L``: the largest stable rate of plain gradient descent near the minimum."""
+        return None if self.curvature is None else 2.0 / self.curvature
 
     @property
     def name(self) -> str:
@@ -406,6 +415,8 @@ class Comparison:
                     "target": p.problem.target,
                     "parameters": p.problem.dimension,
                     "batch_size": p.batch_size,
+                    "curvature_at_optimum": p.curvature,
+                    "vanilla_stability_limit": p.stability_limit,
                     "compile_seconds": p.compile_seconds,
                     "run_seconds": p.run_seconds,
                     "seconds_per_step": p.seconds_per_step,
@@ -500,6 +511,15 @@ class Comparison:
             f"{p.microseconds_per_run_step:.3g} µs per run-step.",
             "",
         ]
+        if p.stability_limit is not None:
+            why = (
+                f"Why: the largest curvature at the minimum is L = {p.curvature:.3g}, so plain "
+                f"gradient descent converges there only for rates below 2/L = "
+                f"{p.stability_limit:.3g}"
+            )
+            if "vanilla" in p.optimizers:
+                why += f"; vanilla chose {p.optimizers['vanilla'].learning_rate:.3g}"
+            lines += [why + ".", ""]
         headers = ["optimizer", *(f"{lr:.2g}" for lr in self._union_rates(p))]
         rows = []
         for label, r in p.optimizers.items():
@@ -681,9 +701,11 @@ def _draw_sensitivity(c: Comparison, p: ProblemResult, path: pathlib.Path) -> No
         best = mean[r.chosen]
         if np.isfinite(best):
             ax.plot(r.learning_rate, best, "*", color=col, ms=16, mec="k", mew=0.8, zorder=5)
-    use_gap, _ = _loss_axis(p)
     target = p.problem.target - p.problem.optimum_value
     ax.axhline(target, color="0.3", ls="--", lw=1)
+    limit = p.stability_limit
+    if limit is not None:
+        ax.axvline(limit, color="0.3", ls=":", lw=1.2)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("learning rate (log scale)")
@@ -697,6 +719,9 @@ def _draw_sensitivity(c: Comparison, p: ProblemResult, path: pathlib.Path) -> No
     handles, labels = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], color="0.3", ls="--", lw=1))
     labels.append("target")
+    if limit is not None:
+        handles.append(Line2D([], [], color="0.3", ls=":", lw=1.2))
+        labels.append(f"2/L = {limit:.3g}: vanilla's stability limit")
     handles.append(Line2D([], [], color="k", marker="*", ls="", ms=10))
     labels.append("chosen rate")
     if any_div:
@@ -709,14 +734,20 @@ def _draw_sensitivity(c: Comparison, p: ProblemResult, path: pathlib.Path) -> No
 
 
 def _contour_box(p: ProblemResult) -> tuple[float, float, float, float]:
-    pts = []
+    """A box holding the starts, the minima and most of every path (wild excursions cut)."""
+    pts, starts = [], []
     for r in p.optimizers.values():
-        path = r.paths[r.chosen].reshape(-1, 2)
-        pts.append(path[np.all(np.isfinite(path), axis=1)])
+        path = r.paths[r.chosen]  # (seeds, steps, 2)
+        starts.append(path[:, 0])
+        flat = path.reshape(-1, 2)
+        pts.append(flat[np.all(np.isfinite(flat), axis=1)])
     pts = np.concatenate(pts)
-    opt = np.asarray(p.problem.optimum_params, np.float64).reshape(-1, 2)
-    lo = np.minimum(np.percentile(pts, 1, axis=0), opt.min(axis=0))
-    hi = np.maximum(np.percentile(pts, 99, axis=0), opt.max(axis=0))
+    fixed = np.concatenate(
+        [np.asarray(p.problem.optimum_params, np.float64).reshape(-1, 2), *starts]
+    )
+    fixed = fixed[np.all(np.isfinite(fixed), axis=1)]
+    lo = np.minimum(np.percentile(pts, 5, axis=0), fixed.min(axis=0))
+    hi = np.maximum(np.percentile(pts, 95, axis=0), fixed.max(axis=0))
     span = np.maximum(hi - lo, 1.0)
     lo, hi = lo - 0.15 * span, hi + 0.15 * span
     return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
@@ -776,7 +807,7 @@ def _draw_paths(c: Comparison, p: ProblemResult, path: pathlib.Path) -> None:
         "(circle: start, square: end, star: minimum)",
         fontsize=10,
     )
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 

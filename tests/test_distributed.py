@@ -54,7 +54,7 @@ def _four_devices(*args: str) -> dict:
         env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"),
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=900,  # generous: the machine may be shared; a normal run takes a fraction
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULTS ")]
     assert proc.returncode == 0 and lines, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"

@@ -1,0 +1,789 @@
+"""Speed of jaxgd against the loops people write today, measured side by side.
+
+Every figure is a ratio of two timings taken in the same process, interleaved
+(one repeat of each in turn), as the median of several repeats, with
+``block_until_ready`` on every result. The targets (see the README's Speed
+section):
+
+1. ``run_loop``: ``gd.minimize``, 1000 Adam steps on a 200x2 regression, against
+   the Python loop of jitted optax steps (>= 25x) and torch.optim eager
+   (>= 100x); the raw ``lax.scan`` of optax steps is shown for reference.
+2. ``sweep``: 64 learning rates x 1000 steps in one vmapped call against 64
+   sequential ``minimize`` calls (>= 8x).
+3. ``big_step``: one Adam step on 10M float32 params inside ``minimize`` within
+   1.2x of a memory-bound XLA kernel moving the same bytes (4 arrays read, 3
+   written, donated); per-step times are differences of two run lengths. Also
+   the peak resident memory of that run (in a fresh subprocess).
+4. ``mlp``: 500 full-batch Adam steps of a 64-128-10 MLP on scikit-learn's
+   digits against torch.optim eager (<= 0.6x the time).
+5. ``latency``: the README quick start in a fresh process (<= 2 s), the compile
+   time of a small ``minimize``, and compilations on second calls (0).
+6. ``make_step``: ``gd.make_step`` (donated buffers) against a plain jitted
+   optax step on 10M params.
+
+Run ``python benchmarks/speed.py`` (all, a few minutes on 2 CPU cores) or
+``--only run_loop,sweep``. Results go to ``benchmarks/results/speed.json`` and
+``speed.md``. torch is optional (``pip install -e ".[bench]"``); without it the
+torch comparisons are reported as skipped. The script runs unchanged on a GPU
+(it prints the device and sizes its step counts by backend).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxgd as gd
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+BIG = 10_000_000  # params in the big-step and make_step targets
+
+try:  # torch is an optional benchmark extra
+    import torch
+except ImportError:  # pragma: no cover - depends on the environment
+    torch = None
+
+
+# --------------------------------------------------------------------------- #
+# Timing
+# --------------------------------------------------------------------------- #
+
+
+def _block(x):
+    return jax.block_until_ready(x)
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function, timed in turn so load drifts hit all alike."""
+    for f in fns.values():  # warm up (compile) outside the timing
+        f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            start = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def per_step(
+    make: Callable[[int], Callable[[], object]], short: int, long: int, repeats: int
+) -> float:
+    """Seconds per step: (time of ``long`` steps - time of ``short``) / (long - short).
+
+    Compile, dispatch and fixed costs are the same in both runs and fall out.
+    """
+    t = interleaved({"short": make(short), "long": make(long)}, repeats)
+    return (t["long"] - t["short"]) / (long - short)
+
+
+def machine() -> dict:
+    dev = jax.devices()[0]
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "device": getattr(dev, "device_kind", str(dev)),
+        "device_count": jax.device_count(),
+        "torch": None if torch is None else torch.__version__,
+        "torch_threads": None if torch is None else torch.get_num_threads(),
+    }
+
+
+def _on_gpu() -> bool:
+    return jax.default_backend() != "cpu"
+
+
+# --------------------------------------------------------------------------- #
+# 1. The run loop
+# --------------------------------------------------------------------------- #
+
+
+def _regression():
+    """The 200x2 regression: standardised student-marks data, a linear model."""
+    x, y = gd.problems.student_marks_data()
+    x = (x - x.mean(0)) / x.std(0)
+    y = (y - y.mean()) / y.std()
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def _linear_loss(params, batch):
+    x, y = batch
+    return jnp.mean((x @ params["w"] + params["b"] - y) ** 2)
+
+
+def bench_run_loop(repeats: int) -> dict:
+    steps, lr = 1000, 1e-2
+    x, y = _regression()
+    data = (jnp.asarray(x), jnp.asarray(y))
+    params = {"w": jnp.zeros(2), "b": jnp.zeros(())}
+    opt = optax.adam(lr)
+
+    @jax.jit
+    def optax_step(p, s, batch):
+        value, grads = jax.value_and_grad(_linear_loss)(p, batch)
+        updates, s = opt.update(grads, s, p)
+        return optax.apply_updates(p, updates), s, value
+
+    def python_loop():
+        p, s = params, opt.init(params)
+        for _ in range(steps):
+            p, s, value = optax_step(p, s, data)
+        return _block((p, value))
+
+    @jax.jit
+    def optax_scan(p, batch):
+        def body(carry, _):
+            p, s, value = optax_step(*carry, batch)  # inlined: one compiled loop
+            return (p, s), value
+
+        return jax.lax.scan(body, (p, opt.init(p)), length=steps)
+
+    def run_minimize():
+        return _block(gd.minimize(_linear_loss, params, gd.adam(lr), steps=steps, data=data))
+
+    # Compile time of minimize, measured apart: first call minus a warm call.
+    start = time.perf_counter()
+    result = run_minimize()
+    first = time.perf_counter() - start
+    fns = {
+        "minimize": run_minimize,
+        "optax_python_loop": python_loop,
+        "optax_scan": lambda: _block(optax_scan(params, data)),
+    }
+    t = interleaved(fns, repeats)
+    out = {
+        "steps": steps,
+        "seconds": t,
+        "minimize_compile_s": first - t["minimize"],
+        "speedup_vs_optax_loop": t["optax_python_loop"] / t["minimize"],
+        "scan_speedup_vs_optax_loop": t["optax_python_loop"] / t["optax_scan"],
+        "minimize_vs_scan": t["minimize"] / t["optax_scan"],
+        "final_loss": float(result.loss),
+    }
+    if torch is None:
+        out["torch"] = "skipped: torch is not installed (pip install -e '.[bench]')"
+        return out
+
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def torch_loop():
+        w = torch.zeros(2, requires_grad=True)
+        b = torch.zeros((), requires_grad=True)
+        optim = torch.optim.Adam([w, b], lr=lr)
+        for _ in range(steps):
+            optim.zero_grad()
+            value = torch.mean((xt @ w + b - yt) ** 2)
+            value.backward()
+            optim.step()
+        return value.item()
+
+    tt = interleaved({"minimize": run_minimize, "torch_eager": torch_loop}, max(3, repeats // 3))
+    out["seconds"]["torch_eager"] = tt["torch_eager"]
+    out["speedup_vs_torch"] = tt["torch_eager"] / tt["minimize"]
+    out["torch_final_loss"] = torch_loop()
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# 2. The sweep
+# --------------------------------------------------------------------------- #
+
+
+def bench_sweep(repeats: int) -> dict:
+    steps, n = 1000, 64
+    x, y = _regression()
+    data = (jnp.asarray(x), jnp.asarray(y))
+    params = {"w": jnp.zeros(2), "b": jnp.zeros(())}
+    rates = np.logspace(-4, 0, n).astype(np.float32)
+    rates_j = jnp.asarray(rates)
+
+    @jax.jit
+    def swept(lrs):
+        return jax.vmap(
+            lambda lr: gd.minimize(_linear_loss, params, gd.adam(lr), steps=steps, data=data)
+        )(lrs)
+
+    def sequential():
+        return _block(
+            [
+                gd.minimize(_linear_loss, params, gd.adam(float(lr)), steps=steps, data=data)
+                for lr in rates
+            ]
+        )
+
+    t = interleaved({"vmapped": lambda: _block(swept(rates_j)), "sequential": sequential}, repeats)
+    return {
+        "runs": n,
+        "steps": steps,
+        "seconds": t,
+        "speedup": t["sequential"] / t["vmapped"],
+    }
+
+
+# --------------------------------------------------------------------------- #
+# 3. The big step (and its memory), 6. make_step
+# --------------------------------------------------------------------------- #
+
+
+def _half_square(p, target):
+    """``0.5 |p - target|^2``: its gradient ``p - target`` reads one more array."""
+    return 0.5 * jnp.sum((p - target) ** 2)
+
+
+def _adam_kernel(p, g, m, v, b1=0.9, b2=0.999, lr=1e-3, eps=1e-8):
+    """Adam's elementwise update: reads p, g, m, v; writes p, m, v."""
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    return p - lr * m / (jnp.sqrt(v) + eps), m, v
+
+
+def _big_lengths() -> tuple[int, int]:
+    return (20, 120) if _on_gpu() else (3, 11)
+
+
+def _hlo_loop_body_stats(compiled_text: str) -> dict:
+    """Count the ops of the largest while-loop body of a compiled HLO module."""
+    bodies = re.findall(r"body=%?([\w.\-]+)", compiled_text)
+    best = {}
+    for name in set(bodies):
+        m = re.search(r"^%?" + re.escape(name) + r" .*?\{\n(.*?)\n\}", compiled_text, re.M | re.S)
+        if not m:
+            continue
+        ops = re.findall(r"= \S+ ([a-z][\w\-]*)\(", m.group(1))
+        big = [
+            line
+            for line in m.group(1).splitlines()
+            if re.search(r"= f32\[\d{6,}\]", line) and " get-tuple-element(" not in line
+        ]
+        stats = {
+            "ops": len(ops),
+            "fusions": ops.count("fusion"),
+            "copies": ops.count("copy"),
+            "conditionals": ops.count("conditional"),
+            "full_size_ops": len(big),
+            "full_size_copies": sum(" copy(" in line for line in big),
+        }
+        if stats["ops"] > best.get("ops", -1):
+            best = stats
+    return best
+
+
+def bench_big_step(repeats: int) -> dict:
+    short, long = _big_lengths()
+    key = jax.random.PRNGKey(0)
+    target = jax.random.normal(key, (BIG,), jnp.float32)
+    p0 = jnp.zeros(BIG, jnp.float32)
+    g = jax.random.normal(jax.random.fold_in(key, 1), (BIG,), jnp.float32)
+
+    def kernel_run(n):
+        @jax.jit
+        def run(p, m, v):
+            return jax.lax.fori_loop(
+                0, n, lambda _, c: _adam_kernel(c[0], g, c[1], c[2]), (p, m, v)
+            )
+
+        donated = jax.jit(run, donate_argnums=(0, 1, 2))
+
+        def go():
+            bufs = (p0 + 0, jnp.zeros_like(p0), jnp.zeros_like(p0))
+            return _block(donated(*bufs))
+
+        return go
+
+    def minimize_run(n):
+        opt = gd.adam(1e-3)
+        return lambda: _block(gd.minimize(_half_square, p0, opt, steps=n, data=target))
+
+    kernel = per_step(kernel_run, short, long, repeats)
+    ours = per_step(minimize_run, short, long, repeats)
+    out = {
+        "params": BIG,
+        "run_lengths": [short, long],
+        "seconds_per_step": {"minimize": ours, "adam_kernel": kernel},
+        "ratio_vs_kernel": ours / kernel,
+        "kernel_bandwidth_GBps": 7 * 4 * BIG / kernel / 1e9,
+    }
+    try:  # what the compiled loop does per step (private API: a diagnostic only)
+        from jaxgd import minimize as _m
+
+        mod = sys.modules["jaxgd.minimize"]
+        spec, *args = mod._check_run(
+            _half_square, p0, gd.adam(1e-3), long, target, None, None, None, None, False
+        )
+        text = mod._run.lower(spec, gd.adam(1e-3), *args).compile().as_text()
+        out["minimize_loop_body"] = _hlo_loop_body_stats(text)
+        del _m
+    except Exception as err:  # pragma: no cover - diagnostics must not break the run
+        out["minimize_loop_body"] = f"unavailable: {err!r}"
+    out["memory"] = _big_memory()
+    return out
+
+
+_MEMORY_PROBE = """
+import resource, sys, jax, jax.numpy as jnp
+import jaxgd as gd
+n = int(sys.argv[1])
+def half_square(p, target):
+    return 0.5 * jnp.sum((p - target) ** 2)
+def status(field):  # Linux: VmRSS (now) and VmHWM (peak since the last reset), KiB
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+small = gd.minimize(half_square, jnp.zeros(8), gd.adam(1e-3), steps=3, data=jnp.ones(8))
+jax.block_until_ready(small)
+try:  # reset the peak, so it counts the big run only (not import-time transients)
+    open("/proc/self/clear_refs", "w").write("5")
+    base = status("VmRSS:")
+except OSError:
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+target = jax.random.normal(jax.random.PRNGKey(0), (n,), jnp.float32)
+p0 = jnp.zeros(n, jnp.float32)
+jax.block_until_ready(gd.minimize(half_square, p0, gd.adam(1e-3), steps=5, data=target))
+try:
+    peak = status("VmHWM:")
+except OSError:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(base, peak)
+"""
+
+
+def _big_memory() -> dict:
+    """Peak RSS of a fresh process running the 10M-param minimize (KiB on Linux)."""
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _MEMORY_PROBE, str(BIG)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        ).stdout.split()
+    except (subprocess.SubprocessError, OSError) as err:  # pragma: no cover
+        return {"error": repr(err)}
+    base, peak = int(out[0]) * scale, int(out[1]) * scale
+    array = 4 * BIG
+    return {
+        "peak_rss_bytes": peak,
+        "rss_before_big_run_bytes": base,
+        "big_run_rss_bytes": peak - base,
+        "needed_bytes": {
+            "params": array,
+            "gradient": array,
+            "adam_state": 2 * array,
+            "data_target": array,
+            "total": 5 * array,
+        },
+        "big_run_over_needed": (peak - base) / (5 * array),
+        "note": "on a GPU the arrays live in device memory; RSS then counts host memory only",
+    }
+
+
+def bench_make_step(repeats: int) -> dict:
+    short, long = _big_lengths()
+    target = jax.random.normal(jax.random.PRNGKey(0), (BIG,), jnp.float32)
+    p0 = jnp.zeros(BIG, jnp.float32)
+    opt = optax.adam(1e-3)
+
+    @jax.jit
+    def plain(p, s, t):
+        value, grads = jax.value_and_grad(_half_square)(p, t)
+        updates, s = opt.update(grads, s, p)
+        return optax.apply_updates(p, updates), s, value
+
+    step = gd.make_step(_half_square, gd.adam(1e-3))
+
+    def loop(fn, init):
+        def make(n):
+            def go():
+                p = p0 + 0
+                s = init(p)
+                for _ in range(n):
+                    p, s, value = fn(p, s, target)
+                return _block((p, value))
+
+            return go
+
+        return make
+
+    ours = per_step(loop(step, step.init), short, long, repeats)
+    theirs = per_step(loop(plain, opt.init), short, long, repeats)
+    return {
+        "params": BIG,
+        "run_lengths": [short, long],
+        "seconds_per_step": {"make_step": ours, "optax_jit_step": theirs},
+        "speedup": theirs / ours,
+    }
+
+
+# --------------------------------------------------------------------------- #
+# 4. A compute-bound run: an MLP on digits
+# --------------------------------------------------------------------------- #
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return (x / 16.0).astype(np.float32), y.astype(np.int32)
+
+
+def _mlp_init(seed=0):
+    rng = np.random.default_rng(seed)
+
+    def dense(n_in, n_out):
+        return (
+            (rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)).astype(np.float32),
+            np.zeros(n_out, np.float32),
+        )
+
+    (w1, b1), (w2, b2) = dense(64, 128), dense(128, 10)
+    return {"w1": w1, "b1": b1, "w2": w2, "b2": b2}
+
+
+def _mlp_loss(params, batch):
+    x, y = batch
+    hidden = jax.nn.relu(x @ params["w1"] + params["b1"])
+    logits = hidden @ params["w2"] + params["b2"]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def bench_mlp(repeats: int) -> dict:
+    steps, lr = 500, 1e-2
+    x, y = _digits()
+    data = (jnp.asarray(x), jnp.asarray(y))
+    init = _mlp_init()
+    params = jax.tree.map(jnp.asarray, init)
+
+    def run_minimize():
+        return _block(gd.minimize(_mlp_loss, params, gd.adam(lr), steps=steps, data=data))
+
+    result = run_minimize()
+    out = {"steps": steps, "examples": int(x.shape[0]), "final_loss": float(result.loss)}
+    if torch is None:
+        t = interleaved({"minimize": run_minimize}, repeats)
+        out["seconds"] = t
+        out["torch"] = "skipped: torch is not installed (pip install -e '.[bench]')"
+        return out
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
+
+    def torch_loop():
+        ps = {k: torch.tensor(v, requires_grad=True) for k, v in init.items()}
+        optim = torch.optim.Adam(ps.values(), lr=lr)
+        for _ in range(steps):
+            optim.zero_grad()
+            hidden = torch.relu(xt @ ps["w1"] + ps["b1"])
+            value = torch.nn.functional.cross_entropy(hidden @ ps["w2"] + ps["b2"], yt)
+            value.backward()
+            optim.step()
+        return value.item()
+
+    t = interleaved({"minimize": run_minimize, "torch_eager": torch_loop}, repeats)
+    out["seconds"] = t
+    out["ratio_vs_torch"] = t["minimize"] / t["torch_eager"]
+    out["torch_final_loss"] = torch_loop()
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# 5. Latency: quick start, compile time, recompilations
+# --------------------------------------------------------------------------- #
+
+
+def _quick_start_code() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1]
+    return section.split("```python", 1)[1].split("```", 1)[0]
+
+
+class _CompileCounter:
+    EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, event, duration_secs, **kwargs):
+        if event == self.EVENT:
+            self.count += 1
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self)
+
+
+def bench_latency(repeats: int) -> dict:
+    out: dict = {}
+    code = _quick_start_code()
+    walls = []
+    for _ in range(max(3, repeats // 3)):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT, timeout=300
+        )
+        walls.append(time.perf_counter() - start)
+    imports = []
+    for _ in range(max(3, repeats // 3)):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import jaxgd"], check=True, capture_output=True)
+        imports.append(time.perf_counter() - start)
+    out["quick_start_s"] = statistics.median(walls)
+    out["import_jaxgd_s"] = statistics.median(imports)
+
+    # Compile time of a small minimize: a problem of its own, so nothing is cached.
+    def fresh_loss(p):
+        return jnp.sum((p - jnp.arange(3.0)) ** 2)
+
+    p0 = jnp.zeros(3)
+    start = time.perf_counter()
+    _block(gd.minimize(fresh_loss, p0, gd.adam(0.1), steps=200))
+    first = time.perf_counter() - start
+    warm = interleaved(
+        {"warm": lambda: _block(gd.minimize(fresh_loss, p0, gd.adam(0.1), steps=200))}, repeats
+    )["warm"]
+    out["small_minimize_first_call_s"] = first
+    out["small_minimize_warm_call_s"] = warm
+    out["small_minimize_compile_s"] = first - warm
+
+    # Compilations on second calls (inputs built before counting).
+    x, y = _regression()
+    data = (jnp.asarray(x), jnp.asarray(y))
+    params = {"w": jnp.zeros(2), "b": jnp.zeros(())}
+    other = {"w": jnp.ones(2), "b": jnp.ones(())}
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+
+    def run(p, opt, key):
+        return _block(
+            gd.minimize(_linear_loss, p, opt, steps=100, data=data, batch_size=32, key=key)
+        )
+
+    run(params, gd.adam(1e-2), keys[0])
+    counts = {}
+    for name, args in {
+        "new_hyperparameters": (params, gd.adam(3e-3, b1=0.8, b2=0.99, eps=1e-6), keys[0]),
+        "new_initial_params": (other, gd.adam(1e-2), keys[0]),
+        "new_key": (params, gd.adam(1e-2), keys[1]),
+    }.items():
+        with _CompileCounter() as counter:
+            run(*args)
+        counts[name] = counter.count
+    out["compilations_on_second_call"] = counts
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Report
+# --------------------------------------------------------------------------- #
+
+BENCHES = {
+    "run_loop": bench_run_loop,
+    "sweep": bench_sweep,
+    "big_step": bench_big_step,
+    "mlp": bench_mlp,
+    "latency": bench_latency,
+    "make_step": bench_make_step,
+}
+
+
+def _fmt(x, spec=".1f"):
+    return "n/a" if x is None else format(x, spec)
+
+
+def _rows(results: dict) -> list[tuple[str, str, str, str]]:
+    """(target, measured, goal, met) rows of the Markdown table."""
+    rows = []
+
+    def add(target, value, goal, met):
+        rows.append((target, value, goal, "n/a" if met is None else ("yes" if met else "no")))
+
+    if "run_loop" in results:
+        r = results["run_loop"]
+        add(
+            "1. minimize vs Python loop of jitted optax steps (1000 Adam steps, 200x2)",
+            f"{r['speedup_vs_optax_loop']:.1f}x faster",
+            ">= 25x",
+            r["speedup_vs_optax_loop"] >= 25,
+        )
+        add(
+            "1. (reference) raw lax.scan of optax steps vs that loop",
+            f"{r['scan_speedup_vs_optax_loop']:.1f}x faster",
+            "-",
+            None,
+        )
+        if "speedup_vs_torch" in r:
+            add(
+                "1. minimize vs torch.optim eager",
+                f"{r['speedup_vs_torch']:.0f}x faster",
+                ">= 100x",
+                r["speedup_vs_torch"] >= 100,
+            )
+        else:
+            add("1. minimize vs torch.optim eager", "skipped (no torch)", ">= 100x", None)
+        add(
+            "1. minimize compile time (measured apart)",
+            f"{r['minimize_compile_s']:.2f} s",
+            "reported",
+            None,
+        )
+    if "sweep" in results:
+        r = results["sweep"]
+        add(
+            "2. 64 learning rates x 1000 steps: one vmapped call vs 64 calls",
+            f"{r['speedup']:.1f}x faster",
+            ">= 8x",
+            r["speedup"] >= 8,
+        )
+    if "big_step" in results:
+        r = results["big_step"]
+        s = r["seconds_per_step"]
+        add(
+            "3. Adam step on 10M params in minimize vs memory-bound kernel",
+            f"{r['ratio_vs_kernel']:.2f}x the kernel ({s['minimize'] * 1e3:.1f} vs "
+            f"{s['adam_kernel'] * 1e3:.1f} ms)",
+            "<= 1.2x",
+            r["ratio_vs_kernel"] <= 1.2,
+        )
+        mem = r.get("memory", {})
+        if "big_run_rss_bytes" in mem:
+            add(
+                "3. peak RSS of the 10M run vs bytes needed (params, grad, m, v, data)",
+                f"{mem['big_run_rss_bytes'] / 2**20:.0f} MiB vs "
+                f"{mem['needed_bytes']['total'] / 2**20:.0f} MiB "
+                f"({mem['big_run_over_needed']:.2f}x)",
+                "reported",
+                None,
+            )
+    if "mlp" in results:
+        r = results["mlp"]
+        if "ratio_vs_torch" in r:
+            add(
+                "4. MLP 64-128-10 on digits, 500 Adam steps: minimize vs torch eager",
+                f"{r['ratio_vs_torch']:.2f}x the time",
+                "<= 0.6x",
+                r["ratio_vs_torch"] <= 0.6,
+            )
+        else:
+            add("4. MLP on digits vs torch eager", "skipped (no torch)", "<= 0.6x", None)
+    if "latency" in results:
+        r = results["latency"]
+        add(
+            "5. README quick start in a fresh process (import, compile, run)",
+            f"{r['quick_start_s']:.2f} s (import jaxgd {r['import_jaxgd_s']:.2f} s)",
+            "<= 2 s",
+            r["quick_start_s"] <= 2,
+        )
+        add(
+            "5. compile time of a small minimize (200 Adam steps, 3 params)",
+            f"{r['small_minimize_compile_s']:.2f} s",
+            "reported",
+            None,
+        )
+        counts = r["compilations_on_second_call"]
+        add(
+            "5. compilations on a 2nd call: new hyperparameters / params / key",
+            " / ".join(str(counts[k]) for k in counts),
+            "0 / 0 / 0",
+            not any(counts.values()),
+        )
+    if "make_step" in results:
+        r = results["make_step"]
+        s = r["seconds_per_step"]
+        add(
+            "6. gd.make_step (donated) vs plain jitted optax step, 10M params",
+            f"{r['speedup']:.2f}x faster ({s['make_step'] * 1e3:.1f} vs "
+            f"{s['optax_jit_step'] * 1e3:.1f} ms/step)",
+            "measured",
+            None,
+        )
+    return rows
+
+
+def to_markdown(results: dict, info: dict) -> str:
+    head = (
+        f"Machine: {info['cpu_count']} CPU cores ({info['processor']}), {info['platform']}; "
+        f"JAX {info['jax']} on {info['backend']} ({info['device']}); "
+        f"torch {info['torch'] or 'not installed'}."
+    )
+    lines = [
+        "# jaxgd speed",
+        "",
+        head,
+        "",
+        "| target | measured | goal | met |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {t} | {v} | {g} | {m} |" for t, v, g, m in _rows(results)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--only", default=",".join(BENCHES), help=f"comma-separated subset of {', '.join(BENCHES)}"
+    )
+    parser.add_argument("--repeats", type=int, default=9, help="timed repeats per figure")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for speed.json/.md")
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+    info = machine()
+    print(
+        textwrap.dedent(f"""\
+        jaxgd speed: {info["cpu_count"]} CPU cores, JAX {info["jax"]},
+        backend {info["backend"]} ({info["device"]} x{info["device_count"]}),
+        torch {info["torch"] or "not installed: torch comparisons skipped"}""")
+    )
+    results = {}
+    for name in chosen:
+        start = time.perf_counter()
+        results[name] = BENCHES[name](args.repeats)
+        print(f"\n[{name}] ({time.perf_counter() - start:.0f} s)")
+        print(json.dumps(results[name], indent=2, default=float))
+    args.out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "schema": 1,
+        "machine": info,
+        "repeats": args.repeats,
+        "peak_rss_of_this_process_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        * (1 if sys.platform == "darwin" else 1024),
+        "results": results,
+    }
+    previous = args.out / "speed.json"
+    if previous.exists() and set(chosen) != set(BENCHES):  # --only: update those entries
+        old = json.loads(previous.read_text())
+        if old.get("machine", {}).get("cpu_count") == info["cpu_count"]:
+            results = {**old.get("results", {}), **results}
+            payload["results"] = results
+    (args.out / "speed.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    markdown = to_markdown(results, info)
+    (args.out / "speed.md").write_text(markdown)
+    print("\n" + markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -119,6 +119,7 @@ class _Spec(NamedTuple):
     n_examples: int
     record_params: bool
     mesh: Any = None  # a jax.sharding.Mesh: a data-parallel run (see jaxgd.distributed)
+    inner_steps: int = 1  # > 1: guarded steps per while-loop iteration (see _advance)
 
 
 def _tree_where(pred, new, old):
@@ -270,12 +271,20 @@ def _advance(spec: _Spec, optimizer, carry: _Carry, data, key, tol, target, stop
         )
 
     def steps(c: _Carry) -> _Carry:
-        # _UNROLL steps per loop iteration: the loop's own cost (its condition,
-        # the copies at its back edge) is paid once per _UNROLL steps. The loop
-        # condition guarantees the first step is live; the others are guarded.
-        # The barrier keeps XLA from fusing one step into the next, which would
-        # round differently from the one-step loop (and from optax's loop).
+        # The loop condition guarantees the first step is live; further steps
+        # in the same iteration are guarded (no-ops once the run has stopped).
         c = step(c)
+        if spec.inner_steps > 1:
+            # Under vmap the loop condition differs per run, so while_loop selects
+            # the whole carry (history buffers included) every iteration. An
+            # inner loop of guarded steps pays that once per inner_steps steps,
+            # at the price of up to inner_steps - 1 idle steps at the very end.
+            guarded = lambda _, c: step(c, running(c))
+            return jax.lax.fori_loop(0, spec.inner_steps - 1, guarded, c)
+        # One run: two steps per iteration pay the loop's own cost (its
+        # condition, the copies at its back edge) once per two steps. The
+        # barrier keeps XLA from fusing one step into the next, which would
+        # round differently from the one-step loop (and from optax's loop).
         for _ in range(_UNROLL - 1):
             c = jax.lax.optimization_barrier(c)
             c = step(c, running(c))
@@ -569,9 +578,18 @@ def _check_run(loss, params, optimizer, steps, data, batch_size, key, tol, targe
         batch_size=batch_size,
         n_examples=n_examples,
         record_params=record_params,
+        inner_steps=_INNER_STEPS_TRACED if _is_traced(params, optimizer, data, key) else 1,
     )
     _check_loss_output(spec, params, data, batch_size)
     return spec, params, data, key, tol, target
+
+
+_INNER_STEPS_TRACED = 32  # see _advance: measured in benchmarks/speed.py (sweep)
+
+
+def _is_traced(*trees) -> bool:
+    """Whether minimize is being traced (under vmap or jit): a sweep, most likely."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
 def _as_array(a):

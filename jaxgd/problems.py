@@ -453,7 +453,7 @@ def diabetes_linear() -> Problem:
     ``x @ w + b`` in the target's own units. The optimum is the least-squares
     solution, computed once in float64 with ``numpy.linalg.lstsq`` (cached).
     Correlated serum features make the problem ill-conditioned (condition
-    number of ``X^T X`` about 100). Target: within 1% of the optimum.
+    number of the Hessian about 470). Target: within 1% of the optimum.
 
     Example:
         >>> import jaxgd as gd

@@ -518,7 +518,13 @@ class Comparison:
                 f"{p.stability_limit:.3g}"
             )
             if "vanilla" in p.optimizers:
-                why += f"; vanilla chose {p.optimizers['vanilla'].learning_rate:.3g}"
+                chosen = p.optimizers["vanilla"].learning_rate
+                why += f"; vanilla chose {chosen:.3g}"
+                if chosen > p.stability_limit:
+                    why += (
+                        f" (above the limit: in {p.steps} steps it never came close enough "
+                        "to the minimum for the limit to bite)"
+                    )
             lines += [why + ".", ""]
         headers = ["optimizer", *(f"{lr:.2g}" for lr in self._union_rates(p))]
         rows = []
@@ -649,7 +655,7 @@ def _draw_loss_curves(c: Comparison, p: ProblemResult, path: pathlib.Path) -> No
     ax.set_ylabel(ylabel)
     band = f"line: median of {len(c.seeds)} seeds, band: best to worst seed"
     if use_gap and p.problem.optimum_value != 0:
-        band += f"; gaps below {_floor(p):.0e} (float32 round-off) drawn at it"
+        band += f"\ngaps below {_floor(p):.0e} (float32 round-off at the optimum) drawn at it"
     ax.set_title(f"{p.name}: loss at each optimizer's chosen learning rate\n{band}", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -713,7 +719,8 @@ def _draw_sensitivity(c: Comparison, p: ProblemResult, path: pathlib.Path) -> No
     ax.set_ylabel("final loss (log scale)" if zero else "final loss − optimum (log scale)")
     ax.set_title(
         f"{p.name}: final loss against learning rate after {p.steps} steps\n"
-        f"line: mean of {len(c.seeds)} seeds (dots); star: chosen rate",
+        f"line: mean of {len(c.seeds)} seeds (dots); star: chosen rate (the lowest final loss;\n"
+        "of rates whose every seed ends below the target, the fastest to reach it)",
         fontsize=10,
     )
     handles, labels = ax.get_legend_handles_labels()

@@ -107,11 +107,17 @@ def machine() -> dict:
         "device_count": jax.device_count(),
         "torch": None if torch is None else torch.__version__,
         "torch_threads": None if torch is None else torch.get_num_threads(),
+        "torch_device": None if torch is None else _torch_device(),
     }
 
 
 def _on_gpu() -> bool:
     return jax.default_backend() != "cpu"
+
+
+def _torch_device() -> str:
+    """torch runs where JAX runs: on the GPU when both have one, else the CPU."""
+    return "cuda" if _on_gpu() and torch is not None and torch.cuda.is_available() else "cpu"
 
 
 # --------------------------------------------------------------------------- #
@@ -185,18 +191,19 @@ def bench_run_loop(repeats: int) -> dict:
         out["torch"] = "skipped: torch is not installed (pip install -e '.[bench]')"
         return out
 
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    dev = _torch_device()
+    xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
 
     def torch_loop():
-        w = torch.zeros(2, requires_grad=True)
-        b = torch.zeros((), requires_grad=True)
+        w = torch.zeros(2, requires_grad=True, device=dev)
+        b = torch.zeros((), requires_grad=True, device=dev)
         optim = torch.optim.Adam([w, b], lr=lr)
         for _ in range(steps):
             optim.zero_grad()
             value = torch.mean((xt @ w + b - yt) ** 2)
             value.backward()
             optim.step()
-        return value.item()
+        return value.item()  # .item() waits for the device
 
     tt = interleaved({"minimize": run_minimize, "torch_eager": torch_loop}, max(3, repeats // 3))
     out["seconds"]["torch_eager"] = tt["torch_eager"]
@@ -485,10 +492,11 @@ def bench_mlp(repeats: int) -> dict:
         out["seconds"] = t
         out["torch"] = "skipped: torch is not installed (pip install -e '.[bench]')"
         return out
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
+    dev = _torch_device()
+    xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y).long().to(dev)
 
     def torch_loop():
-        ps = {k: torch.tensor(v, requires_grad=True) for k, v in init.items()}
+        ps = {k: torch.tensor(v, requires_grad=True, device=dev) for k, v in init.items()}
         optim = torch.optim.Adam(ps.values(), lr=lr)
         for _ in range(steps):
             optim.zero_grad()
@@ -496,7 +504,7 @@ def bench_mlp(repeats: int) -> dict:
             value = torch.nn.functional.cross_entropy(hidden @ ps["w2"] + ps["b2"], yt)
             value.backward()
             optim.step()
-        return value.item()
+        return value.item()  # .item() waits for the device
 
     t = interleaved({"minimize": run_minimize, "torch_eager": torch_loop}, repeats)
     out["seconds"] = t

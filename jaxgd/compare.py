@@ -78,6 +78,10 @@ PROTOCOL = """\
    the area under ``rho`` for ``1 <= tau <= 4``, divided by 3. The speedup
    over vanilla is the geometric mean, over problems both solved, of
    vanilla's steps over the optimizer's.
+7. Time: a problem's sweep is one program, compiled first
+   (``jax.jit(...).lower(...).compile()``, timed apart) and then run once
+   (timed to ``block_until_ready``); time per step is that run's wall time
+   over ``steps``, for all runs together and per run.
 """
 """The tuning and measuring protocol (after DeepOBS, Schneider et al. 2019, and
 AlgoPerf, Dahl et al. 2023), written into every report."""

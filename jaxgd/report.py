@@ -549,8 +549,9 @@ class Comparison:
                 cells.append(cell)
             rows.append(cells)
         lines += [
-            "Mean final loss over seeds at every learning rate (bold: chosen; "
-            "*div.*: seeds that diverged, left out of the mean):",
+            "Mean final loss over seeds at every learning rate (bold: chosen by the protocol; "
+            "where every seed ends below the target the fastest rate wins, not the lowest "
+            "loss; *div.*: seeds that diverged, left out of the mean):",
             "",
             format_table(headers, rows),
             "",

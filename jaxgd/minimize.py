@@ -276,9 +276,10 @@ def _advance(spec: _Spec, optimizer, carry: _Carry, data, key, tol, target, stop
         c = step(c)
         if spec.inner_steps > 1:
             # Under vmap the loop condition differs per run, so while_loop selects
-            # the whole carry (history buffers included) every iteration. An
-            # inner loop of guarded steps pays that once per inner_steps steps,
-            # at the price of up to inner_steps - 1 idle steps at the very end.
+            # the whole carry (history buffers included) every iteration; on a GPU
+            # each iteration waits for the condition on the host. An inner loop
+            # of guarded steps pays either once per inner_steps steps, at the
+            # price of up to inner_steps - 1 idle steps at the very end.
             guarded = lambda _, c: step(c, running(c))
             return jax.lax.fori_loop(0, spec.inner_steps - 1, guarded, c)
         # One run: two steps per iteration pay the loop's own cost (its
@@ -349,6 +350,7 @@ def _run_in_chunks(
     at multiples of ``every``, so a resumed run replays exactly the compiled
     calls an uninterrupted one makes, and ends with the same bits.
     """
+    spec = spec._replace(inner_steps=_chunk_inner_steps(spec.inner_steps, every))
     carry = _start(spec, optimizer, params, data)
     if path is not None and os.path.exists(path):
         carry = _resume(path, carry, fingerprint)
@@ -578,18 +580,27 @@ def _check_run(loss, params, optimizer, steps, data, batch_size, key, tol, targe
         batch_size=batch_size,
         n_examples=n_examples,
         record_params=record_params,
-        inner_steps=_INNER_STEPS_TRACED if _is_traced(params, optimizer, data, key) else 1,
+        inner_steps=_inner_steps(params, optimizer, data, key),
     )
     _check_loss_output(spec, params, data, batch_size)
     return spec, params, data, key, tol, target
 
 
-_INNER_STEPS_TRACED = 32  # see _advance: measured in benchmarks/speed.py (sweep)
+_INNER_STEPS = 32  # see _advance; measured in benchmarks/speed.py (sweep, run loop on a GPU)
 
 
-def _is_traced(*trees) -> bool:
-    """Whether minimize is being traced (under vmap or jit): a sweep, most likely."""
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
+def _inner_steps(*trees) -> int:
+    """Steps per while-loop iteration: many under vmap or jit (a sweep, most
+    likely) and on accelerators, whose while loops wait for the condition on
+    the host every iteration; one (unrolled by two) for a single run on a CPU."""
+    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
+    return _INNER_STEPS if traced or jax.default_backend() != "cpu" else 1
+
+
+def _chunk_inner_steps(inner: int, every: int) -> int:
+    """The largest divisor of the chunk length up to ``inner``: chunks then
+    end on an iteration boundary and no guarded step idles at a chunk's end."""
+    return max(d for d in range(1, min(inner, every) + 1) if every % d == 0)
 
 
 def _as_array(a):

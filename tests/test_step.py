@@ -49,8 +49,11 @@ def test_step_matches_an_optax_loop(ours, reference):
         ref_params = optax.apply_updates(ref_params, updates)
         p, s, value = step(p, s, x, y)
         # The same float32 operations in the same order, compiled apart: agreement
-        # to a few ulps (rtol 1e-5 is ~80 ulps of float32), not to the bit.
-        np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+        # to a few ulps (rtol 1e-5 is ~80 ulps of float32), not to the bit. The
+        # loss falls from about 5 towards 0, so an absolute floor of 1e-6 (float32
+        # round-off at the starting scale) keeps a tiny late loss from failing on
+        # cancellation (seen on a GPU, where the eager reference fuses differently).
+        np.testing.assert_allclose(value, ref_value, rtol=1e-5, atol=1e-6)
     for name in params:
         np.testing.assert_allclose(p[name], ref_params[name], rtol=1e-5, atol=1e-6)
 

@@ -181,7 +181,7 @@ def _batch_indices(spec: _Spec, key):
     The examples are cut into ``batch_size`` contiguous strata (stratum ``j``
     holds rows ``floor(j n / b)`` up to ``floor((j + 1) n / b)``) and every
     minibatch takes one example from each stratum, in an order that is a fresh
-    permutation of the stratum every epoch (keyed by ``fold_in(key, epoch)``).
+    random permutation of the stratum every epoch (all drawn from ``key``).
     So every example is seen once per epoch (twice for one example of each
     short stratum when ``b`` does not divide ``n``), and a minibatch does not
     depend on how the rows are split over devices: a device that holds whole
@@ -193,11 +193,12 @@ def _batch_indices(spec: _Spec, key):
     starts = (jnp.arange(bs + 1) * n) // bs
     sizes = starts[1:] - starts[:-1]
 
-    def epoch_order(epoch):
-        keys = jax.random.split(jax.random.fold_in(key, epoch), bs)
-        return jax.vmap(lambda k: jax.random.permutation(k, per_epoch))(keys).T  # (per_epoch, bs)
-
-    order = jax.vmap(epoch_order)(jnp.arange(epochs)).reshape(epochs * per_epoch, bs)
+    # A random order of each stratum for each epoch: argsort of random bits
+    # (one batched sort; ties, rare, keep index order, so it is a permutation).
+    # One draw for all epochs compiles about 3x faster than a
+    # jax.random.permutation per stratum (XLA:CPU compiles threefry slowly).
+    bits = jax.random.bits(key, (epochs, bs, per_epoch))
+    order = jnp.argsort(bits, axis=-1).transpose(0, 2, 1).reshape(epochs * per_epoch, bs)
     return (starts[:-1] + order % sizes).astype(jnp.int32)
 
 

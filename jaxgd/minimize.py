@@ -23,8 +23,10 @@ lost.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
+import hashlib
 import os
 import warnings
 import weakref
@@ -394,8 +396,63 @@ def _progress_bar(total, initial):
     return tqdm(total=total, initial=initial, unit="step", desc="minimize", leave=False)
 
 
+def _digest(tree) -> str | None:
+    """SHA-256 of a pytree's leaves (values, shapes, dtypes); None for arrays
+    this process cannot read whole (data sharded over several processes)."""
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        if not getattr(leaf, "is_fully_addressable", True):
+            return None
+        a = np.asarray(leaf)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _function_id(f) -> str:
+    """A function's name and a hash of its code and of the values it closes over
+    (numbers, strings, arrays, and the same of the functions it closes over),
+    so that ``optax.sgd(0.1)`` and ``optax.sgd(0.01)`` differ."""
+    h = hashlib.sha256()
+
+    def visit(obj, depth):
+        if depth > 8:
+            return
+        if isinstance(obj, bool | int | float | complex | str | bytes | type(None)):
+            h.update(repr(obj).encode())
+        elif isinstance(obj, np.ndarray | jax.Array | np.generic):
+            h.update(_digest(obj).encode() if _digest(obj) else b"?")
+        elif isinstance(obj, tuple | list):
+            for item in obj:
+                visit(item, depth + 1)
+        elif callable(obj):
+            code = getattr(obj, "__code__", None)
+            if code is not None:
+                h.update(code.co_code + repr((code.co_consts, code.co_names)).encode())
+            for cell in getattr(obj, "__closure__", None) or ():
+                with contextlib.suppress(ValueError):  # an empty cell
+                    visit(cell.cell_contents, depth + 1)
+            for part in ("func", "args", "keywords", "init", "update"):  # partials, optax
+                if hasattr(obj, part) and not isinstance(getattr(obj, part), type):
+                    visit(getattr(obj, part), depth + 1)
+        elif isinstance(obj, dict):
+            for k in sorted(obj, key=repr):
+                h.update(repr(k).encode())
+                visit(obj[k], depth + 1)
+
+    visit(f, 0)
+    name = getattr(f, "__qualname__", type(f).__name__)
+    return f"{name}:{h.hexdigest()[:16]}"
+
+
 def _fingerprint(spec: _Spec, optimizer, params, data, key, tol, target, every) -> dict:
-    """What a checkpoint must agree on to be resumed: the run's configuration."""
+    """What a checkpoint must agree on to be resumed: the run's configuration.
+
+    Covered: the loss's code and the values it closes over, the optimizer's
+    kind and hyperparameters (a jaxgd schedule by its values at a few steps,
+    an optax optimizer by the code and values of its closures), the starting
+    params, the data and the key (by hash), and every other argument.
+    """
 
     def shapes(tree):
         return [
@@ -403,20 +460,27 @@ def _fingerprint(spec: _Spec, optimizer, params, data, key, tol, target, every) 
             for p, a in jax.tree_util.tree_leaves_with_path(tree)
         ]
 
+    def schedule_values(schedule):
+        probes = sorted({0, 1, 10, 100, spec.steps // 2, spec.steps - 1})
+        return [float(schedule(jnp.asarray(t, jnp.int32))) for t in probes]
+
     if isinstance(optimizer, Optimizer):
-        leaves, aux = optimizer._tree_flatten()
-        hyper = {n: np.asarray(v).tolist() for n, v in zip(aux[0], leaves, strict=True)}
-        hyper.update({n: repr(v) for n, v in aux[1]})
+        leaves, (leaf_names, static) = optimizer._tree_flatten()
+        hyper = {n: np.asarray(v).tolist() for n, v in zip(leaf_names, leaves, strict=True)}
+        hyper.update({n: schedule_values(v) if callable(v) else repr(v) for n, v in static})
         name = type(optimizer).__name__
     else:
-        name, hyper = f"optax:{getattr(spec.optax_optimizer.update, '__qualname__', '?')}", {}
+        name = f"optax:{_function_id(spec.optax_optimizer.update)}"
+        hyper = {"initial_state": _digest(spec.optax_optimizer.init(params))}
     key_data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
     return {
-        "loss": getattr(spec.loss, "__qualname__", type(spec.loss).__name__),
+        "loss": _function_id(spec.loss),
         "optimizer": name,
         "hyperparameters": hyper,
         "params": shapes(params),
+        "initial_params": _digest(params),
         "data": shapes(data) if data is not None else None,
+        "data_values": _digest(data) if data is not None else None,
         "steps": spec.steps,
         "batch_size": spec.batch_size,
         "key": np.asarray(key_data).tolist(),

@@ -9,7 +9,9 @@ import textwrap
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jaxgd as gd
@@ -146,3 +148,43 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_bits(tmp_path):
         _leaves(tmp_path / "ref-out.npz"), _leaves(tmp_path / "resumed-out.npz"), strict=True
     ):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize(
+    ("change", "differs"),
+    [
+        ({"params": {k: v + 1.0 for k, v in P0.items()}}, "initial_params"),
+        ({"loss": lambda p, b: PROBLEM.loss(p, b) * 2.0}, "loss"),
+        ({"optimizer": gd.adam(0.01)}, "hyperparameters"),
+        ({"key": jax.random.PRNGKey(6)}, "key"),
+        ({"data": (PROBLEM.data[0] * 2.0, PROBLEM.data[1])}, "data_values"),
+    ],
+    ids=["start", "loss", "learning-rate", "key", "data"],
+)
+def test_a_checkpoint_of_another_run_is_refused(tmp_path, change, differs):
+    path = tmp_path / "run.npz"
+    args = {"loss": PROBLEM.loss, "params": P0, "optimizer": gd.adam(0.05), **KWARGS}
+    run = lambda a: gd.minimize(
+        a.pop("loss"),
+        a.pop("params"),
+        a.pop("optimizer"),
+        checkpoint=path,
+        checkpoint_every=40,
+        **a,
+    )
+    run(dict(args))
+    with pytest.raises(ValueError, match=f"differs in: .*{differs}"):
+        run({**args, **change})
+
+
+def test_optax_hyperparameters_and_schedules_are_fingerprinted(tmp_path):
+    loss = lambda p: jnp.sum((p - 1.0) ** 2)
+    run = lambda opt, name: gd.minimize(
+        loss, jnp.zeros(3), opt, steps=20, checkpoint=tmp_path / name, checkpoint_every=5
+    )
+    run(optax.sgd(0.1), "optax.npz")
+    with pytest.raises(ValueError, match="optimizer"):
+        run(optax.sgd(0.01), "optax.npz")
+    first = run(gd.sgd(optax.cosine_decay_schedule(0.1, 20)), "schedule.npz")
+    again = run(gd.sgd(optax.cosine_decay_schedule(0.1, 20)), "schedule.npz")  # an equal schedule
+    _assert_same_bits(first, again)

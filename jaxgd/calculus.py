@@ -58,7 +58,6 @@ def derivative(f: Callable[[Any], Any]) -> Callable[[Any], jax.Array]:
     return jax.jit(jax.grad(f))
 
 
-@functools.lru_cache(maxsize=256)
 def gradient(f: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callable[..., Any]:
     """``jax.jit(jax.grad(f, argnums))``: the compiled gradient of scalar ``f``.
 
@@ -71,10 +70,20 @@ def gradient(f: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Calla
         >>> g(jnp.array([1.0, -2.0]))
         Array([ 2., -4.], dtype=float32)
     """
-    return jax.jit(jax.grad(f, argnums=argnums))
+    return _compiled(jax.grad, f, _argnums(argnums))
 
 
-@functools.lru_cache(maxsize=256)
+def _argnums(argnums):
+    return tuple(argnums) if isinstance(argnums, list) else argnums
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(transform, f, argnums):
+    """``jax.jit(transform(f, argnums))``, built once per function (the cache holds
+    the 64 most recent, so it keeps few closures alive)."""
+    return jax.jit(transform(f, argnums=argnums))
+
+
 def value_and_gradient(
     f: Callable[..., Any], argnums: int | tuple[int, ...] = 0
 ) -> Callable[..., tuple[jax.Array, Any]]:
@@ -86,7 +95,7 @@ def value_and_gradient(
         >>> float(value), grad
         (9.0, Array([6.], dtype=float32))
     """
-    return jax.jit(jax.value_and_grad(f, argnums=argnums))
+    return _compiled(jax.value_and_grad, f, _argnums(argnums))
 
 
 def partials(f: Callable[..., Any], params: Any, *args: Any) -> Any:
@@ -240,7 +249,7 @@ def check_gradient(
         rtol = 1e-2 if flat.dtype.itemsize <= 4 else 1e-6
     if not eps > 0:
         raise ValueError(f"check_gradient: eps must be > 0, got {eps}.")
-    ad, fd = _gradient_pair(f, unravel, flat, jnp.asarray(eps, flat.dtype), args)
+    ad, fd = _gradient_pair(f, x, jnp.asarray(eps, flat.dtype), args)
     ad, fd = np.asarray(ad, np.float64), np.asarray(fd, np.float64)
     floor = np.sqrt(u) * max(1.0, float(np.max(np.abs(ad), initial=0.0)))
     rel = np.abs(ad - fd) / np.maximum(np.maximum(np.abs(ad), np.abs(fd)), floor)
@@ -264,8 +273,9 @@ def check_gradient(
     return result
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _gradient_pair(f, unravel, flat, eps, args):
+@functools.partial(jax.jit, static_argnums=0)
+def _gradient_pair(f, x, eps, args):
+    flat, unravel = ravel_pytree(x)  # here, not outside: a new unravel would recompile
     g = lambda y: f(unravel(y), *args)
     autodiff = jax.grad(g)(flat)
     steps = eps * jnp.maximum(1.0, jnp.abs(flat))
@@ -332,8 +342,8 @@ def max_curvature(
         >>> round(float(gd.max_curvature(f, jnp.zeros(2))), 4)
         10.0
     """
-    if int(iters) < 1:
-        raise ValueError(f"max_curvature: iters must be >= 1, got {iters}.")
+    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
+        raise ValueError(f"max_curvature: iters must be a positive integer, got {iters!r}.")
     key = jax.random.PRNGKey(0) if key is None else key
     return _power_iteration(f, int(iters), x, key, args)
 

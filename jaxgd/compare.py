@@ -286,13 +286,6 @@ def steps_to_target(curves: np.ndarray, target: float) -> np.ndarray:
     return np.where(hit.any(axis=-1), first, np.inf)
 
 
-def _finite_mean_std(x: np.ndarray, ok: np.ndarray) -> tuple[float, float]:
-    vals = x[ok & np.isfinite(x)]
-    if vals.size == 0:
-        return math.nan, math.nan
-    return float(vals.mean()), float(vals.std())
-
-
 def choose_learning_rate(
     final_loss: np.ndarray, diverged: np.ndarray, to_target: np.ndarray, target: float
 ) -> int:

@@ -123,12 +123,13 @@ def objective(
         raise TypeError(
             f"objective: model must be a jaxgd Model or a function apply(params, x), got {model!r}."
         )
-    if not l2 >= 0:
+    if not isinstance(l2, jax.core.Tracer) and not l2 >= 0:
         raise ValueError(f"objective: l2 must be >= 0, got {l2!r}; use 0 for no penalty.")
+    penalised = isinstance(l2, jax.core.Tracer) or l2 != 0
 
     def objective_fn(params, batch):
         x, y = batch
         value = loss(apply(params, x), y)
-        return value + l2 * l2_penalty(params) if l2 else value
+        return value + l2 * l2_penalty(params) if penalised else value
 
     return objective_fn

@@ -39,7 +39,7 @@ import numpy as np
 import optax
 
 from jaxgd import checkpoint as _checkpoint
-from jaxgd.optimizers import Optimizer, is_optimizer
+from jaxgd.optimizers import Optimizer, check_optimizer
 
 __all__ = ["History", "Result", "Status", "minimize"]
 
@@ -124,10 +124,6 @@ class _Spec(NamedTuple):
     inner_steps: int = 1  # > 1: guarded steps per while-loop iteration (see _advance)
 
 
-def _tree_where(pred, new, old):
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
-
-
 def _classify(loss, grad_norm, tol, target, otherwise):
     """The status after seeing ``loss`` and ``grad_norm`` (``otherwise`` if no rule fires)."""
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
@@ -140,10 +136,6 @@ def _classify(loss, grad_norm, tol, target, otherwise):
             jnp.where(grad_norm <= tol, Status.CONVERGED, otherwise),
         ),
     ).astype(jnp.int32)
-
-
-def _record(path, step, params):
-    return jax.tree.map(lambda a, p: a.at[step].set(p, mode="drop"), path, params)
 
 
 def _history_dtype(params):
@@ -594,7 +586,7 @@ def _check_chunking(path, every, progress, steps, params, optimizer):
         raise ValueError(
             "minimize: checkpoint_every needs checkpoint=PATH, the file to write the run to."
         )
-    if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((params, optimizer))):
+    if _is_traced(params, optimizer):
         raise ValueError(
             "minimize: checkpoint= and progress= run Python between compiled chunks, so they "
             "cannot be used inside jax.vmap or jax.jit; call minimize directly."
@@ -621,12 +613,7 @@ def _check_run(loss, params, optimizer, steps, data, batch_size, key, tol, targe
     """Check every argument a user passes, before anything is traced or compiled."""
     if not callable(loss):
         raise TypeError(f"minimize: loss must be a function loss(params[, batch]), got {loss!r}.")
-    if not is_optimizer(optimizer):
-        raise TypeError(
-            f"minimize: optimizer must be a jaxgd optimizer (gd.sgd(0.1), gd.adam(1e-3), ...) "
-            f"or an optax GradientTransformation, got {optimizer!r}. Did you pass the factory "
-            "without calling it? Use gd.adam(learning_rate) rather than gd.adam."
-        )
+    check_optimizer(optimizer, "minimize")
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
         raise ValueError(f"minimize: steps must be a positive integer, got {steps!r}.")
     steps = int(steps)
@@ -654,12 +641,16 @@ def _check_run(loss, params, optimizer, steps, data, batch_size, key, tol, targe
 _INNER_STEPS = 32  # see _advance; measured in benchmarks/speed.py (sweep, run loop on a GPU)
 
 
+def _is_traced(*trees) -> bool:
+    """Whether any leaf is being traced (minimize called under vmap or jit)."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
+
+
 def _inner_steps(*trees) -> int:
     """Steps per while-loop iteration: many under vmap or jit (a sweep, most
     likely) and on accelerators, whose while loops wait for the condition on
     the host every iteration; one (unrolled by two) for a single run on a CPU."""
-    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
-    return _INNER_STEPS if traced or jax.default_backend() != "cpu" else 1
+    return _INNER_STEPS if _is_traced(*trees) or jax.default_backend() != "cpu" else 1
 
 
 def _chunk_inner_steps(inner: int, every: int) -> int:
@@ -766,7 +757,7 @@ _all_finite = jax.jit(lambda a: jnp.all(jnp.isfinite(a)))
 def _loss_output(loss, params, args):
     """``jax.eval_shape(loss, params, *args)``, cached by the argument types."""
     leaves, treedef = jax.tree.flatten((params, args))
-    if any(isinstance(a, jax.core.Tracer) for a in leaves):
+    if _is_traced(leaves):
         return jax.eval_shape(loss, params, *args)
     key = (loss, treedef, tuple((np.shape(a), getattr(a, "dtype", type(a))) for a in leaves))
     try:
@@ -809,6 +800,12 @@ def _check_loss_output(spec: _Spec, params, data, batch_size):
         )
     try:
         out = _loss_output(spec.loss, params, args)
+    except jax.errors.JAXTypeError as err:  # e.g. float() or `if` on a traced value
+        raise TypeError(
+            "minimize: the loss must be traceable by JAX: no float(), .item() or Python `if` "
+            "on values that depend on params or data (use jnp.where for branches); JAX's own "
+            "message, with the line, is in the exception's cause."
+        ) from err
     except TypeError as err:
         call = "loss(params, batch)" if data is not None else "loss(params)"
         raise TypeError(

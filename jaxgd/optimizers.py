@@ -176,6 +176,16 @@ def is_optimizer(obj: Any) -> bool:
     return isinstance(obj, Optimizer | optax.GradientTransformation)
 
 
+def check_optimizer(obj: Any, caller: str) -> None:
+    """Raise ``TypeError`` (naming ``caller`` and the fix) unless ``obj`` is an optimizer."""
+    if not is_optimizer(obj):
+        raise TypeError(
+            f"{caller}: optimizer must be a jaxgd optimizer (gd.sgd(0.1), gd.adam(1e-3), ...) "
+            f"or an optax GradientTransformation, got {obj!r}. Did you pass the factory "
+            "without calling it? Use gd.adam(learning_rate) rather than gd.adam."
+        )
+
+
 def _zeros_like(params):
     return jax.tree.map(jnp.zeros_like, params)
 

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgd.optimizers import Optimizer, is_optimizer
+from jaxgd.optimizers import Optimizer, check_optimizer
 
 __all__ = ["Step", "make_step"]
 
@@ -126,12 +126,7 @@ def make_step(loss: Callable[..., jax.Array], optimizer: Any) -> Step:
     """
     if not callable(loss):
         raise TypeError(f"make_step: loss must be a function loss(params, *batch), got {loss!r}.")
-    if not is_optimizer(optimizer):
-        raise TypeError(
-            "make_step: optimizer must be a jaxgd optimizer (gd.sgd(0.1), gd.adam(1e-3), ...) "
-            f"or an optax GradientTransformation, got {optimizer!r}. Did you pass the factory "
-            "without calling it? Use gd.adam(learning_rate) rather than gd.adam."
-        )
+    check_optimizer(optimizer, "make_step")
     if isinstance(optimizer, Optimizer):
         # Hyperparameters as device arrays once, here: Python floats would be
         # copied to the device on every call (about 10 us each on a GPU).

@@ -17,6 +17,7 @@ def test_derivative_of_a_cubic():
 def test_gradient_is_cached_and_compiled():
     f = lambda w: jnp.sum(jnp.sin(w))
     assert gd.gradient(f) is gd.gradient(f)
+    assert gd.gradient(lambda a, b: a * b, argnums=[0, 1])(2.0, 3.0) == (3.0, 2.0)
     w = jnp.array([0.0, 1.0])
     np.testing.assert_allclose(gd.gradient(f)(w), jnp.cos(w), rtol=1e-6)
     value, grad = gd.value_and_gradient(f)(w)
@@ -63,6 +64,14 @@ def test_check_gradient_passes_a_right_gradient_on_a_pytree():
     check = gd.check_gradient(f, params, data, raise_on_fail=True)
     assert check.ok and check.max_relative_error < 1e-2
     assert jax.tree.structure(check.autodiff) == jax.tree.structure(params)
+
+
+def test_check_gradient_compiles_once_per_function(count_compiles):
+    f = lambda x: jnp.sum(jnp.cos(x) * x)
+    gd.check_gradient(f, jnp.array([0.1, 0.2]))
+    with count_compiles() as compiles:
+        gd.check_gradient(f, jnp.array([0.3, -0.4]))
+    assert compiles.count == 0
 
 
 def test_check_gradient_rejects_a_wrong_custom_jvp():

@@ -94,6 +94,12 @@ CATALOGUE = [
         ValueError,
         "floating-point scalar",
     ),
+    (
+        "loss-not-traceable",
+        lambda: run(loss=lambda p: float(jnp.sum(p))),
+        TypeError,
+        r"traceable by JAX.*jnp.where",
+    ),
     ("loss-wrong-signature", lambda: run(loss=DATA_LOSS), TypeError, r"loss\(params\)"),
     (
         "params-integer",

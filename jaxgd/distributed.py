@@ -46,8 +46,10 @@ communication), and reshapes back to ``(b, ...)`` sharded over devices.
 How this was checked: :func:`collectives` compiles a mesh run and lists the
 communication in the optimised HLO. For a minibatch run of a linear model on a
 4-device mesh it lists only all-reduces whose element count is that of the
-gradient and a few scalars (the loss); no all-gather, all-to-all or
-collective-permute, and nothing the size of a minibatch. With ``jnp.take`` on
+gradient and a few scalars (the loss) inside the step loop; no all-gather or
+all-to-all, and nothing the size of a minibatch (outside the loop, while the
+minibatch order is built, XLA exchanges a few int32 stratum boundaries with
+collective-permutes). With ``jnp.take`` on
 the global rows it lists an all-reduce carrying the whole minibatch
 (``tests/test_distributed.py`` asserts both).
 
@@ -112,6 +114,7 @@ from jax.sharding import PartitionSpec as P
 
 __all__ = [
     "Collective",
+    "ProcessResult",
     "collectives",
     "data_axis",
     "data_mesh",

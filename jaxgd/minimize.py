@@ -18,7 +18,13 @@ After ``steps`` updates the final params are evaluated once more (on the full
 data) to give ``Result.loss`` and the final status. A diverged run keeps the
 params at which the first non-finite value appeared: those came from finite
 params and a finite gradient, so they are finite, and nothing before them is
-lost.
+lost. (One exception: an update so large that ``params + update`` overflows
+float32 itself, above 3.4e38, leaves inf in the params; the status is still
+``DIVERGED``. Guarding against it would cost a copy of the params every step.)
+A gradient whose norm overflows float32 counts as non-finite.
+
+In minibatch runs the stopping rules see what each step computes: the
+minibatch's loss and gradient. ``Result.loss`` is always the full-data loss.
 """
 
 from __future__ import annotations

@@ -25,3 +25,12 @@ def test_quick_start_runs_and_fits(capsys):
     assert "partials at the start" in out and "CONVERGED" in out
     result = namespace["result"]
     assert gd.Status(int(result.status)) == gd.Status.CONVERGED
+
+
+def test_the_compare_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # it writes ./jaxgd-report
+    section = README.split("## Comparing optimizers", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README compare example", "exec"), {})
+    assert "booth" in capsys.readouterr().out
+    assert (tmp_path / "jaxgd-report" / "report.md").is_file()

@@ -138,9 +138,11 @@ def test_minibatch_runs_are_reproducible_and_keyed():
     assert float(a.loss) < 1.05 * problem.optimum_value
 
 
-def test_every_example_is_seen_once_per_epoch():
-    """A loss that records which examples it saw: the per-epoch counts are all one."""
-    n, bs = 12, 4
+@pytest.mark.parametrize(("n", "bs"), [(12, 4), (11, 4), (10, 10)])
+def test_every_example_is_seen_once_per_epoch(n, bs):
+    """A loss that records which examples it saw: every example appears in every
+    epoch (once; twice for one example of each short stratum when bs does not
+    divide n), one per stratum per batch, and the order changes between epochs."""
     data = jnp.arange(n, dtype=jnp.float32)
     seen = []
 
@@ -148,20 +150,30 @@ def test_every_example_is_seen_once_per_epoch():
         jax.debug.callback(lambda b: seen.append(np.asarray(b)), batch)
         return jnp.sum(w * batch)
 
+    per_epoch, epochs = -(-n // bs), 3
     gd.minimize(
         loss,
         jnp.zeros(()),
         gd.sgd(0.0),
         data=data,
-        steps=9,
+        steps=per_epoch * epochs,
         batch_size=bs,
         key=jax.random.PRNGKey(0),
     )
-    batches = np.stack([b for b in seen if b.shape == (bs,)][:9]).astype(int)
-    assert batches.shape == (9, bs)
-    for epoch in range(3):
-        counts = np.bincount(batches[3 * epoch : 3 * epoch + 3].ravel(), minlength=n)
-        np.testing.assert_array_equal(counts, np.ones(n))
+    batches = np.stack([b for b in seen if b.shape == (bs,)][: per_epoch * epochs]).astype(int)
+    assert batches.shape == (per_epoch * epochs, bs)
+    strata = (np.arange(bs + 1) * n) // bs
+    extra = per_epoch * bs - n  # examples seen twice per epoch
+    orders = []
+    for epoch in range(epochs):
+        rows = batches[per_epoch * epoch : per_epoch * (epoch + 1)]
+        counts = np.bincount(rows.ravel(), minlength=n)
+        assert counts.min() == 1 and counts.sum() == n + extra
+        for j in range(bs):  # column j always draws from stratum j
+            assert np.all((rows[:, j] >= strata[j]) & (rows[:, j] < strata[j + 1]))
+        orders.append(rows)
+    if per_epoch > 1:
+        assert not np.array_equal(orders[0], orders[1])
 
 
 def test_optax_transformations_are_accepted():

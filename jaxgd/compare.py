@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxgd import optimizers as _opt
 from jaxgd import problems as _problems
@@ -163,20 +164,32 @@ def _check_optimizers(optimizers: Any) -> dict[str, Callable[..., Any]]:
         optimizers = items
     if not optimizers:
         raise ValueError("compare: optimizers is empty; pass e.g. ['vanilla', 'momentum', 'adam'].")
-    for label, factory in optimizers.items():
+    optimizers = dict(optimizers)
+    for label, factory in list(optimizers.items()):
         if not isinstance(label, str) or not callable(factory):
             raise TypeError(
                 f"compare: optimizers must map a label to a factory taking learning_rate "
                 f"(e.g. {{'adam': gd.adam}}), got {label!r}: {factory!r}."
             )
         made = factory(1e-3)
-        if not isinstance(made, _opt.Optimizer):
+        if isinstance(made, optax.GradientTransformation):
+            # The learning rate must be a traced value to be vmapped: optax keeps
+            # it in a closure, so inject_hyperparams moves it into the state.
+            optimizers[label] = _optax_factory(factory)
+        elif not isinstance(made, _opt.Optimizer):
             raise TypeError(
                 f"compare: optimizers[{label!r}](learning_rate) returned {type(made).__name__}, "
-                "not a jaxgd optimizer; sweeps vmap over the learning rate, which needs a jaxgd "
-                "optimizer (gd.sgd, gd.momentum, gd.adam, ...)."
+                "not an optimizer; pass a factory of jaxgd optimizers (gd.sgd, gd.momentum, "
+                "gd.adam, ...) or of optax ones (optax.adam, ...)."
             )
     return dict(optimizers)
+
+
+def _optax_factory(factory: Callable[..., Any]) -> Callable[[Any], Any]:
+    """``lr -> optax.inject_hyperparams(factory)(learning_rate=lr)``: an optax
+    optimizer whose learning rate lives in its state, so a sweep can vmap it."""
+    injected = optax.inject_hyperparams(factory)
+    return lambda learning_rate: injected(learning_rate=learning_rate)
 
 
 def _check_rates(rates: Any, label: str) -> np.ndarray:
@@ -558,7 +571,9 @@ def compare(
         problems: catalogue names or :class:`jaxgd.problems.Problem` objects.
         optimizers: names from :data:`OPTIMIZERS`, or a dict label -> factory
             taking ``learning_rate`` and returning a jaxgd optimizer
-            (``{"vanilla": gd.sgd, "adam": gd.adam}``).
+            (``{"vanilla": gd.sgd, "adam": gd.adam}``) or an optax one
+            (``{"optax-lamb": optax.lamb}``: swept through
+            ``optax.inject_hyperparams``, which keeps the rate in the state).
         learning_rates: the grid (positive; sorted for you), shared by all
             optimizers, or a dict label -> grid.
         seeds: a count ``n`` (seeds ``0..n-1``) or a list of seeds.

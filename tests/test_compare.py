@@ -219,8 +219,27 @@ def test_bad_arguments_raise_before_compiling(no_compiling, kwargs, match):
         gd.compare(args.pop("problems"), args.pop("optimizers"), **args)
 
 
-def test_a_factory_must_make_a_jaxgd_optimizer(no_compiling):
+def test_a_factory_must_make_an_optimizer(no_compiling):
+    with pytest.raises(TypeError, match=r"optimizers\['odd'\].*not an optimizer"):
+        gd.compare(
+            ["booth"], {"odd": lambda learning_rate: "sgd"}, learning_rates=[0.1], seeds=1, steps=5
+        )
+
+
+def test_optax_factories_are_swept_like_jaxgd_ones():
+    """An optax factory runs through inject_hyperparams and gives jaxgd's numbers
+    (sgd is exact in both: p - lr * g)."""
     import optax
 
-    with pytest.raises(TypeError, match="jaxgd optimizer"):
-        gd.compare(["booth"], {"optax": optax.sgd}, learning_rates=[0.1], seeds=1, steps=5)
+    c = gd.compare(
+        ["booth"],
+        {"optax": optax.sgd, "jaxgd": gd.sgd},
+        learning_rates=[0.01, 0.1],
+        seeds=2,
+        steps=60,
+    )
+    rows = {r["optimizer"]: r for r in c.summary()}
+    assert rows["optax"]["learning_rate"] == rows["jaxgd"]["learning_rate"] == 0.1
+    assert rows["optax"]["final_loss_mean"] == pytest.approx(
+        rows["jaxgd"]["final_loss_mean"], rel=1e-6, abs=1e-12
+    )

@@ -34,3 +34,12 @@ def test_the_compare_example_runs(tmp_path, monkeypatch, capsys):
     exec(compile(code, "README compare example", "exec"), {})
     assert "booth" in capsys.readouterr().out
     assert (tmp_path / "jaxgd-report" / "report.md").is_file()
+
+
+def test_the_mesh_example_runs_on_whatever_devices_there_are():
+    section = README.split("## Scale-out", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README mesh example", "exec"), namespace)
+    result = namespace["result"]
+    assert float(result.loss) < 1.05 * namespace["problem"].optimum_value

@@ -606,6 +606,11 @@ def _check_chunking(path, every, progress, steps, params, optimizer):
             "minimize: checkpoint= and progress= run Python between compiled chunks, so they "
             "cannot be used inside jax.vmap or jax.jit; call minimize directly."
         )
+    if path is not None and jax.process_count() > 1:
+        raise ValueError(
+            "minimize: checkpoint= is not supported in a multi-process run yet (every process "
+            "would write the same file); checkpoint from a single process, or pass None."
+        )
     if path is not None:
         folder = os.path.dirname(os.path.abspath(os.fspath(path)))
         if os.path.isdir(os.fspath(path)) or not os.path.isdir(folder):

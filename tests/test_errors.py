@@ -195,6 +195,7 @@ CATALOGUE = [
         ValueError,
         "cannot be used inside jax.vmap",
     ),
+    ("checkpoint-multiprocess", "multiprocess", ValueError, "multi-process run"),
     ("progress-not-bool", lambda: run(progress="yes"), TypeError, "progress"),
     (
         "checkpoint-file-not-a-checkpoint",
@@ -277,6 +278,18 @@ FOUND_BY_COMPUTING = {
 def _special(name):
     if name == "other_run":
         return _other_run_checkpoint()
+    if name == "multiprocess":
+        path = os.path.join(tempfile.mkdtemp(), "run.npz")
+
+        def as_second_process():
+            real = jax.process_count
+            jax.process_count = lambda: 2  # as under jax.distributed with two processes
+            try:
+                run(checkpoint=path)
+            finally:
+                jax.process_count = real
+
+        return as_second_process
     if name == "garbage_file":
         path = os.path.join(tempfile.mkdtemp(), "run.npz")
         pathlib.Path(path).write_bytes(b"\x00garbage" * 10)

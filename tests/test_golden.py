@@ -11,7 +11,6 @@ import json
 import jax
 import numpy as np
 import pytest
-
 from golden_runs import PATH, runs
 
 RECORDED = json.loads(PATH.read_text())

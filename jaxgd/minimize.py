@@ -12,9 +12,10 @@ compiled call under ``jit``/``vmap`` or as compiled segments from Python
 
 from __future__ import annotations
 
+import collections
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +24,12 @@ import optax
 
 from jaxgd import distributed
 from jaxgd.optimizers import check_optimizer
-from jaxgd.partition import partition
+from jaxgd.partition import Static, partition
 from jaxgd.run import checks
 from jaxgd.run.batches import take_rows
-from jaxgd.run.chunks import RunInterrupted, result_of, run_in_segments
+from jaxgd.run.chunks import RunInterrupted, first_length, run_in_segments
 from jaxgd.run.fingerprint import fingerprint
-from jaxgd.run.loop import Spec, first_segment
+from jaxgd.run.loop import Spec, whole_run
 from jaxgd.run.result import History, Result, Status
 
 __all__ = ["History", "Result", "RunInterrupted", "Status", "minimize"]
@@ -137,6 +138,26 @@ def minimize(
         >>> result.params.round(4)
         Array([3., 3.], dtype=float32)
     """
+    plain = checkpoint is None and checkpoint_every is None and progress is False and mesh is None
+    signature = leaves = None
+    if plain:  # a call like one seen before: its checks passed, only values are checked again
+        options = (steps, batch_size, has_aux, record_params, history_every, curvature_every)
+        signature, leaves = _signature(
+            loss, params, optimizer, data, key, *options, curvature_iters
+        )
+        seen = _SEEN.get(signature) if signature is not None else None
+        if seen is not None:
+            _SEEN.move_to_end(signature)
+            off = seen.off  # a rule switched off, placed once
+            tol = off if tol is None else checks.check_threshold("tol", tol, nonnegative=True)
+            if target is None:
+                target = off
+            else:
+                target = checks.check_threshold("target", target, nonnegative=False)
+            if seen.convert:
+                params, data = checks.check_params(params), checks.check_data(data)[0]
+            checks.warn_if_not_finite(data)
+            return seen.run(leaves, params, data, key, tol, target)
     if not callable(loss):
         raise TypeError(f"minimize: loss must be a function loss(params[, batch]), got {loss!r}.")
     check_optimizer(optimizer, "minimize")
@@ -148,6 +169,7 @@ def minimize(
     data, n_examples = checks.check_data(data)
     batch_size = _check_batch_size(batch_size, data, n_examples)
     key = checks.check_key(key, required=batch_size is not None, why="a minibatch run")
+    no_rule = tol is None and target is None
     tol = checks.check_threshold("tol", tol, nonnegative=True)
     target = checks.check_threshold("target", target, nonnegative=False)
     traced_call = checks.is_traced(loss, params, optimizer, data, key, tol, target)
@@ -186,11 +208,19 @@ def minimize(
         history_length=length,
         curvature_every=curvature_every,
         curvature_iters=curvature_iters,
+        # Under jit/vmap with no rule that stops a run early (a sweep that only
+        # stops on divergence): every step is taken anyway, as one masked scan.
+        fixed_length=traced_call and no_rule,
     )
     traced = (loss_traced, optimizer_traced)
     if traced_call:  # under jit or vmap: one compiled program, no Python in between
-        carry, finish = first_segment(spec, traced, params, data, key, tol, target, steps)
-        return result_of(carry, finish)
+        return whole_run(spec, traced, params, data, key, tol, target)
+    if signature is not None:
+        seen = _Seen.of(spec, leaves, params, data, key)
+        _SEEN[signature] = seen
+        if len(_SEEN) > _SEEN_MOST:
+            _SEEN.popitem(last=False)
+        return seen.run(leaves, params, data, key, tol, target)
     run_id = None
     if checkpoint is not None:
         run_id = _fingerprint(loss, has_aux, optimizer, params, data, key, spec, tol, target, every)
@@ -207,6 +237,121 @@ def minimize(
         fingerprint=run_id,
         progress=progress,
     )
+
+
+# --------------------------------------------------------------------------- #
+# Calls seen before: the per-call cost of a warm call
+# --------------------------------------------------------------------------- #
+
+_SEEN: collections.OrderedDict = collections.OrderedDict()  # signature -> _Seen
+_SEEN_MOST = 32  # calls remembered (each holds its loss and optimizer, as jit's cache does)
+
+
+_KINDS: dict[type, str] = {}  # leaf type -> "array", "numpy", "scalar", "static" or "tracer"
+
+
+def _kind(kind: type) -> str:
+    if issubclass(kind, jax.core.Tracer):
+        return "tracer"
+    if issubclass(kind, jax.Array):
+        return "array"
+    if issubclass(kind, np.ndarray):
+        return "numpy"
+    return "scalar" if kind is not bool and issubclass(kind, _SCALARS) else "static"
+
+
+_SCALARS = (np.generic, float, complex)  # traced leaves besides arrays (see jaxgd.partition)
+
+
+def _describe(leaf: Any) -> Any:
+    """What the checks saw of a leaf: type, shape and dtype of a traced value,
+    the value itself (by identity for objects) of a static one."""
+    kind = type(leaf)
+    what = _KINDS.get(kind) or _KINDS.setdefault(kind, _kind(kind))
+    if what == "array":
+        return (kind, leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False))
+    if what == "numpy":
+        return (kind, leaf.shape, leaf.dtype)
+    if what == "scalar":
+        return kind
+    if what == "tracer":
+        raise TypeError  # under jit or vmap: not remembered
+    return (kind, leaf)  # compiled in: by value (ints, strings) or identity (functions)
+
+
+def _signature(loss, params, optimizer, data, key, *options) -> tuple[Any, list]:
+    """``(signature, leaves)``: the signature holds everything the argument checks
+    of a plain call depend on, but the values of ``tol``, ``target`` and the
+    arrays (checked on every call); None (not remembered) under jit or vmap or
+    for an unhashable argument. ``leaves``: those of ``(loss, params,
+    optimizer, data, key)``."""
+    leaves, treedef = jax.tree.flatten((loss, params, optimizer, data, key))
+    try:
+        described = tuple(_describe(leaf) for leaf in leaves)
+        signature = (treedef, described, tuple((type(o), o) for o in options))
+        hash(signature)
+    except (TypeError, AttributeError):  # an unhashable or unusual leaf: checked afresh
+        return None, leaves
+    return signature, leaves
+
+
+class _Seen(NamedTuple):
+    """A plain call whose checks passed: what a call with the same signature needs."""
+
+    spec: Spec
+    split: tuple[int, int, int]  # leaves of the loss, the params and the optimizer
+    convert: bool  # params or data hold leaves that are not JAX arrays yet
+    key: Any  # the key when none is passed (a device array, made once)
+    one_call: bool  # the whole run is one compiled call (else segments, see run_in_segments)
+    numbers: bool  # the traced leaves of the loss and optimizer are all Python or NumPy numbers
+    placed: list  # [those numbers, the same on the device] of the last call
+    off: Any  # tol or target None: -inf, on the device
+
+    @classmethod
+    def of(cls, spec: Spec, leaves: list, params: Any, data: Any, key: Any) -> _Seen:
+        split = (len(spec.loss.leaves), len(jax.tree.leaves(params)), len(spec.optimizer.leaves))
+        given = leaves[split[0] : split[0] + split[1]] + jax.tree.leaves(data)
+        return cls(
+            spec=spec,
+            split=split,
+            convert=not all(isinstance(leaf, jax.Array) for leaf in given),
+            key=jnp.asarray(key) if isinstance(key, np.ndarray) else None,
+            one_call=first_length(spec, params, data) >= spec.steps,
+            numbers=all(
+                s is not None or type(leaf) in (float, complex) or isinstance(leaf, np.generic)
+                for leaf, s in zip(
+                    leaves[: split[0]] + leaves[sum(split[:2]) : sum(split)],
+                    spec.loss.leaves + spec.optimizer.leaves,
+                    strict=True,
+                )
+            ),
+            placed=[None, None],
+            off=jnp.asarray(checks.check_threshold("tol", None, nonnegative=True)),
+        )
+
+    def run(self, leaves: list, params: Any, data: Any, key: Any, tol: Any, target: Any) -> Result:
+        """The run of checked arguments (``leaves``: the signature's)."""
+        spec = self.spec
+        n_loss, n_params, n_optimizer = self.split
+        at = n_loss + n_params
+        traced = (
+            _traced(leaves[:n_loss], spec.loss),
+            _traced(leaves[at : at + n_optimizer], spec.optimizer),
+        )
+        if self.numbers:  # hyperparameters as Python numbers: placed once per new value
+            numbers = tuple(traced[0] + traced[1])
+            if self.placed[0] != numbers:
+                self.placed[:] = [numbers, jax.device_put(traced)]
+            traced = self.placed[1]
+        key = self.key if key is None else key
+        if self.one_call:  # one compiled call, returned without waiting for it
+            return whole_run(spec, traced, params, data, key, tol, target)
+        return run_in_segments(spec, traced, params, data, key, tol, target)
+
+
+def _traced(leaves: list, static: Static) -> list:
+    """The traced leaves, as :func:`jaxgd.partition.partition` gives them."""
+    return [leaf if s is None else None for leaf, s in zip(leaves, static.leaves, strict=True)]
 
 
 def _check_batch_size(batch_size: Any, data: Any, n_examples: int) -> int | None:

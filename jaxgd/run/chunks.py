@@ -34,6 +34,7 @@ import numpy as np
 
 from jaxgd import checkpoint as _checkpoint
 from jaxgd.run.loop import Carry, Finish, Spec, first_segment, next_segment, start
+from jaxgd.run.loop import finish as finish_run
 from jaxgd.run.result import RUNNING, Result, Status
 
 __all__ = ["RunInterrupted", "result_of", "run_in_segments"]
@@ -172,14 +173,15 @@ def run_in_segments(
             while True:
                 before = 0 if carry is None else int(carry.step)
                 stop_at = min(before + length, (before // every + 1) * every, steps)
+                last = stop_at == steps  # else no full-data evaluation until the run is over
                 t0 = time.perf_counter()
                 if carry is None:
                     carry, finish = first_segment(
-                        spec, traced, params, data, key, tol, target, stop_at
+                        spec, traced, params, data, key, tol, target, stop_at, last
                     )
                 else:
                     carry, finish = next_segment(
-                        spec, traced, carry, data, key, tol, target, stop_at
+                        spec, traced, carry, data, key, tol, target, stop_at, last
                     )
                 step = int(carry.step)  # waits for the segment
                 seconds = time.perf_counter() - t0
@@ -190,6 +192,8 @@ def run_in_segments(
                     bar.update(step - before)
                     entry = min(before // spec.history_stride, carry.history.loss.shape[0] - 1)
                     bar.set_postfix(loss=f"{float(carry.history.loss[entry]):.4g}")
+                if (over or ctrl_c.pressed) and finish is None:
+                    finish = finish_run(spec, traced, carry, data, tol, target)
                 if over:
                     return result_of(carry, finish)
                 if ctrl_c.pressed:

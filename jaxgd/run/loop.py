@@ -42,9 +42,18 @@ from jax.flatten_util import ravel_pytree
 from jaxgd import sharpness
 from jaxgd.partition import Static, combine
 from jaxgd.run.batches import batch_indices, take_rows
-from jaxgd.run.result import RUNNING, History, Status
+from jaxgd.run.result import RUNNING, History, Result, Status
 
-__all__ = ["Carry", "Finish", "Spec", "first_segment", "next_segment", "start"]
+__all__ = [
+    "Carry",
+    "Finish",
+    "Spec",
+    "finish",
+    "first_segment",
+    "next_segment",
+    "start",
+    "whole_run",
+]
 
 
 class Spec(NamedTuple):
@@ -66,6 +75,7 @@ class Spec(NamedTuple):
     history_length: int = 0  # entries in the history (0: ceil(steps / history_stride))
     curvature_every: int = 0  # > 0: record the sharpness every this many steps
     curvature_iters: int = 20  # power iterations per record (warm-started)
+    fixed_length: bool = False  # one segment of all the steps as a masked scan (see _advance)
 
 
 class Carry(NamedTuple):
@@ -253,8 +263,12 @@ def _advance(spec: Spec, run: _Run, carry: Carry, data, key, tol, target, stop_a
         due = (at % spec.curvature_every == 0) & (at < spec.steps)
         return jax.lax.cond(due, measure, lambda _: ((nan, nan), c.probe), None)
 
-    def step(c: Carry, live=None) -> Carry:
-        """One step; with ``live`` (a traced bool), a no-op where it is False."""
+    def step(c: Carry, live=None, index=None) -> Carry:
+        """One step; with ``live`` (a traced bool), a no-op where it is False.
+
+        ``index``: the step a fixed-length scan is at (the same for every run
+        of a vmapped sweep, equal to ``c.step`` while the run is live).
+        """
         batch = batch_at(c.step)
         loss, _, grads, grad_norm = _evaluate(spec, run, c.params, batch)
         status = classify(loss, grad_norm, tol, target, RUNNING)
@@ -263,11 +277,15 @@ def _advance(spec: Spec, run: _Run, carry: Carry, data, key, tol, target, stop_a
             status = jnp.where(live, status, c.status)
             at = jnp.where(live, c.step, spec.steps)
         probe = c.probe
+        curvature = None
         if spec.curvature_every:
-            curvature, probe = curvature_at(c, batch, grads, at)
-            history = record(c.history, at, loss, grad_norm, c.params, curvature)
-        else:
-            history = record(c.history, at, loss, grad_norm, c.params)
+            # In a scan, due by its index rather than ``at``: unbatched under
+            # vmap, so the measurement stays a cond instead of running every
+            # step. A stopped run's value is dropped (``at``), its probe kept.
+            curvature, probe = curvature_at(c, batch, grads, at if index is None else index)
+            if live is not None and index is not None:
+                probe = jax.tree.map(lambda a, b: jnp.where(live, a, b), probe, c.probe)
+        history = record(c.history, at, loss, grad_norm, c.params, curvature)
         go = status == RUNNING
         if live is not None:
             go = go & live
@@ -309,6 +327,27 @@ def _advance(spec: Spec, run: _Run, carry: Carry, data, key, tol, target, stop_a
             probe=probe,
         )
 
+    if spec.fixed_length:
+        # All the steps, guarded, as one scan: for runs that go to the end
+        # anyway (a vmapped sweep without tol or target stops only where it
+        # diverges). Under vmap a while_loop selects its whole carry, history
+        # buffers included, wherever its condition is evaluated; a scan has no
+        # condition. (Stacking each step's entry as the scan's output instead
+        # of writing it into the carry measured no faster, and rounds the loss
+        # differently.) A stopped run's steps change nothing, as in the loop.
+        def scanned(c: Carry, index) -> tuple[Carry, None]:
+            return step(c, running(c), index), None
+
+        indices = jnp.arange(spec.steps, dtype=jnp.int32)
+        return jax.lax.scan(scanned, carry, indices)[0]
+
+    if spec.steps <= _UNROLL:  # as the loop would, without the loop's own cost
+        c = carry
+        for i in range(spec.steps):
+            c = c if i == 0 else jax.lax.optimization_barrier(c)
+            c = step(c, running(c))
+        return c
+
     def steps(c: Carry) -> Carry:
         # The loop condition guarantees the first step is live; further steps
         # in the same iteration are guarded (no-ops once the run has stopped).
@@ -347,21 +386,63 @@ def start(spec: Spec, traced, params, data) -> Carry:
     return _init_carry(spec, _rejoin(spec, traced), params, data)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def first_segment(spec: Spec, traced, params, data, key, tol, target, stop_at):
-    """Start a run and take its steps up to ``stop_at``: ``(carry, finish)``.
-
-    With ``stop_at == spec.steps`` this is the whole run in one program.
-    """
+def _first_segment(spec: Spec, traced, params, data, key, tol, target, stop_at, last):
     run = _rejoin(spec, traced)
     carry = _init_carry(spec, run, params, data)
     carry = _advance(spec, run, carry, data, key, tol, target, stop_at)
-    return carry, _finish(spec, run, carry, data, tol, target)
+    return carry, _finish(spec, run, carry, data, tol, target) if last else None
+
+
+@functools.partial(jax.jit, static_argnums=(0, 8))
+def first_segment(spec: Spec, traced, params, data, key, tol, target, stop_at, last=True):
+    """Start a run and take its steps up to ``stop_at``: ``(carry, finish)``.
+
+    With ``last=False`` (a segment that ``stop_at`` ends before the run's
+    end) ``finish`` is None: the full-data evaluation of :func:`finish` is
+    only needed once the run is over.
+    """
+    return _first_segment(spec, traced, params, data, key, tol, target, stop_at, last)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def next_segment(spec: Spec, traced, carry: Carry, data, key, tol, target, stop_at):
-    """Take a started run's steps up to ``stop_at``: ``(carry, finish)``."""
+def whole_run(spec: Spec, traced, params, data, key, tol, target) -> Result:
+    """A whole run in one program: its :class:`Result` (and nothing a next
+    segment would need, such as the optimizer state: fewer outputs to make)."""
+    carry, finish = _first_segment(spec, traced, params, data, key, tol, target, spec.steps, True)
+    return Result(
+        params=carry.params,
+        loss=finish.loss,
+        steps=carry.step,
+        status=finish.status,
+        history=carry.history,
+        aux=finish.aux,
+    )
+
+
+def next_segment(spec: Spec, traced, carry: Carry, data, key, tol, target, stop_at, last=True):
+    """Take a started run's steps up to ``stop_at``: ``(carry, finish)`` (see
+    :func:`first_segment` for ``last``).
+
+    The carry's arrays but its step and status are donated: the new carry
+    reuses their memory (the params and the optimizer state are updated in
+    place rather than copied), so ``carry`` cannot be used afterwards but for
+    ``carry.step`` and ``carry.status``.
+    """
+    counters = (carry.step, carry.status)
+    rest = carry._replace(step=None, status=None)
+    return _next_segment(spec, traced, counters, rest, data, key, tol, target, stop_at, last)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 9), donate_argnums=3)
+def _next_segment(spec: Spec, traced, counters, rest: Carry, data, key, tol, target, stop_at, last):
     run = _rejoin(spec, traced)
+    carry = rest._replace(step=counters[0], status=counters[1])
     carry = _advance(spec, run, carry, data, key, tol, target, stop_at)
-    return carry, _finish(spec, run, carry, data, tol, target)
+    return carry, _finish(spec, run, carry, data, tol, target) if last else None
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def finish(spec: Spec, traced, carry: Carry, data, tol, target) -> Finish:
+    """The full-data evaluation of a segment's carry (a run that a segment
+    with ``last=False`` ended, or one interrupted there)."""
+    return _finish(spec, _rejoin(spec, traced), carry, data, tol, target)

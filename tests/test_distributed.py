@@ -70,6 +70,11 @@ def four() -> dict:
 
 CORE = ["full/marks/sgd/2", "full/marks/sgd/4", "mini/marks/sgd/2", "mini/marks/sgd/4"]
 CORE += ["full/sum_loss/sgd/4"]
+# meshes users build with jax.make_mesh (Explicit axes), 2-D, or jax.sharding.Mesh
+CORE += [
+    f"{kind}/marks/sgd/{m}" for kind in ("full", "mini") for m in ("make_mesh", "make_mesh_2d")
+]
+CORE += ["full/marks/sgd/user", "mini/marks/sgd/user"]
 THOROUGH = [f"{run}/{d}" for d in (2, 4) for run in ("full/marks/momentum", "full/marks/adam")]
 THOROUGH += [f"{run}/{d}" for d in (2, 4) for run in ("full/cancer/adam", "mini/sum_loss/momentum")]
 

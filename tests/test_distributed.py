@@ -119,6 +119,7 @@ def test_minibatch_gather_stays_on_each_device(four):
 def test_indivisible_sizes_are_clear_errors(four):
     assert four["error_rows"].startswith("ValueError") and "(202)" in four["error_rows"]
     assert "divide by the mesh's data axis size (4)" in four["error_rows"]
+    assert "use 200 (drop 2)" in four["error_rows"]  # the fix the README promises
     assert four["error_batch"].startswith("ValueError") and "batch_size (10)" in four["error_batch"]
     assert four["error_batch_on_2"] is None  # 10 divides by 2
 

@@ -203,7 +203,12 @@ CATALOGUE = [
         ValueError,
         "leading example axis",
     ),
-    ("data-empty", lambda: run_data(data={}), ValueError, r"data has no arrays; pass None for a loss without data"),
+    (
+        "data-empty",
+        lambda: run_data(data={}),
+        ValueError,
+        r"data has no arrays; pass None for a loss without data",
+    ),
     (
         "data-no-examples",
         lambda: run_data(data=(X_NONE, Y_NONE)),

@@ -43,3 +43,22 @@ def test_the_mesh_example_runs_on_whatever_devices_there_are():
     exec(compile(code, "README mesh example", "exec"), namespace)
     result = namespace["result"]
     assert float(result.loss) < 1.05 * namespace["problem"].optimum_value
+
+
+def test_the_ecosystem_examples_run(capsys):
+    section = README.split("## Using jaxgd with optax, optimistix, Flax and Equinox", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 4
+    namespaces = []
+    for i, code in enumerate(blocks):
+        namespace = {}
+        exec(compile(code, f"README ecosystem example {i}", "exec"), namespace)
+        namespaces.append(namespace)
+    out = capsys.readouterr().out
+    optax_ns, optx_ns, flax_ns, eqx_ns = namespaces
+    assert abs(optax_ns["result"].params - 1.0).max() < 1e-3  # L-BFGS reached (1, 1)
+    assert "L-BFGS: CONVERGED" in out
+    assert abs(optx_ns["solution"].value - 1.0).max() < 1e-2
+    assert float(flax_ns["loss"]) < 1e-2 and float(flax_ns["result"].loss) < 1e-2
+    assert float(eqx_ns["result"].loss) < 0.05

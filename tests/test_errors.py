@@ -245,6 +245,12 @@ CATALOGUE = [
         ValueError,
         "batch_size needs data",
     ),
+    (
+        "minibatch-order-too-large",
+        lambda: run_data(steps=10**9, batch_size=4, key=KEY),
+        ValueError,
+        r"minibatch order of 1000000000 steps .* GiB; run at most \d+ steps per call",
+    ),
     ("batch-size-without-key", lambda: run_data(batch_size=4), ValueError, r"key=.*PRNGKey"),
     (
         "key-not-a-key",

@@ -52,6 +52,24 @@ def check_positive_int(caller: str, name: str, value: Any, *, most: int | None =
     return int(value)
 
 
+MAX_ORDER_BYTES = 1 << 30  # the minibatch order table of a run (int32 rows), at most
+
+
+def check_order_size(steps: int, batch_size: int | None, n_examples: int) -> None:
+    """A minibatch run's order table (one row of indices a step) must fit."""
+    if batch_size is None:
+        return
+    per_epoch = -(-n_examples // batch_size)
+    need = 4 * batch_size * per_epoch * -(-steps // per_epoch)
+    if need > MAX_ORDER_BYTES:
+        most = MAX_ORDER_BYTES // (4 * batch_size)
+        raise ValueError(
+            f"minimize: the minibatch order of {steps} steps of batch_size {batch_size} would "
+            f"need {need / 2**30:.1f} GiB; run at most {most} steps per call and go on from a "
+            "checkpoint= (each call resumes where the last ended)."
+        )
+
+
 def check_bool(caller: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{caller}: {name} must be True or False, got {value!r}.")

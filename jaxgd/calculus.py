@@ -10,7 +10,10 @@
 
 Every function here is built from ``jax.grad``, ``jax.jvp`` and ``jax.jit``;
 nothing forms a Hessian. Functions of several arguments take the extra ones
-after ``x`` (``partials(loss, params, batch)``), and ``x`` may be any pytree.
+after ``x`` (``partials(loss, params, batch)``), and ``x`` may be any pytree;
+a function of named numbers gets its partials named
+(``partials(marks, hours=6.0, attendance=90.0)``). A function that returns
+``(value, aux)`` is differentiated with ``has_aux=True``, as in ``jax.grad``.
 """
 
 from __future__ import annotations
@@ -512,6 +515,9 @@ def check_gradient(
     support ``S`` (``n_S`` coordinates), keeps a random direction nearly
     orthogonal to ``g`` from dividing round-off by almost nothing. At a
     stationary point (``g`` about 0) the test says little: check elsewhere.
+    If ``f`` computes in float32 even from float64 inputs (it casts), the
+    differences are float32's (``eps = u^(1/3)`` of float32, accurate to about
+    1e-4), and the check is that much coarser.
 
     The default ``rtol`` is ``1e-3`` for a gradient in float32 (or lower
     precision): a correct gradient's float32 round-off stays far below it

@@ -72,6 +72,7 @@ def lr_range_test(
     steps: int = 100,
     batch_size: int | None = None,
     key: Any = None,
+    has_aux: bool = False,
     smoothing: float = 0.0,
     blow_up_factor: float = 4.0,
 ) -> LRRangeTest:
@@ -108,6 +109,7 @@ def lr_range_test(
             :func:`jaxgd.minimize`; with minibatches use ``smoothing`` (fastai
             uses 0.98).
         key: PRNG key of the minibatch order.
+        has_aux: ``loss`` returns ``(value, aux)`` (as for :func:`jaxgd.minimize`).
         smoothing: the weight ``beta`` of the moving average ``s_k = beta
             s_(k-1) + (1 - beta) loss_k`` (debiased by ``1 - beta^(k+1)``);
             0 for none (full-batch runs need none). The average trails the
@@ -144,13 +146,17 @@ def lr_range_test(
         )
     # One step more than the range: history.loss[k + 1] is the loss after step k.
     result = minimize(
-        loss, params, optimizer, steps=steps + 1, data=data, batch_size=batch_size, key=key
+        loss,
+        params,
+        optimizer,
+        steps=steps + 1,
+        data=data,
+        batch_size=batch_size,
+        key=key,
+        has_aux=has_aux,
+        history_every=1,  # every step's loss, however long the range
     )
     recorded = np.asarray(result.history.loss, np.float64)
-    if recorded.shape != (steps + 1,):  # a strided history would misalign the rates
-        raise RuntimeError(
-            f"lr_range_test: expected {steps + 1} recorded losses, got {recorded.shape}."
-        )
     learning_rates = min_lr * growth ** (np.arange(steps) / (steps - 1))
     losses = recorded[1:]
     return _summarise(learning_rates, losses, float(recorded[0]), smoothing, blow_up_factor)

@@ -1,5 +1,7 @@
 """The learning-rate range test: its rates, its losses, its rule and its figure."""
 
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -35,6 +37,26 @@ def test_on_booth_it_agrees_with_the_calculus_in_order_of_magnitude(booth_range)
     assert 0.1 <= booth_range.suggested / recommended <= 10
 
 
+def test_the_readme_quotes_the_booth_answers_as_computed(booth_range):
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    table = readme.split("| how far to step |", 1)[1].split("\n\n", 1)[0]
+    suggested = re.search(
+        r"\| suggested \| ([\d.]+) \(a tenth of ([\d.]+).*?\| ([\d.]+) \(`1/L`", table
+    )
+    broken = re.search(r"blew up at ([\d.]+) \| stable below ([\d.]+)", table)
+    s = gd.suggest_learning_rate(BOOTH.loss, BOOTH_X0)
+    quoted = [float(v) for v in (*suggested.groups(), *broken.groups())]
+    computed = [
+        booth_range.suggested,
+        booth_range.best,
+        s.recommended,
+        booth_range.blow_up,
+        s.max_stable,
+    ]
+    for q, c in zip(quoted, computed, strict=True):
+        assert q == float(f"{c:.3g}")  # quoted to 3 significant digits
+
+
 def test_a_run_that_blows_up_keeps_its_losses_up_to_the_blow_up(booth_range):
     losses = booth_range.losses
     assert losses.shape == (100,)
@@ -61,6 +83,23 @@ def test_rates_grow_geometrically_and_losses_follow_each_step_exactly():
     np.testing.assert_allclose(test.losses, expected, rtol=1e-5)
     assert test.initial_loss == 4.5
     assert test.blow_up is None and test.best == lrs[-1]  # still falling at the end
+
+
+def test_a_loss_with_aux_gives_the_same_range():
+    loss = lambda x: 0.5 * jnp.sum(x**2)
+    with pytest.warns(UserWarning):
+        plain = gd.lr_range_test(loss, jnp.array([3.0]), gd.sgd, min_lr=1e-3, max_lr=0.5, steps=8)
+    with pytest.warns(UserWarning):
+        with_aux = gd.lr_range_test(
+            lambda x: (loss(x), {"x": x}),
+            jnp.array([3.0]),
+            gd.sgd,
+            min_lr=1e-3,
+            max_lr=0.5,
+            steps=8,
+            has_aux=True,
+        )
+    np.testing.assert_array_equal(with_aux.losses, plain.losses)
 
 
 def test_smoothing_is_a_debiased_moving_average():

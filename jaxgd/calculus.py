@@ -126,18 +126,23 @@ def _check_has_aux(has_aux):
 def _compiled(transform, f, argnums, has_aux, who):
     """``jax.jit(transform(f, argnums, has_aux))``, built once per function; ``who``
     (the public function's name) only labels the errors about ``f``'s output."""
+    return _once(_labelled_cached, transform, f, argnums, has_aux, who)
+
+
+def _once(cached, *key):
+    """``cached(*key)``, or, for an unhashable callable in ``key``, built afresh."""
     try:
-        return _labelled_cached(transform, f, argnums, has_aux, who)
-    except TypeError as error:  # an unhashable callable: build it afresh
+        return cached(*key)
+    except TypeError as error:
         if "unhashable" not in str(error):
             raise
-        return _labelled(_compile(transform, f, argnums, has_aux), who)
+        return cached.__wrapped__(*key)
 
 
 @functools.lru_cache(maxsize=64)
 def _labelled_cached(transform, f, argnums, has_aux, who):
     # The caches hold the 64 most recent, so they keep few closures alive.
-    return _labelled(_compiled_cached(transform, f, argnums, has_aux), who)
+    return _labelled(_once(_compiled_cached, transform, f, argnums, has_aux), who)
 
 
 @functools.lru_cache(maxsize=64)
@@ -272,7 +277,7 @@ def partials(f: Callable[..., Any], *args: Any, has_aux: bool = False, **kwargs:
         return _compiled(jax.grad, f, 0, has_aux, "gd.partials")(*args)
     positional, keywords = names
     values = _as_floating({**dict(zip(positional, args, strict=True)), **kwargs})
-    out = _named_gradient(f, positional, keywords, has_aux)(values)
+    out = _once(_named_gradient, f, positional, keywords, has_aux)(values)
     grads, aux = out if has_aux else (out, None)
     grads = {name: grads[name] for name in positional + keywords}  # call order, not sorted
     return (grads, aux) if has_aux else grads
@@ -336,18 +341,10 @@ def _variable_names(f, args, kwargs, who):
     return tuple(positional), tuple(kwargs)
 
 
+@functools.lru_cache(maxsize=64)
 def _named_gradient(f, positional, keywords, has_aux):
     """The compiled gradient of ``values -> f(*positional values, **keyword values)``."""
-    try:
-        return _named_gradient_cached(f, positional, keywords, has_aux)
-    except TypeError as error:
-        if "unhashable" not in str(error):
-            raise
-        return _named_gradient_cached.__wrapped__(f, positional, keywords, has_aux)
 
-
-@functools.lru_cache(maxsize=64)
-def _named_gradient_cached(f, positional, keywords, has_aux):
     def of_named_values(values):
         return f(*(values[n] for n in positional), **{k: values[k] for k in keywords})
 
@@ -596,7 +593,8 @@ def check_gradient(
         rng = np.random.default_rng(seed)
         in_leaves = rng.standard_normal(leaf_of.size)
         over_all = rng.standard_normal((random_directions, leaf_of.size))
-        out = _directional_check(f, has_aux, x64, g64, leaf_of, in_leaves, over_all, eps, args64)
+        check = _once(_compiled_directional_check, f, has_aux)
+        out = check(x64, g64, leaf_of, in_leaves, over_all, eps, args64)
         fd, gv, value, h = (np.asarray(a, np.float64) for a in out)
     # s = |g_S| / sqrt(n_S) for each direction's support S (see above).
     leaf_norms = np.array([np.linalg.norm(np.asarray(a, np.float64)) for a in jax.tree.leaves(g)])
@@ -669,7 +667,11 @@ def _direction_names(x, random_directions):
     )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+@functools.lru_cache(maxsize=64)
+def _compiled_directional_check(f, has_aux):
+    return jax.jit(functools.partial(_directional_check, f, has_aux))
+
+
 def _directional_check(f, has_aux, x, g, leaf_of, in_leaves, over_all, eps, args):
     """Central differences of ``f`` and ``<g, v>`` along each direction ``v``
     (see :func:`check_gradient`), one direction at a time (memory: a few ``x``).

@@ -1,5 +1,7 @@
 """The calculus module: derivatives, named partials, gradient checks, curvature."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -148,6 +150,23 @@ def test_a_tuple_without_has_aux_says_to_pass_has_aux(call):
         call(lambda w: (jnp.sum(w**2), w))
     with pytest.raises(TypeError, match=r"has_aux=True.*not a \(value, aux\) pair"):
         gd.gradient(lambda w: jnp.sum(w**2), has_aux=True)(jnp.ones(2))
+
+
+def test_an_unhashable_callable_loss_works_everywhere():
+    @dataclasses.dataclass  # eq=True and no hash: not a valid jit static argument
+    class Scaled:
+        scale: float
+
+        def __call__(self, w):
+            return self.scale * jnp.sum(w**2)
+
+    f, w = Scaled(2.0), jnp.array([1.0, -1.0])
+    np.testing.assert_array_equal(gd.gradient(f)(w), [4.0, -4.0])
+    np.testing.assert_array_equal(gd.value_and_gradient(f)(w)[1], [4.0, -4.0])
+    assert float(gd.partials(f, w=3.0)["w"]) == 12.0
+    check = gd.check_gradient(f, w)
+    assert check.ok
+    np.testing.assert_array_equal(check.gradient, [4.0, -4.0])
 
 
 def test_named_partials_of_the_student_marks_loss_match_the_formula():

@@ -507,10 +507,12 @@ def check_gradient(
     by default), far below float32 round-off, and ``h`` is so small that it
     rarely straddles a ReLU kink, which is what made coordinate-wise float32
     differences raise false alarms on real networks. The relative error along
-    ``v`` is ``|<g, v> - fd| / max(|<g, v>|, |fd|, s)`` where ``s =
-    |g_S| / sqrt(n_S)``, the size of ``<g, v>`` for a typical direction of its
-    support ``S`` (``n_S`` coordinates), keeps a random direction nearly
-    orthogonal to ``g`` from dividing round-off by almost nothing. At a
+    ``v`` is ``|<g, v> - fd| / max(|<g, v>|, |fd|, s, 10 u |f(x)| / h)``:
+    ``s = |g_S| / sqrt(n_S)``, the size of ``<g, v>`` for a typical direction
+    of its support ``S`` (``n_S`` coordinates), keeps a random direction
+    nearly orthogonal to ``g`` from dividing round-off by almost nothing, and
+    ``10 u |f(x)| / h`` (above the differences' own round-off) keeps a leaf
+    whose gradient is truly zero from dividing noise by noise. At a
     stationary point (``g`` about 0) the test says little: check elsewhere.
     If ``f`` computes in float32 even from float64 inputs (it casts), the
     differences are float32's (``eps = u^(1/3)`` of float32, accurate to about

@@ -13,7 +13,7 @@ Example:
     True
 """
 
-from jaxgd import checkpoint, distributed, losses, models, problems, report
+from jaxgd import checkpoint, distributed, losses, models, problems, report, sharpness
 from jaxgd.calculus import (
     GradientCheck,
     GradientCheckError,
@@ -31,7 +31,7 @@ from jaxgd.calculus import (
 )
 from jaxgd.compare import compare
 from jaxgd.lr_range import LRRangeTest, lr_range_test
-from jaxgd.minimize import History, Result, Status, minimize
+from jaxgd.minimize import History, Result, RunInterrupted, Status, minimize
 from jaxgd.optimizers import (
     Optimizer,
     adagrad,
@@ -57,6 +57,7 @@ __all__ = [
     "LearningRateSuggestion",
     "Optimizer",
     "Result",
+    "RunInterrupted",
     "Status",
     "Step",
     "adagrad",
@@ -85,6 +86,7 @@ __all__ = [
     "report",
     "rmsprop",
     "sgd",
+    "sharpness",
     "suggest_learning_rate",
     "value_and_gradient",
 ]

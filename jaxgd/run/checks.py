@@ -76,13 +76,15 @@ def _list_hint(where: str, leaf: Any) -> None:
 
 def _whole_model_hint(where: str, leaf: Any) -> str:
     """What to pass instead of a whole model (RNG counters, functions, ints in params)."""
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is None and isinstance(leaf, int | bool):
+        dtype = jnp.result_type(type(leaf))
+    what = f"has dtype {dtype}" if dtype is not None else f"is a {type(leaf).__name__}"
     return (
-        f"minimize: {where} is {type(leaf).__name__}"
-        + (f" of dtype {leaf.dtype}" if hasattr(leaf, "dtype") else "")
-        + "; gradient descent needs floating-point params. If params is a whole model, pass "
+        f"minimize: {where} {what}; gradient descent needs floating-point params: pass "
+        "jnp.asarray(..., dtype=jnp.float32) for numbers. If params is a whole model, pass "
         "only its trainable arrays: eqx.partition(model, eqx.is_inexact_array) (Equinox) or "
-        "nnx.split(model, nnx.Param, ...) (Flax NNX), and close over the rest in the loss; "
-        "for plain numbers pass jnp.asarray(..., dtype=jnp.float32)."
+        "nnx.split(model, nnx.Param, ...) (Flax NNX), and close over the rest in the loss."
     )
 
 
@@ -98,7 +100,7 @@ def check_params(params: Any) -> Any:
         if isinstance(leaf, list):
             _list_hint(where, leaf)
         if isinstance(leaf, int | float) and not isinstance(leaf, bool):
-            dtype = np.result_type(leaf)
+            dtype = jnp.result_type(type(leaf))
         else:
             dtype = getattr(leaf, "dtype", None)
         if dtype is None or not jnp.issubdtype(dtype, jnp.floating):

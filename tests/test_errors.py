@@ -323,6 +323,37 @@ CATALOGUE = [
         TypeError,
         "floating-point",
     ),
+    (
+        "check-gradient-grad-not-callable",
+        lambda: gd.check_gradient(LOSS, P0, grad=ONES2),
+        TypeError,
+        r"grad must be your gradient function.*pass the function itself",
+    ),
+    (
+        "check-gradient-grad-wrong-structure",
+        lambda: gd.check_gradient(LOSS, P0, grad=lambda p: (p, p)),
+        ValueError,
+        r"structured like x.*one array per leaf of x",
+    ),
+    (
+        "check-gradient-random-directions-negative",
+        lambda: gd.check_gradient(LOSS, P0, random_directions=-1),
+        ValueError,
+        r"random_directions must be an integer >= 0",
+    ),
+    (
+        "gradient-tuple-without-has-aux",
+        lambda: gd.gradient(lambda p: (jnp.sum(p), p))(P0),
+        TypeError,
+        r"gd.gradient: f returned a tuple of 2, not a scalar.*pass has_aux=True",
+    ),
+    (
+        "gradient-has-aux-not-a-pair",
+        lambda: gd.value_and_gradient(LOSS, has_aux=True)(P0),
+        TypeError,
+        r"has_aux=True, but f returned an array of shape \(\), not a \(value, aux\) pair.*"
+        r"drop has_aux=True",
+    ),
     ("max-curvature-iters-zero", lambda: gd.max_curvature(LOSS, P0, iters=0), ValueError, "iters"),
     (
         "partial-unknown-name",
@@ -331,10 +362,72 @@ CATALOGUE = [
         "no parameter named 'b'",
     ),
     (
+        "partial-unknown-argument",
+        lambda: gd.partial(lambda hours, attendance: hours * attendance, "x")(6.0, 90.0),
+        KeyError,
+        r"no parameter named 'x'.*\['hours', 'attendance'\]",
+    ),
+    (
+        "partials-keywords-with-params",
+        lambda: gd.partials(DATA_LOSS, P0, batch=(X, Y)),
+        TypeError,
+        r"keyword arguments \['batch'\] with a params pytree first is ambiguous.*by keyword.*"
+        r"by position",
+    ),
+    (
+        "partials-unnamed-arguments",
+        lambda: gd.partials(lambda *xs: xs[0] * xs[1], 1.0, 2.0),
+        TypeError,
+        r"arguments of f cannot be named.*give it named parameters",
+    ),
+    ("partials-no-point", lambda: gd.partials(LOSS), TypeError, r"no point.*pass it"),
+    (
         "suggest-lr-not-convex",
         lambda: gd.suggest_learning_rate(lambda x: -jnp.sum(x**2), P0),
         ValueError,
         "not convex",
+    ),
+    (
+        "lr-range-factory-not-callable",
+        lambda: gd.lr_range_test(LOSS, P0, gd.sgd(0.1)),
+        TypeError,
+        r"factory must be a function of the learning rate.*not an optimizer built from it",
+    ),
+    (
+        "lr-range-factory-not-optimizer",
+        lambda: gd.lr_range_test(LOSS, P0, lambda lr: lr),
+        TypeError,
+        r"factory\(learning_rate\) must return an optimizer.*gd.sgd",
+    ),
+    (
+        "lr-range-rate-not-positive",
+        lambda: gd.lr_range_test(LOSS, P0, gd.sgd, min_lr=0.0),
+        ValueError,
+        r"min_lr must be a finite number > 0.*min_lr=1e-6",
+    ),
+    (
+        "lr-range-min-not-below-max",
+        lambda: gd.lr_range_test(LOSS, P0, gd.sgd, min_lr=1.0, max_lr=0.1),
+        ValueError,
+        r"min_lr \(1\) must be below max_lr \(0.1\).*grows from min_lr to max_lr",
+    ),
+    (
+        "lr-range-steps-too-few",
+        lambda: gd.lr_range_test(LOSS, P0, gd.sgd, steps=1),
+        ValueError,
+        r"steps must be an integer >= 2.*100 is usual",
+    ),
+    (
+        "lr-range-smoothing-out-of-range",
+        lambda: gd.lr_range_test(LOSS, P0, gd.sgd, smoothing=1.0),
+        ValueError,
+        r"smoothing must be in \[0, 1\).*0 for none",
+    ),
+    (
+        "lr-range-blow-up-factor",
+        lambda: gd.lr_range_test(LOSS, P0, gd.sgd, blow_up_factor=1.0),
+        ValueError,
+        r"blow_up_factor must be a number > 1.*4 is usual",
     ),
     # problems and comparisons
     (

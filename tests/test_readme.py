@@ -3,6 +3,9 @@
 import pathlib
 import re
 
+import jax.numpy as jnp
+import pytest
+
 import jaxgd as gd
 
 README = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
@@ -25,6 +28,26 @@ def test_quick_start_runs_and_fits(capsys):
     assert "partials at the start" in out and "CONVERGED" in out
     result = namespace["result"]
     assert gd.Status(int(result.status)) == gd.Status.CONVERGED
+    # marks = 2 h + 0.5 a + 0.01 h a: d/dh = 2 + 0.01 a = 2.9, d/da = 0.5 + 0.01 h = 0.56
+    # at h = 6, a = 90 (float32: a few ulps).
+    partials = namespace["marks_partials"]
+    assert list(partials) == ["hours", "attendance"]
+    assert float(partials["hours"]) == pytest.approx(2.9, rel=1e-6)
+    assert float(partials["attendance"]) == pytest.approx(0.56, rel=1e-6)
+    assert "{'hours': 2.9, 'attendance': 0.56}" in out
+    # The loss's partials: d/dw_j mean((X w + b - y)^2) = mean(2 r x_j), d/db = mean(2 r).
+    x, y = namespace["data"]
+    p = namespace["params"]
+    r = x @ jnp.array([p["hours_studied"], p["attendance"]]) + p["bias"] - y
+    by_hand = {"hours_studied": 2 * r @ x[:, 0], "attendance": 2 * r @ x[:, 1], "bias": 2 * r.sum()}
+    start = gd.partials(namespace["loss"], p, namespace["data"])
+    for name, value in by_hand.items():
+        # float32 sums of 200 terms: a few ulps of the largest term.
+        assert float(start[name]) == pytest.approx(float(value) / len(y), rel=1e-5, abs=1e-4)
+    # The two answers to "how far to step": both inside the stable range.
+    lr, test = namespace["lr"], namespace["test"]
+    assert test.suggested < lr.max_stable and lr.recommended < lr.max_stable
+    assert test.blow_up > lr.max_stable  # below 2/L a quadratic loss cannot blow up
 
 
 def test_the_compare_example_runs(tmp_path, monkeypatch, capsys):

@@ -20,6 +20,18 @@ section):
    time of a small ``minimize``, and compilations on second calls (0).
 6. ``make_step``: ``gd.make_step`` (donated buffers) against a plain jitted
    optax step on 10M params.
+7. ``per_call``: ``minimize(steps=1)`` against one call of a jitted optax step
+   (<= 1.5x): what a warm call costs around its step.
+8. ``optimistix``: ``minimize`` against ``optimistix.minimise`` with the same
+   optax Adam, 5000 steps, both warm (< 1x).
+9. ``cli``: ``jaxgd compare --quick`` twice, in fresh processes sharing a fresh
+   cache folder (the second run shows the persistent compile cache, where the
+   CLI has one).
+
+Ratios of the run loop, the sweep, the per-call cost and optimistix are also
+given over the fastest rounds and as the spread of the per-round ratios: on a
+loaded machine the fastest rounds are the least disturbed, and the spread says
+how noisy the figure is.
 
 Run ``python benchmarks/speed.py`` (all, a few minutes on 2 CPU cores) or
 ``--only run_loop,sweep``. Results go to ``benchmarks/results/speed.json`` and
@@ -70,9 +82,10 @@ def _block(x):
     return jax.block_until_ready(x)
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each function, timed in turn so load drifts hit all alike."""
-    for f in fns.values():  # warm up (compile) outside the timing
+def samples(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each function in each of ``repeats`` rounds, timed in turn so
+    load drifts hit all alike (a warm-up call of each first, outside the timing)."""
+    for f in fns.values():
         f()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
@@ -80,7 +93,25 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str,
             start = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function, timed in turn (see :func:`samples`)."""
+    return {k: statistics.median(v) for k, v in samples(fns, repeats).items()}
+
+
+def ratio_of(times: dict[str, list[float]], ours: str, theirs: str) -> dict:
+    """``ours / theirs`` as the ratio of medians, the ratio of the fastest
+    rounds (what a loaded machine disturbs least) and the spread of the
+    per-round ratios (their 10th and 90th percentiles): how noisy it was."""
+    rounds = sorted(a / b for a, b in zip(times[ours], times[theirs], strict=True))
+    pick = lambda q: rounds[min(len(rounds) - 1, int(q * len(rounds)))]  # noqa: E731
+    return {
+        "median": statistics.median(times[ours]) / statistics.median(times[theirs]),
+        "best": min(times[ours]) / min(times[theirs]),
+        "rounds_p10_p90": [pick(0.1), pick(0.9)],
+    }
 
 
 def per_step(
@@ -177,10 +208,12 @@ def bench_run_loop(repeats: int) -> dict:
         "optax_python_loop": python_loop,
         "optax_scan": lambda: _block(optax_scan(params, data)),
     }
-    t = interleaved(fns, repeats)
+    raw = samples(fns, repeats)
+    t = {k: statistics.median(v) for k, v in raw.items()}
     out = {
         "steps": steps,
         "seconds": t,
+        "minimize_vs_scan_ratio": ratio_of(raw, "minimize", "optax_scan"),
         "minimize_compile_s": first - t["minimize"],
         "speedup_vs_optax_loop": t["optax_python_loop"] / t["minimize"],
         "scan_speedup_vs_optax_loop": t["optax_python_loop"] / t["optax_scan"],
@@ -239,12 +272,107 @@ def bench_sweep(repeats: int) -> dict:
             ]
         )
 
-    t = interleaved({"vmapped": lambda: _block(swept(rates_j)), "sequential": sequential}, repeats)
+    @jax.jit
+    def raw_scan(lrs):
+        """The hand-written sweep: a vmapped lax.scan of optax Adam steps keeping its loss curve."""
+
+        def one(lr):
+            opt = optax.adam(lr)
+
+            def body(carry, _):
+                p, s = carry
+                value, grads = jax.value_and_grad(_linear_loss)(p, data)
+                updates, s = opt.update(grads, s, p)
+                return (optax.apply_updates(p, updates), s), value
+
+            return jax.lax.scan(body, (params, opt.init(params)), length=steps)
+
+        return jax.vmap(one)(lrs)
+
+    raw = samples(
+        {
+            "vmapped": lambda: _block(swept(rates_j)),
+            "raw_vmapped_scan": lambda: _block(raw_scan(rates_j)),
+            "sequential": sequential,
+        },
+        repeats,
+    )
+    t = {k: statistics.median(v) for k, v in raw.items()}
     return {
         "runs": n,
         "steps": steps,
         "seconds": t,
         "speedup": t["sequential"] / t["vmapped"],
+        "vs_raw_vmapped_scan": ratio_of(raw, "vmapped", "raw_vmapped_scan"),
+    }
+
+
+# --------------------------------------------------------------------------- #
+# 7. The per-call cost, 8. optimistix
+# --------------------------------------------------------------------------- #
+
+
+def bench_per_call(repeats: int) -> dict:
+    """``minimize(steps=1)`` against one call of a jitted optax Adam step: what a
+    warm call costs besides its one step (checks, dispatch, the final evaluation)."""
+    x, y = _regression()
+    data = (jnp.asarray(x), jnp.asarray(y))
+    params = {"w": jnp.zeros(2), "b": jnp.zeros(())}
+    opt, ours = optax.adam(1e-2), gd.adam(1e-2)
+    state = opt.init(params)
+
+    @jax.jit
+    def optax_step(p, s, batch):
+        value, grads = jax.value_and_grad(_linear_loss)(p, batch)
+        updates, s = opt.update(grads, s, p)
+        return optax.apply_updates(p, updates), s, value
+
+    raw = samples(
+        {
+            "minimize_steps_1": lambda: _block(
+                gd.minimize(_linear_loss, params, ours, steps=1, data=data)
+            ),
+            "optax_jit_step": lambda: _block(optax_step(params, state, data)),
+        },
+        60 * repeats,
+    )
+    return {
+        "microseconds_median": {k: statistics.median(v) * 1e6 for k, v in raw.items()},
+        "microseconds_best": {k: min(v) * 1e6 for k, v in raw.items()},
+        "ratio": ratio_of(raw, "minimize_steps_1", "optax_jit_step"),
+    }
+
+
+def bench_optimistix(repeats: int) -> dict:
+    """``minimize`` against ``optimistix.minimise`` with the same optax Adam, 5000
+    steps on the 200x2 regression, both warm (compiled) and called from Python."""
+    try:
+        import optimistix as optx
+    except ImportError:  # pragma: no cover - depends on the environment
+        return {"skipped": "optimistix is not installed"}
+    steps, lr = 5000, 1e-2
+    x, y = _regression()
+    data = (jnp.asarray(x), jnp.asarray(y))
+    params = {"w": jnp.zeros(2), "b": jnp.zeros(())}
+    # One optax object for both (an optax optimizer is compiled in: a new one
+    # compiles anew); rtol = atol = 0: optimistix never stops early either.
+    opt = optax.adam(lr)
+    solver = optx.OptaxMinimiser(opt, rtol=0.0, atol=0.0)
+
+    def run_optimistix():
+        return _block(
+            optx.minimise(_linear_loss, solver, params, data, max_steps=steps, throw=False)
+        )
+
+    def run_minimize():
+        return _block(gd.minimize(_linear_loss, params, opt, steps=steps, data=data))
+
+    raw = samples({"minimize": run_minimize, "optimistix": run_optimistix}, repeats)
+    return {
+        "steps": steps,
+        "seconds": {k: statistics.median(v) for k, v in raw.items()},
+        "ratio": ratio_of(raw, "minimize", "optimistix"),
+        "optimistix_steps": int(run_optimistix().stats["num_steps"]),
     }
 
 
@@ -322,25 +450,47 @@ def bench_big_step(repeats: int) -> dict:
         opt = gd.adam(1e-3)
         return lambda: _block(gd.minimize(_half_square, p0, opt, steps=n, data=target))
 
-    kernel = per_step(kernel_run, short, long, repeats)
-    ours = per_step(minimize_run, short, long, repeats)
+    # Interleaved: the kernel's and minimize's short and long runs in turn.
+    raw = samples(
+        {
+            "kernel_short": kernel_run(short),
+            "kernel_long": kernel_run(long),
+            "minimize_short": minimize_run(short),
+            "minimize_long": minimize_run(long),
+        },
+        repeats,
+    )
+
+    def step_of(name, pick):
+        return (pick(raw[f"{name}_long"]) - pick(raw[f"{name}_short"])) / (long - short)
+
+    kernel, ours = step_of("kernel", statistics.median), step_of("minimize", statistics.median)
+    rounds = sorted(
+        (ml - ms) / (kl - ks)
+        for ks, kl, ms, ml in zip(
+            raw["kernel_short"],
+            raw["kernel_long"],
+            raw["minimize_short"],
+            raw["minimize_long"],
+            strict=True,
+        )
+    )
     out = {
         "params": BIG,
         "run_lengths": [short, long],
         "seconds_per_step": {"minimize": ours, "adam_kernel": kernel},
         "ratio_vs_kernel": ours / kernel,
+        "ratio_vs_kernel_best": step_of("minimize", min) / step_of("kernel", min),
+        "ratio_rounds_p10_p90": [rounds[len(rounds) // 10], rounds[(9 * len(rounds)) // 10]],
         "kernel_bandwidth_GBps": 7 * 4 * BIG / kernel / 1e9,
     }
     try:  # what the compiled loop does per step (private API: a diagnostic only)
-        from jaxgd import minimize as _m
+        from jaxgd.run import loop
 
-        mod = sys.modules["jaxgd.minimize"]
-        spec, *args = mod._check_run(
-            _half_square, p0, gd.adam(1e-3), long, target, None, None, None, None, False
-        )
-        text = mod._run.lower(spec, gd.adam(1e-3), *args).compile().as_text()
+        prepared = sys.modules["jaxgd.minimize"]._prepared
+        spec, *args = prepared(_half_square, p0, gd.adam(1e-3), steps=long, data=target)
+        text = loop.first_segment.lower(spec, *args, long, True).compile().as_text()
         out["minimize_loop_body"] = _hlo_loop_body_stats(text)
-        del _m
     except Exception as err:  # pragma: no cover - diagnostics must not break the run
         out["minimize_loop_body"] = f"unavailable: {err!r}"
     out["memory"] = _big_memory()
@@ -602,6 +752,42 @@ def bench_latency(repeats: int) -> dict:
 
 
 # --------------------------------------------------------------------------- #
+# 9. The CLI: `jaxgd compare` run twice
+# --------------------------------------------------------------------------- #
+
+
+def bench_cli(repeats: int) -> dict:
+    """``jaxgd compare --quick`` twice, each in a fresh process, with a fresh user
+    cache folder (``XDG_CACHE_HOME``): the second run shows what the CLI's
+    persistent compile cache saves, where the CLI has one (``--no-cache``)."""
+    import tempfile
+
+    del repeats  # two runs, by definition
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "jaxgd", "compare"]
+    helptext = subprocess.run(
+        [*command, "--help"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    out: dict = {"command": "jaxgd compare --quick --no-progress"}
+    out["compile_cache"] = "on" if "--no-cache" in helptext else "pending (no --no-cache flag yet)"
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as report:
+        env["XDG_CACHE_HOME"] = cache
+        for run in ("first_run_s", "second_run_s"):
+            start = time.perf_counter()
+            subprocess.run(
+                [*command, "--quick", "--no-progress", "--out", report],
+                capture_output=True,
+                env=env,
+                check=True,
+                timeout=1800,
+            )
+            out[run] = time.perf_counter() - start
+    out["second_over_first"] = out["second_run_s"] / out["first_run_s"]
+    return out
+
+
+# --------------------------------------------------------------------------- #
 # Report
 # --------------------------------------------------------------------------- #
 
@@ -612,6 +798,9 @@ BENCHES = {
     "mlp": bench_mlp,
     "latency": bench_latency,
     "make_step": bench_make_step,
+    "per_call": bench_per_call,
+    "optimistix": bench_optimistix,
+    "cli": bench_cli,
 }
 
 
@@ -634,6 +823,13 @@ def _rows(results: dict) -> list[tuple[str, str, str, str]]:
             ">= 25x",
             r["speedup_vs_optax_loop"] >= 25,
         )
+        if "minimize_vs_scan_ratio" in r:
+            add(
+                "1. minimize vs the raw lax.scan of optax Adam steps",
+                _ratio_text(r["minimize_vs_scan_ratio"]),
+                "<= 1.05x",
+                r["minimize_vs_scan_ratio"]["median"] <= 1.05,
+            )
         add(
             "1. (reference) raw lax.scan of optax steps vs that loop",
             f"{r['scan_speedup_vs_optax_loop']:.1f}x faster",
@@ -663,6 +859,14 @@ def _rows(results: dict) -> list[tuple[str, str, str, str]]:
             ">= 8x",
             r["speedup"] >= 8,
         )
+        if "vs_raw_vmapped_scan" in r:
+            add(
+                "2. 64 learning rates vmapped: minimize vs a raw vmapped optax scan with its "
+                "loss curve",
+                _ratio_text(r["vs_raw_vmapped_scan"]),
+                "<= 1.15x",
+                r["vs_raw_vmapped_scan"]["median"] <= 1.15,
+            )
     if "big_step" in results:
         r = results["big_step"]
         s = r["seconds_per_step"]
@@ -673,6 +877,14 @@ def _rows(results: dict) -> list[tuple[str, str, str, str]]:
             "<= 1.2x",
             r["ratio_vs_kernel"] <= 1.2,
         )
+        if "ratio_vs_kernel_best" in r:
+            add(
+                "3. (same, fastest rounds; spread of the per-round ratios)",
+                f"{r['ratio_vs_kernel_best']:.2f}x (rounds {r['ratio_rounds_p10_p90'][0]:.2f}"
+                f"-{r['ratio_rounds_p10_p90'][1]:.2f}x)",
+                "<= 1.2x",
+                r["ratio_vs_kernel_best"] <= 1.2,
+            )
         mem = r.get("memory", {})
         if "big_run_rss_bytes" in mem:
             add(
@@ -725,7 +937,42 @@ def _rows(results: dict) -> list[tuple[str, str, str, str]]:
             "measured",
             None,
         )
+    if "per_call" in results:
+        r = results["per_call"]
+        us = r["microseconds_median"]
+        add(
+            "7. minimize(steps=1) vs one call of a jitted optax step (per-call cost)",
+            _ratio_text(r["ratio"])
+            + f" ({us['minimize_steps_1']:.0f} vs {us['optax_jit_step']:.0f} us)",
+            "<= 1.5x",
+            r["ratio"]["median"] <= 1.5,
+        )
+    if "optimistix" in results:
+        r = results["optimistix"]
+        if "ratio" in r:
+            add(
+                "8. minimize vs optimistix.minimise, same optax Adam, 5000 steps, both warm",
+                _ratio_text(r["ratio"]),
+                "< 1x",
+                r["ratio"]["median"] < 1,
+            )
+        else:
+            add("8. minimize vs optimistix.minimise", r["skipped"], "< 1x", None)
+    if "cli" in results:
+        r = results["cli"]
+        add(
+            "9. jaxgd compare --quick: first / second run, fresh processes",
+            f"{r['first_run_s']:.1f} s / {r['second_run_s']:.1f} s (compile cache: "
+            f"{r['compile_cache']})",
+            "second run much faster",
+            None if r["compile_cache"] != "on" else r["second_over_first"] < 0.5,
+        )
     return rows
+
+
+def _ratio_text(r: dict) -> str:
+    low, high = r["rounds_p10_p90"]
+    return f"{r['median']:.2f}x the time (fastest {r['best']:.2f}x; rounds {low:.2f}-{high:.2f}x)"
 
 
 def to_markdown(results: dict, info: dict) -> str:

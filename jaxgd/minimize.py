@@ -330,15 +330,19 @@ class _Seen(NamedTuple):
             off=jnp.asarray(checks.check_threshold("tol", None, nonnegative=True)),
         )
 
+    def traced(self, leaves: list) -> tuple[list, list]:
+        """The traced leaves of the loss and of the optimizer, from the signature's leaves."""
+        n_loss, n_params, n_optimizer = self.split
+        at = n_loss + n_params
+        return (
+            _traced(leaves[:n_loss], self.spec.loss),
+            _traced(leaves[at : at + n_optimizer], self.spec.optimizer),
+        )
+
     def run(self, leaves: list, params: Any, data: Any, key: Any, tol: Any, target: Any) -> Result:
         """The run of checked arguments (``leaves``: the signature's)."""
         spec = self.spec
-        n_loss, n_params, n_optimizer = self.split
-        at = n_loss + n_params
-        traced = (
-            _traced(leaves[:n_loss], spec.loss),
-            _traced(leaves[at : at + n_optimizer], spec.optimizer),
-        )
+        traced = self.traced(leaves)
         if self.numbers:  # hyperparameters as Python numbers: placed once per new value
             numbers = tuple(traced[0] + traced[1])
             if self.placed[0] != numbers:
@@ -348,6 +352,20 @@ class _Seen(NamedTuple):
         if self.one_call:  # one compiled call, returned without waiting for it
             return whole_run(spec, traced, params, data, key, tol, target)
         return run_in_segments(spec, traced, params, data, key, tol, target)
+
+
+def _prepared(loss, params, optimizer, *, steps: int, data=None, key=None) -> tuple:
+    """``(spec, traced, params, data, key, tol, target)`` of a plain call
+    (no tol, target or options), as the compiled programs of :mod:`jaxgd.run.loop`
+    take them: for diagnostics such as ``benchmarks/speed.py``, which lowers
+    them to read the compiled loop. Runs the call once to have them."""
+    jax.block_until_ready(minimize(loss, params, optimizer, steps=steps, data=data, key=key))
+    options = (steps, None, False, False, None, None, 20)
+    signature, leaves = _signature(loss, params, optimizer, data, key, *options)
+    seen = _SEEN[signature]
+    data = checks.check_data(data)[0]
+    params = checks.check_params(params)
+    return seen.spec, seen.traced(leaves), params, data, seen.key, seen.off, seen.off
 
 
 def _traced(leaves: list, static: Static) -> list:

@@ -212,7 +212,7 @@ def _handlers() -> dict[str, Any]:
 def _manager(directory: pathlib.Path, *, read_only: bool) -> ocp.CheckpointManager:
     """Orbax's manager of ``directory``; a writing one removes interrupted saves first."""
     if read_only:
-        options = _options(read_only=True)
+        options = _options(read_only=True, create=False, save_interval_steps=0)
     else:
         options = _options(max_to_keep=1, cleanup_tmp_directories=True, create=True)
     return ocp.CheckpointManager(directory, options=options, item_handlers=_handlers())

@@ -360,9 +360,20 @@ def _run_in_chunks(
     at multiples of ``every``, so a resumed run replays exactly the compiled
     calls an uninterrupted one makes, and ends with the same bits.
     """
+    with contextlib.ExitStack() as stack:
+        if path is not None:  # a second live run of the same path is refused
+            stack.enter_context(_checkpoint.lock(path))
+        return _run_chunks_locked(
+            spec, optimizer, params, data, key, tol, target, every, path, fingerprint, progress
+        )
+
+
+def _run_chunks_locked(
+    spec, optimizer, params, data, key, tol, target, every, path, fingerprint, progress
+):
     spec = spec._replace(inner_steps=_chunk_inner_steps(spec.inner_steps, every))
     carry = _start(spec, optimizer, params, data)
-    if path is not None and os.path.exists(path):
+    if path is not None and _checkpoint.exists(path):
         carry = _resume(path, carry, fingerprint)
     bar = _progress_bar(spec.steps, int(carry.step)) if progress else None
     try:
@@ -539,8 +550,10 @@ def minimize(
         tol: stop with ``CONVERGED`` once the gradient norm is ``<= tol``.
         target: stop with ``REACHED_TARGET`` once the loss is ``<= target``.
         record_params: keep the parameter path in ``history.params``.
-        checkpoint: a file path: run in compiled chunks and write the whole
-            run state there after each (atomically; see :mod:`jaxgd.checkpoint`).
+        checkpoint: a directory path (jaxgd creates it): run in compiled chunks
+            and write the whole run state there after each (orbax-checkpoint,
+            atomically; see :mod:`jaxgd.checkpoint`). The run holds a lock on it,
+            so a second live run of the same path is refused.
             If a checkpoint of the same run is already there, resume from it:
             the resumed run ends with the same bits as an uninterrupted one.
             A checkpoint of another run is an error (delete it to start afresh).
@@ -606,22 +619,11 @@ def _check_chunking(path, every, progress, steps, params, optimizer):
             "minimize: checkpoint= and progress= run Python between compiled chunks, so they "
             "cannot be used inside jax.vmap or jax.jit; call minimize directly."
         )
-    if path is not None and jax.process_count() > 1:
-        raise ValueError(
-            "minimize: checkpoint= is not supported in a multi-process run yet (every process "
-            "would write the same file); checkpoint from a single process, or pass None."
-        )
     if path is not None:
-        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-        if os.path.isdir(os.fspath(path)) or not os.path.isdir(folder):
-            raise ValueError(
-                f"minimize: checkpoint={os.fspath(path)!r} must be a file path in an existing "
-                f"folder; create {folder!r} first."
-            )
-        if not os.access(folder, os.W_OK):
-            raise ValueError(
-                f"minimize: cannot write checkpoints in {folder!r}; pick another path."
-            )
+        try:
+            _checkpoint.check_path(path)
+        except ValueError as err:
+            raise ValueError(f"minimize: {err}") from None
     if every is None:
         return -(-steps // (10 if path is not None else 100))
     if isinstance(every, bool) or not isinstance(every, int | np.integer) or every < 1:

@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import pickle
+import shutil
 import signal
 import socket
 import stat
@@ -21,7 +22,6 @@ from typing import Any, NamedTuple
 import hypothesis.extra.numpy as hnp
 import jax
 import jax.numpy as jnp
-import ml_dtypes
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -204,9 +204,9 @@ def test_float64_round_trips_as_jax_arrays_with_x64(tmp_path: pathlib.Path) -> N
 
 def test_other_ml_dtypes_round_trip(tmp_path: pathlib.Path) -> None:
     tree = {
-        "f8": np.linspace(-2, 2, 9).astype(ml_dtypes.float8_e4m3fn),
-        "e5m2": np.linspace(-2, 2, 9).astype(ml_dtypes.float8_e5m2),
-        "i4": np.arange(-8, 8).astype(ml_dtypes.int4),
+        "f8": np.linspace(-2, 2, 9).astype(jnp.float8_e4m3fn),
+        "e5m2": np.linspace(-2, 2, 9).astype(jnp.float8_e5m2),
+        "i4": np.arange(-8, 8).astype(jnp.int4),
     }
     path = checkpoint.save(tmp_path / "ckpt.npz", tree)
     assert_same_tree(checkpoint.load(path), tree)
@@ -234,9 +234,7 @@ def test_a_checkpoint_is_a_plain_orbax_checkpoint(tmp_path: pathlib.Path) -> Non
 
 @pytest.mark.parametrize("name", ["uint4", "float8_e4m3", "float8_e4m3fn", "int4"])
 def test_dtypes_orbax_lacks_are_stored_as_raw_bits(tmp_path: pathlib.Path, name: str) -> None:
-    if not hasattr(ml_dtypes, name):
-        pytest.skip(f"ml_dtypes has no {name}")
-    dtype = np.dtype(getattr(ml_dtypes, name))
+    dtype = jnp.dtype(name)  # JAX's names for the ml_dtypes types
     values = np.arange(0, 4).astype(dtype)
     path = checkpoint.save(tmp_path / "ckpt", {"v": values, "j": jnp.asarray(values)})
     restored = checkpoint.load(path)
@@ -709,6 +707,23 @@ def test_a_first_save_killed_mid_way_is_cleaned_up_by_the_next_save(tmp_path) ->
     assert _temporaries(path) == [] and checkpoint.exists(path)
 
 
+def test_a_kill_while_the_previous_save_is_deleted_is_harmless(tmp_path) -> None:
+    """Orbax deletes the previous save after the new one is in place; a kill in that
+    deletion leaves part of the older step directory, which the next save removes."""
+    path = checkpoint.save(tmp_path / "run.ckpt", {"w": jnp.ones(3)})
+    shutil.copytree(path / "0", tmp_path / "older")
+    checkpoint.save(path, {"w": jnp.full(3, 2.0)})  # deletes save 0
+    (tmp_path / "older").rename(path / "0")  # as if the kill came during that deletion
+    for part in ("state", "_CHECKPOINT_METADATA"):  # deleted before the kill
+        target = path / "0" / part
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    assert sorted(os.listdir(path)) == ["0", "1"]
+    assert np.array_equal(checkpoint.load(path)["w"], np.full(3, 2.0, np.float32))
+    checkpoint.save(path, {"w": jnp.full(3, 3.0)})
+    assert os.listdir(path) == ["2"]
+    assert np.array_equal(checkpoint.load(path)["w"], np.full(3, 3.0, np.float32))
+
+
 def test_missing_folder_is_a_clear_error(tmp_path: pathlib.Path) -> None:
     target = tmp_path / "no" / "such" / "folder" / "ckpt.npz"
     with pytest.raises(FileNotFoundError) as info:
@@ -857,7 +872,7 @@ def _leaves(draw) -> Any:
     shape = draw(_SHAPES)
     if kind == "bfloat16":
         bits = draw(hnp.arrays(np.uint16, shape))
-        return bits.view(ml_dtypes.bfloat16)
+        return bits.view(jnp.bfloat16)
     width = np.uint64 if kind == "float64" else np.uint32
     floats = draw(hnp.arrays(width, shape)).view(np.float64 if kind == "float64" else np.float32)
     return jnp.asarray(floats) if kind == "jax-float32" else floats

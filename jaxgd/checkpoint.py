@@ -147,34 +147,42 @@ def check_path(path: str | os.PathLike[str]) -> pathlib.Path:
         ValueError: checkpoint path '.../missing/run.ckpt' must be in an existing folder; ...
     """
     directory = pathlib.Path(os.path.abspath(os.fspath(path)))
+    problem = _path_problem(directory)
+    if problem is not None:
+        raise ValueError(problem[1])
+    return directory
+
+
+def _path_problem(directory: pathlib.Path) -> tuple[type[Exception], str] | None:
+    """Why ``directory`` cannot hold a checkpoint, with the exception a save raises."""
     shown = str(directory)
     if directory.is_dir():
         foreign = sorted(p.name for p in directory.iterdir() if not _OURS.fullmatch(p.name))
         if foreign:
-            raise ValueError(
+            return ValueError, (
                 f"checkpoint path {shown!r} is a directory holding files jaxgd did not write "
                 f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); jaxgd owns "
                 "its checkpoint directory, so pass a new path (jaxgd creates it)."
             )
-        if not os.access(directory, os.W_OK):
-            raise ValueError(f"cannot write checkpoints in {shown!r}; pick another path.")
-        return directory
-    if directory.exists():
-        raise ValueError(
+        folder = directory
+    elif directory.exists():
+        return ValueError, (
             f"checkpoint path {shown!r} is a file, not a checkpoint directory (checkpoints "
             "are directories; a file of the older .npz format cannot be resumed); pass a "
             "new path (jaxgd creates it) or delete the file."
         )
-    if not directory.parent.is_dir():
-        raise ValueError(
-            f"checkpoint path {shown!r} must be in an existing folder; create "
-            f"{str(directory.parent)!r} first."
+    else:
+        folder = directory.parent
+        if not folder.is_dir():
+            return FileNotFoundError, (
+                f"checkpoint path {shown!r} must be in an existing folder; create "
+                f"{str(folder)!r} first."
+            )
+    if not os.access(folder, os.W_OK):
+        return PermissionError, (
+            f"cannot write checkpoints in {str(folder)!r} (it is not writable); pick another path."
         )
-    if not os.access(directory.parent, os.W_OK):
-        raise ValueError(
-            f"cannot write checkpoints in {str(directory.parent)!r}; pick another path."
-        )
-    return directory
+    return None
 
 
 def exists(path: str | os.PathLike[str]) -> bool:
@@ -439,18 +447,13 @@ def save(
 
 def _directory_for_writing(path: str | os.PathLike[str]) -> pathlib.Path:
     """Checks ``path`` and creates the directory; an OSError names the path."""
-    try:
-        directory = check_path(path)
-    except ValueError as err:
-        if "existing folder" not in str(err) and "cannot write" not in str(err):
-            raise
-        target = os.path.abspath(os.fspath(path))
-        folder = os.path.dirname(target)
-        reason = "it does not exist" if not os.path.isdir(folder) else "it is not writable"
-        raise (FileNotFoundError if "existing" in str(err) else PermissionError)(
-            f"cannot write checkpoint {target!r}: cannot create it in the folder "
-            f"{folder!r} ({reason}); check that it exists and is writable"
-        ) from None
+    directory = pathlib.Path(os.path.abspath(os.fspath(path)))
+    problem = _path_problem(directory)
+    if problem is not None:
+        kind, message = problem
+        if kind is ValueError:
+            raise ValueError(message)
+        raise kind(f"cannot write checkpoint {str(directory)!r}: {message}")
     if jax.process_index() == 0:
         try:
             directory.mkdir(exist_ok=True)
@@ -548,6 +551,8 @@ def _fold(xp: Any, data: Any) -> Any:
 def _device_checksum(x: jax.Array) -> jax.Array:
     """:func:`_fold` of a JAX array's bytes, computed where its shards are."""
     data = x.astype(jnp.uint8) if x.dtype == jnp.bool_ else x
+    if jnp.iscomplexobj(data):  # numpy's layout: real and imaginary parts interleaved
+        data = jnp.stack([data.real, data.imag], axis=-1)
     if data.dtype != jnp.uint8:
         data = jax.lax.bitcast_convert_type(data, jnp.uint8)
     return _fold(jnp, data.reshape(-1))
@@ -709,16 +714,7 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
         if _in_orbax(spec)
     }
     restored = _restore(found, targets) if targets else {}
-    for spec in filter(_in_orbax, chosen):
-        if (
-            spec["checksum"] is not None
-            and _checksum(restored[tuple(spec["name"])]) != (spec["checksum"])
-        ):
-            raise _not_readable(
-                found.directory,
-                f"the data of leaf {spec['path']} does not match its checksum (corrupt or "
-                "tampered with)",
-            )
+    _verify_checksums(found.directory, chosen, restored)
     leaves = [
         _from_stored(
             restored[tuple(spec["name"])] if _in_orbax(spec) else _target(spec, None),
@@ -728,6 +724,18 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
         for spec, sharding in zip(chosen, shardings, strict=True)
     ]
     return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def _verify_checksums(directory: pathlib.Path, specs: list[dict], restored: dict) -> None:
+    """Each restored leaf's bytes have the checksum its save recorded."""
+    for spec in filter(_in_orbax, specs):
+        expected = spec.get("checksum")
+        if expected is not None and _checksum(restored[tuple(spec["name"])]) != expected:
+            raise _not_readable(
+                directory,
+                f"the data of leaf {spec['path']} does not match its checksum (corrupt or "
+                "tampered with)",
+            )
 
 
 def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

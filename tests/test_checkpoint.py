@@ -246,6 +246,21 @@ def test_dtypes_orbax_lacks_are_stored_as_raw_bits(tmp_path: pathlib.Path, name:
     assert spec["stored_as"] == (name if native else "uint8")
 
 
+def test_bool_and_complex_leaves_round_trip_as_jax_and_numpy(tmp_path: pathlib.Path) -> None:
+    """Their checksums are taken of their bytes on device and on the host alike."""
+    tree = {
+        "c": jnp.asarray([1 + 2j, 3 - 1j, -0.0], jnp.complex64),
+        "c_np": np.asarray([1 + 2j, np.nan], np.complex64),
+        "mask": jnp.asarray([True, False, True]),
+        "mask_np": np.asarray([False, True]),
+    }
+    path = checkpoint.save(tmp_path / "ckpt", tree)
+    assert_same_tree(checkpoint.load(path), tree)
+    assert_same_tree(checkpoint.load(path, like=tree), tree)
+    for leaf in tree.values():  # the device and host checksums agree
+        assert checkpoint._checksum(jnp.asarray(leaf)) == checkpoint._checksum(np.asarray(leaf))
+
+
 def test_single_array_and_empty_trees(tmp_path: pathlib.Path) -> None:
     x = jnp.arange(5, dtype=jnp.int32)
     assert_same_tree(checkpoint.load(checkpoint.save(tmp_path / "a.npz", x)), x)

@@ -209,21 +209,25 @@ def exists(path: str | os.PathLike[str]) -> bool:
     return directory.is_dir() and _latest_step(directory) is not None
 
 
-def _options(**kwargs: Any) -> ocp.CheckpointManagerOptions:
-    return ocp.CheckpointManagerOptions(enable_async_checkpointing=False, **kwargs)
-
-
 def _handlers() -> dict[str, Any]:
     return {_STATE: ocp.StandardCheckpointHandler(), _DESCRIPTION: ocp.JsonCheckpointHandler()}
 
 
-def _manager(directory: pathlib.Path, *, read_only: bool) -> ocp.CheckpointManager:
-    """Orbax's manager of ``directory``; a writing one removes interrupted saves first."""
-    if read_only:
-        options = _options(read_only=True, create=False, save_interval_steps=0)
-    else:
-        options = _options(max_to_keep=1, cleanup_tmp_directories=True, create=True)
+def _manager(directory: pathlib.Path) -> ocp.CheckpointManager:
+    """Orbax's manager of ``directory``, for saving: it keeps one save, and removes what
+    interrupted saves left before it saves."""
+    options = ocp.CheckpointManagerOptions(
+        enable_async_checkpointing=False,
+        max_to_keep=1,
+        cleanup_tmp_directories=True,
+        create=True,
+    )
     return ocp.CheckpointManager(directory, options=options, item_handlers=_handlers())
+
+
+def _reader() -> ocp.Checkpointer:
+    """Orbax's reader of one save (a step directory)."""
+    return ocp.Checkpointer(ocp.CompositeCheckpointHandler(**_handlers()))
 
 
 def _latest_step(directory: pathlib.Path) -> int | None:
@@ -439,7 +443,7 @@ def save(
     items = {_DESCRIPTION: ocp.args.JsonSave(description)}
     if any(a.size for a in stored):
         items[_STATE] = ocp.args.StandardSave(state)
-    with _manager(directory, read_only=False) as manager:
+    with _manager(directory) as manager:
         step = _agree(-1 if (latest := manager.latest_step()) is None else latest) + 1
         manager.save(step, args=ocp.args.Composite(**items), force=True)
     return directory
@@ -793,15 +797,16 @@ def _read(path: str | os.PathLike[str]) -> _Found:
     try:
         if not (directory / str(step) / _DESCRIPTION).is_dir():
             raise _NotACheckpointError(f"save {step} has no jaxgd description (plain orbax?)")
-        with _manager(directory, read_only=True) as manager:
-            restored = manager.restore(
-                step, args=ocp.args.Composite(**{_DESCRIPTION: ocp.args.JsonRestore()})
+        with _reader() as reader:
+            restored = reader.restore(
+                directory / str(step),
+                args=ocp.args.Composite(**{_DESCRIPTION: ocp.args.JsonRestore()}),
             )
             description = restored[_DESCRIPTION]
             _check_description(description)
             stored = None
             if any(map(_in_orbax, description["leaves"])):
-                metadata = manager.item_metadata(step)[_STATE]
+                metadata = reader.metadata(directory / str(step)).item_metadata[_STATE]
                 if metadata is None:
                     raise _NotACheckpointError(f"save {step} has no arrays")
                 stored = getattr(metadata, "tree", metadata)
@@ -1025,9 +1030,9 @@ def _restore(found: _Found, targets: dict[tuple[str, ...], Any]) -> dict[tuple[s
         jax.tree_util.tree_structure(found.stored), [targets[name] for name in names]
     )
     try:
-        with _manager(found.directory, read_only=True) as manager:
-            restored = manager.restore(
-                found.step,
+        with _reader() as reader:
+            restored = reader.restore(
+                found.directory / str(found.step),
                 args=ocp.args.Composite(**{_STATE: ocp.args.StandardRestore(target)}),
             )
     except Exception as err:  # tensorstore reports corrupt data in many ways

@@ -259,7 +259,9 @@ def lock(path: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
     an interrupted save left (orbax's temporary directories). The operating system drops
     the lock when the holder's process ends, however it ends, so a lock left by a killed
     run never blocks a resume. ``flock`` is not re-entrant across file descriptions: a
-    second ``lock`` of the same path in the same process is refused too.
+    second ``lock`` of the same path in the same process is refused too. (``flock`` is
+    POSIX; across hosts it holds where the shared file system supports it, as NFSv4
+    does.) :func:`save` does not take the lock: a run holds it around all its saves.
 
     In a multi-process run every process enters ``lock`` (it is collective): process 0
     takes the one lock of the run and tells the others whether it got it, so all

@@ -15,20 +15,14 @@ import os
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
 import jaxgd as gd
-
-gd.distributed.initialize(initialization_timeout=60)
-
-import jax  # noqa: E402  (after initialize, which must come first)
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax.sharding import NamedSharding  # noqa: E402
-from jax.sharding import PartitionSpec as P  # noqa: E402
-
-from jaxgd import checkpoint  # noqa: E402
-
-MODE, PATH = sys.argv[1], sys.argv[2]
-SLOW = len(sys.argv) > 3
+from jaxgd import checkpoint
 
 
 def shard_digests(tree):
@@ -131,5 +125,9 @@ def minimize():
     )
 
 
-{"roundtrip": roundtrip, "locked": locked, "minimize": minimize}[MODE]()
-jax.distributed.shutdown()
+if __name__ == "__main__":
+    MODE, PATH = sys.argv[1], sys.argv[2]
+    SLOW = len(sys.argv) > 3
+    gd.distributed.initialize(initialization_timeout=60)  # before any other JAX call
+    {"roundtrip": roundtrip, "locked": locked, "minimize": minimize}[MODE]()
+    jax.distributed.shutdown()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_checkpoint import _holder as hold_the_lock  # a sibling test module
 
 import jaxgd as gd
 from jaxgd import checkpoint
@@ -61,27 +62,10 @@ def test_two_processes_save_and_restore_sharded_and_replicated_arrays(tmp_path: 
     np.testing.assert_array_equal(np.asarray(whole["table"]), np.arange(6))
 
 
-def _hold_the_lock(path: Path) -> subprocess.Popen:
-    code = (
-        "import sys\nfrom jaxgd import checkpoint\n"
-        "with checkpoint.lock(sys.argv[1]):\n"
-        "    print('LOCKED', flush=True)\n    sys.stdin.readline()\n"
-    )
-    child = subprocess.Popen(
-        [sys.executable, "-c", code, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **ENV},
-    )
-    assert child.stdout.readline().strip() == "LOCKED"
-    return child
-
-
 def test_both_processes_of_a_second_run_are_refused(tmp_path: Path) -> None:
     """Process 0 finds the lock taken and tells process 1: both raise, neither hangs."""
     path = tmp_path / "run.ckpt"
-    holder = _hold_the_lock(path)
+    holder = hold_the_lock(tmp_path, path)  # another run, in a process of its own
     try:
         a, b = _two("locked", str(path))
     finally:

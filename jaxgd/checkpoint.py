@@ -30,15 +30,18 @@ tree so that it comes back with its containers, dtypes and shapes checked::
 
     {"format": "jaxgd.checkpoint", "version": 2,
      "structure": {"type": "dict", "keys": [["str", "w"]], "children": [...]},
-     "leaves": [{"path": "['w']", "dtype": "bfloat16", "stored_as": "bfloat16",
-                 "shape": [3]}, ...],
+     "leaves": [{"path": "['w']", "name": ["w"], "dtype": "bfloat16",
+                 "stored_as": "bfloat16", "shape": [3], "checksum": 2918273645}, ...],
      "metadata": {...}}
 
 ``structure`` describes the containers (``dict``, ``ordereddict``, ``list``, ``tuple``,
-``namedtuple``, ``none``, ``leaf``, or ``node`` for any other registered pytree node),
-``leaves`` gives each leaf's key path (:func:`jax.tree_util.keystr`), dtype and shape,
-and ``metadata`` is the caller's JSON-serialisable dict. Loading checks the arrays orbax
-stored against this description, and both against ``like``, before restoring anything.
+``namedtuple``, ``none``, ``leaf``, or ``node`` for any other registered pytree node);
+``leaves`` gives each leaf's key path (:func:`jax.tree_util.keystr`), its name in orbax's
+item, dtype, shape and a 32-bit checksum of its bytes (tensorstore checks none for
+uncompressed data); ``metadata`` is the caller's JSON-serialisable dict. Loading checks
+the description against what orbax stored, and both against ``like``, before restoring
+anything, and the checksums after. Empty arrays, which orbax cannot write, are restored
+from the description alone.
 
 Multi-process runs
 ------------------
@@ -46,7 +49,9 @@ In a run of several processes (``jax.process_count() > 1``) every process calls
 :func:`save`, :func:`load` and :func:`lock` with the same path on a file system they
 share (they are collective, as orbax's are). Orbax writes each process's shards of the
 arrays; process 0 writes the description and holds the lock. Sharded and replicated
-arrays come back with the shardings of ``like``.
+arrays come back with the shardings of ``like``. Python scalars, numpy arrays and JAX
+arrays held by one process alone are taken to be the same on every process and are
+written once, from process 0.
 
 Dtypes
 ------

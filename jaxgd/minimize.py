@@ -360,9 +360,8 @@ def _run_in_chunks(
     at multiples of ``every``, so a resumed run replays exactly the compiled
     calls an uninterrupted one makes, and ends with the same bits.
     """
-    with contextlib.ExitStack() as stack:
-        if path is not None:  # a second live run of the same path is refused
-            stack.enter_context(_checkpoint.lock(path))
+    # The run holds its checkpoint: a second live run of the same path is refused.
+    with _checkpoint.lock(path) if path is not None else contextlib.nullcontext():
         return _run_chunks_locked(
             spec, optimizer, params, data, key, tol, target, every, path, fingerprint, progress
         )

@@ -250,6 +250,14 @@ def _agree(value: int) -> int:
     return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
 
 
+def _barrier(name: str) -> None:
+    """Waits for every process of a multi-process run to get here."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
 # --------------------------------------------------------------------------------------
 # The lock
 # --------------------------------------------------------------------------------------
@@ -270,7 +278,8 @@ def lock(path: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
 
     In a multi-process run every process enters ``lock`` (it is collective): process 0
     takes the one lock of the run and tells the others whether it got it, so all
-    processes go on, or all raise.
+    processes go on, or all raise; on leaving the block normally, process 0 releases
+    the lock once every process has left it.
 
     Args:
         path: The checkpoint directory (see :func:`check_path`).
@@ -314,6 +323,7 @@ def lock(path: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
                 if _INTERRUPTED.fullmatch(entry.name):
                     shutil.rmtree(entry, ignore_errors=True)
         yield directory
+        _barrier("jaxgd.checkpoint.lock")  # every process is done before the lock goes
     finally:
         if fd is not None:
             _release(directory, fd)

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from test_checkpoint import _holder as hold_the_lock  # a sibling test module
 
-import jaxgd as gd
 from jaxgd import checkpoint
+from jaxgd.testing import _free_port, launch_local
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = str(ROOT / "tests" / "_checkpoint_worker.py")
@@ -37,9 +37,7 @@ def _results(procs) -> list[dict]:
 
 
 def _two(*args: str, timeout: float = 180) -> list[dict]:
-    procs = gd.distributed.launch_local(
-        [sys.executable, WORKER, *args], 2, timeout=timeout, env=ENV
-    )
+    procs = launch_local([sys.executable, WORKER, *args], 2, timeout=timeout, env=ENV)
     return _results(procs)
 
 
@@ -77,7 +75,7 @@ def test_both_processes_of_a_second_run_are_refused(tmp_path: Path) -> None:
 
 
 def _start_two(args: list[str]) -> list[subprocess.Popen]:
-    port = gd.distributed._free_port()
+    port = _free_port()
     env = {**os.environ, **ENV, "JAXGD_COORDINATOR": f"127.0.0.1:{port}"}
     env.update(JAXGD_NUM_PROCESSES="2", JAXGD_CPU_DEVICES="1")
     env.pop("XLA_FLAGS", None)

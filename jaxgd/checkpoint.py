@@ -14,6 +14,7 @@ jaxgd creates it. Inside, `orbax-checkpoint <https://orbax.readthedocs.io>`_'s
 latest save (the number counts saves)::
 
     run.ckpt/
+      jaxgd-checkpoint         an empty file: jaxgd made this directory and owns it
       jaxgd.lock               held by the live run using the checkpoint (see lock())
       7/                       the checkpoint, written by the 8th save
         state/                 the arrays: orbax's StandardCheckpointHandler (tensorstore)
@@ -102,11 +103,12 @@ _VERSION = 2
 _STATE = "state"  # orbax item holding the arrays
 _DESCRIPTION = "jaxgd"  # orbax item holding the JSON description
 _LOCK_NAME = "jaxgd.lock"
+_MARKER = "jaxgd-checkpoint"  # created with the directory: jaxgd owns what is inside
 _ROOT = "array"  # orbax's name for a tree that is a single array
-# What may sit in a checkpoint directory: the lock, orbax's step directories, and the
-# temporary directories of saves in progress (or interrupted).
+# What may sit in a checkpoint directory beside the marker: the lock, orbax's step
+# directories, and the temporary directories of saves in progress (or interrupted).
 _INTERRUPTED = re.compile(r"\d+\.orbax-checkpoint-tmp.*")  # orbax's TMP_DIR_SUFFIX
-_OURS = re.compile(rf"jaxgd\.lock|\d+|{_INTERRUPTED.pattern}")
+_OURS = re.compile(rf"{_MARKER}|jaxgd\.lock|\d+|{_INTERRUPTED.pattern}")
 
 
 class CheckpointInUseError(ValueError):
@@ -125,8 +127,11 @@ class _NotACheckpointError(Exception):
 def check_path(path: str | os.PathLike[str]) -> pathlib.Path:
     """Checks that ``path`` can hold a jaxgd checkpoint, without writing anything.
 
-    It can if it does not exist yet (its folder must exist and be writable), or if it is
-    a directory holding only what jaxgd writes there (an empty one included).
+    It can if it does not exist yet (its folder must exist and be writable), if it is an
+    empty directory, or if it is a directory jaxgd made (it holds the ``jaxgd-checkpoint``
+    marker) holding only what jaxgd writes there. jaxgd replaces and deletes what is in
+    such a directory, so a directory of the user's own is never taken (even if its
+    entries are named like orbax's steps).
 
     Args:
         path: The checkpoint directory.
@@ -162,7 +167,11 @@ def _path_problem(directory: pathlib.Path) -> tuple[type[Exception], str] | None
     """Why ``directory`` cannot hold a checkpoint, with the exception a save raises."""
     shown = str(directory)
     if directory.is_dir():
-        foreign = sorted(p.name for p in directory.iterdir() if not _OURS.fullmatch(p.name))
+        names = sorted(p.name for p in directory.iterdir())
+        if names and _MARKER in names:
+            foreign = [name for name in names if not _OURS.fullmatch(name)]
+        else:  # not made by jaxgd: only an empty directory is taken over
+            foreign = names
         if foreign:
             return ValueError, (
                 f"checkpoint path {shown!r} is a directory holding files jaxgd did not write "
@@ -333,8 +342,7 @@ def _acquire(directory: pathlib.Path) -> int:
     """Takes the lock file's flock and writes who holds it; returns its descriptor."""
     import fcntl
 
-    with contextlib.suppress(FileExistsError):
-        directory.mkdir()
+    _claim(directory)
     lock_path = directory / _LOCK_NAME
     while True:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -477,13 +485,21 @@ def _directory_for_writing(path: str | os.PathLike[str]) -> pathlib.Path:
         raise kind(f"cannot write checkpoint {str(directory)!r}: {message}")
     if jax.process_index() == 0:
         try:
-            directory.mkdir(exist_ok=True)
+            _claim(directory)
         except OSError as err:
             raise type(err)(
                 f"cannot write checkpoint {str(directory)!r}: {err.strerror or err}; check "
                 "that its folder exists and is writable"
             ) from err
     return directory
+
+
+def _claim(directory: pathlib.Path) -> None:
+    """Creates the directory (if needed) and marks it as jaxgd's, before anything else
+    goes in: a directory with the marker is one whose contents jaxgd may replace."""
+    directory.mkdir(exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(directory / _MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
 
 
 def _metadata_json(metadata: Mapping[str, Any] | None) -> str:

@@ -326,7 +326,7 @@ def test_overwrite_replaces_the_old_checkpoint(tmp_path: pathlib.Path) -> None:
     assert np.array_equal(checkpoint.load(path)["w"], np.zeros(3))
     assert checkpoint.load_metadata(path) == {"step": 2}
     assert os.listdir(tmp_path) == ["ckpt.npz"]
-    assert os.listdir(path) == ["1"]  # the second save; the first is deleted after it
+    assert sorted(os.listdir(path)) == ["1", "jaxgd-checkpoint"]  # the first save is deleted
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
@@ -654,7 +654,7 @@ def test_a_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch, error) ->
     assert np.array_equal(checkpoint.load(path)["w"], np.ones(3))
     assert checkpoint.load_metadata(path) == {"step": 1}
     checkpoint.save(path, {"w": jnp.full(3, 2.0)}, metadata={"step": 3})
-    assert _temporaries(path) == [] and len(os.listdir(path)) == 1
+    assert _temporaries(path) == [] and len(os.listdir(path)) == 2  # a save and the marker
     assert checkpoint.load_metadata(path) == {"step": 3}
 
 
@@ -732,10 +732,10 @@ def test_a_kill_while_the_previous_save_is_deleted_is_harmless(tmp_path) -> None
     for part in ("state", "_CHECKPOINT_METADATA"):  # deleted before the kill
         target = path / "0" / part
         shutil.rmtree(target) if target.is_dir() else target.unlink()
-    assert sorted(os.listdir(path)) == ["0", "1"]
+    assert sorted(os.listdir(path)) == ["0", "1", "jaxgd-checkpoint"]
     assert np.array_equal(checkpoint.load(path)["w"], np.full(3, 2.0, np.float32))
     checkpoint.save(path, {"w": jnp.full(3, 3.0)})
-    assert os.listdir(path) == ["2"]
+    assert sorted(os.listdir(path)) == ["2", "jaxgd-checkpoint"]
     assert np.array_equal(checkpoint.load(path)["w"], np.full(3, 3.0, np.float32))
 
 
@@ -775,8 +775,9 @@ def test_read_only_folder_is_a_clear_error(tmp_path: pathlib.Path, monkeypatch) 
     [
         (lambda p: p.write_bytes(b"PK\x03\x04 an old checkpoint"), "is a file"),
         (lambda p: (p.mkdir(), (p / "notes.txt").write_text("mine")), "notes.txt"),
+        (lambda p: [(p / n).mkdir(parents=True) for n in ("1", "2")], "1, 2"),
     ],
-    ids=["a-file", "a-folder-of-the-users"],
+    ids=["a-file", "a-folder-of-the-users", "a-folder-named-like-steps"],
 )
 def test_a_path_that_is_not_jaxgds_is_never_written(tmp_path, setup, message) -> None:
     path = tmp_path / "run.ckpt"

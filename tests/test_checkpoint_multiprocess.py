@@ -51,7 +51,7 @@ def test_two_processes_save_and_restore_sharded_and_replicated_arrays(tmp_path: 
         assert r["metadata"] == {"save": 2}
     assert a["saved"] != b["saved"]  # each process held other rows
     assert a["holder"] == a["pid"]  # process 0 holds the run's one lock
-    assert a["entries"] == b["entries"] == ["1", "jaxgd.lock"]  # one save, the run's lock
+    assert a["entries"] == b["entries"] == ["1", "jaxgd-checkpoint", "jaxgd.lock"]
     assert not (path / "jaxgd.lock").exists()  # released when the run ended
     # One process can read what two wrote (the whole arrays, on its own device).
     whole = checkpoint.load(path)

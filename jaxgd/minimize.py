@@ -239,7 +239,6 @@ def _check_chunking(path, every, progress, traced_call, steps) -> int | None:
         )
     if path is None:
         return None
-    checks.check_folder("minimize", "checkpoint", path)
     try:  # a file, or a folder holding what jaxgd did not write, is never written to
         _checkpoint.check_path(path)
     except ValueError as err:

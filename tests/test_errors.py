@@ -281,7 +281,7 @@ CATALOGUE = [
         "checkpoint-folder-missing",
         lambda: run(checkpoint="/no/such/folder/run.npz"),
         ValueError,
-        r"must be a path in an existing folder; create '/no/such/folder' first",
+        r"must be in an existing folder; create '/no/such/folder' first",
     ),
     (
         "checkpoint-of-another-run",

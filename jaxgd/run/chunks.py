@@ -1,9 +1,10 @@
 """Runs in compiled segments: resume, progress, checkpoints and Ctrl-C.
 
-A run called from Python (not under ``jit`` or ``vmap``) goes through
-:func:`run_in_segments`. A short run is one compiled call, as before. A
-longer one is a few calls of the same compiled loop, each ending at a step
-``stop_at``; between two calls Python looks up:
+A run called from Python (not under ``jit`` or ``vmap``) that is expected
+to last more than a segment, or that writes checkpoints or shows progress,
+goes through :func:`run_in_segments` (a shorter one is one compiled call,
+:func:`jaxgd.run.loop.whole_run`). It is a few calls of the same compiled
+loop, each ending at a step ``stop_at``; between two calls Python looks up:
 
 * **Ctrl-C**: a segment lasts about half a second, so Ctrl-C is answered
   within about a second; the run stops there, keeps its work (the
@@ -17,7 +18,9 @@ longer one is a few calls of the same compiled loop, each ending at a step
 
 Where segments end does not change a single bit: each step computes the same
 values whichever segment it falls in, so a segmented, a resumed and a
-one-call run end with the same bits.
+one-call run end with the same bits. A segment's carry is donated to the
+next one (params and optimizer state updated in place, not copied), and only
+the segment that ends the run evaluates the full-data loss.
 """
 
 from __future__ import annotations

@@ -26,6 +26,15 @@ from above comes in the static :class:`Spec`: the minibatch ``gather`` (a
 mesh run hands one that gathers on the devices owning the rows) and, through
 ``stop_at``, where a chunk of a longer run ends. The loss and the optimizer
 arrive split into traced leaves and a static rest (:mod:`jaxgd.partition`).
+
+The programs: :func:`whole_run` (a run in one call, returning its
+``Result``), :func:`first_segment` and :func:`next_segment` (a run in
+segments; :func:`finish` evaluates a run that a segment other than the last
+ended) and :func:`start` (the state to resume a checkpoint into). The steps
+run in a ``while_loop`` (two per iteration, or 32 guarded ones under
+``vmap``/``jit`` and on accelerators), or, for a run without a stopping rule
+under ``vmap``/``jit`` (``Spec.fixed_length``: a sweep, which stops only where
+it diverges), as one ``lax.scan`` of guarded steps.
 """
 
 from __future__ import annotations

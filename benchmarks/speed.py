@@ -980,6 +980,7 @@ def to_markdown(results: dict, info: dict) -> str:
         f"Machine: {info['cpu_count']} CPU cores ({info['processor']}), {info['platform']}; "
         f"JAX {info['jax']} on {info['backend']} ({info['device']}); "
         f"torch {info['torch'] or 'not installed'}."
+        + (f" {info['note']}" if info.get("note") else "")
     )
     lines = [
         "# jaxgd speed",
@@ -1000,12 +1001,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=9, help="timed repeats per figure")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for speed.json/.md")
+    parser.add_argument(
+        "--note", default="", help="said of the machine in the results (e.g. 'shared, noisy')"
+    )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(BENCHES))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
     info = machine()
+    if args.note:
+        info["note"] = args.note
     print(
         textwrap.dedent(f"""\
         jaxgd speed: {info["cpu_count"]} CPU cores, JAX {info["jax"]},

@@ -195,7 +195,9 @@ def minimize(
         return result_of(carry, finish)
     run_id = None
     if checkpoint is not None:
-        run_id = _fingerprint(loss, has_aux, optimizer, params, data, key, spec, tol, target, every)
+        run_id = lambda: _fingerprint(  # noqa: E731 - computed under the checkpoint's lock
+            loss, has_aux, optimizer, params, data, key, spec, tol, target, every
+        )
     return run_in_segments(
         spec,
         traced,

@@ -489,7 +489,6 @@ FOUND_BY_COMPUTING = {
     "suggest-lr-not-convex",
     "report-folder-unwritable",
     "checkpoint-of-another-run",
-    "checkpoint-in-use",  # the lock is taken as the run starts, after its fingerprint
     "schedule-turns-negative",  # the schedule's values are computed (one small program)
 }
 

@@ -314,6 +314,8 @@ def _add_complement_fields(cls: type) -> None:
 
 
 def _one_minus_value(value: Any, given: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return given  # a mask or placeholder that a filter unflattens with (equinox)
     if isinstance(value, int | float):
         return 1.0 - value  # Python float64, rounded once where it is used
     if isinstance(value, np.ndarray | np.generic | list | tuple):
@@ -343,8 +345,8 @@ _RULES = {
 
 
 def _check_hyperparameter(owner: str, name: str, value: Any, rule: str) -> None:
-    if rule == "learning_rate" and callable(value):
-        return
+    if (rule == "learning_rate" and callable(value)) or isinstance(value, bool):
+        return  # a schedule; or a mask that a filter unflattens with (eqx.partition)
     if isinstance(value, str | bytes | complex):
         raise TypeError(
             f"{owner}: {name} must be {_RULES[rule]}, got {value!r} of type "

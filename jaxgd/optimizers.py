@@ -221,12 +221,7 @@ class Optimizer:
                 _check_hyperparameter(owner, field.name, value, field.metadata[_CHECK])
             if field.metadata.get(_ONE_MINUS):
                 hidden = _complement_name(field.name)
-                given = getattr(self, hidden)
-                # The complement follows its decay rate whenever that is concrete
-                # (so dataclasses.replace cannot leave a stale one); a traced decay
-                # comes with the complement it was flattened with.
-                if given is None or not isinstance(value, jax.core.Tracer):
-                    object.__setattr__(self, hidden, _one_minus_value(value, given))
+                object.__setattr__(self, hidden, _one_minus_value(value, getattr(self, hidden)))
 
     # -- optax's protocol ------------------------------------------------------
     def init(self, params: Any) -> Any:
@@ -314,15 +309,39 @@ def _add_complement_fields(cls: type) -> None:
 
 
 def _one_minus_value(value: Any, given: Any) -> Any:
+    """``1 - value`` for a decay rate, or the complement ``given`` with it.
+
+    A complement that came with its decay rate is kept, even where the rate
+    was rounded since (``jax.tree.map(jnp.asarray, opt)`` makes 0.9 a float32
+    0.89999998, whose ``1 - b1`` is not optax's 0.1). One that belongs to
+    another rate (``dataclasses.replace(opt, b1=0.8)`` copies the old one) is
+    computed afresh. Placeholders that JAX or a filter unflattens with (None,
+    ``object()``, equinox's bool masks) pass through.
+    """
     if isinstance(value, bool) or value is None:
-        return given  # a mask or placeholder that a filter unflattens with (equinox)
+        return given
     if isinstance(value, int | float):
-        return 1.0 - value  # Python float64, rounded once where it is used
-    if isinstance(value, np.ndarray | np.generic | list | tuple):
-        return 1 - np.asarray(value)
-    if isinstance(value, jax.Array):  # a concrete array (numpy: no compiling) or a tracer
-        return 1 - (value if isinstance(value, jax.core.Tracer) else np.asarray(value))
-    return given  # a placeholder that JAX unflattens with (None, object(), shapes)
+        fresh = 1.0 - value  # Python float64, rounded once where it is used
+    elif isinstance(value, np.ndarray | np.generic | list | tuple):
+        fresh = 1 - np.asarray(value)
+    elif isinstance(value, jax.core.Tracer):
+        return 1 - value if given is None else given
+    elif isinstance(value, jax.Array):  # concrete: numpy computes it, nothing compiles
+        fresh = 1 - np.asarray(value)
+    else:
+        return given
+    if given is None or isinstance(given, jax.core.Tracer):
+        return fresh if given is None else given
+    # Both concrete: the given complement stays unless it is another rate's.
+    tol = 2 * max(_resolution(value), _resolution(given))
+    stale = not np.allclose(given, 1 - np.asarray(value, np.float64), rtol=0, atol=tol)
+    return fresh if stale else given
+
+
+def _resolution(x: Any) -> float:
+    """Machine epsilon of ``x``'s float type (float64 for Python numbers)."""
+    dtype = np.dtype(x.dtype) if hasattr(x, "dtype") else np.result_type(x)
+    return float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.inexact) else 2.0**-52
 
 
 def _is_leaf(value: Any) -> bool:

@@ -168,6 +168,11 @@ def test_one_minus_decay_travels_as_a_leaf_computed_in_float64():
     assert opt.one_minus("b1") == 1.0 - 0.9 != float(1 - jnp.float32(0.9))
     # a copy with a new decay rate does not keep the old complement
     assert dataclasses.replace(opt, b1=0.8).one_minus("b1") == 1.0 - 0.8
+    # rounding the leaves (as make_step does) keeps optax's complement, not 1 - f32(0.9)
+    as_arrays = jax.tree.map(jnp.asarray, opt)
+    assert float(as_arrays.one_minus("b1")) == float(jnp.float32(1.0 - 0.9))
+    replaced = dataclasses.replace(as_arrays, b1=jnp.asarray(0.8))
+    assert abs(float(replaced.one_minus("b1")) - 0.2) < 1e-7
     assert repr(opt) == "adam(learning_rate=0.01, b1=0.9, b2=0.999, eps=1e-08)"
 
 

@@ -148,8 +148,8 @@ class momentum(Optimizer):  # noqa: N801
         return MomentumState(count=_count(), trace=_zeros_like(params))
 
     def rule(self, grads, state, params):
-        velocity = jax.tree.map(lambda g, v: g + self.beta * v, grads, state.trace)
-        if self.nesterov:
+        velocity = jax.tree.map(lambda g, v: g + self.beta * v, grads, state.trace)  # g + beta v
+        if self.nesterov:  # look ahead: g + beta * v, with the new v
             direction = jax.tree.map(lambda g, v: g + self.beta * v, grads, velocity)
         else:
             direction = velocity
@@ -295,9 +295,8 @@ class rmsprop(Optimizer):  # noqa: N801
         rho, one_minus_rho = self.decay, self.one_minus("decay")
         nu = jax.tree.map(lambda g, v: one_minus_rho * _abs_sq(g) + rho * v, grads, state.nu)
         direction = jax.tree.map(lambda g, v: jax.lax.rsqrt(v + self.eps) * g, grads, nu)
-        return self.descend(direction, state.count), RmspropState(
-            optax.safe_increment(state.count), nu
-        )
+        updates = self.descend(direction, state.count)
+        return updates, RmspropState(optax.safe_increment(state.count), nu)
 
 
 class adagrad(Optimizer):  # noqa: N801
@@ -341,9 +340,8 @@ class adagrad(Optimizer):  # noqa: N801
         # 1 / sqrt(s + eps), and 0 where nothing has been summed yet
         scale = jax.tree.map(lambda s: jnp.where(s > 0, jax.lax.rsqrt(s + self.eps), 0.0), sums)
         direction = jax.tree.map(lambda c, g: c * g, scale, grads)
-        return self.descend(direction, state.count), AdagradState(
-            optax.safe_increment(state.count), sums
-        )
+        updates = self.descend(direction, state.count)
+        return updates, AdagradState(optax.safe_increment(state.count), sums)
 
 
 class armijo(Optimizer):  # noqa: N801

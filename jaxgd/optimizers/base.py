@@ -269,19 +269,6 @@ class Optimizer:
         field, computed when the optimizer was built (see :func:`decay_rate`)."""
         return getattr(self, _complement_name(name))
 
-    # -- read by minimize's checkpoint fingerprint -----------------------------
-    def _tree_flatten(self) -> tuple[list[Any], tuple[tuple[str, ...], tuple[Any, ...]]]:
-        """``(numbers, (their names, ((name, value) of flags and schedules)))``."""
-        leaves, names, static_items = [], [], []
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.metadata.get("static") or callable(value):
-                static_items.append((field.name, value))
-            else:
-                names.append(field.name)
-                leaves.append(value)
-        return leaves, (tuple(names), tuple(static_items))
-
 
 def _complement_name(name: str) -> str:
     return f"_one_minus_{name}"

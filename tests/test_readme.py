@@ -83,7 +83,7 @@ def test_the_ecosystem_examples_run(capsys):
     assert abs(optax_ns["result"].params - 1.0).max() < 1e-3  # L-BFGS reached (1, 1)
     assert "L-BFGS: CONVERGED" in out
     assert abs(optx_ns["solution"].value - 1.0).max() < 1e-2
-    assert float(flax_ns["loss"]) < 1e-2 and float(flax_ns["result"].loss) < 1e-2
+    assert float(flax_ns["train_loss"]) < 1e-2 and float(flax_ns["result"].loss) < 1e-2
     assert float(eqx_ns["result"].loss) < 0.05
 
 

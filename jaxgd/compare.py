@@ -4,19 +4,22 @@
 rate of a log grid from every seed, as ONE compiled program (each optimizer's
 runs are a ``jax.vmap`` of :func:`jaxgd.minimize` over rates and seeds). It
 then applies the protocol below and returns a
-:class:`jaxgd.report.Comparison`, which renders the Markdown, JSON and PNG
-report.
+:class:`jaxgd.results.Comparison`: plain data with its JSON, which
+:mod:`jaxgd.report` renders (this module computes and never imports the
+renderer).
 
 The protocol is :data:`PROTOCOL`, stated in every report.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -29,7 +32,7 @@ from jaxgd import optimizers as _opt
 from jaxgd import problems as _problems
 from jaxgd.calculus import max_curvature
 from jaxgd.minimize import Status, minimize
-from jaxgd.report import Comparison, OptimizerRuns, ProblemResult
+from jaxgd.results import Comparison, OptimizerRuns, ProblemResult
 
 __all__ = [
     "DEFAULT_LEARNING_RATES",
@@ -37,9 +40,12 @@ __all__ = [
     "DEFAULT_PROBLEMS",
     "OPTIMIZERS",
     "PROTOCOL",
+    "Footprint",
+    "SweepSizeWarning",
     "check_arguments",
     "choose_learning_rate",
     "compare",
+    "footprint",
     "performance_profile",
 ]
 
@@ -112,6 +118,15 @@ DEFAULT_LEARNING_RATES: tuple[float, ...] = tuple(
 
 DEFAULT_STEPS = 500
 DEFAULT_SEEDS = 3
+DEFAULT_RUN_STEPS = (
+    len(DEFAULT_PROBLEMS) * len(DEFAULT_OPTIMIZERS) * len(DEFAULT_LEARNING_RATES) * DEFAULT_SEEDS
+) * DEFAULT_STEPS
+"""Updates all runs of the default comparison take together (486,000)."""
+
+HISTORY_WARNING_BYTES = 2**30
+"""A comparison recording more history than this (1 GiB) is warned of."""
+RUN_STEPS_WARNING = 100 * DEFAULT_RUN_STEPS
+"""A comparison of more run-steps than this (100x the default) is warned of."""
 
 PROFILE_TAU_MAX = 4.0
 """AlgoPerf's largest ratio to the best: the profile is integrated up to it."""
@@ -123,6 +138,7 @@ PROFILE_TAU_MAX = 4.0
 
 
 def _check_problems(problems: Any) -> list[_problems.Problem]:
+    """Names or problems -> built problems (building loads data; nothing compiles)."""
     if isinstance(problems, str | _problems.Problem):
         problems = [problems]
     problems = list(problems)
@@ -130,23 +146,18 @@ def _check_problems(problems: Any) -> list[_problems.Problem]:
         raise ValueError(
             f"compare: problems is empty; pass names such as {list(DEFAULT_PROBLEMS[:3])}."
         )
-    out = []
     for p in problems:
-        if isinstance(p, _problems.Problem):
-            out.append(p)
-        elif isinstance(p, str):
-            if p not in _problems.names():
-                raise ValueError(
-                    f"compare: unknown problem {p!r} in problems; known problems: "
-                    f"{', '.join(_problems.names())}."
-                )
-            out.append(p)
-        else:
+        if isinstance(p, str) and p not in _problems.names():
+            raise ValueError(
+                f"compare: unknown problem {p!r} in problems; known problems: "
+                f"{', '.join(_problems.names())}."
+            )
+        if not isinstance(p, str | _problems.Problem):
             raise TypeError(f"compare: problems holds {p!r}; pass names or gd.problems.Problem.")
-    labels = [p if isinstance(p, str) else p.name for p in out]
+    labels = [p if isinstance(p, str) else p.name for p in problems]
     if len(set(labels)) != len(labels):
         raise ValueError(f"compare: problems has duplicates ({labels}); name each once.")
-    return out
+    return [_problems.get(p) if isinstance(p, str) else p for p in problems]
 
 
 def _check_optimizers(optimizers: Any) -> dict[str, Callable[..., Any]]:
@@ -252,28 +263,135 @@ def _check_seeds(seeds: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in seeds)
 
 
+def _n_examples(problem: _problems.Problem) -> int | None:
+    leaves = jax.tree.leaves(problem.data)
+    return None if not leaves else int(np.shape(leaves[0])[0])
+
+
+def _check_batch_size(batch_size: Any, problems: list[_problems.Problem]) -> Any:
+    """None, ``"problem"``, or an int no larger than any problem's data (as minimize asks)."""
+    if batch_size is None or (isinstance(batch_size, str) and batch_size == "problem"):
+        return batch_size
+    batch_size = _check_count("batch_size", batch_size)
+    for p in problems:
+        n = _n_examples(p)
+        if n is not None and batch_size > n:
+            raise ValueError(
+                f"compare: batch_size must be between 1 and the number of examples; "
+                f"{p.name} has {n}, got {batch_size}; pass batch_size <= {n} "
+                "(or None for full-batch descent)."
+            )
+    return batch_size
+
+
+class SweepSizeWarning(UserWarning):
+    """A comparison whose recorded history takes much memory or whose runs take long."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Footprint:
+    """How big a comparison is, known before it runs.
+
+    Attributes:
+        runs: optimizer x rate x seed runs, over every problem.
+        run_steps: ``runs x steps``: the updates all runs take together.
+        history_bytes: the recorded history: per run and step the loss and
+            gradient norm on the device (float32 each) and the loss kept
+            (float64), and on 2-D problems the params recorded (2 x float32)
+            and kept (2 x float32): 16 bytes, 32 on 2-D problems.
+    """
+
+    runs: int
+    run_steps: int
+    history_bytes: int
+
+    def describe(self) -> str:
+        """One line with the numbers.
+
+        Example:
+            >>> print(Footprint(runs=972, run_steps=486_000, history_bytes=10_752_000).describe())
+            972 runs x their steps = 486,000 run-steps (1x the default comparison),
+            0.01 GiB of history
+        """
+        times = self.run_steps / DEFAULT_RUN_STEPS
+        return (
+            f"{self.runs:,} runs x their steps = {self.run_steps:,} run-steps "
+            f"({times:,.3g}x the default comparison), {self.history_bytes / 2**30:,.3g} GiB "
+            "of history"
+        )
+
+
+def footprint(
+    problems: Sequence[_problems.Problem], rates: Mapping[str, np.ndarray], seeds: int, steps: int
+) -> Footprint:
+    """The :class:`Footprint` of comparing on ``problems`` (built) with these grids.
+
+    Example:
+        >>> import jaxgd as gd
+        >>> f = footprint([gd.problems.get("booth")], {"adam": [0.1, 0.01]}, seeds=3, steps=100)
+        >>> f.runs, f.run_steps, f.history_bytes  # 6 runs x 100 steps x 32 bytes (2-D)
+        (6, 600, 19200)
+    """
+    runs_per_problem = sum(len(r) for r in rates.values()) * seeds
+    history = sum(runs_per_problem * steps * (32 if _is_2d(p) else 16) for p in problems)
+    runs = runs_per_problem * len(problems)
+    return Footprint(runs=runs, run_steps=runs * steps, history_bytes=history)
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return None
+
+
+def _check_footprint(size: Footprint) -> None:
+    """Refuse a comparison whose history cannot fit in memory; warn of a big or long one."""
+    memory = _physical_memory()
+    if memory is not None and size.history_bytes > memory:
+        raise ValueError(
+            f"compare: seeds x steps x learning_rates too large: {size.describe()}, more than "
+            f"this machine's {memory / 2**30:.3g} GiB of memory; use fewer seeds, steps, "
+            "learning rates or problems."
+        )
+    if size.history_bytes > HISTORY_WARNING_BYTES or size.run_steps > RUN_STEPS_WARNING:
+        warnings.warn(
+            f"compare: a big comparison: {size.describe()}; it may take long (the default "
+            "takes about a minute on 2 CPU cores); fewer seeds or steps make it smaller.",
+            SweepSizeWarning,
+            stacklevel=3,
+        )
+
+
 def check_arguments(
     problems: Any, optimizers: Any, learning_rates: Any, seeds: Any, steps: Any, batch_size: Any
 ) -> tuple:
     """Check :func:`compare`'s arguments (nothing compiles); raise ``ValueError`` naming one.
 
+    Problems are built (their data loaded) to check ``batch_size`` against
+    their data and to size the comparison: a history that cannot fit in
+    this machine's memory is refused, a big one warned of
+    (:class:`SweepSizeWarning`, with its :class:`Footprint`).
+
     Returns:
         ``(problems, factories, learning_rates, seeds, steps, batch_size)``,
-        normalised: a list of names or problems, a dict label -> factory, a
-        dict label -> sorted rate array, a tuple of seeds, and two ints (or
-        None / ``"problem"`` for ``batch_size``).
+        normalised: a list of :class:`jaxgd.problems.Problem`, a dict label ->
+        factory, a dict label -> sorted rate array, a tuple of seeds, and two
+        ints (or None / ``"problem"`` for ``batch_size``).
 
     Example:
         >>> check_arguments(["booth"], ["adam"], [0.1, 0.01], 2, 10, None)[2:]
         ({'adam': array([0.01, 0.1 ])}, (0, 1), 10, None)
     """
-    problem_list = _check_problems(problems)
     factories = _check_optimizers(optimizers)
     rates = _check_learning_rates(learning_rates, factories)
     seed_list = _check_seeds(seeds)
     steps = _check_count("steps", steps)
     if not (batch_size is None or (isinstance(batch_size, str) and batch_size == "problem")):
-        batch_size = _check_count("batch_size", batch_size)
+        _check_count("batch_size", batch_size)
+    problem_list = _check_problems(problems)  # last: building one loads its data
+    batch_size = _check_batch_size(batch_size, problem_list)
+    _check_footprint(footprint(problem_list, rates, len(seed_list), steps))
     return problem_list, factories, rates, seed_list, steps, batch_size
 
 
@@ -370,13 +488,11 @@ def performance_profile(
         label: [float(np.sum(ratio[i] <= t + 1e-12) / n) for t in taus]
         for i, label in enumerate(labels)
     }
-    grid = np.linspace(1.0, PROFILE_TAU_MAX, 601)
+    # rho is a step function: problem i counts from tau = ratio_i on, so its share
+    # of the area over [1, tau_max] is (tau_max - max(ratio_i, 1)) when positive.
+    area = np.clip(PROFILE_TAU_MAX - np.maximum(ratio, 1.0), 0.0, None)  # inf ratio -> 0
     score = {
-        label: float(
-            np.trapezoid([np.sum(ratio[i] <= t + 1e-12) / n for t in grid], grid)
-            / (PROFILE_TAU_MAX - 1.0)
-        )
-        for i, label in enumerate(labels)
+        label: float(area[i].sum() / n / (PROFILE_TAU_MAX - 1.0)) for i, label in enumerate(labels)
     }
     return {"taus": taus.tolist(), "rho": rho, "score": score}
 
@@ -491,13 +607,7 @@ def _run_problem(problem, factories, rates, seeds, steps, batch_size, mesh=None)
     sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
     jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    data = problem.data
-    if mesh is not None:  # data split over the mesh (this process's rows), the rest replicated
-        from jaxgd import distributed
-
-        if data is not None:
-            data = distributed.shard_data(data, mesh, whole=True)
-        jrates, keys = distributed.replicate((jrates, keys), mesh)
+    data = problem.data  # with a mesh, minimize splits it over the devices itself
     minimiser = _minimiser(problem)
     t0 = time.perf_counter()
     compiled = jax.jit(sweep).lower(jrates, keys, data, minimiser).compile()
@@ -589,12 +699,19 @@ def compare(
             contributes its own rows.
 
     Returns:
-        A :class:`jaxgd.report.Comparison`: ``summary()``, ``to_markdown()``,
-        ``to_json()``, ``save(dir)``.
+        A :class:`jaxgd.results.Comparison`: ``summary()``,
+        ``summary_table()``, ``to_json()``; ``gd.report.save(result, dir)``
+        writes its report.
 
     Raises:
         ValueError: an unknown name, an empty or non-positive grid, seeds or
-            steps below 1; raised before anything compiles.
+            steps below 1, a ``batch_size`` above a problem's number of
+            examples, a history too big for this machine's memory; raised
+            before anything compiles (see :func:`check_arguments`).
+
+    Warns:
+        SweepSizeWarning: a comparison of more than 1 GiB of history or 100
+            times the default's run-steps, with its numbers.
 
     Example:
         >>> import jaxgd as gd
@@ -611,19 +728,15 @@ def compare(
     results = []
     items, bar = _progress_bar(problem_list, progress)
     started = time.perf_counter()
-    for item in items:
+    for problem in items:
         if bar is not None:
-            bar.set_postfix_str(item if isinstance(item, str) else item.name)
-        problem = _problems.get(item) if isinstance(item, str) else item
+            bar.set_postfix_str(problem.name)
         if problem.data is None:
             bs = None
         elif batch_size == "problem":
             bs = problem.batch_size
         else:
             bs = batch_size
-        if bs is not None:
-            n = jax.tree.leaves(problem.data)[0].shape[0]
-            bs = min(bs, n)
         results.append(_run_problem(problem, factories, rates, seed_list, steps, bs, mesh))
     if bar is not None:
         bar.close()

@@ -31,6 +31,7 @@ __all__ = [
     "rosenbrock",
     "student_marks",
     "student_marks_data",
+    "summary",
 ]
 
 
@@ -98,6 +99,19 @@ def get(name: str, **options: Any) -> Problem:
     if name not in _CATALOGUE:
         raise ValueError(f"unknown problem {name!r}; the catalogue has: {', '.join(names())}.")
     return _CATALOGUE[name](**options)
+
+
+def summary(name: str) -> str:
+    """The problem's one-line summary (its builder's first docstring line), without building it.
+
+    Example:
+        >>> import jaxgd as gd
+        >>> gd.problems.summary("booth")
+        'f(x, y) = (x + 2y - 7)^2 + (2x + y - 5)^2: a tilted quadratic bowl.'
+    """
+    if name not in _CATALOGUE:
+        raise ValueError(f"unknown problem {name!r}; the catalogue has: {', '.join(names())}.")
+    return (_CATALOGUE[name].__doc__ or "").strip().splitlines()[0].replace("``", "")
 
 
 def _start_near(center: Any, spread: float) -> Callable[[jax.Array], Any]:
@@ -501,7 +515,7 @@ def breast_cancer_logistic() -> Problem:
     Example:
         >>> import jaxgd as gd
         >>> round(gd.problems.get("breast_cancer_logistic").optimum_value, 4)
-        0.0...
+        0.0598
     """
     from jaxgd.losses import binary_cross_entropy, objective
     from jaxgd.models import logistic

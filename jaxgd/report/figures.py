@@ -229,25 +229,27 @@ def sensitivity_figure(c: Comparison, p: ProblemResult):
     return fig
 
 
-def _frame(p: ProblemResult) -> tuple[np.ndarray, np.ndarray, bool]:
-    """The plotted box ``(lo, hi)`` of the paths figure, and whether it holds every path whole.
+def _frame(p: ProblemResult) -> tuple[np.ndarray, np.ndarray]:
+    """The plotted box ``(lo, hi)`` of the paths figure.
 
-    The box holds the starts, the minima and every point of every path, with
-    a margin, unless that is more than ``_WHOLE_PATH_SPAN`` times wider than
-    the box of the middle 90 % of the points (a run that flew far off): then
-    it is that smaller box, and the paths are cut at its edges.
+    The box holds the starts, the minima and every point of every path that
+    did not diverge (a diverged one flies off to where the loss overflows),
+    with a margin, unless that is more than ``_WHOLE_PATH_SPAN`` times wider
+    than the box of the middle 90 % of the points (a run that went far off):
+    then it is that smaller box. Paths that
+    leave the box are cut at its edges (:func:`_clip_path`).
     """
     pts, starts = [], []
     for r in p.optimizers.values():
         path = r.paths[r.chosen]  # (seeds, steps, 2)
         starts.append(path[:, 0])
-        flat = path.reshape(-1, 2)
+        flat = path[~r.diverged[r.chosen]].reshape(-1, 2)
         pts.append(flat[np.all(np.isfinite(flat), axis=1)])
-    pts = np.concatenate(pts)
     fixed = np.concatenate(
         [np.asarray(p.problem.optimum_params, np.float64).reshape(-1, 2), *starts]
     )
     fixed = fixed[np.all(np.isfinite(fixed), axis=1)]
+    pts = np.concatenate([*pts, fixed])  # every run diverged: the starts and minima
 
     def padded(lo, hi):
         span = np.maximum(hi - lo, 1.0)
@@ -262,8 +264,8 @@ def _frame(p: ProblemResult) -> tuple[np.ndarray, np.ndarray, bool]:
         np.maximum(pts.max(axis=0), fixed.max(axis=0)),
     )
     if np.all(whole[1] - whole[0] <= _WHOLE_PATH_SPAN * (core[1] - core[0])):
-        return whole[0], whole[1], True
-    return core[0], core[1], False
+        return whole
+    return core
 
 
 def _clip_path(path: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -290,19 +292,20 @@ def paths_figure(c: Comparison, p: ProblemResult):
     from matplotlib.colors import LogNorm
     from matplotlib.ticker import LogFormatterSciNotation
 
-    lo_xy, hi_xy, whole = _frame(p)
+    lo_xy, hi_xy = _frame(p)
     xs, ys = np.linspace(lo_xy[0], hi_xy[0], 200), np.linspace(lo_xy[1], hi_xy[1], 200)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
     z = np.asarray(jax.vmap(p.problem.loss)(jnp.asarray(grid, jnp.float32)), np.float64)
-    z = np.maximum(z.reshape(200, 200) - p.problem.optimum_value, 1e-6)
+    z = np.clip(z.reshape(200, 200) - p.problem.optimum_value, 1e-6, 1e30)  # inf: 1e30
     lo = np.floor(2 * np.log10(max(z.min(), 1e-3))) / 2
-    hi = np.ceil(2 * np.log10(z.max())) / 2
+    hi = max(np.ceil(2 * np.log10(z.max())) / 2, lo + 0.5)
     levels = 10.0 ** np.arange(lo, hi + 0.25, 0.5)  # half a decade apart
     n = len(p.optimizers)
     fig, axes = plt.subplots(
         1, n, figsize=(4.2 * n, 4.4), layout="constrained", sharex=True, sharey=True, squeeze=False
     )
     opt = np.asarray(p.problem.optimum_params, np.float64).reshape(-1, 2)
+    cut = False
     for ax, (label, r) in zip(axes[0], p.optimizers.items(), strict=True):
         cs = ax.contourf(xs, ys, z, levels=levels, norm=LogNorm(), cmap="Greys_r", alpha=0.75)
         ax.contour(xs, ys, z, levels=levels, norm=LogNorm(), colors="0.5", linewidths=0.4)
@@ -315,7 +318,8 @@ def paths_figure(c: Comparison, p: ProblemResult):
             pj = pj[np.all(np.isfinite(pj), axis=1)]
             if not len(pj):
                 continue
-            drawn = pj if whole else _clip_path(pj, lo_xy, hi_xy)
+            drawn = _clip_path(pj, lo_xy, hi_xy)
+            cut = cut or drawn is not pj
             ax.plot(drawn[:, 0], drawn[:, 1], "-", color=col, lw=1.1, alpha=0.8, zorder=4,
                     gid=f"path:{label}:{j}")  # fmt: skip
             ax.plot(pj[0, 0], pj[0, 1], "o", color=col, mec="k", ms=6, zorder=5)
@@ -336,10 +340,10 @@ def paths_figure(c: Comparison, p: ProblemResult):
     cbar.ax.yaxis.set_major_formatter(LogFormatterSciNotation())
     cbar.ax.minorticks_off()
     cbar.set_label("loss − optimum (log scale)" if p.problem.optimum_value else "loss (log scale)")
-    cut = "" if whole else "; steps that start and end outside the frame are not drawn"
+    note = "; steps that start and end outside the frame are not drawn" if cut else ""
     fig.suptitle(
         f"{p.name}: {p.steps}-step paths at the chosen rates, one per seed\n"
-        f"(circle: start, square: end, star: minimum{cut})",
+        f"(circle: start, square: end, star: minimum{note})",
         fontsize=10,
     )
     return fig

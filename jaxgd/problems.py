@@ -65,7 +65,7 @@ class Problem:
     @property
     def dimension(self) -> int:
         """The number of scalar parameters (from the shapes ``init`` gives)."""
-        shapes = jax.eval_shape(self.init, jax.random.PRNGKey(0))
+        shapes = jax.eval_shape(self.init, _KEY_SHAPE)
         return int(sum(np.prod(s.shape, dtype=int) for s in jax.tree.leaves(shapes)))
 
 
@@ -101,6 +101,20 @@ def get(name: str, **options: Any) -> Problem:
     return _CATALOGUE[name](**options)
 
 
+_KEY_SHAPE = jax.ShapeDtypeStruct((2,), np.uint32)
+"""The shape of a ``jax.random.PRNGKey``: ``eval_shape(init, _KEY_SHAPE)`` makes no key."""
+
+
+def _array(x: Any, dtype: Any = np.float32) -> jax.Array:
+    """``x`` as a JAX array, placed on the device without compiling anything.
+
+    (``jnp.asarray`` of a NumPy array compiles a small copy program per new
+    shape; building a problem must not compile, so that a comparison's
+    arguments are checked before anything compiles.)
+    """
+    return jax.device_put(np.asarray(x, dtype))
+
+
 def summary(name: str) -> str:
     """The problem's one-line summary (its builder's first docstring line), without building it.
 
@@ -116,7 +130,7 @@ def summary(name: str) -> str:
 
 def _start_near(center: Any, spread: float) -> Callable[[jax.Array], Any]:
     """``init(key)``: ``center`` plus Gaussian noise of scale ``spread``."""
-    center = jnp.asarray(center, jnp.float32)
+    center = _array(center, np.float32)
 
     def init(key):
         return center + spread * jax.random.normal(key, center.shape, center.dtype)
@@ -141,8 +155,8 @@ def quadratic(condition_number: float = 100.0, angle: float = np.pi / 6) -> Prob
         raise ValueError(f"quadratic: condition_number must be >= 1, got {condition_number!r}.")
     c, s = np.cos(angle), np.sin(angle)
     rotation = np.array([[c, -s], [s, c]])
-    hessian = jnp.asarray(rotation @ np.diag([1.0, condition_number]) @ rotation.T, jnp.float32)
-    optimum = jnp.array([1.0, -1.0])
+    hessian = _array(rotation @ np.diag([1.0, condition_number]) @ rotation.T, np.float32)
+    optimum = _array([1.0, -1.0])
 
     def loss(x):
         d = x - optimum
@@ -176,7 +190,7 @@ def _textbook(
         init=_start_near(start, spread),
         data=None,
         optimum_value=0.0,
-        optimum_params=jnp.asarray(optimum_params, jnp.float32),
+        optimum_params=_array(optimum_params, np.float32),
         target=target,
         description=description,
     )
@@ -365,9 +379,9 @@ def student_marks(n: int = 200, seed: int = 0) -> Problem:
         name="student_marks",
         loss=loss,
         init=init,
-        data=(jnp.asarray(z, jnp.float32), jnp.asarray(marks)),
+        data=(_array(z, np.float32), _array(marks)),
         optimum_value=optimum_value,
-        optimum_params={k: jnp.float32(v) for k, v in zip(names_, coef, strict=True)},
+        optimum_params={k: _array(v) for k, v in zip(names_, coef, strict=True)},
         target=optimum_value * 1.01,
         description="marks from hours studied and attendance (standardised), least squares",
     )
@@ -484,9 +498,9 @@ def diabetes_linear() -> Problem:
         name="diabetes_linear",
         loss=objective(model, mse),
         init=model.init,
-        data=(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)),
+        data=(_array(x, np.float32), _array(y, np.float32)),
         optimum_value=value,
-        optimum_params={"w": jnp.asarray(coef[:-1], jnp.float32), "b": jnp.float32(coef[-1])},
+        optimum_params={"w": _array(coef[:-1], np.float32), "b": _array(coef[-1])},
         target=value * 1.01,
         description="diabetes progression (442 patients, 10 features), linear least squares",
     )
@@ -527,9 +541,9 @@ def breast_cancer_logistic() -> Problem:
         name="breast_cancer_logistic",
         loss=objective(model, binary_cross_entropy, l2=_L2),
         init=model.init,
-        data=(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)),
+        data=(_array(x, np.float32), _array(y, np.float32)),
         optimum_value=value,
-        optimum_params={"w": jnp.asarray(w, jnp.float32), "b": jnp.float32(b)},
+        optimum_params={"w": _array(w, np.float32), "b": _array(b)},
         target=value * 1.01,
         description="breast-cancer diagnosis (569 tumours, 30 features), L2 logistic regression",
     )
@@ -570,9 +584,9 @@ def digits_softmax() -> Problem:
         name="digits_softmax",
         loss=objective(model, softmax_cross_entropy, l2=_L2),
         init=model.init,
-        data=(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)),
+        data=(_array(x, np.float32), _array(y, np.int32)),
         optimum_value=value,
-        optimum_params={"w": jnp.asarray(w, jnp.float32), "b": jnp.asarray(b, jnp.float32)},
+        optimum_params={"w": _array(w, np.float32), "b": _array(b, np.float32)},
         target=value * 1.01,
         description="handwritten digits (1797 images, 64 pixels), L2 softmax regression",
     )
@@ -606,7 +620,7 @@ def digits_mlp(hidden: int = 32) -> Problem:
         name="digits_mlp",
         loss=objective(model, softmax_cross_entropy),
         init=model.init,
-        data=(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)),
+        data=(_array(x, np.float32), _array(y, np.int32)),
         optimum_value=0.0,
         optimum_params=None,
         target=0.01,

@@ -92,7 +92,10 @@ BAD = [
     (["compare", "--learning-rates", ","], "learning_rates is empty"),
     (["compare", "--batch-size", "-3"], "batch-size"),
     (["compare", "--batch-size", "201", "--problems", "student_marks"], "has 200, got 201"),
-    (["compare", "--seeds", "100000", "--steps", "100000"], "GiB of memory; use fewer seeds"),
+    (
+        ["compare", "--seeds", "9999", "--steps", "999999", "--problems", "booth,student_marks"],
+        "GiB of memory; use fewer seeds",
+    ),
     (["compare", "--frob"], "unrecognized arguments"),
     (["frob"], "invalid choice"),
     ([], "required"),

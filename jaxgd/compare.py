@@ -314,9 +314,10 @@ class Footprint:
             0.01 GiB of history
         """
         times = self.run_steps / DEFAULT_RUN_STEPS
+        times = f"{times:,.0f}" if times >= 100 else f"{times:.3g}"
         return (
             f"{self.runs:,} runs x their steps = {self.run_steps:,} run-steps "
-            f"({times:,.3g}x the default comparison), {self.history_bytes / 2**30:,.3g} GiB "
+            f"({times}x the default comparison), {self.history_bytes / 2**30:,.3g} GiB "
             "of history"
         )
 

@@ -182,6 +182,9 @@ def test_paths_figure_shows_every_path_whole_and_ends_above_the_minimum(result):
             assert y0 <= path[:, 1].min() and path[:, 1].max() <= y1
             star = next(line for line in ax.lines if line.get_marker() == "*")
             assert _artist(ax, f"end:{label}:{j}").get_zorder() > star.get_zorder()
+    colorbar = fig.axes[-1]  # every tick labelled: a decade, 10^k
+    labels = [t.get_text() for t in colorbar.get_yticklabels()]
+    assert len(labels) >= 2 and all(re.search(r"10\^\{-?\d+\}", t) for t in labels), labels
     figures._pyplot().close(fig)
 
 

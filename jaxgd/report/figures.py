@@ -335,7 +335,11 @@ def paths_figure(c: Comparison, p: ProblemResult):
         ax.set_xlabel("x")
     axes[0][0].set_ylabel("y")
     cbar = fig.colorbar(
-        cs, ax=axes[0].tolist(), shrink=0.9, aspect=30, ticks=10.0 ** np.arange(lo, hi + 0.5)
+        cs,
+        ax=axes[0].tolist(),
+        shrink=0.9,
+        aspect=30,
+        ticks=10.0 ** np.arange(np.ceil(lo), np.floor(hi) + 0.5),
     )
     cbar.ax.yaxis.set_major_formatter(LogFormatterSciNotation())
     cbar.ax.minorticks_off()

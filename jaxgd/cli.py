@@ -227,8 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``jaxgd`` command; returns the exit status.
 
     Arguments are checked first: a bad one prints one line and returns 2.
-    Then the command runs; an error there propagates with its traceback (the
-    console script exits 1), Ctrl-C returns 130.
+    Then ``compare`` turns on JAX's persistent compilation cache for this
+    process (unless ``--no-cache``) and the command runs; an error there
+    propagates with its traceback (the console script exits 1), Ctrl-C
+    returns 130.
 
     Example:
         >>> main(["compare", "--steps", "0"])  # prints the one-line error to stderr
@@ -237,9 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command == "compare":
-            if not args.no_cache:  # before anything compiles
-                _use_compilation_cache(cache_dir())
             kwargs, out = _compare_arguments(args)
+            if not args.no_cache:  # once the arguments are good, before the runs compile
+                _use_compilation_cache(cache_dir())
     except (_UsageError, ValueError) as err:
         print(f"jaxgd: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

@@ -114,6 +114,7 @@ def test_bad_arguments_exit_2_with_one_line(argv, match, capsys, tmp_path, count
     assert match in lines[0]
     assert not (tmp_path / "r").exists()  # nothing written
     assert compiles.count == 0  # nothing compiled
+    assert jax.config.jax_compilation_cache_dir is None  # the cache left off
 
 
 def test_the_compile_counter_counts_here(count_compiles):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import jaxgd as gd
+from jaxgd import protocol
 
 cmp = importlib.import_module("jaxgd.compare")
 
@@ -181,7 +182,7 @@ def test_performance_profile_by_hand():
 
 
 def test_speedup_is_a_geometric_mean():
-    out = cmp._speedups({"vanilla": [100, 100, np.inf], "adam": [25, 400, 10]}, "vanilla")
+    out = protocol.speedups({"vanilla": [100, 100, np.inf], "adam": [25, 400, 10]}, "vanilla")
     assert out["adam"]["geomean_speedup"] == pytest.approx(1.0)  # sqrt(4 * 1/4)
     assert out["adam"]["problems_compared"] == 2
     assert out["adam"]["solved_where_reference_did_not"] == 1
@@ -293,3 +294,17 @@ def test_optax_factories_are_swept_like_jaxgd_ones():
     assert rows["optax"]["final_loss_mean"] == pytest.approx(
         rows["jaxgd"]["final_loss_mean"], rel=1e-6, abs=1e-12
     )
+
+
+def test_the_protocol_imports_nothing_of_jaxgd():
+    import ast
+    import pathlib
+
+    source = pathlib.Path(protocol.__file__).read_text()
+    modules = [
+        n.module if isinstance(n, ast.ImportFrom) else a.name
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in (n.names if isinstance(n, ast.Import) else [None])
+    ]
+    assert modules and not [m for m in modules if m and m.startswith("jaxgd")]

@@ -241,6 +241,18 @@ def test_an_interrupted_save_leaves_the_old_report_whole(saved, small, tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary folder left
 
 
+def test_ctrl_c_waits_for_the_swap_to_finish():
+    import os
+    import signal
+
+    done = []
+    with pytest.raises(KeyboardInterrupt), gd.report.folder._ctrl_c_held():
+        os.kill(os.getpid(), signal.SIGINT)  # arrives between the two renames
+        done.append("second rename")
+    assert done == ["second rename"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_save_killed_mid_way_is_cleaned_up_by_the_next(small, tmp_path):
     folder = tmp_path / "report"
     gd.report.save(small, folder)

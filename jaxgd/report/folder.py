@@ -149,7 +149,9 @@ def _ctrl_c_held() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous)
         if received and callable(previous):
-            previous(*received[0])
+            previous(*received[0])  # Python's own handler raises KeyboardInterrupt
+        elif received and previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 def _swap_in(new: pathlib.Path, folder: pathlib.Path) -> None:

@@ -13,7 +13,7 @@ Example:
     True
 """
 
-from jaxgd import checkpoint, distributed, losses, models, problems, report
+from jaxgd import checkpoint, distributed, losses, models, problems, report, sharpness
 from jaxgd.calculus import (
     GradientCheck,
     GradientCheckError,
@@ -30,7 +30,8 @@ from jaxgd.calculus import (
     value_and_gradient,
 )
 from jaxgd.compare import compare
-from jaxgd.minimize import History, Result, Status, minimize
+from jaxgd.lr_range import LRRangeTest, lr_range_test
+from jaxgd.minimize import History, Result, RunInterrupted, Status, minimize
 from jaxgd.optimizers import (
     Optimizer,
     adagrad,
@@ -52,9 +53,11 @@ __all__ = [
     "GradientCheck",
     "GradientCheckError",
     "History",
+    "LRRangeTest",
     "LearningRateSuggestion",
     "Optimizer",
     "Result",
+    "RunInterrupted",
     "Status",
     "Step",
     "adagrad",
@@ -71,6 +74,7 @@ __all__ = [
     "hvp",
     "is_optimizer",
     "losses",
+    "lr_range_test",
     "make_step",
     "max_curvature",
     "minimize",
@@ -82,6 +86,7 @@ __all__ = [
     "report",
     "rmsprop",
     "sgd",
+    "sharpness",
     "suggest_learning_rate",
     "value_and_gradient",
 ]

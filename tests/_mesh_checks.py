@@ -18,6 +18,7 @@ import numpy as np
 
 import jaxgd as gd
 from jaxgd import distributed as dist
+from jaxgd.testing import collectives
 
 
 def rel(a, b) -> float:
@@ -69,6 +70,11 @@ def sum_loss(p, batch):
 def main(thorough: bool) -> dict:
     assert jax.device_count() == 4, jax.devices()
     meshes = {4: dist.data_mesh(), 2: dist.data_mesh(jax.devices()[:2])}
+    # Meshes users build themselves: jax.make_mesh (Explicit axes in current JAX),
+    # a 2-D one with a model axis, and a plain Mesh with another axis name.
+    meshes["make_mesh"] = jax.make_mesh((4,), ("data",))
+    meshes["make_mesh_2d"] = jax.make_mesh((2, 2), ("data", "model"))
+    meshes["user"] = jax.sharding.Mesh(np.array(jax.devices()), ("batch",))
     out: dict = {}
     key = jax.random.PRNGKey(3)
 
@@ -78,6 +84,12 @@ def main(thorough: bool) -> dict:
     out["marks_optimum"] = marks.optimum_value
     full, mini = dict(data=marks.data, steps=200), dict(data=marks.data, steps=400)
     compare_runs(out, meshes, "full/marks/sgd", marks.loss, p0, gd.sgd(0.1), (2, 4), **full)
+    users = ("make_mesh", "make_mesh_2d", "user")
+    compare_runs(out, meshes, "full/marks/sgd", marks.loss, p0, gd.sgd(0.1), users, **full)
+    compare_runs(
+        out, meshes, "mini/marks/sgd", marks.loss, p0, gd.sgd(0.05), users,
+        batch_size=20, key=key, **mini,
+    )  # fmt: skip
     compare_runs(
         out, meshes, "mini/marks/sgd", marks.loss, p0, gd.sgd(0.05), (2, 4),
         batch_size=20, key=key, **mini,
@@ -93,18 +105,18 @@ def main(thorough: bool) -> dict:
 
     # Communication of a minibatch run: jaxgd's gather, and a plain jnp.take for contrast.
     kw = dict(data=(x, y), steps=20, batch_size=32, key=key)
-    ops = dist.collectives(sum_loss, lin0, gd.adam(0.01), mesh=meshes[4], **kw)
+    ops = collectives(sum_loss, lin0, gd.adam(0.01), mesh=meshes[4], **kw)
     out["ops_local"] = [(op.kind, op.elements) for op in ops]
-    gather = dist._local_minibatch
-    dist._local_minibatch = lambda mesh, data, rows, n: jax.tree.map(
+    gather = dist.MeshGather.__call__
+    dist.MeshGather.__call__ = lambda self, data, rows: jax.tree.map(
         lambda a: jnp.take(a, rows, axis=0), data
     )
     try:
         naive_loss = lambda p, batch: sum_loss(p, batch)  # a new function: no cached trace
-        ops = dist.collectives(naive_loss, lin0, gd.adam(0.01), mesh=meshes[4], **kw)
+        ops = collectives(naive_loss, lin0, gd.adam(0.01), mesh=meshes[4], **kw)
         out["ops_naive"] = [(op.kind, op.elements) for op in ops]
     finally:
-        dist._local_minibatch = gather
+        dist.MeshGather.__call__ = gather
 
     # Errors a user can cause.
     def error(mesh, **kw):

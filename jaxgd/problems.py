@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgd import datasets
+
 __all__ = [
     "Problem",
     "beale",
@@ -395,76 +397,9 @@ _L2 = 1e-3
 """The L2 weight of the logistic and softmax problems (see their docstrings)."""
 
 
-def _standardise(x: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance per column; constant columns (std 0) become 0."""
-    std = x.std(axis=0)
-    return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
-
-
-@functools.cache
-def _sklearn_data(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(standardised features float64, targets)`` of a bundled scikit-learn set."""
-    from sklearn import datasets  # imported here: importing jaxgd stays fast
-
-    loader = {
-        "diabetes": datasets.load_diabetes,
-        "breast_cancer": datasets.load_breast_cancer,
-        "digits": datasets.load_digits,
-    }[name]
-    x, y = loader(return_X_y=True)
-    return _standardise(np.asarray(x, np.float64)), np.asarray(y)
-
-
-def _l2_logistic_optimum(x: np.ndarray, y: np.ndarray, n_classes: int | None) -> tuple:
-    """Minimise the L2-penalised cross-entropy in float64 with SciPy's L-BFGS.
-
-    The objective is exactly the one the problem's JAX loss computes:
-    ``mean(cross_entropy(x @ w + b, y)) + l2 * 0.5 * (|w|^2 + |b|^2)``
-    (binary from one logit when ``n_classes`` is None, softmax otherwise).
-    The penalty makes it strongly convex, so the minimiser is unique; L-BFGS
-    runs to a gradient norm ``|g| <= 1e-10``; by strong convexity (modulus at
-    least the L2 weight) the value is then within ``|g|^2 / (2 * 1e-3) < 1e-17``
-    of the minimum.
-    """
-    from scipy.optimize import minimize as scipy_minimize
-    from scipy.special import expit, log_softmax, softmax
-
-    n, d = x.shape
-    k = 1 if n_classes is None else n_classes
-
-    def value_and_grad(theta):
-        w, b = theta[: d * k].reshape(d, k), theta[d * k :]
-        z = x @ w + b
-        if n_classes is None:
-            z = z[:, 0]
-            value = np.mean(np.logaddexp(0.0, z) - y * z)
-            dz = ((expit(z) - y) / n)[:, None]
-        else:
-            value = -np.mean(log_softmax(z, axis=1)[np.arange(n), y])
-            dz = softmax(z, axis=1)
-            dz[np.arange(n), y] -= 1.0
-            dz /= n
-        value += _L2 * 0.5 * float(theta @ theta)
-        grad = np.concatenate([(x.T @ dz).ravel(), dz.sum(axis=0)]) + _L2 * theta
-        return value, grad
-
-    out = scipy_minimize(
-        value_and_grad,
-        np.zeros(d * k + k),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 20000, "gtol": 1e-10, "ftol": 0.0, "maxcor": 30},
-    )
-    theta = out.x
-    w, b = theta[: d * k].reshape(d, k), theta[d * k :]
-    if n_classes is None:
-        w, b = w[:, 0], b[0]
-    return float(out.fun), w, b
-
-
 @functools.cache
 def _diabetes_optimum() -> tuple[float, np.ndarray]:
-    x, y = _sklearn_data("diabetes")
+    x, y = datasets.load("diabetes")
     design = np.column_stack([x, np.ones(len(y))])
     coef, *_ = np.linalg.lstsq(design, y.astype(np.float64), rcond=None)
     return float(np.mean((design @ coef - y) ** 2)), coef
@@ -491,7 +426,7 @@ def diabetes_linear() -> Problem:
     from jaxgd.losses import mse, objective
     from jaxgd.models import linear
 
-    x, y = _sklearn_data("diabetes")
+    x, y = datasets.load("diabetes")
     value, coef = _diabetes_optimum()
     model = linear(x.shape[1])
     return Problem(
@@ -508,8 +443,8 @@ def diabetes_linear() -> Problem:
 
 @functools.cache
 def _breast_cancer_optimum() -> tuple:
-    x, y = _sklearn_data("breast_cancer")
-    return _l2_logistic_optimum(x, y.astype(np.float64), None)
+    x, y = datasets.load("breast_cancer")
+    return datasets.l2_cross_entropy_optimum(x, y.astype(np.float64), None, _L2)
 
 
 @_register
@@ -534,7 +469,7 @@ def breast_cancer_logistic() -> Problem:
     from jaxgd.losses import binary_cross_entropy, objective
     from jaxgd.models import logistic
 
-    x, y = _sklearn_data("breast_cancer")
+    x, y = datasets.load("breast_cancer")
     value, w, b = _breast_cancer_optimum()
     model = logistic(x.shape[1])
     return Problem(
@@ -551,8 +486,8 @@ def breast_cancer_logistic() -> Problem:
 
 @functools.cache
 def _digits_optimum() -> tuple:
-    x, y = _sklearn_data("digits")
-    return _l2_logistic_optimum(x, y.astype(np.int64), 10)
+    x, y = datasets.load("digits")
+    return datasets.l2_cross_entropy_optimum(x, y.astype(np.int64), 10, _L2)
 
 
 @_register
@@ -577,7 +512,7 @@ def digits_softmax() -> Problem:
     from jaxgd.losses import objective, softmax_cross_entropy
     from jaxgd.models import softmax
 
-    x, y = _sklearn_data("digits")
+    x, y = datasets.load("digits")
     value, w, b = _digits_optimum()
     model = softmax(x.shape[1], 10)
     return Problem(
@@ -614,7 +549,7 @@ def digits_mlp(hidden: int = 32) -> Problem:
     from jaxgd.losses import objective, softmax_cross_entropy
     from jaxgd.models import mlp
 
-    x, y = _sklearn_data("digits")
+    x, y = datasets.load("digits")
     model = mlp((x.shape[1], hidden, 10))
     return Problem(
         name="digits_mlp",

@@ -308,3 +308,11 @@ def test_the_protocol_imports_nothing_of_jaxgd():
         for a in (n.names if isinstance(n, ast.Import) else [None])
     ]
     assert modules and not [m for m in modules if m and m.startswith("jaxgd")]
+
+
+def test_every_listed_optimizer_runs_and_descends():
+    """The one list: every label of compare.OPTIMIZERS (what the CLI accepts) runs."""
+    c = gd.compare(["booth"], list(cmp.OPTIMIZERS), learning_rates=[0.01], seeds=1, steps=20)
+    assert [r["optimizer"] for r in c.summary()] == list(cmp.OPTIMIZERS)
+    for label, runs in c.problems[0].optimizers.items():
+        assert runs.final_loss[0, 0] < runs.curves[0, 0, 0], label  # below the start

@@ -567,22 +567,71 @@ CATALOGUE = [
         "compare-grid-empty",
         lambda: gd.compare(["booth"], ["adam"], learning_rates=[], steps=5),
         ValueError,
-        "learning_rates is empty",
+        r"learning_rates is empty; pass positive rates such as \[0.001",
     ),
     (
         "compare-grid-non-positive",
         lambda: gd.compare(["booth"], ["adam"], learning_rates=[0.1, 0.0], steps=5),
         ValueError,
-        "finite and > 0",
+        r"must all be finite and > 0, got \[0.1, 0.0\]; use a log grid",
     ),
     (
         "compare-seeds-zero",
         lambda: gd.compare(["booth"], ["adam"], seeds=0, steps=5),
         ValueError,
-        "seeds",
+        r"seeds must be a positive integer \(>= 1\), got 0",
     ),
-    ("compare-steps-zero", lambda: gd.compare(["booth"], ["adam"], steps=0), ValueError, "steps"),
-    ("report-folder-unwritable", "unwritable", ValueError, "cannot write the report folder"),
+    (
+        "compare-steps-zero",
+        lambda: gd.compare(["booth"], ["adam"], steps=0),
+        ValueError,
+        r"steps must be a positive integer \(>= 1\), got 0",
+    ),
+    (
+        "compare-batch-size-too-large",
+        lambda: gd.compare(["student_marks"], ["adam"], steps=5, batch_size=201),
+        ValueError,
+        r"batch_size must be between 1 and the number of examples; student_marks has 200, "
+        r"got 201; pass batch_size <= 200",
+    ),
+    (
+        "compare-too-big",
+        lambda: gd.compare(["booth"], ["adam"], seeds=10**6, steps=10**4),
+        ValueError,
+        r"12,000,000 runs .* run-steps .* GiB of history, more than this machine's .* GiB of "
+        r"memory; use fewer seeds, steps",
+    ),
+    (
+        "report-folder-unwritable",
+        "unwritable",
+        ValueError,
+        "cannot write the report folder .*; pass a folder you can write to",
+    ),
+    (
+        "report-folder-empty-name",
+        lambda: gd.report.check_folder(""),
+        ValueError,
+        "the report folder is an empty name .*; pass a folder name such as jaxgd-report",
+    ),
+    (
+        "report-folder-current",
+        lambda: gd.report.check_folder(os.getcwd()),
+        ValueError,
+        "is the current folder .*pass a folder of its own",
+    ),
+    (
+        "report-folder-not-a-report",
+        "users_folder",
+        ValueError,
+        "holds files and is not a jaxgd report .*never writes over files it did not write: "
+        "pass a new or empty folder",
+    ),
+    (
+        "report-results-not-a-comparison",
+        "users_json",
+        ValueError,
+        "is not a jaxgd comparison .*; pass the results.json of a jaxgd report",
+    ),
 ]
 
 
@@ -590,7 +639,6 @@ CATALOGUE = [
 # report reaches after the runs, a checkpoint read after the run is set up).
 FOUND_BY_COMPUTING = {
     "suggest-lr-not-convex",
-    "report-folder-unwritable",
     "checkpoint-of-another-run",
     "schedule-turns-negative",  # the schedule's values are computed (one small program)
 }
@@ -626,9 +674,17 @@ def _special(name):
         return lambda: gd.checkpoint.load(path, like=like)
     if name == "unwritable":
         folder = _unwritable_dir()
-        return lambda: gd.compare(
-            ["booth"], ["vanilla"], steps=5, seeds=1, learning_rates=[0.1]
-        ).save(folder)
+        comparison = gd.compare(["booth"], ["vanilla"], steps=5, seeds=1, learning_rates=[0.1])
+        return lambda: gd.report.save(comparison, folder)
+    if name == "users_folder":
+        folder = pathlib.Path(tempfile.mkdtemp()) / "mine"
+        folder.mkdir()
+        (folder / "report.md").write_text("my own notes")
+        return lambda: gd.report.check_folder(folder)
+    if name == "users_json":
+        path = pathlib.Path(tempfile.mkdtemp()) / "results.json"
+        path.write_text('{"schema": "my.own"}')
+        return lambda: gd.results.load(path)
     raise AssertionError(name)
 
 

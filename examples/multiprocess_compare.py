@@ -5,7 +5,7 @@ Run it as::
     python examples/multiprocess_compare.py --processes 2 --devices-per-process 2
 
 The launcher starts ``--processes`` copies of this script on 127.0.0.1 (with
-:func:`jaxgd.distributed.launch_local`), each exposing
+:func:`jaxgd.testing.launch_local`), each exposing
 ``--devices-per-process`` CPU devices, so the mesh spans
 ``processes x devices-per-process`` devices. Every process then:
 
@@ -142,14 +142,15 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def launch(args: argparse.Namespace) -> int:
-    import jaxgd as gd
 
     argv = [sys.executable, __file__, "--worker", "--steps", str(args.steps)]
     argv += ["--seeds", str(args.seeds), "--problems", args.problems]
     argv += ["--fit-steps", str(args.fit_steps)]
     if args.out:
         argv += ["--out", args.out]
-    results = gd.distributed.launch_local(
+    from jaxgd.testing import launch_local
+
+    results = launch_local(
         argv, args.processes, cpu_devices=args.devices_per_process, timeout=args.timeout
     )
     status = 0

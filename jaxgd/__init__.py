@@ -13,7 +13,7 @@ Example:
     True
 """
 
-from jaxgd import checkpoint, distributed, losses, models, problems, report
+from jaxgd import checkpoint, distributed, losses, models, problems, report, sharpness
 from jaxgd.calculus import (
     GradientCheck,
     GradientCheckError,
@@ -30,7 +30,7 @@ from jaxgd.calculus import (
     value_and_gradient,
 )
 from jaxgd.compare import compare
-from jaxgd.minimize import History, Result, Status, minimize
+from jaxgd.minimize import History, Result, RunInterrupted, Status, minimize
 from jaxgd.optimizers import (
     Optimizer,
     adagrad,
@@ -55,6 +55,7 @@ __all__ = [
     "LearningRateSuggestion",
     "Optimizer",
     "Result",
+    "RunInterrupted",
     "Status",
     "Step",
     "adagrad",
@@ -82,6 +83,7 @@ __all__ = [
     "report",
     "rmsprop",
     "sgd",
+    "sharpness",
     "suggest_learning_rate",
     "value_and_gradient",
 ]

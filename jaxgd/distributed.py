@@ -11,7 +11,7 @@ same replicated params. Everything here is JAX's own distributed engine:
 
 Design: ``jit`` with shardings, not ``shard_map``
 --------------------------------------------------
-The run is the ordinary ``jit``-compiled loop of :mod:`jaxgd.minimize`, given
+The run is the ordinary ``jit``-compiled loop of :mod:`jaxgd.run.loop`, given
 arrays with shardings: the data ``NamedSharding(mesh, P("data"))``, everything
 else replicated ``NamedSharding(mesh, P())``. XLA partitions the program: each
 device evaluates the loss and its gradient on its own rows, and the reductions
@@ -25,12 +25,12 @@ rule on how losses are written. A ``shard_map`` version would evaluate the loss
 per shard and average, which is right only for a mean of per-example terms over
 equal shards, and it would need its own loss, history and stopping logic. With
 shardings the one loop serves both, and the mesh adds a single piece of code:
-the minibatch gather (:func:`_local_minibatch`).
+the minibatch gather (:class:`MeshGather`).
 
 The minibatch gather stays on each device
 ------------------------------------------
-A minibatch is chosen by global row numbers (``_batch_indices`` in
-:mod:`jaxgd.minimize`): the rows are cut into ``batch_size`` contiguous strata
+A minibatch is chosen by global row numbers
+(:func:`jaxgd.run.batches.batch_indices`): the rows are cut into ``batch_size`` contiguous strata
 and each minibatch takes one example per stratum. With ``n`` rows split evenly
 over ``D`` devices and ``batch_size`` divisible by ``D``, device ``d`` owns
 strata ``d * b / D`` to ``(d + 1) * b / D - 1`` whole, i.e. positions
@@ -43,7 +43,7 @@ numbers into ``(D, b / D)`` local ones, gathers with a gather batched over the
 leading device axis (which GSPMD partitions along that axis with no
 communication), and reshapes back to ``(b, ...)`` sharded over devices.
 
-How this was checked: :func:`collectives` compiles a mesh run and lists the
+How this was checked: :func:`jaxgd.testing.collectives` compiles a mesh run and lists the
 communication in the optimised HLO. For a minibatch run of a linear model on a
 4-device mesh it lists only all-reduces whose element count is that of the
 gradient and a few scalars (the loss) inside the step loop; no all-gather or
@@ -81,7 +81,7 @@ the block :func:`process_rows` names. jaxgd assembles the global arrays with
 :func:`jax.make_array_from_process_local_data` (:func:`shard_data`). Params,
 key and hyperparameters must be equal on every process. The result is
 replicated: every process holds all of it. See
-``examples/multiprocess_compare.py`` and :func:`launch_local`.
+``examples/multiprocess_compare.py`` and :func:`jaxgd.testing.launch_local`.
 
 The same code on an accelerator cluster
 ----------------------------------------
@@ -97,12 +97,8 @@ the all-reduce instead of gloo.
 from __future__ import annotations
 
 import os
-import re
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,13 +109,12 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 __all__ = [
-    "Collective",
-    "ProcessResult",
-    "collectives",
+    "MeshGather",
+    "auto_mesh",
     "data_axis",
     "data_mesh",
     "initialize",
-    "launch_local",
+    "place_run",
     "process_rows",
     "replicate",
     "shard_data",
@@ -203,7 +198,7 @@ def initialize(
     process exposes, and calls :func:`jax.distributed.initialize`. Arguments
     left as None are read from the ``JAXGD_COORDINATOR``,
     ``JAXGD_NUM_PROCESSES``, ``JAXGD_PROCESS_ID`` and ``JAXGD_CPU_DEVICES``
-    environment variables (which :func:`launch_local` sets), and failing that
+    environment variables (which :func:`jaxgd.testing.launch_local` sets), and failing that
     left to JAX's cluster detection (SLURM, Open MPI, TPU pods, ...).
 
     Args:
@@ -352,227 +347,75 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.tree.map(place, tree)
 
 
-def _place_data(data: Any, mesh: Mesh) -> Any:
-    """``minimize(mesh=...)``'s first step: check the mesh and split the data over it."""
-    data_axis(mesh)
-    return None if data is None else shard_data(data, mesh)
+def auto_mesh(mesh: Mesh) -> Mesh:
+    """``mesh`` with every axis of type Auto (what the compiled loop shards with).
+
+    ``jax.make_mesh`` makes Explicit axes in current JAX, which
+    ``with_sharding_constraint`` refuses; the same devices and names as Auto
+    axes give the same placement.
+    """
+    axis_types = getattr(mesh, "axis_types", None)
+    auto = getattr(jax.sharding, "AxisType", None)
+    if axis_types is None or auto is None or all(t == auto.Auto for t in axis_types):
+        return mesh
+    return Mesh(mesh.devices, mesh.axis_names, axis_types=(auto.Auto,) * len(mesh.axis_names))
 
 
-def _on_mesh(spec: Any, mesh: Mesh, replicated: Any) -> tuple[Any, Any]:
-    """``minimize(mesh=...)``'s second step, after the checks: the run's static spec
-    names the mesh, and params, optimizer, key and thresholds are replicated on it.
-    A run without data has nothing to split and stays an ordinary run."""
-    if not spec.has_data:
-        return spec, replicated
-    size = mesh.shape[data_axis(mesh)]
-    if spec.batch_size is not None and spec.batch_size % size:
-        raise ValueError(_divisibility_message("batch_size", spec.batch_size, size))
-    return spec._replace(mesh=mesh), replicate(replicated, mesh)
+def place_run(
+    mesh: Mesh, data: Any, batch_size: int | None, replicated: Any
+) -> tuple[Any, Any, Callable[[Any, jax.Array], Any]]:
+    """``minimize(mesh=...)``'s placement: ``(data, replicated, gather)``.
+
+    The data's examples are split over the mesh's data axis, every leaf of
+    ``replicated`` (params, key, hyperparameters, the loss's traced values)
+    is replicated on it, and ``gather`` is the minibatch gather the compiled
+    loop is handed (:class:`MeshGather`).
+    """
+    mesh = auto_mesh(mesh)
+    axis = data_axis(mesh)
+    size = mesh.shape[axis]
+    if batch_size is not None and batch_size % size:
+        raise ValueError(_divisibility_message("batch_size", batch_size, size))
+    data = shard_data(data, mesh)
+    n_examples = jax.tree.leaves(data)[0].shape[0]
+    return data, replicate(replicated, mesh), MeshGather(mesh, n_examples)
 
 
-# --------------------------------------------------------------------------- #
-# Inside the compiled loop
-# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class MeshGather:
+    """The minibatch gather of a mesh run: rows gathered on the devices that own them.
 
-
-def _local_minibatch(mesh: Mesh, data: Any, rows: jax.Array, n_examples: int) -> Any:
-    """The minibatch of global row numbers ``rows``, gathered on the devices that own them.
-
-    ``rows`` (shape ``(b,)``) comes from ``_batch_indices``: position ``j``
-    is a row of stratum ``j``, so positions ``d * b / D`` to
+    Called as ``gather(data, rows)`` with the global row numbers ``rows``
+    (shape ``(b,)``) from :func:`jaxgd.run.batches.batch_indices`: position
+    ``j`` is a row of stratum ``j``, so positions ``d * b / D`` to
     ``(d + 1) * b / D - 1`` are rows of device ``d``. Each data array is viewed
     as ``(D, n / D, ...)`` and gathered with a gather batched over the leading
     device axis; the result is the same ``(b, ...)`` array a one-device
     ``jnp.take(data, rows, axis=0)`` gives, split over the devices, with no
     communication (see the module docstring for how that was checked).
-    """
-    axis = data_axis(mesh)
-    size = mesh.shape[axis]
-    batch_size = rows.shape[0]
-    per_device = n_examples // size
-    split = NamedSharding(mesh, P(axis))
-    offsets = (jnp.arange(size, dtype=rows.dtype) * per_device)[:, None]
-    local_rows = rows.reshape(size, batch_size // size) - offsets
-    local_rows = jax.lax.with_sharding_constraint(local_rows, split)
-
-    def gather(a):
-        blocks = a.reshape(size, per_device, *a.shape[1:])
-        blocks = jax.lax.with_sharding_constraint(blocks, split)
-        picked = jax.vmap(lambda block, r: jnp.take(block, r, axis=0))(blocks, local_rows)
-        return jax.lax.with_sharding_constraint(picked.reshape(batch_size, *a.shape[1:]), split)
-
-    return jax.tree.map(gather, data)
-
-
-# --------------------------------------------------------------------------- #
-# Looking at the communication
-# --------------------------------------------------------------------------- #
-
-_COLLECTIVE = re.compile(
-    r"=\s*(?P<shape>\([^=]*?\)|\w+\[[\d,]*\](?:\{[^}]*\})?)\s+"
-    r"(?P<kind>all-reduce|all-gather|all-to-all|collective-permute|reduce-scatter)(?:-start)?\("
-)
-_ARRAY = re.compile(r"\w+\[([\d,]*)\]")
-
-
-@dataclass(frozen=True)
-class Collective:
-    """One communication op of a compiled program.
-
-    Attributes:
-        kind: ``"all-reduce"``, ``"all-gather"``, ``"all-to-all"``,
-            ``"collective-permute"`` or ``"reduce-scatter"``.
-        elements: how many array elements it moves (summed over a tuple).
-        text: the HLO instruction, for a closer look.
+    Hashable: it is part of the compiled loop's static description.
     """
 
-    kind: str
-    elements: int
-    text: str
+    mesh: Mesh
+    n_examples: int
 
+    def __call__(self, data: Any, rows: jax.Array) -> Any:
+        axis = data_axis(self.mesh)
+        size = self.mesh.shape[axis]
+        batch_size = rows.shape[0]
+        per_device = self.n_examples // size
+        split = NamedSharding(self.mesh, P(axis))
+        offsets = (jnp.arange(size, dtype=rows.dtype) * per_device)[:, None]
+        local_rows = rows.reshape(size, batch_size // size) - offsets
+        local_rows = jax.lax.with_sharding_constraint(local_rows, split)
 
-def _parse_collectives(hlo: str) -> list[Collective]:
-    found = []
-    for line in hlo.splitlines():
-        match = _COLLECTIVE.search(line)
-        if match is None:
-            continue
-        elements = 0
-        for dims in _ARRAY.findall(match.group("shape")):
-            elements += int(np.prod([int(d) for d in dims.split(",") if d], dtype=np.int64))
-        found.append(Collective(match.group("kind"), elements, line.strip()))
-    return found
+        def gather(a):
+            blocks = a.reshape(size, per_device, *a.shape[1:])
+            blocks = jax.lax.with_sharding_constraint(blocks, split)
+            picked = jax.vmap(lambda block, r: jnp.take(block, r, axis=0))(blocks, local_rows)
+            return jax.lax.with_sharding_constraint(picked.reshape(batch_size, *a.shape[1:]), split)
 
-
-def collectives(
-    loss: Any, params: Any, optimizer: Any, *, mesh: Mesh, data: Any, **kwargs: Any
-) -> list[Collective]:
-    """The communication ops of the compiled ``minimize(..., mesh=mesh)`` run.
-
-    Compiles (does not run) ``gd.minimize(loss, params, optimizer,
-    data=data, mesh=mesh, **kwargs)`` with the data split over the mesh and
-    lists the collectives in the optimised HLO. A data-parallel run should
-    show only all-reduces of the gradient's size (and scalars such as the
-    loss): an all-gather, or an all-reduce the size of a minibatch, means data
-    is moving between devices.
-
-    Returns:
-        A list of :class:`Collective`; empty on a one-device mesh.
-
-    Example:
-        >>> import jax, jax.numpy as jnp, jaxgd as gd
-        >>> loss = lambda w, batch: jnp.mean((batch[0] @ w - batch[1]) ** 2)
-        >>> data = (jnp.ones((8, 3)), jnp.zeros(8))
-        >>> mesh = gd.distributed.data_mesh()
-        >>> ops = gd.distributed.collectives(loss, jnp.zeros(3), gd.sgd(0.1), mesh=mesh, data=data,
-        ...                                  steps=5, batch_size=4, key=jax.random.key(0))
-        >>> [op.kind for op in ops if op.kind != "all-reduce"]  # no all-gathers
-        []
-    """
-    from jaxgd.minimize import minimize
-
-    def run(params, data):
-        return minimize(loss, params, optimizer, data=data, mesh=mesh, **kwargs)
-
-    lowered = jax.jit(run).lower(replicate(params, mesh), shard_data(data, mesh))
-    return _parse_collectives(lowered.compile().as_text())
-
-
-# --------------------------------------------------------------------------- #
-# Starting local processes
-# --------------------------------------------------------------------------- #
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class ProcessResult:
-    """What one process of :func:`launch_local` did.
-
-    Attributes:
-        process_id: its rank.
-        returncode: its exit status (None if it had to be killed).
-        stdout: what it printed.
-        stderr: what it printed to stderr.
-    """
-
-    process_id: int
-    returncode: int | None
-    stdout: str
-    stderr: str
-
-
-def launch_local(
-    argv: Sequence[str],
-    num_processes: int,
-    *,
-    cpu_devices: int = 1,
-    timeout: float = 120.0,
-    env: dict[str, str] | None = None,
-) -> list[ProcessResult]:
-    """Run ``argv`` as ``num_processes`` local processes joined on 127.0.0.1.
-
-    Each process gets the ``JAXGD_*`` environment variables that
-    :func:`initialize` reads (a free loopback port for the coordinator, its
-    rank, the process count, and ``cpu_devices`` CPU devices), so the script
-    only calls ``gd.distributed.initialize()``. Every process is killed if
-    the group has not finished within ``timeout`` seconds.
-
-    Args:
-        argv: the command, e.g. ``[sys.executable, "examples/multiprocess_compare.py",
-            "--worker"]``.
-        num_processes: how many processes to start.
-        cpu_devices: CPU devices per process.
-        timeout: seconds the whole group may take.
-        env: extra environment variables.
-
-    Returns:
-        One :class:`ProcessResult` per process, by rank.
-    """
-    port = _free_port()
-    base = dict(os.environ)
-    base.pop("XLA_FLAGS", None)  # the device count comes from JAXGD_CPU_DEVICES
-    base.update(env or {})
-    base.update(
-        {
-            _ENV_COORDINATOR: f"127.0.0.1:{port}",
-            _ENV_NUM_PROCESSES: str(num_processes),
-            _ENV_CPU_DEVICES: str(cpu_devices),
-            "JAX_PLATFORMS": "cpu",
-        }
-    )
-    procs = []
-    try:
-        for rank in range(num_processes):
-            procs.append(
-                subprocess.Popen(
-                    list(argv),
-                    env={**base, _ENV_PROCESS_ID: str(rank)},
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
-        deadline = time.monotonic() + timeout
-        results = []
-        for rank, proc in enumerate(procs):
-            try:
-                out, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
-                results.append(ProcessResult(rank, proc.returncode, out, err))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out, err = proc.communicate()
-                results.append(ProcessResult(rank, None, out, err + "\n[killed: timeout]"))
-        return results
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        return jax.tree.map(gather, data)
 
 
 if __name__ == "__main__":  # pragma: no cover - a pointer, not an entry point

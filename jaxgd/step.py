@@ -26,27 +26,28 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgd.optimizers import Optimizer, check_optimizer
+from jaxgd.optimizers import check_optimizer
+from jaxgd.partition import Static, combine, partition
+from jaxgd.run.checks import check_bool
 
 __all__ = ["Step", "make_step"]
 
 
-def _optimizer_of(optax_optimizer, optimizer):
-    return optax_optimizer if optimizer is None else optimizer
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=(3, 4))
-def _step(loss, optax_optimizer, optimizer, params, state, *batch):
-    """One step; ``loss`` and an optax optimizer are compiled in, a jaxgd one is traced."""
-    optimizer = _optimizer_of(optax_optimizer, optimizer)
-    value, grads = jax.value_and_grad(loss)(params, *batch)
+@functools.partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=(5, 6))
+def _step(
+    has_aux, loss_static, optimizer_static, loss_traced, optimizer_traced, params, state, *batch
+):
+    """One step; the loss's and optimizer's traced leaves are arguments, the rest compiled in."""
+    loss = combine(loss_traced, loss_static)
+    optimizer = combine(optimizer_traced, optimizer_static)
+    value, grads = jax.value_and_grad(loss, has_aux=has_aux)(params, *batch)
     updates, state = optimizer.update(grads, state, params)
     return optax.apply_updates(params, updates), state, value
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _init(optax_optimizer, optimizer, params):
-    return _optimizer_of(optax_optimizer, optimizer).init(params)
+def _init(optimizer_static, optimizer_traced, params):
+    return combine(optimizer_traced, optimizer_static).init(params)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,23 +55,35 @@ class Step:
     """A compiled training step (build it with :func:`make_step`).
 
     Attributes:
-        loss: the loss, ``loss(params, *batch) -> scalar``.
+        loss: the loss, ``loss(params, *batch) -> scalar`` (or ``(scalar, aux)``).
         optimizer: the jaxgd optimizer or optax ``GradientTransformation``.
+        has_aux: the loss returns ``(scalar, aux)``; the step then returns
+            ``(params, state, (loss, aux))``.
     """
 
-    loss: Callable[..., jax.Array]
+    loss: Callable[..., Any]
     optimizer: Any
+    has_aux: bool = False
+    _loss_parts: tuple[list[Any], Static] = dataclasses.field(init=False, repr=False)
+    _optimizer_parts: tuple[list[Any], Static] = dataclasses.field(init=False, repr=False)
 
-    def _parts(self):
-        if isinstance(self.optimizer, Optimizer):
-            return None, self.optimizer  # traced: a new learning rate reuses the program
-        return self.optimizer, None  # an optax optimizer holds functions: compiled in
+    def __post_init__(self) -> None:
+        # Traced values become device arrays once, here: Python floats would be
+        # copied to the device on every call (about 10 us each on a GPU).
+        loss_traced, loss_static = partition(self.loss)
+        optimizer_traced, optimizer_static = partition(self.optimizer)
+        on_device = lambda leaves: [None if x is None else jnp.asarray(x) for x in leaves]
+        object.__setattr__(self, "_loss_parts", (on_device(loss_traced), loss_static))
+        object.__setattr__(
+            self, "_optimizer_parts", (on_device(optimizer_traced), optimizer_static)
+        )
 
     def init(self, params: Any) -> Any:
         """The optimizer state for ``params`` (fresh buffers, safe to donate)."""
-        return _init(*self._parts(), params)
+        traced, static = self._optimizer_parts
+        return _init(static, traced, params)
 
-    def __call__(self, params: Any, state: Any, *batch: Any) -> tuple[Any, Any, jax.Array]:
+    def __call__(self, params: Any, state: Any, *batch: Any) -> tuple[Any, Any, Any]:
         """Take one step.
 
         Args:
@@ -81,13 +94,24 @@ class Step:
 
         Returns:
             ``(new_params, new_state, loss)``, where ``loss`` is the loss at
-            the params passed in (before the update), as optax loops report it.
+            the params passed in (before the update), as optax loops report it
+            (``(loss, aux)`` with ``has_aux=True``).
         """
-        optax_optimizer, optimizer = self._parts()
-        return _step(self.loss, optax_optimizer, optimizer, params, state, *batch)
+        loss_traced, loss_static = self._loss_parts
+        optimizer_traced, optimizer_static = self._optimizer_parts
+        return _step(
+            self.has_aux,
+            loss_static,
+            optimizer_static,
+            loss_traced,
+            optimizer_traced,
+            params,
+            state,
+            *batch,
+        )
 
 
-def make_step(loss: Callable[..., jax.Array], optimizer: Any) -> Step:
+def make_step(loss: Callable[..., Any], optimizer: Any, *, has_aux: bool = False) -> Step:
     """A compiled ``step(params, state, *batch) -> (params, state, loss)`` for your own loop.
 
     The step evaluates ``loss`` and its gradient at ``params``, asks the
@@ -99,13 +123,15 @@ def make_step(loss: Callable[..., jax.Array], optimizer: Any) -> Step:
     The compiled program depends only on ``loss``, the optimizer's kind and the
     shapes and dtypes of the arguments: a second ``make_step(loss, gd.adam(lr))``
     with another learning rate (or other betas, eps ...) reuses it without
-    compiling. Optax optimizers are compiled in (their hyperparameters are
-    Python closures), as in any optax loop.
+    compiling; so does a pytree loss (``jax.tree_util.Partial``, an Equinox
+    module) with new array or float values. Optax optimizers are compiled in
+    (their hyperparameters are Python closures), as in any optax loop.
 
     Args:
         loss: ``loss(params, *batch)``, returning a floating-point scalar.
         optimizer: a jaxgd optimizer (``gd.adam(1e-3)``) or an optax
             ``GradientTransformation``.
+        has_aux: the loss returns ``(loss, aux)`` (``jax.grad``'s convention).
 
     Returns:
         A :class:`Step`: call it as ``params, state, loss = step(params,
@@ -127,8 +153,4 @@ def make_step(loss: Callable[..., jax.Array], optimizer: Any) -> Step:
     if not callable(loss):
         raise TypeError(f"make_step: loss must be a function loss(params, *batch), got {loss!r}.")
     check_optimizer(optimizer, "make_step")
-    if isinstance(optimizer, Optimizer):
-        # Hyperparameters as device arrays once, here: Python floats would be
-        # copied to the device on every call (about 10 us each on a GPU).
-        optimizer = jax.tree.map(jnp.asarray, optimizer)
-    return Step(loss=loss, optimizer=optimizer)
+    return Step(loss=loss, optimizer=optimizer, has_aux=check_bool("make_step", "has_aux", has_aux))

@@ -18,6 +18,7 @@ import numpy as np
 
 import jaxgd as gd
 from jaxgd import distributed as dist
+from jaxgd.testing import collectives
 
 
 def rel(a, b) -> float:
@@ -93,18 +94,18 @@ def main(thorough: bool) -> dict:
 
     # Communication of a minibatch run: jaxgd's gather, and a plain jnp.take for contrast.
     kw = dict(data=(x, y), steps=20, batch_size=32, key=key)
-    ops = dist.collectives(sum_loss, lin0, gd.adam(0.01), mesh=meshes[4], **kw)
+    ops = collectives(sum_loss, lin0, gd.adam(0.01), mesh=meshes[4], **kw)
     out["ops_local"] = [(op.kind, op.elements) for op in ops]
-    gather = dist._local_minibatch
-    dist._local_minibatch = lambda mesh, data, rows, n: jax.tree.map(
+    gather = dist.MeshGather.__call__
+    dist.MeshGather.__call__ = lambda self, data, rows: jax.tree.map(
         lambda a: jnp.take(a, rows, axis=0), data
     )
     try:
         naive_loss = lambda p, batch: sum_loss(p, batch)  # a new function: no cached trace
-        ops = dist.collectives(naive_loss, lin0, gd.adam(0.01), mesh=meshes[4], **kw)
+        ops = collectives(naive_loss, lin0, gd.adam(0.01), mesh=meshes[4], **kw)
         out["ops_naive"] = [(op.kind, op.elements) for op in ops]
     finally:
-        dist._local_minibatch = gather
+        dist.MeshGather.__call__ = gather
 
     # Errors a user can cause.
     def error(mesh, **kw):

@@ -32,6 +32,7 @@ import pytest
 from jax.sharding import Mesh
 
 import jaxgd as gd
+from jaxgd.testing import launch_local
 
 ROOT = Path(__file__).resolve().parents[1]
 RTOL = 1e-5  # float32 round-off from another summation order; see the module docstring
@@ -214,9 +215,7 @@ def _results(proc_results) -> list[dict]:
 def test_two_processes_give_the_one_process_result(tmp_path):
     script = tmp_path / "two_processes.py"
     script.write_text(TWO_PROCESSES)
-    procs = gd.distributed.launch_local(
-        [sys.executable, str(script)], 2, cpu_devices=1, timeout=150, env=_env()
-    )
+    procs = launch_local([sys.executable, str(script)], 2, cpu_devices=1, timeout=150, env=_env())
     a, b = _results(procs)
     assert (a["processes"], a["devices"], b["process"]) == (2, 2, 1)
     assert a["rows"] == [0, 100] and b["rows"] == [100, 200]
@@ -243,7 +242,7 @@ def test_multiprocess_compare_example(tmp_path):
     argv = [sys.executable, str(ROOT / "examples" / "multiprocess_compare.py"), "--worker"]
     argv += ["--steps", "50", "--seeds", "1", "--problems", "student_marks", "--fit-steps", "60"]
     argv += ["--out", str(out)]
-    _results_ok = gd.distributed.launch_local(argv, 2, cpu_devices=2, timeout=240, env=_env())
+    _results_ok = launch_local(argv, 2, cpu_devices=2, timeout=240, env=_env())
     for r in _results_ok:
         assert r.returncode == 0, f"process {r.process_id}:\n{r.stdout}\n{r.stderr}"
     a, b = (json.loads(Path(f"{out}.{i}.json").read_text()) for i in range(2))

@@ -15,6 +15,7 @@ import optax
 import pytest
 
 import jaxgd as gd
+from jaxgd.run import chunks
 
 PROBLEM = gd.problems.get("student_marks")
 P0 = PROBLEM.init(jax.random.PRNGKey(0))
@@ -74,10 +75,15 @@ def test_a_finished_checkpoint_returns_the_result_without_running(tmp_path, monk
     path = tmp_path / "run.npz"
     first = gd.minimize(PROBLEM.loss, P0, gd.sgd(0.1), checkpoint=path, **KWARGS)
 
-    def no_more_steps(*args, **kwargs):
-        raise AssertionError("a finished run took another step")
+    segment = chunks.next_segment
 
-    monkeypatch.setattr(sys.modules["jaxgd.minimize"], "_run_chunk", no_more_steps)
+    def no_more_steps(spec, traced, carry, *args):
+        after, finish = segment(spec, traced, carry, *args)
+        assert int(after.step) == int(carry.step), "a finished run took another step"
+        return after, finish
+
+    monkeypatch.setattr(chunks, "first_segment", None)  # a resumed run never starts afresh
+    monkeypatch.setattr(chunks, "next_segment", no_more_steps)
     again = gd.minimize(PROBLEM.loss, P0, gd.sgd(0.1), checkpoint=path, **KWARGS)
     _assert_same_bits(first, again)
 

@@ -1,0 +1,92 @@
+"""What a run returns: how it ended (:class:`Status`), the trajectory
+(:class:`History`) and the final point (:class:`Result`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+__all__ = ["History", "Result", "Status"]
+
+
+class Status(enum.IntEnum):
+    """How a run ended. ``Result.status`` holds the int code (an array, so it
+    survives ``vmap``); ``Status(int(result.status))`` names it."""
+
+    MAX_STEPS = 0
+    """All ``steps`` updates were taken without meeting a stopping rule."""
+    CONVERGED = 1
+    """The gradient norm fell to ``tol`` or below."""
+    REACHED_TARGET = 2
+    """The loss fell to ``target`` or below."""
+    DIVERGED = 3
+    """The loss or the gradient stopped being finite."""
+    INTERRUPTED = 4
+    """Stopped by Ctrl-C between two chunks of the run (see ``RunInterrupted``)."""
+
+
+RUNNING = -1
+"""The status of a run still going (never returned)."""
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class History:
+    """The trajectory of a run: entry ``i`` is step ``i * stride`` (``NaN`` after the run stopped).
+
+    A run of ``steps`` steps records every step (``stride`` 1) up to a
+    million entries; a longer run records every ``stride``-th step, so that a
+    budget of 10^9 steps does not allocate 10^9 entries
+    (``minimize(history_every=...)`` sets the stride).
+
+    Attributes:
+        loss: the loss at the recorded steps' params (the minibatch loss in
+            minibatch runs).
+        grad_norm: the global L2 norm of the gradient there.
+        params: the params at the recorded steps, with a leading axis on
+            every leaf, when ``record_params=True``; else ``None``.
+        curvature: the largest eigenvalue of the loss's Hessian every
+            ``curvature_every`` steps (``NaN`` between), when asked for;
+            else ``None``. For adaptive optimizers see ``preconditioned``.
+        preconditioned: the largest eigenvalue of ``P^-1 H`` (``P`` Adam's
+            diagonal preconditioner) at the same steps, for Adam-type runs
+            with ``curvature_every``; else ``None``.
+        stride: steps between two entries (static).
+    """
+
+    loss: jax.Array
+    grad_norm: jax.Array
+    params: Any = None
+    curvature: jax.Array | None = None
+    preconditioned: jax.Array | None = None
+    stride: int = dataclasses.field(default=1, metadata={"static": True})
+
+    @property
+    def step(self) -> np.ndarray:
+        """The step number of each entry: ``arange(len) * stride``."""
+        return np.arange(np.shape(self.loss)[-1]) * self.stride
+
+
+class Result(NamedTuple):
+    """What :func:`jaxgd.minimize` returns.
+
+    Attributes:
+        params: the final params (the last good ones if the run diverged).
+        loss: the loss at ``params`` on the full data.
+        steps: the number of updates taken.
+        status: the :class:`Status` code as an int32 array.
+        history: the recorded :class:`History`.
+        aux: with ``has_aux=True``, the loss's auxiliary output at ``params``
+            (on the full data); else ``None``.
+    """
+
+    params: Any
+    loss: jax.Array
+    steps: jax.Array
+    status: jax.Array
+    history: History
+    aux: Any = None

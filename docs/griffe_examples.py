@@ -14,4 +14,6 @@ class ExampleSections(griffe.Extension):
 
     def on_object(self, *, obj: griffe.Object, **kwargs) -> None:
         if obj.docstring is not None:
-            obj.docstring.value = _EXAMPLE_TITLE.sub(r"\1Examples:", obj.docstring.value)
+            obj.docstring.value = _EXAMPLE_TITLE.sub(
+                r"\1Examples:", obj.docstring.value
+            )

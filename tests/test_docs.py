@@ -46,7 +46,7 @@ def _page_param(page):
 def test_the_pages_are_found():
     names = {p.name for p in PAGES}
     assert {"index.md", "getting-started.md", "run-loop.md", "own-variant.md"} <= names
-    assert SLOW_PAGES <= names
+    assert names >= SLOW_PAGES
     assert {p.name for p in NOTEBOOKS} == {
         "gradient-descent-lesson.ipynb",
         "choosing-an-optimizer.ipynb",

@@ -126,13 +126,16 @@ def test_site_builds_strict_with_the_notebook_figures(tmp_path):
         timeout=1200,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "WARNING" not in done.stderr, done.stderr
+    # --strict turns mkdocs' warnings into a failure; none may even be logged.
+    # (The kernel's own "[IPKernelApp] WARNING" about TCP is not the site's.)
+    log = done.stdout + done.stderr
+    assert not re.search(r"^WARNING\s+-", log, re.M), log
     for notebook in NOTEBOOKS:
         html = (site / "tutorials" / notebook.stem / "index.html").read_text()
         # The executed notebook's figures are embedded in the page as PNG images.
         images = re.findall(r'<img[^>]+src="data:image/png;base64,', html)
         assert len(images) >= 3, f"{notebook.name}: {len(images)} figures in the built page"
-        assert "Traceback" not in html and "Error" not in re.sub(r"<[^>]+>", "", html)[:0]
+        assert "Traceback" not in html
     reference = "".join(p.read_text() for p in (site / "api").rglob("index.html"))
     for name in gd.__all__:
         assert f'id="jaxgd.{name}"' in reference, f"jaxgd.{name} not rendered in the API reference"

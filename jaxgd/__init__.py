@@ -30,6 +30,7 @@ from jaxgd.calculus import (
     value_and_gradient,
 )
 from jaxgd.compare import compare
+from jaxgd.lr_range import LRRangeTest, lr_range_test
 from jaxgd.minimize import History, Result, RunInterrupted, Status, minimize
 from jaxgd.optimizers import (
     Optimizer,
@@ -52,6 +53,7 @@ __all__ = [
     "GradientCheck",
     "GradientCheckError",
     "History",
+    "LRRangeTest",
     "LearningRateSuggestion",
     "Optimizer",
     "Result",
@@ -72,6 +74,7 @@ __all__ = [
     "hvp",
     "is_optimizer",
     "losses",
+    "lr_range_test",
     "make_step",
     "max_curvature",
     "minimize",

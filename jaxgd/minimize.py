@@ -148,6 +148,7 @@ def minimize(
     data, n_examples = checks.check_data(data)
     batch_size = _check_batch_size(batch_size, data, n_examples)
     key = checks.check_key(key, required=batch_size is not None, why="a minibatch run")
+    checks.check_order_size(steps, batch_size, n_examples)
     tol = checks.check_threshold("tol", tol, nonnegative=True)
     target = checks.check_threshold("target", target, nonnegative=False)
     traced_call = checks.is_traced(loss, params, optimizer, data, key, tol, target)

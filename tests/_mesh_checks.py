@@ -70,6 +70,11 @@ def sum_loss(p, batch):
 def main(thorough: bool) -> dict:
     assert jax.device_count() == 4, jax.devices()
     meshes = {4: dist.data_mesh(), 2: dist.data_mesh(jax.devices()[:2])}
+    # Meshes users build themselves: jax.make_mesh (Explicit axes in current JAX),
+    # a 2-D one with a model axis, and a plain Mesh with another axis name.
+    meshes["make_mesh"] = jax.make_mesh((4,), ("data",))
+    meshes["make_mesh_2d"] = jax.make_mesh((2, 2), ("data", "model"))
+    meshes["user"] = jax.sharding.Mesh(np.array(jax.devices()), ("batch",))
     out: dict = {}
     key = jax.random.PRNGKey(3)
 
@@ -79,6 +84,12 @@ def main(thorough: bool) -> dict:
     out["marks_optimum"] = marks.optimum_value
     full, mini = dict(data=marks.data, steps=200), dict(data=marks.data, steps=400)
     compare_runs(out, meshes, "full/marks/sgd", marks.loss, p0, gd.sgd(0.1), (2, 4), **full)
+    users = ("make_mesh", "make_mesh_2d", "user")
+    compare_runs(out, meshes, "full/marks/sgd", marks.loss, p0, gd.sgd(0.1), users, **full)
+    compare_runs(
+        out, meshes, "mini/marks/sgd", marks.loss, p0, gd.sgd(0.05), users,
+        batch_size=20, key=key, **mini,
+    )  # fmt: skip
     compare_runs(
         out, meshes, "mini/marks/sgd", marks.loss, p0, gd.sgd(0.05), (2, 4),
         batch_size=20, key=key, **mini,

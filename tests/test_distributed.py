@@ -70,6 +70,11 @@ def four() -> dict:
 
 CORE = ["full/marks/sgd/2", "full/marks/sgd/4", "mini/marks/sgd/2", "mini/marks/sgd/4"]
 CORE += ["full/sum_loss/sgd/4"]
+# meshes users build with jax.make_mesh (Explicit axes), 2-D, or jax.sharding.Mesh
+CORE += [
+    f"{kind}/marks/sgd/{m}" for kind in ("full", "mini") for m in ("make_mesh", "make_mesh_2d")
+]
+CORE += ["full/marks/sgd/user", "mini/marks/sgd/user"]
 THOROUGH = [f"{run}/{d}" for d in (2, 4) for run in ("full/marks/momentum", "full/marks/adam")]
 THOROUGH += [f"{run}/{d}" for d in (2, 4) for run in ("full/cancer/adam", "mini/sum_loss/momentum")]
 
@@ -114,6 +119,7 @@ def test_minibatch_gather_stays_on_each_device(four):
 def test_indivisible_sizes_are_clear_errors(four):
     assert four["error_rows"].startswith("ValueError") and "(202)" in four["error_rows"]
     assert "divide by the mesh's data axis size (4)" in four["error_rows"]
+    assert "use 200 (drop 2)" in four["error_rows"]  # the fix the README promises
     assert four["error_batch"].startswith("ValueError") and "batch_size (10)" in four["error_batch"]
     assert four["error_batch_on_2"] is None  # 10 divides by 2
 

@@ -31,6 +31,8 @@ SCALAR = jnp.float32(1.0)
 INTS = jnp.array([1, 2])
 LRS_WITH_NEGATIVE = jnp.array([0.1, -0.1])
 ONES2 = jnp.ones(2)
+X_NONE, Y_NONE = X[:0], Y[:0]
+TMP_RUN = os.path.join(tempfile.mkdtemp(), "run")
 
 
 def run(**overrides):
@@ -85,7 +87,12 @@ CATALOGUE = [
         TypeError,
         r"optimizer.*gd.adam\(learning_rate\)",
     ),
-    ("optimizer-not-an-optimizer", lambda: run(optimizer="adam"), TypeError, "optimizer"),
+    (
+        "optimizer-not-an-optimizer",
+        lambda: run(optimizer="adam"),
+        TypeError,
+        r"optimizer must be a jaxgd optimizer.*or an optax GradientTransformation",
+    ),
     ("loss-not-callable", lambda: run(loss=3.0), TypeError, "loss must be a function"),
     ("loss-not-scalar", lambda: run(loss=lambda p: p**2), ValueError, "scalar.*jnp.mean"),
     (
@@ -100,30 +107,89 @@ CATALOGUE = [
         TypeError,
         r"traceable by JAX.*jnp.where",
     ),
-    ("loss-wrong-signature", lambda: run(loss=DATA_LOSS), TypeError, r"loss\(params\)"),
+    (
+        "loss-wrong-signature",
+        lambda: run(loss=DATA_LOSS),
+        TypeError,
+        r"calling the loss as loss\(params\) failed.*With data= the loss is called",
+    ),
+    (
+        "loss-returns-tuple-without-aux",
+        lambda: run(loss=lambda p: (jnp.sum(p**2), p)),
+        ValueError,
+        r"returned a tuple of 2.*pass has_aux=True",
+    ),
+    (
+        "loss-aux-not-a-pair",
+        lambda: run(has_aux=True),
+        ValueError,
+        r"with has_aux=True the loss must return a pair \(loss, aux\)",
+    ),
+    (
+        "loss-returns-python-float",
+        lambda: run(loss=lambda p: 1.0),
+        ValueError,
+        r"returned a Python float.*compute with jnp",
+    ),
     (
         "params-integer",
         lambda: run(params=INTS),
         TypeError,
-        r"params has dtype int32.*float32",
+        r"params has dtype int32.*jnp.asarray\(\.\.\., dtype=jnp.float32\)",
     ),
     (
         "params-integer-leaf",
         lambda: run(loss=lambda p: jnp.sum(p["w"]), params={"w": ONES2, "n": 3}),
         TypeError,
-        r"params\['n'\]",
+        r"params\['n'\] has dtype int32.*floating-point",
     ),
-    ("params-empty", lambda: run(params={}), ValueError, "params has no arrays"),
+    (
+        "params-whole-model",
+        lambda: run(loss=lambda p: jnp.sum(p["w"]), params={"w": ONES2, "act": jnp.tanh}),
+        TypeError,
+        r"params\['act'\] is a .*eqx\.partition\(model, eqx\.is_inexact_array\).*nnx\.split",
+    ),
+    ("params-empty", lambda: run(params={}), ValueError, r"params has no arrays.*jnp.zeros"),
     # minimize: steps and stopping rules
     ("steps-zero", lambda: run(steps=0), ValueError, "steps must be a positive integer"),
-    ("steps-negative", lambda: run(steps=-5), ValueError, "steps"),
-    ("steps-float", lambda: run(steps=10.5), ValueError, "steps"),
-    ("steps-bool", lambda: run(steps=True), ValueError, "steps"),
+    ("steps-negative", lambda: run(steps=-5), ValueError, "steps must be a positive integer"),
+    ("steps-float", lambda: run(steps=10.5), ValueError, "steps must be a positive integer"),
+    ("steps-bool", lambda: run(steps=True), ValueError, "steps must be a positive integer"),
+    (
+        "steps-beyond-int32",
+        lambda: run(steps=3 * 10**9),
+        ValueError,
+        r"steps must be at most 2147483647.*resuming a checkpoint",
+    ),
+    (
+        "history-too-large",
+        lambda: run(steps=2**31 - 1, history_every=1),
+        ValueError,
+        r"history of 2147483647 entries would need .* GiB.*history_every=",
+    ),
+    ("history-every-zero", lambda: run(history_every=0), ValueError, "history_every must be"),
+    (
+        "curvature-every-zero",
+        lambda: run(curvature_every=0),
+        ValueError,
+        "curvature_every must be a positive integer",
+    ),
+    (
+        "schedule-turns-negative",
+        lambda: run(optimizer=gd.sgd(lambda t: 0.1 - 0.02 * t)),
+        ValueError,
+        r"schedule gives -0.02 at step 6.*finite number >= 0.*clip it",
+    ),
     ("tol-negative", lambda: run(tol=-1.0), ValueError, "tol must be a number >= 0"),
-    ("tol-nan", lambda: run(tol=float("nan")), ValueError, "tol"),
+    ("tol-nan", lambda: run(tol=float("nan")), ValueError, r"tol must be a number >= 0.*None"),
     ("tol-not-a-number", lambda: run(tol="small"), TypeError, "tol must be a number"),
-    ("target-nan", lambda: run(target=float("nan")), ValueError, "target"),
-    ("record-params-not-bool", lambda: run(record_params="yes"), TypeError, "record_params"),
+    ("target-nan", lambda: run(target=float("nan")), ValueError, r"target must be a number"),
+    (
+        "record-params-not-bool",
+        lambda: run(record_params="yes"),
+        TypeError,
+        "record_params must be True or False",
+    ),
     # minimize: data and minibatches
     (
         "data-lengths-differ",
@@ -137,7 +203,24 @@ CATALOGUE = [
         ValueError,
         "leading example axis",
     ),
-    ("data-empty", lambda: run_data(data={}), ValueError, "data has no arrays"),
+    (
+        "data-empty",
+        lambda: run_data(data={}),
+        ValueError,
+        r"data has no arrays; pass None for a loss without data",
+    ),
+    (
+        "data-no-examples",
+        lambda: run_data(data=(X_NONE, Y_NONE)),
+        ValueError,
+        r"data has 0 examples.*at least one",
+    ),
+    (
+        "data-python-lists",
+        lambda: run_data(data=[[1.0, 2.0], [3.0, 4.0]]),
+        TypeError,
+        r"data\[0\] is a Python list or tuple of numbers.*np.asarray",
+    ),
     (
         "batch-size-zero",
         lambda: run_data(batch_size=0, key=KEY),
@@ -148,7 +231,7 @@ CATALOGUE = [
         "batch-size-too-large",
         lambda: run_data(batch_size=9, key=KEY),
         ValueError,
-        "batch_size",
+        r"batch_size must be between 1 and the number of examples \(8\), got 9.*None",
     ),
     (
         "batch-size-float",
@@ -162,8 +245,25 @@ CATALOGUE = [
         ValueError,
         "batch_size needs data",
     ),
+    (
+        "minibatch-order-too-large",
+        lambda: run_data(steps=10**9, batch_size=4, key=KEY),
+        ValueError,
+        r"minibatch order of 1000000000 steps .* GiB; run at most \d+ steps per call",
+    ),
     ("batch-size-without-key", lambda: run_data(batch_size=4), ValueError, r"key=.*PRNGKey"),
-    ("key-not-a-key", lambda: run_data(batch_size=4, key=42), TypeError, "key must be"),
+    (
+        "key-not-a-key",
+        lambda: run_data(batch_size=4, key=42),
+        TypeError,
+        r"key must be a jax.random key.*jax.random.PRNGKey\(seed\)",
+    ),
+    (
+        "key-float",
+        lambda: run_data(batch_size=4, key=ONES2),
+        TypeError,
+        r"key must be a jax.random key",
+    ),
     # minimize: checkpoints and progress
     (
         "checkpoint-every-without-path",
@@ -175,13 +275,13 @@ CATALOGUE = [
         "checkpoint-every-zero",
         lambda: run(checkpoint=os.path.join(tempfile.mkdtemp(), "c.npz"), checkpoint_every=0),
         ValueError,
-        "checkpoint_every",
+        "checkpoint_every must be a positive integer",
     ),
     (
         "checkpoint-folder-missing",
         lambda: run(checkpoint="/no/such/folder/run.npz"),
         ValueError,
-        "existing folder",
+        r"must be a path in an existing folder; create '/no/such/folder' first",
     ),
     (
         "checkpoint-of-another-run",
@@ -191,12 +291,24 @@ CATALOGUE = [
     ),
     (
         "checkpoint-inside-vmap",
+        lambda: jax.vmap(lambda lr: run(optimizer=gd.sgd(lr), checkpoint=TMP_RUN))(ONES2),
+        ValueError,
+        r"checkpoint= and progress= .*cannot be used inside jax.vmap or jax.jit",
+    ),
+    (
+        "checkpoint-inside-jit",
+        lambda: jax.jit(lambda p: run(params=p, checkpoint=TMP_RUN).loss)(P0),
+        ValueError,
+        r"checkpoint= and progress= .*cannot be used inside jax.vmap or jax.jit",
+    ),
+    (
+        "progress-inside-vmap",
         lambda: jax.vmap(lambda lr: run(optimizer=gd.sgd(lr), progress=True))(ONES2),
         ValueError,
-        "cannot be used inside jax.vmap",
+        r"cannot be used inside jax.vmap or jax.jit; call minimize directly",
     ),
     ("checkpoint-multiprocess", "multiprocess", ValueError, "multi-process run"),
-    ("progress-not-bool", lambda: run(progress="yes"), TypeError, "progress"),
+    ("progress-not-bool", lambda: run(progress="yes"), TypeError, "progress must be True or False"),
     (
         "checkpoint-file-not-a-checkpoint",
         "garbage_file",
@@ -211,6 +323,37 @@ CATALOGUE = [
         TypeError,
         "floating-point",
     ),
+    (
+        "check-gradient-grad-not-callable",
+        lambda: gd.check_gradient(LOSS, P0, grad=ONES2),
+        TypeError,
+        r"grad must be your gradient function.*pass the function itself",
+    ),
+    (
+        "check-gradient-grad-wrong-structure",
+        lambda: gd.check_gradient(LOSS, P0, grad=lambda p: (p, p)),
+        ValueError,
+        r"structured like x.*one array per leaf of x",
+    ),
+    (
+        "check-gradient-random-directions-negative",
+        lambda: gd.check_gradient(LOSS, P0, random_directions=-1),
+        ValueError,
+        r"random_directions must be an integer >= 0",
+    ),
+    (
+        "gradient-tuple-without-has-aux",
+        lambda: gd.gradient(lambda p: (jnp.sum(p), p))(P0),
+        TypeError,
+        r"gd.gradient: f returned a tuple of 2, not a scalar.*pass has_aux=True",
+    ),
+    (
+        "gradient-has-aux-not-a-pair",
+        lambda: gd.value_and_gradient(LOSS, has_aux=True)(P0),
+        TypeError,
+        r"has_aux=True, but f returned an array of shape \(\), not a \(value, aux\) pair.*"
+        r"drop has_aux=True",
+    ),
     ("max-curvature-iters-zero", lambda: gd.max_curvature(LOSS, P0, iters=0), ValueError, "iters"),
     (
         "partial-unknown-name",
@@ -219,10 +362,72 @@ CATALOGUE = [
         "no parameter named 'b'",
     ),
     (
+        "partial-unknown-argument",
+        lambda: gd.partial(lambda hours, attendance: hours * attendance, "x")(6.0, 90.0),
+        KeyError,
+        r"no parameter named 'x'.*\['hours', 'attendance'\]",
+    ),
+    (
+        "partials-keywords-with-params",
+        lambda: gd.partials(DATA_LOSS, P0, batch=(X, Y)),
+        TypeError,
+        r"keyword arguments \['batch'\] with a params pytree first is ambiguous.*by keyword.*"
+        r"by position",
+    ),
+    (
+        "partials-unnamed-arguments",
+        lambda: gd.partials(lambda *xs: xs[0] * xs[1], 1.0, 2.0),
+        TypeError,
+        r"arguments of f cannot be named.*give it named parameters",
+    ),
+    ("partials-no-point", lambda: gd.partials(LOSS), TypeError, r"no point.*pass it"),
+    (
         "suggest-lr-not-convex",
         lambda: gd.suggest_learning_rate(lambda x: -jnp.sum(x**2), P0),
         ValueError,
         "not convex",
+    ),
+    (
+        "lr-range-factory-not-callable",
+        lambda: gd.lr_range_test(LOSS, P0, gd.sgd(0.1)),
+        TypeError,
+        r"factory must be a function of the learning rate.*not an optimizer built from it",
+    ),
+    (
+        "lr-range-factory-not-optimizer",
+        lambda: gd.lr_range_test(LOSS, P0, lambda lr: lr),
+        TypeError,
+        r"factory\(learning_rate\) must return an optimizer.*gd.sgd",
+    ),
+    (
+        "lr-range-rate-not-positive",
+        lambda: gd.lr_range_test(LOSS, P0, gd.sgd, min_lr=0.0),
+        ValueError,
+        r"min_lr must be a finite number > 0.*min_lr=1e-6",
+    ),
+    (
+        "lr-range-min-not-below-max",
+        lambda: gd.lr_range_test(LOSS, P0, gd.sgd, min_lr=1.0, max_lr=0.1),
+        ValueError,
+        r"min_lr \(1\) must be below max_lr \(0.1\).*grows from min_lr to max_lr",
+    ),
+    (
+        "lr-range-steps-too-few",
+        lambda: gd.lr_range_test(LOSS, P0, gd.sgd, steps=1),
+        ValueError,
+        r"steps must be an integer >= 2.*100 is usual",
+    ),
+    (
+        "lr-range-smoothing-out-of-range",
+        lambda: gd.lr_range_test(LOSS, P0, gd.sgd, smoothing=1.0),
+        ValueError,
+        r"smoothing must be in \[0, 1\).*0 for none",
+    ),
+    (
+        "lr-range-blow-up-factor",
+        lambda: gd.lr_range_test(LOSS, P0, gd.sgd, blow_up_factor=1.0),
+        ValueError,
+        r"blow_up_factor must be a number > 1.*4 is usual",
     ),
     # problems and comparisons
     (
@@ -272,6 +477,7 @@ FOUND_BY_COMPUTING = {
     "suggest-lr-not-convex",
     "report-folder-unwritable",
     "checkpoint-of-another-run",
+    "schedule-turns-negative",  # the schedule's values are computed (one small program)
 }
 
 

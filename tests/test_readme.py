@@ -3,6 +3,9 @@
 import pathlib
 import re
 
+import jax.numpy as jnp
+import pytest
+
 import jaxgd as gd
 
 README = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
@@ -25,6 +28,26 @@ def test_quick_start_runs_and_fits(capsys):
     assert "partials at the start" in out and "CONVERGED" in out
     result = namespace["result"]
     assert gd.Status(int(result.status)) == gd.Status.CONVERGED
+    # marks = 2 h + 0.5 a + 0.01 h a: d/dh = 2 + 0.01 a = 2.9, d/da = 0.5 + 0.01 h = 0.56
+    # at h = 6, a = 90 (float32: a few ulps).
+    partials = namespace["marks_partials"]
+    assert list(partials) == ["hours", "attendance"]
+    assert float(partials["hours"]) == pytest.approx(2.9, rel=1e-6)
+    assert float(partials["attendance"]) == pytest.approx(0.56, rel=1e-6)
+    assert "{'hours': 2.9, 'attendance': 0.56}" in out
+    # The loss's partials: d/dw_j mean((X w + b - y)^2) = mean(2 r x_j), d/db = mean(2 r).
+    x, y = namespace["data"]
+    p = namespace["params"]
+    r = x @ jnp.array([p["hours_studied"], p["attendance"]]) + p["bias"] - y
+    by_hand = {"hours_studied": 2 * r @ x[:, 0], "attendance": 2 * r @ x[:, 1], "bias": 2 * r.sum()}
+    start = gd.partials(namespace["loss"], p, namespace["data"])
+    for name, value in by_hand.items():
+        # float32 sums of 200 terms: a few ulps of the largest term.
+        assert float(start[name]) == pytest.approx(float(value) / len(y), rel=1e-5, abs=1e-4)
+    # The two answers to "how far to step": both inside the stable range.
+    lr, test = namespace["lr"], namespace["test"]
+    assert test.suggested < lr.max_stable and lr.recommended < lr.max_stable
+    assert test.blow_up > lr.max_stable  # below 2/L a quadratic loss cannot blow up
 
 
 def test_the_compare_example_runs(tmp_path, monkeypatch, capsys):
@@ -43,3 +66,22 @@ def test_the_mesh_example_runs_on_whatever_devices_there_are():
     exec(compile(code, "README mesh example", "exec"), namespace)
     result = namespace["result"]
     assert float(result.loss) < 1.05 * namespace["problem"].optimum_value
+
+
+def test_the_ecosystem_examples_run(capsys):
+    section = README.split("## Using jaxgd with optax, optimistix, Flax and Equinox", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 4
+    namespaces = []
+    for i, code in enumerate(blocks):
+        namespace = {}
+        exec(compile(code, f"README ecosystem example {i}", "exec"), namespace)
+        namespaces.append(namespace)
+    out = capsys.readouterr().out
+    optax_ns, optx_ns, flax_ns, eqx_ns = namespaces
+    assert abs(optax_ns["result"].params - 1.0).max() < 1e-3  # L-BFGS reached (1, 1)
+    assert "L-BFGS: CONVERGED" in out
+    assert abs(optx_ns["solution"].value - 1.0).max() < 1e-2
+    assert float(flax_ns["loss"]) < 1e-2 and float(flax_ns["result"].loss) < 1e-2
+    assert float(eqx_ns["result"].loss) < 0.05

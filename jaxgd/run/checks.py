@@ -52,6 +52,24 @@ def check_positive_int(caller: str, name: str, value: Any, *, most: int | None =
     return int(value)
 
 
+MAX_ORDER_BYTES = 1 << 30  # the minibatch order table of a run (int32 rows), at most
+
+
+def check_order_size(steps: int, batch_size: int | None, n_examples: int) -> None:
+    """A minibatch run's order table (one row of indices a step) must fit."""
+    if batch_size is None:
+        return
+    per_epoch = -(-n_examples // batch_size)
+    need = 4 * batch_size * per_epoch * -(-steps // per_epoch)
+    if need > MAX_ORDER_BYTES:
+        most = MAX_ORDER_BYTES // (4 * batch_size)
+        raise ValueError(
+            f"minimize: the minibatch order of {steps} steps of batch_size {batch_size} would "
+            f"need {need / 2**30:.1f} GiB; run at most {most} steps per call and go on from a "
+            "checkpoint= (each call resumes where the last ended)."
+        )
+
+
 def check_bool(caller: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{caller}: {name} must be True or False, got {value!r}.")
@@ -76,13 +94,15 @@ def _list_hint(where: str, leaf: Any) -> None:
 
 def _whole_model_hint(where: str, leaf: Any) -> str:
     """What to pass instead of a whole model (RNG counters, functions, ints in params)."""
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is None and isinstance(leaf, int | bool):
+        dtype = jnp.result_type(type(leaf))
+    what = f"has dtype {dtype}" if dtype is not None else f"is a {type(leaf).__name__}"
     return (
-        f"minimize: {where} is {type(leaf).__name__}"
-        + (f" of dtype {leaf.dtype}" if hasattr(leaf, "dtype") else "")
-        + "; gradient descent needs floating-point params. If params is a whole model, pass "
+        f"minimize: {where} {what}; gradient descent needs floating-point params: pass "
+        "jnp.asarray(..., dtype=jnp.float32) for numbers. If params is a whole model, pass "
         "only its trainable arrays: eqx.partition(model, eqx.is_inexact_array) (Equinox) or "
-        "nnx.split(model, nnx.Param, ...) (Flax NNX), and close over the rest in the loss; "
-        "for plain numbers pass jnp.asarray(..., dtype=jnp.float32)."
+        "nnx.split(model, nnx.Param, ...) (Flax NNX), and close over the rest in the loss."
     )
 
 
@@ -98,7 +118,7 @@ def check_params(params: Any) -> Any:
         if isinstance(leaf, list):
             _list_hint(where, leaf)
         if isinstance(leaf, int | float) and not isinstance(leaf, bool):
-            dtype = np.result_type(leaf)
+            dtype = jnp.result_type(type(leaf))
         else:
             dtype = getattr(leaf, "dtype", None)
         if dtype is None or not jnp.issubdtype(dtype, jnp.floating):

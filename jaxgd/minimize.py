@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxgd import checkpoint as _checkpoint
 from jaxgd import distributed
 from jaxgd.optimizers import check_optimizer
 from jaxgd.partition import partition
@@ -238,7 +239,10 @@ def _check_chunking(path, every, progress, traced_call, steps) -> int | None:
         )
     if path is None:
         return None
-    checks.check_folder("minimize", "checkpoint", path)
+    try:  # a file, or a folder holding what jaxgd did not write, is never written to
+        _checkpoint.check_path(path)
+    except ValueError as err:
+        raise ValueError(f"minimize: {err}") from None
     if every is None:
         return -(-steps // 10)
     return checks.check_positive_int("minimize", "checkpoint_every", every)

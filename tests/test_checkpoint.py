@@ -1,21 +1,29 @@
-"""Tests for jaxgd.checkpoint: exact round-trips, `like` checks, refusal of bad files,
-atomic writes."""
+"""Tests for jaxgd.checkpoint: exact round-trips, `like` checks, refusal of bad or
+tampered checkpoints, atomic saves, the clean-up of interrupted saves, and the lock.
+
+Multi-process saves and restores are in test_checkpoint_multiprocess.py."""
 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import pathlib
 import pickle
+import shutil
+import signal
+import socket
 import stat
-import tempfile
+import subprocess
+import sys
+import textwrap
 from typing import Any, NamedTuple
 
 import hypothesis.extra.numpy as hnp
 import jax
 import jax.numpy as jnp
-import ml_dtypes
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -196,21 +204,61 @@ def test_float64_round_trips_as_jax_arrays_with_x64(tmp_path: pathlib.Path) -> N
 
 def test_other_ml_dtypes_round_trip(tmp_path: pathlib.Path) -> None:
     tree = {
-        "f8": np.linspace(-2, 2, 9).astype(ml_dtypes.float8_e4m3fn),
-        "e5m2": np.linspace(-2, 2, 9).astype(ml_dtypes.float8_e5m2),
-        "i4": np.arange(-8, 8).astype(ml_dtypes.int4),
+        "f8": np.linspace(-2, 2, 9).astype(jnp.float8_e4m3fn),
+        "e5m2": np.linspace(-2, 2, 9).astype(jnp.float8_e5m2),
+        "i4": np.arange(-8, 8).astype(jnp.int4),
     }
     path = checkpoint.save(tmp_path / "ckpt.npz", tree)
     assert_same_tree(checkpoint.load(path), tree)
 
 
-def test_bfloat16_is_stored_as_raw_bits(tmp_path: pathlib.Path) -> None:
+def _step_dir(path: os.PathLike[str]) -> pathlib.Path:
+    """The one finished save inside a checkpoint directory."""
+    steps = [p for p in pathlib.Path(path).iterdir() if p.name.isdigit()]
+    assert len(steps) == 1, sorted(p.name for p in pathlib.Path(path).iterdir())
+    return steps[0]
+
+
+def test_a_checkpoint_is_a_plain_orbax_checkpoint(tmp_path: pathlib.Path) -> None:
+    """The arrays are an ordinary orbax item that orbax alone can restore, bfloat16
+    stored natively; the NamedTuple is stored as orbax stores one (a dict of fields)."""
     x = jnp.asarray([1.0 / 3.0, -2.5, np.inf], jnp.bfloat16)
-    path = checkpoint.save(tmp_path / "ckpt.npz", {"x": x})
-    with np.load(path, allow_pickle=False) as npz:
-        stored = npz["leaf_0"]
-    assert stored.dtype == np.uint16
-    assert np.array_equal(stored, np.asarray(x).view(np.uint16))
+    tree = {"x": x, "state": AdamLikeState(jnp.asarray(3), jnp.ones(2), jnp.zeros(2))}
+    path = checkpoint.save(tmp_path / "run.ckpt", tree)
+    with ocp.StandardCheckpointer() as orbax:
+        plain = orbax.restore(_step_dir(path) / "state")
+    assert plain["x"].dtype == jnp.bfloat16
+    assert np.array_equal(_bits(plain["x"]), _bits(x))
+    assert_same_tree(plain["state"], dict(tree["state"]._asdict()))
+
+
+@pytest.mark.parametrize("name", ["uint4", "float8_e4m3", "float8_e4m3fn", "int4"])
+def test_dtypes_orbax_lacks_are_stored_as_raw_bits(tmp_path: pathlib.Path, name: str) -> None:
+    dtype = jnp.dtype(name)  # JAX's names for the ml_dtypes types
+    values = np.arange(0, 4).astype(dtype)
+    path = checkpoint.save(tmp_path / "ckpt", {"v": values, "j": jnp.asarray(values)})
+    restored = checkpoint.load(path)
+    assert_same_tree(restored, {"v": values, "j": values})
+    description = json.loads((_step_dir(path) / "jaxgd" / "metadata").read_text())
+    spec = description["leaves"][1]
+    assert spec["dtype"] == name
+    native = checkpoint._natively_stored(dtype)
+    assert spec["stored_as"] == (name if native else "uint8")
+
+
+def test_bool_and_complex_leaves_round_trip_as_jax_and_numpy(tmp_path: pathlib.Path) -> None:
+    """Their checksums are taken of their bytes on device and on the host alike."""
+    tree = {
+        "c": jnp.asarray([1 + 2j, 3 - 1j, -0.0], jnp.complex64),
+        "c_np": np.asarray([1 + 2j, np.nan], np.complex64),
+        "mask": jnp.asarray([True, False, True]),
+        "mask_np": np.asarray([False, True]),
+    }
+    path = checkpoint.save(tmp_path / "ckpt", tree)
+    assert_same_tree(checkpoint.load(path), tree)
+    assert_same_tree(checkpoint.load(path, like=tree), tree)
+    for leaf in tree.values():  # the device and host checksums agree
+        assert checkpoint._checksum(jnp.asarray(leaf)) == checkpoint._checksum(np.asarray(leaf))
 
 
 def test_single_array_and_empty_trees(tmp_path: pathlib.Path) -> None:
@@ -249,12 +297,17 @@ def test_like_matches_leaves_by_path_when_only_the_order_differs(tmp_path: pathl
 # ----------------------------------------------------------------------------------------
 
 
-def test_path_without_npz_suffix_is_kept(tmp_path: pathlib.Path) -> None:
+def test_the_path_names_the_checkpoint_directory(tmp_path: pathlib.Path) -> None:
     target = str(tmp_path / "weights.ckpt")
+    assert not checkpoint.exists(target)
     returned = checkpoint.save(target, {"w": jnp.ones(2)})
     assert returned == pathlib.Path(target)
     assert isinstance(returned, pathlib.Path)
     assert sorted(os.listdir(tmp_path)) == ["weights.ckpt"]
+    assert (tmp_path / "weights.ckpt").is_dir() and checkpoint.exists(target)
+    assert sorted(os.listdir(_step_dir(target))) == sorted(
+        ["_CHECKPOINT_METADATA", "commit_success.txt", "jaxgd", "state"]
+    )
     assert_same_tree(checkpoint.load(target), {"w": jnp.ones(2)})
 
 
@@ -273,16 +326,19 @@ def test_overwrite_replaces_the_old_checkpoint(tmp_path: pathlib.Path) -> None:
     assert np.array_equal(checkpoint.load(path)["w"], np.zeros(3))
     assert checkpoint.load_metadata(path) == {"step": 2}
     assert os.listdir(tmp_path) == ["ckpt.npz"]
+    assert sorted(os.listdir(path)) == ["1", "jaxgd-checkpoint"]  # the first save is deleted
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
-def test_new_file_gets_the_usual_permissions(tmp_path: pathlib.Path) -> None:
+def test_new_files_get_the_usual_permissions(tmp_path: pathlib.Path) -> None:
     old = os.umask(0o027)
     try:
         path = checkpoint.save(tmp_path / "ckpt.npz", jnp.ones(1))
     finally:
         os.umask(old)
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o750
+    files = [p for p in path.rglob("*") if p.is_file()]
+    assert files and {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o640}
 
 
 def test_metadata_round_trips(tmp_path: pathlib.Path) -> None:
@@ -341,7 +397,7 @@ def test_shape_mismatch_names_the_leaf(saved: pathlib.Path) -> None:
     like = {"params": {"w": jnp.ones(4), "b": jnp.zeros(())}, "step": jnp.asarray(0)}
     with pytest.raises(ValueError) as info:
         checkpoint.load(saved, like=like)
-    assert "['params']['w']: shape (3,) in the file, (4,) expected" in str(info.value)
+    assert "['params']['w']: shape (3,) in the checkpoint, (4,) expected" in str(info.value)
     assert "['params']['b']" not in str(info.value)
 
 
@@ -350,8 +406,8 @@ def test_dtype_mismatch_names_the_leaf(saved: pathlib.Path) -> None:
     with pytest.raises(ValueError) as info:
         checkpoint.load(saved, like=like)
     message = str(info.value)
-    assert "['params']['b']: dtype float32 in the file, bfloat16 expected" in message
-    assert "['step']: dtype int32 in the file, float32 expected" in message
+    assert "['params']['b']: dtype float32 in the checkpoint, bfloat16 expected" in message
+    assert "['step']: dtype int32 in the checkpoint, float32 expected" in message
 
 
 @pytest.mark.parametrize(
@@ -371,7 +427,7 @@ def test_structure_mismatch_names_the_leaves(saved, like, only_file, only_like) 
     with pytest.raises(ValueError, match="structure of `like`") as info:
         checkpoint.load(saved, like=like)
     message = str(info.value)
-    assert f"leaves only in the file: {only_file}" in message
+    assert f"leaves only in the checkpoint: {only_file}" in message
     assert only_like in message.split("leaves only in `like`:")[1]
 
 
@@ -394,10 +450,11 @@ class PickleTrap:
         return (_record_unpickling, ("unpickled!",))
 
 
-def _assert_not_a_checkpoint(path: os.PathLike[str]) -> None:
+def _assert_not_a_checkpoint(path: os.PathLike[str], match: str = "") -> None:
     for read in (checkpoint.load, checkpoint.load_metadata):
-        with pytest.raises(ValueError, match="not a readable jaxgd checkpoint"):
+        with pytest.raises(ValueError, match="not a readable jaxgd checkpoint") as info:
             read(path)
+        assert match in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -410,10 +467,10 @@ def _assert_not_a_checkpoint(path: os.PathLike[str]) -> None:
     ],
     ids=["empty", "garbage", "zip-magic-only", "pickle"],
 )
-def test_garbage_is_refused(tmp_path: pathlib.Path, content: bytes) -> None:
+def test_a_file_is_refused(tmp_path: pathlib.Path, content: bytes) -> None:
     path = tmp_path / "bad.npz"
     path.write_bytes(content)
-    _assert_not_a_checkpoint(path)
+    _assert_not_a_checkpoint(path, "it is a file")
 
 
 def test_pickle_file_is_refused_without_unpickling(tmp_path: pathlib.Path) -> None:
@@ -426,68 +483,106 @@ def test_pickle_file_is_refused_without_unpickling(tmp_path: pathlib.Path) -> No
         checkpoint.load(path)
     # The message must not invite the user to unpickle the file.
     assert "allow_pickle" not in str(info.value)
-    assert "not an .npz (zip) archive" in str(info.value)
+    assert "older .npz format" in str(info.value)
 
 
-@pytest.mark.parametrize("fraction", [0.5, 0.9, 0.99])
-def test_truncated_checkpoint_is_refused(tmp_path: pathlib.Path, fraction: float) -> None:
-    path = checkpoint.save(tmp_path / "ckpt.npz", nested_tree(), metadata={"step": 1})
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * fraction)])
-    _assert_not_a_checkpoint(path)
-
-
-def test_plain_npz_is_refused(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "plain.npz"
-    np.savez(path, w=np.ones(3), b=np.zeros(()))
-    _assert_not_a_checkpoint(path)
-
-
-def test_npy_file_is_refused(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "array.npy"
-    np.save(path, np.ones(3))
-    _assert_not_a_checkpoint(path)
-
-
-def test_npz_with_object_array_is_refused_without_unpickling(tmp_path: pathlib.Path) -> None:
-    path = checkpoint.save(tmp_path / "ckpt.npz", {"w": jnp.ones(3)})
-    with np.load(path, allow_pickle=False) as npz:
-        entries = {name: npz[name] for name in npz.files}
-    trap = np.empty(1, dtype=object)
-    trap[0] = PickleTrap()
-    entries["leaf_0"] = trap  # a valid description, but the leaf is now a pickle
-    np.savez(path, **entries)  # numpy pickles object arrays when saving
-    # The trap works: numpy with allow_pickle=True would run it.
+def test_pickle_planted_in_a_checkpoint_is_never_unpickled(tmp_path: pathlib.Path) -> None:
+    path = checkpoint.save(tmp_path / "ckpt", {"w": jnp.ones(3)})
+    description = _step_dir(path) / "jaxgd" / "metadata"
+    description.write_bytes(pickle.dumps(PickleTrap()))
     UNPICKLED.clear()
-    with np.load(path, allow_pickle=True) as npz:
-        npz["leaf_0"]
-    assert UNPICKLED == ["unpickled!"]
-
-    UNPICKLED.clear()
-    with pytest.raises(ValueError, match="not a readable jaxgd checkpoint"):
-        checkpoint.load(path)
+    _assert_not_a_checkpoint(path)
     assert UNPICKLED == []
 
 
-def test_extra_entries_are_refused(tmp_path: pathlib.Path) -> None:
-    path = checkpoint.save(tmp_path / "ckpt.npz", {"w": jnp.ones(3)})
-    with np.load(path, allow_pickle=False) as npz:
-        entries = {name: npz[name] for name in npz.files}
-    entries["smuggled"] = np.ones(2)
-    np.savez(path, **entries)
-    with pytest.raises(ValueError, match="smuggled"):
-        checkpoint.load(path)
+def test_old_npz_checkpoints_are_refused_clearly(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "plain.npz"
+    np.savez(path, w=np.ones(3), b=np.zeros(()))
+    _assert_not_a_checkpoint(path, "older .npz format cannot be read")
+    np.save(tmp_path / "array.npy", np.ones(3))
+    _assert_not_a_checkpoint(tmp_path / "array.npy", "it is a file")
+
+
+def test_a_directory_without_a_finished_save_is_refused(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "empty").mkdir()
+    _assert_not_a_checkpoint(tmp_path / "empty", "no finished save")
+    assert not checkpoint.exists(tmp_path / "empty")
+
+
+def test_a_plain_orbax_checkpoint_is_refused(tmp_path: pathlib.Path) -> None:
+    """Orbax's own step layout without jaxgd's description of the tree."""
+    with ocp.CheckpointManager(
+        tmp_path / "orbax", options=ocp.CheckpointManagerOptions(enable_async_checkpointing=False)
+    ) as manager:
+        manager.save(0, args=ocp.args.Composite(state=ocp.args.StandardSave({"w": np.ones(3)})))
+    _assert_not_a_checkpoint(tmp_path / "orbax", "no jaxgd description")
+
+
+def _truncate_largest_array_file(path: pathlib.Path, fraction: float) -> None:
+    files = [p for p in (_step_dir(path) / "state").rglob("*") if p.is_file()]
+    data_files = [p for p in files if p.parent.name == "d"]  # tensorstore's data chunks
+    target = max(data_files, key=lambda p: p.stat().st_size)
+    data = target.read_bytes()
+    target.write_bytes(data[: int(len(data) * fraction)])
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 0.9, 0.99])
+def test_truncated_array_data_is_refused(tmp_path: pathlib.Path, fraction: float) -> None:
+    """Truncated data is refused, never read as other values. (The last percent of
+    tensorstore's data file is not all array data: cut there, the arrays may still be
+    whole, and then they must come back exact.)"""
+    tree = {"w": jnp.asarray(np.random.default_rng(0).normal(size=4096), jnp.float32)}
+    path = checkpoint.save(tmp_path / "ckpt", tree, metadata={"step": 1})
+    _truncate_largest_array_file(path, fraction)
+    if fraction > 0.9:
+        try:
+            assert_same_tree(checkpoint.load(path, like=tree), tree)
+        except ValueError as err:
+            assert "not a readable jaxgd checkpoint" in str(err)
+        return
+    with pytest.raises(ValueError, match="not a readable jaxgd checkpoint"):
+        checkpoint.load(path, like=tree)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_corrupt_array_data_is_refused(tmp_path: pathlib.Path, seed: int) -> None:
+    """Bytes overwritten anywhere in the data: tensorstore stores random floats
+    uncompressed and unchecked, so the leaf checksums are what catch this."""
+    rng = np.random.default_rng(seed)
+    tree = {"w": jnp.asarray(rng.normal(size=(64, 64)), jnp.float32), "b": jnp.ones(3)}
+    path = checkpoint.save(tmp_path / "ckpt", tree)
+    files = [p for p in (_step_dir(path) / "state").rglob("*") if p.parent.name == "d"]
+    target = max(files, key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    start = int(rng.integers(0, len(data) - 4))
+    data[start : start + 4] = bytes(255 - b for b in data[start : start + 4])
+    target.write_bytes(bytes(data))
+    for like in (tree, None):
+        with pytest.raises(ValueError, match="not a readable jaxgd checkpoint"):
+            checkpoint.load(path, like=like)
 
 
 def _rewrite_description(path: pathlib.Path, edit) -> None:
-    import json
-
-    with np.load(path, allow_pickle=False) as npz:
-        entries = {name: npz[name] for name in npz.files}
-    meta = json.loads(entries["__jaxgd_meta__"].tobytes())
+    file = _step_dir(path) / "jaxgd" / "metadata"
+    meta = json.loads(file.read_text())
     edit(meta)
-    entries["__jaxgd_meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    np.savez(path, **entries)
+    file.write_text(json.dumps(meta))
+
+
+def test_arrays_the_description_does_not_list_are_refused(tmp_path: pathlib.Path) -> None:
+    path = checkpoint.save(tmp_path / "ckpt", {"smuggled": jnp.zeros(2), "w": jnp.ones(3)})
+
+    def drop_smuggled(meta):  # as if the description came from a save of {"w": ...}
+        meta["leaves"] = meta["leaves"][1:]
+        meta["leaves"][0]["index"] = 0
+        meta["structure"] = {
+            "type": "dict",
+            "keys": [["str", "w"]],
+            "children": [{"type": "leaf", "index": 0}],
+        }
+
+    _rewrite_description(path, drop_smuggled)
+    _assert_not_a_checkpoint(path, "stored but not described: smuggled")
 
 
 @pytest.mark.parametrize(
@@ -497,63 +592,151 @@ def _rewrite_description(path: pathlib.Path, edit) -> None:
         lambda m: m.update(format="something else"),
         lambda m: m["leaves"][0].update(shape=[4]),
         lambda m: m["leaves"][0].update(dtype="object"),
+        lambda m: m["leaves"][0].update(dtype="int32", stored_as="int32"),
         lambda m: m["leaves"][0].update(stored_as="float64"),
+        lambda m: m["leaves"][0].update(name=["v"]),
         lambda m: m.update(structure={"type": "dict", "keys": [], "children": []}),
         lambda m: m.update(structure={"type": "module", "children": []}),
+        lambda m: m.update(structure={"type": "dict", "children": []}),
         lambda m: m.pop("structure"),
+        lambda m: m.pop("metadata"),
     ],
-    ids=["version", "format", "shape", "dtype", "stored_as", "lost-leaf", "kind", "no-structure"],
+    ids=[
+        "version",
+        "format",
+        "shape",
+        "dtype",
+        "dtype-consistent",
+        "stored_as",
+        "name",
+        "lost-leaf",
+        "kind",
+        "no-keys",
+        "no-structure",
+        "no-metadata",
+    ],
 )
 def test_tampered_description_is_refused(tmp_path: pathlib.Path, edit) -> None:
     path = checkpoint.save(tmp_path / "ckpt.npz", {"w": jnp.ones(3)})
     _rewrite_description(path, edit)
-    with pytest.raises(ValueError, match="not a readable jaxgd checkpoint"):
-        checkpoint.load(path)
+    _assert_not_a_checkpoint(path)
 
 
-def test_missing_file_is_file_not_found(tmp_path: pathlib.Path) -> None:
+def test_missing_path_is_file_not_found(tmp_path: pathlib.Path) -> None:
     with pytest.raises(FileNotFoundError):
-        checkpoint.load(tmp_path / "missing.npz")
+        checkpoint.load(tmp_path / "missing.ckpt")
+    assert not checkpoint.exists(tmp_path / "missing.ckpt")
 
 
 # ----------------------------------------------------------------------------------------
-# Atomic writes
+# Atomic saves, and the clean-up of interrupted ones
 # ----------------------------------------------------------------------------------------
 
 
-def test_failed_rename_keeps_old_checkpoint_and_leaves_no_temp(tmp_path, monkeypatch) -> None:
+def _temporaries(path: os.PathLike[str]) -> list[str]:
+    return sorted(p.name for p in pathlib.Path(path).iterdir() if "tmp" in p.name)
+
+
+@pytest.mark.parametrize("error", [OSError("simulated crash"), KeyboardInterrupt()])
+def test_a_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch, error) -> None:
     path = checkpoint.save(tmp_path / "ckpt.npz", {"w": jnp.ones(3)}, metadata={"step": 1})
-    before = path.read_bytes()
+    real = ocp.JsonCheckpointHandler.async_save
 
-    def crash(src, dst):
-        raise OSError("simulated crash during rename")
+    async def crash_mid_save(self, *args, **kwargs):  # the arrays are being written
+        raise error
 
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="simulated crash"):
+    monkeypatch.setattr(ocp.JsonCheckpointHandler, "async_save", crash_mid_save)
+    with pytest.raises(type(error)):
         checkpoint.save(path, {"w": jnp.zeros(3)}, metadata={"step": 2})
-    monkeypatch.undo()
+    monkeypatch.setattr(ocp.JsonCheckpointHandler, "async_save", real)
 
     assert os.listdir(tmp_path) == ["ckpt.npz"]
-    assert path.read_bytes() == before
     assert np.array_equal(checkpoint.load(path)["w"], np.ones(3))
     assert checkpoint.load_metadata(path) == {"step": 1}
+    checkpoint.save(path, {"w": jnp.full(3, 2.0)}, metadata={"step": 3})
+    assert _temporaries(path) == [] and len(os.listdir(path)) == 2  # a save and the marker
+    assert checkpoint.load_metadata(path) == {"step": 3}
 
 
-def test_failure_while_writing_leaves_no_temp(tmp_path, monkeypatch) -> None:
-    path = checkpoint.save(tmp_path / "ckpt.npz", {"w": jnp.ones(3)})
-    before = path.read_bytes()
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_CHILD_ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
 
-    def crash_mid_write(file, *args, **kwargs):
-        file.write(b"PK\x03\x04 half a zip")
-        raise KeyboardInterrupt
+KILLED_MID_SAVE = textwrap.dedent(
+    """
+    import sys, time
+    import jax.numpy as jnp
+    import orbax.checkpoint as ocp
+    from jaxgd import checkpoint
 
-    monkeypatch.setattr(np, "savez", crash_mid_write)
-    with pytest.raises(KeyboardInterrupt):
-        checkpoint.save(path, {"w": jnp.zeros(3)})
-    monkeypatch.undo()
+    path, saves_before = sys.argv[1], int(sys.argv[2])
+    for i in range(saves_before):
+        checkpoint.save(path, {"w": jnp.full(1000, float(i))}, metadata={"save": i})
 
-    assert os.listdir(tmp_path) == ["ckpt.npz"]
-    assert path.read_bytes() == before
+    async def stall(self, *args, **kwargs):  # inside orbax's temporary directory
+        print("IN_SAVE", flush=True)
+        time.sleep(600)
+
+    ocp.JsonCheckpointHandler.async_save = stall
+    checkpoint.save(path, {"w": jnp.full(1000, -1.0)}, metadata={"save": "killed"})
+    """
+)
+
+
+def _kill_mid_save(tmp_path: pathlib.Path, path: pathlib.Path, saves_before: int) -> None:
+    """Run a process that saves, then SIGKILL it while its next save is being written."""
+    script = tmp_path / "killed_mid_save.py"
+    script.write_text(KILLED_MID_SAVE)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(path), str(saves_before)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_CHILD_ENV,
+    )
+    try:
+        assert child.stdout.readline().strip() == "IN_SAVE"
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_a_save_killed_mid_way_leaves_the_old_checkpoint_and_is_cleaned_up(tmp_path) -> None:
+    path = tmp_path / "run.ckpt"
+    _kill_mid_save(tmp_path, path, saves_before=2)
+    assert len(_temporaries(path)) == 1  # the interrupted save's directory
+    assert checkpoint.load_metadata(path) == {"save": 1}
+    assert np.array_equal(checkpoint.load(path)["w"], np.full(1000, 1.0, np.float32))
+    with checkpoint.lock(path):  # the next run cleans up first
+        assert _temporaries(path) == []
+    assert checkpoint.load_metadata(path) == {"save": 1}
+
+
+def test_a_first_save_killed_mid_way_is_cleaned_up_by_the_next_save(tmp_path) -> None:
+    path = tmp_path / "run.ckpt"
+    _kill_mid_save(tmp_path, path, saves_before=0)
+    assert len(_temporaries(path)) == 1 and not checkpoint.exists(path)
+    checkpoint.check_path(path)  # what an interrupted save leaves is jaxgd's own
+    checkpoint.save(path, {"w": jnp.ones(2)})
+    assert _temporaries(path) == [] and checkpoint.exists(path)
+
+
+def test_a_kill_while_the_previous_save_is_deleted_is_harmless(tmp_path) -> None:
+    """Orbax deletes the previous save after the new one is in place; a kill in that
+    deletion leaves part of the older step directory, which the next save removes."""
+    path = checkpoint.save(tmp_path / "run.ckpt", {"w": jnp.ones(3)})
+    shutil.copytree(path / "0", tmp_path / "older")
+    checkpoint.save(path, {"w": jnp.full(3, 2.0)})  # deletes save 0
+    (tmp_path / "older").rename(path / "0")  # as if the kill came during that deletion
+    for part in ("state", "_CHECKPOINT_METADATA"):  # deleted before the kill
+        target = path / "0" / part
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    assert sorted(os.listdir(path)) == ["0", "1", "jaxgd-checkpoint"]
+    assert np.array_equal(checkpoint.load(path)["w"], np.full(3, 2.0, np.float32))
+    checkpoint.save(path, {"w": jnp.full(3, 3.0)})
+    assert sorted(os.listdir(path)) == ["2", "jaxgd-checkpoint"]
+    assert np.array_equal(checkpoint.load(path)["w"], np.full(3, 3.0, np.float32))
 
 
 def test_missing_folder_is_a_clear_error(tmp_path: pathlib.Path) -> None:
@@ -575,20 +758,121 @@ def test_folder_that_is_a_file_is_a_clear_error(tmp_path: pathlib.Path) -> None:
 
 def test_read_only_folder_is_a_clear_error(tmp_path: pathlib.Path, monkeypatch) -> None:
     """A folder the user may not write to. Permission bits do not stop root (who
-    runs CI here), so the refusal the operating system would give is simulated
-    where the checkpoint's temporary file is created."""
+    runs CI here), so the answer the operating system would give is simulated."""
     folder = tmp_path / "locked"
     folder.mkdir()
-
-    def refuse(*args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(folder))
-
-    monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: p != folder and real_access(p, mode))
     target = folder / "ckpt.npz"
     with pytest.raises(PermissionError) as info:
         checkpoint.save(target, jnp.ones(2))
     assert str(target) in str(info.value) and "writable" in str(info.value)
     assert os.listdir(folder) == []
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: p.write_bytes(b"PK\x03\x04 an old checkpoint"), "is a file"),
+        (lambda p: (p.mkdir(), (p / "notes.txt").write_text("mine")), "notes.txt"),
+        (lambda p: [(p / n).mkdir(parents=True) for n in ("1", "2")], "1, 2"),
+    ],
+    ids=["a-file", "a-folder-of-the-users", "a-folder-named-like-steps"],
+)
+def test_a_path_that_is_not_jaxgds_is_never_written(tmp_path, setup, message) -> None:
+    path = tmp_path / "run.ckpt"
+    setup(path)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    for call in (
+        lambda: checkpoint.check_path(path),
+        lambda: checkpoint.save(path, jnp.ones(2)),
+        lambda: checkpoint.lock(path).__enter__(),
+    ):
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+# ----------------------------------------------------------------------------------------
+# The lock
+# ----------------------------------------------------------------------------------------
+
+HOLD_THE_LOCK = textwrap.dedent(
+    """
+    import sys
+    from jaxgd import checkpoint
+
+    with checkpoint.lock(sys.argv[1]):
+        print("LOCKED", flush=True)
+        sys.stdin.readline()  # hold it until told (or killed)
+    print("RELEASED", flush=True)
+    """
+)
+
+
+def _holder(tmp_path: pathlib.Path, path: pathlib.Path) -> subprocess.Popen:
+    script = tmp_path / "hold_the_lock.py"
+    script.write_text(HOLD_THE_LOCK)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_CHILD_ENV,
+    )
+    assert child.stdout.readline().strip() == "LOCKED"
+    return child
+
+
+def test_a_second_live_run_is_refused_naming_the_holder(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "run.ckpt"
+    checkpoint.save(path, {"w": jnp.ones(2)})
+    child = _holder(tmp_path, path)
+    try:
+        with pytest.raises(checkpoint.CheckpointInUseError) as info, checkpoint.lock(path):
+            pass
+        message = str(info.value)
+        assert isinstance(info.value, ValueError)
+        assert f"in use by process {child.pid} on {socket.gethostname()}" in message
+        assert "another checkpoint path" in message
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "RELEASED"
+        assert child.wait(timeout=60) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert not (path / "jaxgd.lock").exists()  # a released lock leaves nothing behind
+    with checkpoint.lock(path):  # and the next run takes it
+        assert json.loads((path / "jaxgd.lock").read_text())["pid"] == os.getpid()
+
+
+def test_the_lock_of_a_killed_run_does_not_block_a_resume(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "run.ckpt"
+    child = _holder(tmp_path, path)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait(timeout=60) == -signal.SIGKILL
+    stale = json.loads((path / "jaxgd.lock").read_text())
+    assert stale["pid"] == child.pid  # the dead run's lock file is still there
+    with checkpoint.lock(path) as directory:
+        assert directory == path
+        assert json.loads((path / "jaxgd.lock").read_text())["pid"] == os.getpid()
+        checkpoint.save(path, {"w": jnp.ones(2)})
+    assert checkpoint.exists(path)
+
+
+def test_the_lock_is_held_for_the_whole_block_and_only_there(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "run.ckpt"
+    refused = pytest.raises(checkpoint.CheckpointInUseError, match=str(os.getpid()))
+    with checkpoint.lock(path), refused:
+        checkpoint.lock(path).__enter__()
+    with checkpoint.lock(path):  # released on leaving, also after an error inside
+        pass
+    with pytest.raises(RuntimeError), checkpoint.lock(path):
+        raise RuntimeError("the run failed")
+    with checkpoint.lock(path):
+        pass
 
 
 # ----------------------------------------------------------------------------------------
@@ -604,7 +888,7 @@ def _leaves(draw) -> Any:
     shape = draw(_SHAPES)
     if kind == "bfloat16":
         bits = draw(hnp.arrays(np.uint16, shape))
-        return bits.view(ml_dtypes.bfloat16)
+        return bits.view(jnp.bfloat16)
     width = np.uint64 if kind == "float64" else np.uint32
     floats = draw(hnp.arrays(width, shape)).view(np.float64 if kind == "float64" else np.float32)
     return jnp.asarray(floats) if kind == "jax-float32" else floats

@@ -281,7 +281,7 @@ CATALOGUE = [
         "checkpoint-folder-missing",
         lambda: run(checkpoint="/no/such/folder/run.npz"),
         ValueError,
-        r"must be a path in an existing folder; create '/no/such/folder' first",
+        r"must be in an existing folder; create '/no/such/folder' first",
     ),
     (
         "checkpoint-of-another-run",
@@ -307,7 +307,19 @@ CATALOGUE = [
         ValueError,
         r"cannot be used inside jax.vmap or jax.jit; call minimize directly",
     ),
-    ("checkpoint-multiprocess", "multiprocess", ValueError, "multi-process run"),
+    (
+        "checkpoint-path-is-a-file",
+        "old_npz_file",
+        ValueError,
+        r"is a file, not a checkpoint directory.*pass a\s+new path",
+    ),
+    (
+        "checkpoint-folder-not-a-checkpoint",
+        "users_folder",
+        ValueError,
+        r"holding files jaxgd did not write \(notes.txt\).*pass a new path",
+    ),
+    ("checkpoint-in-use", "in_use", ValueError, r"in use by process \d+ on .*another checkpoint"),
     ("progress-not-bool", lambda: run(progress="yes"), TypeError, "progress must be True or False"),
     (
         "checkpoint-file-not-a-checkpoint",
@@ -477,6 +489,7 @@ FOUND_BY_COMPUTING = {
     "suggest-lr-not-convex",
     "report-folder-unwritable",
     "checkpoint-of-another-run",
+    "checkpoint-in-use",  # the lock is taken as the run starts, after its fingerprint
     "schedule-turns-negative",  # the schedule's values are computed (one small program)
 }
 
@@ -484,18 +497,22 @@ FOUND_BY_COMPUTING = {
 def _special(name):
     if name == "other_run":
         return _other_run_checkpoint()
-    if name == "multiprocess":
-        path = os.path.join(tempfile.mkdtemp(), "run.npz")
+    if name == "old_npz_file":
+        path = pathlib.Path(tempfile.mkdtemp()) / "run.npz"
+        path.write_bytes(b"PK\x03\x04 a checkpoint of the older format")
+        return lambda: run(checkpoint=path)
+    if name == "users_folder":
+        folder = pathlib.Path(tempfile.mkdtemp())
+        (folder / "notes.txt").write_text("the user's own file")
+        return lambda: run(checkpoint=folder)
+    if name == "in_use":
+        path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
 
-        def as_second_process():
-            real = jax.process_count
-            jax.process_count = lambda: 2  # as under jax.distributed with two processes
-            try:
+        def while_another_run_holds_it():
+            with gd.checkpoint.lock(path):  # flock: a second lock in this process is refused too
                 run(checkpoint=path)
-            finally:
-                jax.process_count = real
 
-        return as_second_process
+        return while_another_run_holds_it
     if name == "garbage_file":
         path = os.path.join(tempfile.mkdtemp(), "run.npz")
         pathlib.Path(path).write_bytes(b"\x00garbage" * 10)

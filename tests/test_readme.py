@@ -85,3 +85,25 @@ def test_the_ecosystem_examples_run(capsys):
     assert abs(optx_ns["solution"].value - 1.0).max() < 1e-2
     assert float(flax_ns["loss"]) < 1e-2 and float(flax_ns["result"].loss) < 1e-2
     assert float(eqx_ns["result"].loss) < 0.05
+
+
+def test_how_far_to_step_quotes_its_numbers():
+    """The student-marks numbers of "How far to step" (the MLP's are in test_sharpness)."""
+    import importlib.util
+
+    path = pathlib.Path(__file__).parents[1] / "examples" / "how_far_to_step.py"
+    spec = importlib.util.spec_from_file_location("how_far_to_step", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    marks = example.student_marks()
+    section = README.split("## How far to step", 1)[1].split("\n## ", 1)[0]
+    lr = marks["lr"]
+    assert f"`L = {lr.curvature:.2f}`" in section and f"`2/L = {lr.max_stable:.3f}`" in section
+    below, above = marks["runs"][0.9], marks["runs"][1.1]
+    assert float(below.loss) == pytest.approx(24.47, abs=0.01)
+    assert f"{float(above.loss):.1e}".replace("+", "") in section
+    # the text's factor |1 - lr L| = 1.2 a step: the loss grows by 1.2^2 a step once the
+    # top direction dominates
+    curve = above.history.loss
+    assert float(curve[-1] / curve[-2]) == pytest.approx(1.2**2, rel=1e-3)
+    assert f"({marks['test'].suggested:.3f} here)" in section

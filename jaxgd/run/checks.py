@@ -9,7 +9,6 @@ benchmark, spends microseconds here.
 
 from __future__ import annotations
 
-import os
 import warnings
 import weakref
 from typing import Any
@@ -209,20 +208,6 @@ def check_threshold(name: str, value: Any, *, nonnegative: bool) -> Any:
             )
         return np.float32(v)
     return jnp.asarray(value, jnp.float32)
-
-
-def check_folder(caller: str, name: str, path: Any) -> str:
-    """A path whose parent folder exists and is writable."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not path or not os.path.isdir(folder):
-        raise ValueError(
-            f"{caller}: {name}={path!r} must be a path in an existing folder; create "
-            f"{folder!r} first."
-        )
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"{caller}: cannot write in {folder!r}; pick another {name} path.")
-    return path
 
 
 # --------------------------------------------------------------------------- #

@@ -82,7 +82,7 @@ def fingerprint(
         else f"optax:{_name(optimizer.update)}",
         "hyperparameters": hyper,
         "loss_at_start": digest((value, grads)),
-        "first_update": digest(updates),
+        "optimizer_update_at_start": digest(updates),
         "params": _shapes(params),
         "initial_params": digest(params),
         "data": _shapes(data) if data is not None else None,

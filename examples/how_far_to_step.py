@@ -1,0 +1,131 @@
+"""How far to step: the figures of the README's "How far to step" section.
+
+Run ``python examples/how_far_to_step.py [--out FOLDER]`` (about a minute on
+two CPU cores). It writes three PNG figures and prints the numbers the README
+quotes:
+
+1. ``overshoot.png``: gradient descent on the student-marks problem at 0.9 and
+   1.1 times the stability limit ``2/L`` that the calculus gives: the first
+   converges, the second overshoots further every step;
+2. ``range_test.png``: the learning-rate range test on the same problem, with
+   ``1/L`` and ``2/L`` marked;
+3. ``edge_of_stability.png``: the sharpness (the Hessian's largest eigenvalue)
+   along full-batch gradient descent on a 64-64-10 tanh MLP on 1000 digits, at
+   two rates, against their limits ``2/lr``: at 0.1 it climbs to 20 and stays
+   there while the loss keeps falling (the edge of stability); at 0.05 it rises
+   and stays below 40 (Cohen et al., ICLR 2021).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+from sklearn.datasets import load_digits
+
+import jaxgd as gd
+from jaxgd.lr_range_plot import draw_lr_range
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def student_marks() -> dict:
+    problem = gd.problems.get("student_marks")
+    loss, data = problem.loss, problem.data
+    params = problem.init(jax.random.PRNGKey(0))
+    lr = gd.suggest_learning_rate(loss, params, data)
+    runs = {
+        factor: gd.minimize(loss, params, gd.sgd(factor * lr.max_stable), data=data, steps=60)
+        for factor in (0.9, 1.1)
+    }
+    test = gd.lr_range_test(loss, params, gd.sgd, data=data, min_lr=1e-4, max_lr=10.0, steps=100)
+    return {"lr": lr, "runs": runs, "test": test}
+
+
+def digits_mlp(steps: int = 2000, every: int = 50) -> dict:
+    x, y = load_digits(return_X_y=True)
+    x = jnp.asarray(x[:1000] / 16.0, jnp.float32)
+    y = jnp.asarray(np.eye(10)[y[:1000]], jnp.float32)
+    model = gd.models.mlp((64, 64, 10))  # tanh
+    loss = lambda p, b: 0.5 * jnp.mean(jnp.sum((model(p, b[0]) - b[1]) ** 2, axis=1))
+    p0 = model.init(jax.random.PRNGKey(0))
+    return {
+        rate: gd.minimize(loss, p0, gd.sgd(rate), steps=steps, data=(x, y), curvature_every=every)
+        for rate in (0.1, 0.05)
+    }
+
+
+def draw_overshoot(marks: dict, path: pathlib.Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    limit = marks["lr"].max_stable
+    for factor, result in marks["runs"].items():
+        curve = np.asarray(result.history.loss)
+        ax.semilogy(curve, label=f"lr = {factor} x 2/L = {factor * limit:.3f}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("Student marks: just below and just above 2/L")
+    ax.legend()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw_edge_of_stability(runs: dict, path: pathlib.Path) -> None:
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, layout="constrained")
+    for rate, result in runs.items():
+        curvature = np.asarray(result.history.curvature)
+        steps = result.history.step
+        seen = ~np.isnan(curvature)
+        (line,) = top.plot(steps[seen], curvature[seen], marker=".", label=f"lr = {rate}")
+        top.axhline(2 / rate, color=line.get_color(), ls="--", lw=1, label=f"2/lr = {2 / rate:g}")
+        bottom.semilogy(steps, np.asarray(result.history.loss), color=line.get_color())
+    top.set_ylabel("sharpness (largest eigenvalue)")
+    top.set_title("Digits MLP, full-batch gradient descent: the edge of stability")
+    top.legend(ncol=2, fontsize=8)
+    bottom.set_xlabel("step")
+    bottom.set_ylabel("loss")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(out: pathlib.Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    marks = student_marks()
+    lr = marks["lr"]
+    draw_overshoot(marks, out / "overshoot.png")
+    draw_lr_range(
+        marks["test"],
+        out / "range_test.png",
+        title="Student marks: learning-rate range test",
+        marks={"1/L": lr.recommended, "2/L": lr.max_stable},
+    )
+    runs = digits_mlp()
+    draw_edge_of_stability(runs, out / "edge_of_stability.png")
+    late = lambda r: np.asarray(r.history.curvature)[r.history.step >= 500]
+    figures = {
+        "L": lr.curvature,
+        "max_stable": lr.max_stable,
+        "final_loss": {f: float(r.loss) for f, r in marks["runs"].items()},
+        "status": {f: gd.Status(int(r.status)).name for f, r in marks["runs"].items()},
+        "range_test": {"suggested": marks["test"].suggested, "blow_up": marks["test"].blow_up},
+        "sharpness_0.1": [float(np.nanmin(late(runs[0.1]))), float(np.nanmax(late(runs[0.1])))],
+        "sharpness_0.05": [
+            float(np.asarray(runs[0.05].history.curvature)[0]),
+            float(np.nanmax(np.asarray(runs[0.05].history.curvature))),
+        ],
+    }
+    print(json.dumps(figures, indent=1))
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=pathlib.Path, default=HERE / "figures")
+    main(parser.parse_args().out)

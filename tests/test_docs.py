@@ -23,8 +23,9 @@ ROOT = pathlib.Path(__file__).parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "api" not in p.relative_to(DOCS).parts)
 NOTEBOOKS = sorted((DOCS / "tutorials").glob("*.ipynb"))
-# Pages whose examples compile a comparison or several runs: tens of seconds on 2 cores.
-SLOW_PAGES = {"comparing.md", "own-variant.md", "ecosystem.md"}
+# A page whose examples compile several comparisons: tens of seconds on 2 cores. (The
+# comparing and ecosystem pages hold what the README ran in the fast suite: they stay in it.)
+SLOW_PAGES = {"own-variant.md"}
 
 
 def python_blocks(page: pathlib.Path) -> list[str]:
@@ -143,3 +144,29 @@ def test_site_builds_strict_with_the_notebook_figures(tmp_path):
     reference = "".join(p.read_text() for p in (site / "api").rglob("index.html"))
     rendered = set(re.findall(r'id="jaxgd(?:\.\w+)*\.(\w+)"', reference))
     assert set(gd.__all__) <= rendered, f"not rendered: {set(gd.__all__) - rendered}"
+
+
+def test_how_far_to_step_quotes_its_numbers():
+    """The student-marks numbers of the "How far to step" guide, recomputed by the
+    example that draws its figures (the MLP's numbers are in test_sharpness)."""
+    import importlib.util
+
+    path = ROOT / "examples" / "how_far_to_step.py"
+    spec = importlib.util.spec_from_file_location("how_far_to_step", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    marks = example.student_marks()
+    section = " ".join((DOCS / "guides" / "step-size.md").read_text().split())
+    lr = marks["lr"]
+    assert f"`L = {lr.curvature:.2f}`" in section and f"`2/L = {lr.max_stable:.3f}`" in section
+    below, above = marks["runs"][0.9], marks["runs"][1.1]
+    assert float(below.loss) == pytest.approx(24.47, abs=0.01)
+    assert f"{float(above.loss):.1e}".replace("+", "") in section
+    # the text's factor |1 - lr L| = 1.2 a step: the loss grows by 1.2^2 a step once the
+    # top direction dominates
+    curve = above.history.loss
+    assert float(curve[-1] / curve[-2]) == pytest.approx(1.2**2, rel=1e-3)
+    assert f"({marks['test'].suggested:.3f} here)" in section
+    for figure in ("overshoot", "range_test", "edge_of_stability"):
+        assert f"(figures/{figure}.png)" in section
+        assert (DOCS / "guides" / "figures" / f"{figure}.png").is_file()

@@ -23,7 +23,7 @@ import optax
 
 from jaxgd import checkpoint as _checkpoint
 from jaxgd import distributed
-from jaxgd.optimizers import check_optimizer
+from jaxgd.optimizers import Optimizer, check_optimizer
 from jaxgd.partition import partition
 from jaxgd.run import checks
 from jaxgd.run.batches import take_rows
@@ -180,7 +180,7 @@ def minimize(
         n_examples=n_examples,
         record_params=record_params,
         has_aux=has_aux,
-        extra_args=isinstance(optimizer, optax.GradientTransformationExtraArgs),
+        extra_args=isinstance(optimizer, optax.GradientTransformationExtraArgs | Optimizer),
         gather=gather,
         inner_steps=_INNER_STEPS if traced_call or jax.default_backend() != "cpu" else 1,
         select_update=jax.default_backend() != "cpu",
@@ -195,7 +195,9 @@ def minimize(
         return result_of(carry, finish)
     run_id = None
     if checkpoint is not None:
-        run_id = _fingerprint(loss, has_aux, optimizer, params, data, key, spec, tol, target, every)
+        run_id = lambda: _fingerprint(  # noqa: E731 - computed under the checkpoint's lock
+            loss, has_aux, optimizer, params, data, key, spec, tol, target, every
+        )
     return run_in_segments(
         spec,
         traced,

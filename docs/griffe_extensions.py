@@ -3,7 +3,8 @@
 * ``ExampleSections``: jaxgd's docstrings title their runnable examples
   ``Example:``; Google style as griffe reads it renders only ``Examples:`` as
   code, so the title is read as ``Examples:``. Their Sphinx roles
-  (``:func:`minimize```) are shown as code (``minimize``).
+  (``:func:`minimize```) are shown as code (``minimize``), and their
+  ``Returns:`` sections, prose, are kept whole as the description.
 * ``DataclassTransforms``: a subclass of ``gd.Optimizer`` is made a dataclass
   by its base (``typing.dataclass_transform`` and ``__init_subclass__``), not
   by a ``@dataclass`` decorator, so griffe's dataclass support does not see
@@ -18,6 +19,9 @@ import griffe
 
 _EXAMPLE_TITLE = re.compile(r"^(\s*)Example:\s*$", re.M)
 _ROLE = re.compile(r":(?:func|meth|class|data|attr|mod|obj|exc):`~?([^`]+)`")
+# A "Returns:" section's first line, which griffe would split at its first
+# colon into a type and a description.
+_RETURNS_FIRST_LINE = re.compile(r"^(\s*Returns:\n\s+)(?=\S)", re.M)
 
 
 class ExampleSections(griffe.Extension):
@@ -26,6 +30,10 @@ class ExampleSections(griffe.Extension):
     def on_object(self, *, obj: griffe.Object, **kwargs) -> None:
         if obj.docstring is not None:
             value = _ROLE.sub(r"`\1`", obj.docstring.value)
+            # jaxgd's Returns sections are prose: an empty type before the
+            # colon keeps the whole prose as the description (the type shown
+            # is the function's return annotation).
+            value = _RETURNS_FIRST_LINE.sub(r"\1: ", value)
             obj.docstring.value = _EXAMPLE_TITLE.sub(r"\1Examples:", value)
 
 

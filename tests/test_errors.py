@@ -621,7 +621,7 @@ CATALOGUE = [
     ),
     (
         "report-folder-not-a-report",
-        "users_folder",
+        "users_report_folder",
         ValueError,
         "holds files and is not a jaxgd report .*never writes over files it did not write: "
         "pass a new or empty folder",
@@ -676,7 +676,7 @@ def _special(name):
         folder = _unwritable_dir()
         comparison = gd.compare(["booth"], ["vanilla"], steps=5, seeds=1, learning_rates=[0.1])
         return lambda: gd.report.save(comparison, folder)
-    if name == "users_folder":
+    if name == "users_report_folder":
         folder = pathlib.Path(tempfile.mkdtemp()) / "mine"
         folder.mkdir()
         (folder / "report.md").write_text("my own notes")

@@ -23,9 +23,10 @@ ROOT = pathlib.Path(__file__).parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "api" not in p.relative_to(DOCS).parts)
 NOTEBOOKS = sorted((DOCS / "tutorials").glob("*.ipynb"))
-# A page whose examples compile several comparisons: tens of seconds on 2 cores. (The
-# comparing and ecosystem pages hold what the README ran in the fast suite: they stay in it.)
-SLOW_PAGES = {"own-variant.md"}
+# Pages whose examples compile several comparisons or chunked runs: tens of seconds on
+# 2 cores. (The comparing, ecosystem and devices pages hold what the README ran in the
+# fast suite: they stay in it.)
+SLOW_PAGES = {"own-variant.md", "checkpoints.md"}
 
 
 def python_blocks(page: pathlib.Path) -> list[str]:

@@ -17,6 +17,7 @@ import pathlib
 
 import jaxgd as gd
 from jaxgd.compare import DEFAULT_LEARNING_RATES, DEFAULT_OPTIMIZERS
+from jaxgd.report.text import machine_line
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -36,17 +37,13 @@ def main() -> None:
         steps=args.steps,
         progress=True,
     )
-    report = result.save(args.out)
+    report = gd.report.save(result, args.out)
     print(result.summary_table())
     print()
     print(result.profile_table())
     for line in result.edge_warnings():
         print(f"note: {line}")
-    m = result.machine
-    print(
-        f"\n{result.total_seconds:.0f} s on {m['cpu_count']} CPUs ({m['processor']}, "
-        f"JAX {m['jax_version']}, {m['backend']}). Report: {report}"
-    )
+    print(f"\n{result.total_seconds:.0f} s on {machine_line(result.machine)}. Report: {report}")
 
 
 if __name__ == "__main__":

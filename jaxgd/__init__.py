@@ -13,7 +13,18 @@ Example:
     True
 """
 
-from jaxgd import checkpoint, distributed, losses, models, problems, report, sharpness
+from jaxgd import (
+    checkpoint,
+    distributed,
+    losses,
+    models,
+    optimizers,
+    problems,
+    protocol,
+    report,
+    results,
+    sharpness,
+)
 from jaxgd.calculus import (
     GradientCheck,
     GradientCheckError,
@@ -38,12 +49,13 @@ from jaxgd.optimizers import (
     adam,
     adamw,
     apply_updates,
+    armijo,
     is_optimizer,
     momentum,
     rmsprop,
     sgd,
 )
-from jaxgd.report import Comparison
+from jaxgd.results import Comparison
 from jaxgd.step import Step, make_step
 
 __version__ = "0.1.0"
@@ -64,6 +76,7 @@ __all__ = [
     "adam",
     "adamw",
     "apply_updates",
+    "armijo",
     "check_gradient",
     "checkpoint",
     "compare",
@@ -79,11 +92,14 @@ __all__ = [
     "max_curvature",
     "minimize",
     "models",
+    "optimizers",
     "momentum",
     "partial",
     "partials",
     "problems",
+    "protocol",
     "report",
+    "results",
     "rmsprop",
     "sgd",
     "sharpness",

@@ -3,17 +3,29 @@
 ``jaxgd compare`` runs the comparison (vanilla gradient descent, momentum and
 Adam on textbook functions, student marks and real data by default), shows a
 progress bar, prints the summary table and writes the report folder.
-``jaxgd problems`` lists the catalogue. A bad argument gets a one-line error
-and exit status 2.
+``jaxgd problems`` lists the catalogue.
+
+Every argument is checked before anything compiles (through
+:func:`jaxgd.compare.check_arguments` and :func:`jaxgd.report.check_folder`):
+a bad one gets a one-line error and exit status 2. An error during the run
+itself is a real error: its traceback, exit status 1. Ctrl-C: exit status 130.
+
+``jaxgd compare`` keeps XLA's compiled programs in JAX's persistent
+compilation cache, in :func:`cache_dir` (``$XDG_CACHE_HOME/jaxgd/xla``,
+by default ``~/.cache/jaxgd/xla``), so a second run compiles little;
+``--no-cache`` switches it off.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import pathlib
 import sys
+import warnings
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["QUICK", "cache_dir", "main"]
 
 QUICK = {
     "problems": ("booth", "rosenbrock", "student_marks", "breast_cancer_logistic"),
@@ -33,6 +45,39 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
+def cache_dir() -> pathlib.Path:
+    """Where ``jaxgd compare`` keeps compiled programs: the user's cache folder + ``jaxgd/xla``.
+
+    ``$XDG_CACHE_HOME`` when set, else ``~/Library/Caches`` on macOS,
+    ``%LOCALAPPDATA%`` on Windows and ``~/.cache`` elsewhere (the
+    conventions platformdirs follows).
+
+    Example:
+        >>> cache_dir().parts[-2:]
+        ('jaxgd', 'xla')
+    """
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        if sys.platform == "darwin":
+            base = "~/Library/Caches"
+        elif sys.platform == "win32":
+            base = os.environ.get("LOCALAPPDATA", "~/AppData/Local")
+        else:
+            base = "~/.cache"
+    return pathlib.Path(base).expanduser() / "jaxgd" / "xla"
+
+
+def _use_compilation_cache(folder: pathlib.Path) -> None:
+    """Turn on JAX's persistent compilation cache in ``folder``, for every program."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    # Every program, however quick to compile: the sweeps take seconds, but the
+    # many small ones (random starts, contour grids) add up too.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -48,7 +93,8 @@ def _rates(text: str) -> list[float]:
 
 
 def _parser() -> _Parser:
-    from jaxgd.compare import DEFAULT_OPTIMIZERS, DEFAULT_SEEDS, DEFAULT_STEPS, OPTIMIZERS
+    from jaxgd import optimizers
+    from jaxgd.compare import DEFAULT_OPTIMIZERS, DEFAULT_SEEDS, DEFAULT_STEPS
 
     parser = _Parser(prog="jaxgd", description="Learn, run and compare gradient descent with JAX.")
     sub = parser.add_subparsers(dest="command", metavar="{compare,problems}", parser_class=_Parser)
@@ -69,7 +115,7 @@ def _parser() -> _Parser:
     c.add_argument(
         "--optimizers",
         type=_names,
-        help=f"comma-separated, from {', '.join(OPTIMIZERS)} (default: "
+        help=f"comma-separated, from {', '.join(optimizers.names())} (default: "
         f"{','.join(DEFAULT_OPTIMIZERS)})",
     )
     c.add_argument("--steps", type=int, help=f"updates per run (default {DEFAULT_STEPS})")
@@ -82,21 +128,32 @@ def _parser() -> _Parser:
     c.add_argument(
         "--batch-size",
         type=int,
-        help="minibatch size on every data problem (default: each problem's own; "
-        "0 for full batch everywhere)",
+        help="minibatch size on every data problem, at most its number of examples "
+        "(default: each problem's own; 0 for full batch everywhere)",
     )
-    c.add_argument("--out", default="jaxgd-report", help="report folder (default ./jaxgd-report)")
+    c.add_argument(
+        "--out",
+        default="jaxgd-report",
+        help="report folder, replaced whole; a folder that is not a jaxgd report is refused "
+        "(default ./jaxgd-report)",
+    )
     c.add_argument(
         "--quick",
         action="store_true",
         help="a fast smoke run: 4 problems, 100 steps, 2 seeds, 4 rates",
     )
     c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    c.add_argument(
+        "--no-cache",
+        action="store_true",
+        help=f"do not keep compiled programs in JAX's persistent cache (default: in {cache_dir()})",
+    )
     sub.add_parser("problems", help="list the problem catalogue", description="List the problems.")
     return parser
 
 
-def _compare(args: argparse.Namespace) -> int:
+def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
+    """``compare``'s keyword arguments and the report folder, all checked (nothing compiles)."""
     from jaxgd import problems as problems_mod
     from jaxgd.compare import (
         DEFAULT_LEARNING_RATES,
@@ -105,9 +162,8 @@ def _compare(args: argparse.Namespace) -> int:
         DEFAULT_SEEDS,
         DEFAULT_STEPS,
         check_arguments,
-        compare,
     )
-    from jaxgd.report import check_writable
+    from jaxgd.report import check_folder
 
     quick = QUICK if args.quick else {}
 
@@ -121,32 +177,41 @@ def _compare(args: argparse.Namespace) -> int:
     steps = given(args.steps, quick.get("steps", DEFAULT_STEPS))
     seeds = given(args.seeds, quick.get("seeds", DEFAULT_SEEDS))
     rates = given(args.learning_rates, list(quick.get("learning_rates", DEFAULT_LEARNING_RATES)))
-    if args.batch_size is None:
-        batch_size = "problem"
-    elif args.batch_size == 0:
-        batch_size = None
-    else:
-        batch_size = args.batch_size
     if args.batch_size is not None and args.batch_size < 0:
         raise ValueError(f"--batch-size must be >= 1 (or 0 for full batch), got {args.batch_size}.")
-    check_arguments(problems, optimizers, rates, seeds, steps, batch_size)
-    out = check_writable(args.out)  # both before any compiling
-    result = compare(
-        problems,
-        optimizers,
+    batch_size = {None: "problem", 0: None}.get(args.batch_size, args.batch_size)
+    out = check_folder(args.out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        problems, optimizers, rates, seeds, steps, batch_size = check_arguments(
+            problems, optimizers, rates, seeds, steps, batch_size
+        )
+    for w in caught:
+        print(f"jaxgd: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+    kwargs = dict(
+        problems=problems,
+        optimizers=optimizers,
         learning_rates=rates,
         seeds=seeds,
         steps=steps,
         batch_size=batch_size,
         progress=not args.no_progress,
     )
-    report = result.save(out)
+    return kwargs, out
+
+
+def _compare(kwargs: dict, out: pathlib.Path) -> int:
+    from jaxgd import report
+    from jaxgd.compare import compare
+
+    result = compare(kwargs.pop("problems"), kwargs.pop("optimizers"), **kwargs)
+    path = report.save(result, out)
     print(result.summary_table())
     print()
     print(result.profile_table())
     for line in result.edge_warnings():
         print(f"note: {line}")
-    print(f"\n{result.total_seconds:.1f} s. Report: {report}")
+    print(f"\n{result.total_seconds:.1f} s. Report: {path}")
     return 0
 
 
@@ -155,13 +220,18 @@ def _problems() -> int:
 
     width = max(len(n) for n in problems.names())
     for name in problems.names():
-        doc = (problems._CATALOGUE[name].__doc__ or "").strip().splitlines()[0].replace("``", "")
-        print(f"{name.ljust(width)}  {doc}")
+        print(f"{name.ljust(width)}  {problems.summary(name)}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``jaxgd`` command; returns the exit status.
+
+    Arguments are checked first: a bad one prints one line and returns 2.
+    Then ``compare`` turns on JAX's persistent compilation cache for this
+    process (unless ``--no-cache``) and the command runs; an error there
+    propagates with its traceback (the console script exits 1), Ctrl-C
+    returns 130.
 
     Example:
         >>> main(["compare", "--steps", "0"])  # prints the one-line error to stderr
@@ -169,12 +239,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         args = _parser().parse_args(argv)
-        if args.command == "problems":
-            return _problems()
-        return _compare(args)
+        if args.command == "compare":
+            kwargs, out = _compare_arguments(args)
+            if not args.no_cache:  # once the arguments are good, before the runs compile
+                _use_compilation_cache(cache_dir())
     except (_UsageError, ValueError) as err:
         print(f"jaxgd: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+    try:
+        if args.command == "problems":
+            return _problems()
+        return _compare(kwargs, out)
     except KeyboardInterrupt:
         print("jaxgd: interrupted", file=sys.stderr)
         return 130

@@ -4,19 +4,23 @@
 rate of a log grid from every seed, as ONE compiled program (each optimizer's
 runs are a ``jax.vmap`` of :func:`jaxgd.minimize` over rates and seeds). It
 then applies the protocol below and returns a
-:class:`jaxgd.report.Comparison`, which renders the Markdown, JSON and PNG
-report.
+:class:`jaxgd.results.Comparison`: plain data with its JSON, which
+:mod:`jaxgd.report` renders (this module computes and never imports the
+renderer).
 
-The protocol is :data:`PROTOCOL`, stated in every report.
+The protocol is :data:`jaxgd.protocol.PROTOCOL`, stated in every report;
+:mod:`jaxgd.protocol` applies it (its names are importable from here too).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -29,63 +33,28 @@ from jaxgd import optimizers as _opt
 from jaxgd import problems as _problems
 from jaxgd.calculus import max_curvature
 from jaxgd.minimize import Status, minimize
-from jaxgd.report import Comparison, OptimizerRuns, ProblemResult
+from jaxgd.protocol import (
+    PROTOCOL,
+    choose_learning_rate,
+    performance_profile,
+    speedups,
+    steps_to_target,
+)
+from jaxgd.results import Comparison, OptimizerRuns, ProblemResult
 
 __all__ = [
     "DEFAULT_LEARNING_RATES",
     "DEFAULT_OPTIMIZERS",
     "DEFAULT_PROBLEMS",
-    "OPTIMIZERS",
     "PROTOCOL",
+    "Footprint",
+    "SweepSizeWarning",
     "check_arguments",
     "choose_learning_rate",
     "compare",
+    "footprint",
     "performance_profile",
 ]
-
-OPTIMIZERS: dict[str, Callable[..., Any]] = {
-    "vanilla": _opt.sgd,
-    "momentum": _opt.momentum,
-    "nesterov": functools.partial(_opt.momentum, nesterov=True),
-    "adam": _opt.adam,
-    "adamw": _opt.adamw,
-    "rmsprop": _opt.rmsprop,
-    "adagrad": _opt.adagrad,
-}
-"""Optimizer factories by the names :func:`compare` and the CLI accept."""
-
-
-PROTOCOL = """\
-1. Every run takes exactly ``steps`` updates (runs are not stopped at the
-   target, so the curves are whole); a run that meets a non-finite loss or
-   gradient stops there and counts as *diverged*.
-2. Seed ``s`` draws the start (``problem.init``) and the minibatch order;
-   every optimizer and rate sees the same starts (common random numbers).
-3. A run's *final loss* is the full-data loss after its last update; its
-   *steps to target* is the first step ``k`` at which the recorded loss is
-   ``<= problem.target`` (the minibatch loss on minibatch problems), and
-   infinite when never reached.
-4. For each optimizer the learning rate is chosen by, in order: fewest
-   diverged seeds; the lowest mean over seeds of ``max(final loss,
-   target)`` (so every loss at or below the target counts as equally good);
-   ties (every seed reached the target) go to the fewest mean steps to
-   target. Means leave out diverged runs, so a NaN never poisons them.
-5. A choice at the smallest or largest rate of the grid is flagged: the
-   best rate may lie outside it.
-6. Across problems, an optimizer's steps to target on a problem is the mean
-   over seeds when every seed reached the target, else infinite. Its
-   performance profile ``rho(tau)`` is the fraction of problems on which that
-   is within a factor ``tau`` of the best optimizer's; the AlgoPerf score is
-   the area under ``rho`` for ``1 <= tau <= 4``, divided by 3. The speedup
-   over vanilla is the geometric mean, over problems both solved, of
-   vanilla's steps over the optimizer's.
-7. Time: a problem's sweep is one program, compiled first
-   (``jax.jit(...).lower(...).compile()``, timed apart) and then run once
-   (timed to ``block_until_ready``); time per step is that run's wall time
-   over ``steps``, for all runs together and per run.
-"""
-"""The tuning and measuring protocol (after DeepOBS, Schneider et al. 2019, and
-AlgoPerf, Dahl et al. 2023), written into every report."""
 
 DEFAULT_OPTIMIZERS: tuple[str, ...] = ("vanilla", "momentum", "adam")
 """Plain gradient descent, heavy-ball momentum (beta 0.9) and Adam."""
@@ -112,10 +81,15 @@ DEFAULT_LEARNING_RATES: tuple[float, ...] = tuple(
 
 DEFAULT_STEPS = 500
 DEFAULT_SEEDS = 3
+DEFAULT_RUN_STEPS = (
+    len(DEFAULT_PROBLEMS) * len(DEFAULT_OPTIMIZERS) * len(DEFAULT_LEARNING_RATES) * DEFAULT_SEEDS
+) * DEFAULT_STEPS
+"""Updates all runs of the default comparison take together (486,000)."""
 
-PROFILE_TAU_MAX = 4.0
-"""AlgoPerf's largest ratio to the best: the profile is integrated up to it."""
-
+HISTORY_WARNING_BYTES = 2**30
+"""A comparison recording more history than this (1 GiB) is warned of."""
+RUN_STEPS_WARNING = 100 * DEFAULT_RUN_STEPS
+"""A comparison of more run-steps than this (100x the default) is warned of."""
 
 # --------------------------------------------------------------------------- #
 # Checks: every user error is raised here, before anything compiles
@@ -123,6 +97,7 @@ PROFILE_TAU_MAX = 4.0
 
 
 def _check_problems(problems: Any) -> list[_problems.Problem]:
+    """Names or problems -> built problems (building loads data; nothing compiles)."""
     if isinstance(problems, str | _problems.Problem):
         problems = [problems]
     problems = list(problems)
@@ -130,23 +105,18 @@ def _check_problems(problems: Any) -> list[_problems.Problem]:
         raise ValueError(
             f"compare: problems is empty; pass names such as {list(DEFAULT_PROBLEMS[:3])}."
         )
-    out = []
     for p in problems:
-        if isinstance(p, _problems.Problem):
-            out.append(p)
-        elif isinstance(p, str):
-            if p not in _problems.names():
-                raise ValueError(
-                    f"compare: unknown problem {p!r} in problems; known problems: "
-                    f"{', '.join(_problems.names())}."
-                )
-            out.append(p)
-        else:
+        if isinstance(p, str) and p not in _problems.names():
+            raise ValueError(
+                f"compare: unknown problem {p!r} in problems; known problems: "
+                f"{', '.join(_problems.names())}."
+            )
+        if not isinstance(p, str | _problems.Problem):
             raise TypeError(f"compare: problems holds {p!r}; pass names or gd.problems.Problem.")
-    labels = [p if isinstance(p, str) else p.name for p in out]
+    labels = [p if isinstance(p, str) else p.name for p in problems]
     if len(set(labels)) != len(labels):
         raise ValueError(f"compare: problems has duplicates ({labels}); name each once.")
-    return out
+    return [_problems.get(p) if isinstance(p, str) else p for p in problems]
 
 
 def _check_optimizers(optimizers: Any) -> dict[str, Callable[..., Any]]:
@@ -155,12 +125,12 @@ def _check_optimizers(optimizers: Any) -> dict[str, Callable[..., Any]]:
     if not isinstance(optimizers, Mapping):
         items = {}
         for name in optimizers:
-            if not isinstance(name, str) or name not in OPTIMIZERS:
+            if not isinstance(name, str) or name not in _opt.names():
                 raise ValueError(
                     f"compare: unknown optimizer {name!r} in optimizers; known optimizers: "
-                    f"{', '.join(OPTIMIZERS)} (or pass a dict label -> factory)."
+                    f"{', '.join(_opt.names())} (or pass a dict label -> factory)."
                 )
-            items[name] = OPTIMIZERS[name]
+            items[name] = _opt.get(name)
         optimizers = items
     if not optimizers:
         raise ValueError("compare: optimizers is empty; pass e.g. ['vanilla', 'momentum', 'adam'].")
@@ -252,151 +222,137 @@ def _check_seeds(seeds: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in seeds)
 
 
+def _n_examples(problem: _problems.Problem) -> int | None:
+    leaves = jax.tree.leaves(problem.data)
+    return None if not leaves else int(np.shape(leaves[0])[0])
+
+
+def _check_batch_size(batch_size: Any, problems: list[_problems.Problem]) -> Any:
+    """None, ``"problem"``, or an int no larger than any problem's data (as minimize asks)."""
+    if batch_size is None or (isinstance(batch_size, str) and batch_size == "problem"):
+        return batch_size
+    batch_size = _check_count("batch_size", batch_size)
+    for p in problems:
+        n = _n_examples(p)
+        if n is not None and batch_size > n:
+            raise ValueError(
+                f"compare: batch_size must be between 1 and the number of examples; "
+                f"{p.name} has {n}, got {batch_size}; pass batch_size <= {n} "
+                "(or None for full-batch descent)."
+            )
+    return batch_size
+
+
+class SweepSizeWarning(UserWarning):
+    """A comparison whose recorded history takes much memory or whose runs take long."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Footprint:
+    """How big a comparison is, known before it runs.
+
+    Attributes:
+        runs: optimizer x rate x seed runs, over every problem.
+        run_steps: ``runs x steps``: the updates all runs take together.
+        history_bytes: the recorded history: per run and step the loss and
+            gradient norm on the device (float32 each) and the loss kept
+            (float64), and on 2-D problems the params recorded (2 x float32)
+            and kept (2 x float32): 16 bytes, 32 on 2-D problems.
+    """
+
+    runs: int
+    run_steps: int
+    history_bytes: int
+
+    def describe(self) -> str:
+        """One line with the numbers.
+
+        Example:
+            >>> print(Footprint(runs=972, run_steps=486_000, history_bytes=10_752_000).describe())
+            972 runs x their steps = 486,000 run-steps (1x the default comparison),
+            0.01 GiB of history
+        """
+        times = self.run_steps / DEFAULT_RUN_STEPS
+        times = f"{times:,.0f}" if times >= 100 else f"{times:.3g}"
+        return (
+            f"{self.runs:,} runs x their steps = {self.run_steps:,} run-steps "
+            f"({times}x the default comparison), {self.history_bytes / 2**30:,.3g} GiB "
+            "of history"
+        )
+
+
+def footprint(
+    problems: Sequence[_problems.Problem], rates: Mapping[str, np.ndarray], seeds: int, steps: int
+) -> Footprint:
+    """The :class:`Footprint` of comparing on ``problems`` (built) with these grids.
+
+    Example:
+        >>> import jaxgd as gd
+        >>> f = footprint([gd.problems.get("booth")], {"adam": [0.1, 0.01]}, seeds=3, steps=100)
+        >>> f.runs, f.run_steps, f.history_bytes  # 6 runs x 100 steps x 32 bytes (2-D)
+        (6, 600, 19200)
+    """
+    runs_per_problem = sum(len(r) for r in rates.values()) * seeds
+    history = sum(runs_per_problem * steps * (32 if _is_2d(p) else 16) for p in problems)
+    runs = runs_per_problem * len(problems)
+    return Footprint(runs=runs, run_steps=runs * steps, history_bytes=history)
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return None
+
+
+def _check_footprint(size: Footprint) -> None:
+    """Refuse a comparison whose history cannot fit in memory; warn of a big or long one."""
+    memory = _physical_memory()
+    if memory is not None and size.history_bytes > memory:
+        raise ValueError(
+            f"compare: seeds x steps x learning_rates too large: {size.describe()}, more than "
+            f"this machine's {memory / 2**30:.3g} GiB of memory; use fewer seeds, steps, "
+            "learning rates or problems."
+        )
+    if size.history_bytes > HISTORY_WARNING_BYTES or size.run_steps > RUN_STEPS_WARNING:
+        warnings.warn(
+            f"compare: a big comparison: {size.describe()}; it may take long (the default "
+            "takes about a minute on 2 CPU cores); fewer seeds or steps make it smaller.",
+            SweepSizeWarning,
+            stacklevel=3,
+        )
+
+
 def check_arguments(
     problems: Any, optimizers: Any, learning_rates: Any, seeds: Any, steps: Any, batch_size: Any
 ) -> tuple:
     """Check :func:`compare`'s arguments (nothing compiles); raise ``ValueError`` naming one.
 
+    Problems are built (their data loaded) to check ``batch_size`` against
+    their data and to size the comparison: a history that cannot fit in
+    this machine's memory is refused, a big one warned of
+    (:class:`SweepSizeWarning`, with its :class:`Footprint`).
+
     Returns:
         ``(problems, factories, learning_rates, seeds, steps, batch_size)``,
-        normalised: a list of names or problems, a dict label -> factory, a
-        dict label -> sorted rate array, a tuple of seeds, and two ints (or
-        None / ``"problem"`` for ``batch_size``).
+        normalised: a list of :class:`jaxgd.problems.Problem`, a dict label ->
+        factory, a dict label -> sorted rate array, a tuple of seeds, and two
+        ints (or None / ``"problem"`` for ``batch_size``).
 
     Example:
         >>> check_arguments(["booth"], ["adam"], [0.1, 0.01], 2, 10, None)[2:]
         ({'adam': array([0.01, 0.1 ])}, (0, 1), 10, None)
     """
-    problem_list = _check_problems(problems)
     factories = _check_optimizers(optimizers)
     rates = _check_learning_rates(learning_rates, factories)
     seed_list = _check_seeds(seeds)
     steps = _check_count("steps", steps)
     if not (batch_size is None or (isinstance(batch_size, str) and batch_size == "problem")):
-        batch_size = _check_count("batch_size", batch_size)
+        _check_count("batch_size", batch_size)
+    problem_list = _check_problems(problems)  # last: building one loads its data
+    batch_size = _check_batch_size(batch_size, problem_list)
+    _check_footprint(footprint(problem_list, rates, len(seed_list), steps))
     return problem_list, factories, rates, seed_list, steps, batch_size
-
-
-# --------------------------------------------------------------------------- #
-# The protocol, on NumPy arrays
-# --------------------------------------------------------------------------- #
-
-
-def steps_to_target(curves: np.ndarray, target: float) -> np.ndarray:
-    """First step at which each curve is ``<= target``; ``inf`` where never.
-
-    Args:
-        curves: losses with the step on the last axis (NaN after a run stopped).
-        target: the loss that counts as solved.
-
-    Example:
-        >>> import numpy as np
-        >>> steps_to_target(np.array([[3.0, 2.0, 0.5, 0.1], [3.0, 2.0, np.nan, np.nan]]), 1.0)
-        array([ 2., inf])
-    """
-    hit = curves <= target  # NaN compares False
-    first = np.argmax(hit, axis=-1).astype(np.float64)
-    return np.where(hit.any(axis=-1), first, np.inf)
-
-
-def choose_learning_rate(
-    final_loss: np.ndarray, diverged: np.ndarray, to_target: np.ndarray, target: float
-) -> int:
-    """The index of the best learning rate by the protocol's criterion.
-
-    In order: fewest diverged seeds; lowest mean over the finite seeds of
-    ``max(final_loss, target)``; fewest mean steps to target (a tie on the
-    second key means every seed reached the target).
-
-    Args:
-        final_loss: ``(n_rates, n_seeds)`` final losses.
-        diverged: ``(n_rates, n_seeds)`` booleans.
-        to_target: ``(n_rates, n_seeds)`` steps to target (``inf``: never).
-        target: the problem's target loss.
-
-    Example:
-        >>> import numpy as np
-        >>> loss = np.array([[0.5, 0.4], [1e-9, 1e-9], [1e-12, 1e-12], [np.nan, 1e-20]])
-        >>> div = np.array([[0, 0], [0, 0], [0, 0], [1, 0]], bool)
-        >>> steps = np.array([[np.inf, np.inf], [40, 42], [12, 15], [np.inf, 3]])
-        >>> choose_learning_rate(loss, div, steps, target=1e-6)  # solved fastest, no divergence
-        2
-    """
-    keys = []
-    for i in range(final_loss.shape[0]):
-        ok = ~diverged[i] & np.isfinite(final_loss[i])
-        clipped = np.maximum(final_loss[i][ok], target)
-        mean_loss = float(clipped.mean()) if clipped.size else math.inf
-        mean_steps = float(to_target[i][ok].mean()) if ok.any() else math.inf
-        keys.append((int(diverged[i].sum()), mean_loss, mean_steps, i))
-    return min(keys)[3]
-
-
-def performance_profile(
-    to_target: Mapping[str, Sequence[float]], taus: Sequence[float] | None = None
-) -> dict[str, Any]:
-    """Performance profiles and AlgoPerf scores from steps to target per problem.
-
-    Args:
-        to_target: optimizer label -> steps to target on each problem (the
-            same problem order for every label; ``inf`` when not solved).
-        taus: the ratios ``tau >= 1`` at which to evaluate ``rho``; by default
-            200 points log-spaced over ``[1, 4]``.
-
-    Returns:
-        ``{"taus": [...], "rho": {label: [...]}, "score": {label: float}}``:
-        ``rho[label][j]`` is the fraction of problems whose steps to target is
-        at most ``taus[j]`` times the best optimizer's on that problem; the
-        score is the area under ``rho`` over ``[1, 4]`` divided by 3 (1 is
-        best: fastest on every problem). Problems no optimizer solved count
-        against every optimizer.
-
-    Example:
-        >>> prof = performance_profile({"a": [10, 100], "b": [20, 40]}, taus=[1, 2, 4])
-        >>> prof["rho"]
-        {'a': [0.5, 0.5, 1.0], 'b': [0.5, 1.0, 1.0]}
-    """
-    labels = list(to_target)
-    table = np.array([to_target[label] for label in labels], np.float64)  # (n_opt, n_prob)
-    if taus is None:
-        taus = np.geomspace(1.0, PROFILE_TAU_MAX, 200)
-    taus = np.asarray(taus, np.float64)
-    best = table.min(axis=0) if table.size else np.zeros(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(np.isfinite(table), table / np.maximum(best, 1.0), np.inf)
-        ratio = np.where(np.isfinite(table) & (best == 0), np.where(table == 0, 1.0, np.inf), ratio)
-    n = max(table.shape[1], 1)
-    rho = {
-        label: [float(np.sum(ratio[i] <= t + 1e-12) / n) for t in taus]
-        for i, label in enumerate(labels)
-    }
-    grid = np.linspace(1.0, PROFILE_TAU_MAX, 601)
-    score = {
-        label: float(
-            np.trapezoid([np.sum(ratio[i] <= t + 1e-12) / n for t in grid], grid)
-            / (PROFILE_TAU_MAX - 1.0)
-        )
-        for i, label in enumerate(labels)
-    }
-    return {"taus": taus.tolist(), "rho": rho, "score": score}
-
-
-def _speedups(to_target: Mapping[str, Sequence[float]], reference: str) -> dict[str, Any]:
-    """Geometric-mean ratio ``reference steps / optimizer steps`` over problems both solved."""
-    if reference not in to_target:
-        return {}
-    ref = np.asarray(to_target[reference], np.float64)
-    out = {}
-    for label, values in to_target.items():
-        v = np.asarray(values, np.float64)
-        both = np.isfinite(ref) & np.isfinite(v)
-        ratios = np.maximum(ref[both], 1.0) / np.maximum(v[both], 1.0)
-        out[label] = {
-            "geomean_speedup": float(np.exp(np.mean(np.log(ratios)))) if ratios.size else None,
-            "problems_compared": int(both.sum()),
-            "solved_where_reference_did_not": int(np.sum(np.isfinite(v) & ~np.isfinite(ref))),
-        }
-    return out
 
 
 # --------------------------------------------------------------------------- #
@@ -405,7 +361,7 @@ def _speedups(to_target: Mapping[str, Sequence[float]], reference: str) -> dict[
 
 
 def _is_2d(problem: _problems.Problem) -> bool:
-    shapes = jax.eval_shape(problem.init, jax.random.PRNGKey(0))
+    shapes = jax.eval_shape(problem.init, jax.ShapeDtypeStruct((2,), np.uint32))  # no key made
     leaves = jax.tree.leaves(shapes)
     return len(leaves) == 1 and leaves[0].shape == (2,)
 
@@ -491,13 +447,7 @@ def _run_problem(problem, factories, rates, seeds, steps, batch_size, mesh=None)
     sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
     jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    data = problem.data
-    if mesh is not None:  # data split over the mesh (this process's rows), the rest replicated
-        from jaxgd import distributed
-
-        if data is not None:
-            data = distributed.shard_data(data, mesh, whole=True)
-        jrates, keys = distributed.replicate((jrates, keys), mesh)
+    data = problem.data  # with a mesh, minimize splits it over the devices itself
     minimiser = _minimiser(problem)
     t0 = time.perf_counter()
     compiled = jax.jit(sweep).lower(jrates, keys, data, minimiser).compile()
@@ -569,7 +519,8 @@ def compare(
 
     Args:
         problems: catalogue names or :class:`jaxgd.problems.Problem` objects.
-        optimizers: names from :data:`OPTIMIZERS`, or a dict label -> factory
+        optimizers: labels of the optimizer registry
+            (:func:`jaxgd.optimizers.names`), or a dict label -> factory
             taking ``learning_rate`` and returning a jaxgd optimizer
             (``{"vanilla": gd.sgd, "adam": gd.adam}``) or an optax one
             (``{"optax-lamb": optax.lamb}``: swept through
@@ -589,12 +540,19 @@ def compare(
             contributes its own rows.
 
     Returns:
-        A :class:`jaxgd.report.Comparison`: ``summary()``, ``to_markdown()``,
-        ``to_json()``, ``save(dir)``.
+        A :class:`jaxgd.results.Comparison`: ``summary()``,
+        ``summary_table()``, ``to_json()``; ``gd.report.save(result, dir)``
+        writes its report.
 
     Raises:
         ValueError: an unknown name, an empty or non-positive grid, seeds or
-            steps below 1; raised before anything compiles.
+            steps below 1, a ``batch_size`` above a problem's number of
+            examples, a history too big for this machine's memory; raised
+            before anything compiles (see :func:`check_arguments`).
+
+    Warns:
+        SweepSizeWarning: a comparison of more than 1 GiB of history or 100
+            times the default's run-steps, with its numbers.
 
     Example:
         >>> import jaxgd as gd
@@ -611,19 +569,15 @@ def compare(
     results = []
     items, bar = _progress_bar(problem_list, progress)
     started = time.perf_counter()
-    for item in items:
+    for problem in items:
         if bar is not None:
-            bar.set_postfix_str(item if isinstance(item, str) else item.name)
-        problem = _problems.get(item) if isinstance(item, str) else item
+            bar.set_postfix_str(problem.name)
         if problem.data is None:
             bs = None
         elif batch_size == "problem":
             bs = problem.batch_size
         else:
             bs = batch_size
-        if bs is not None:
-            n = jax.tree.leaves(problem.data)[0].shape[0]
-            bs = min(bs, n)
         results.append(_run_problem(problem, factories, rates, seed_list, steps, bs, mesh))
     if bar is not None:
         bar.close()
@@ -638,7 +592,7 @@ def compare(
         seeds=seed_list,
         steps=steps,
         profile=profile,
-        speedups=_speedups(solved, "vanilla" if "vanilla" in labels else labels[0]),
+        speedups=speedups(solved, "vanilla" if "vanilla" in labels else labels[0]),
         reference=("vanilla" if "vanilla" in labels else labels[0]),
         machine=machine(),
         total_seconds=total_seconds,

@@ -362,23 +362,21 @@ def auto_mesh(mesh: Mesh) -> Mesh:
 
 
 def place_run(
-    mesh: Mesh, data: Any, batch_size: int | None, replicated: Any
-) -> tuple[Any, Any, Callable[[Any, jax.Array], Any]]:
-    """``minimize(mesh=...)``'s placement: ``(data, replicated, gather)``.
+    mesh: Mesh, n_examples: int, batch_size: int | None, replicated: Any
+) -> tuple[Any, Callable[[Any, jax.Array], Any]]:
+    """``minimize(mesh=...)``'s placement, once the data is split (:func:`shard_data`):
+    ``(replicated, gather)``.
 
-    The data's examples are split over the mesh's data axis, every leaf of
-    ``replicated`` (params, key, hyperparameters, the loss's traced values)
-    is replicated on it, and ``gather`` is the minibatch gather the compiled
-    loop is handed (:class:`MeshGather`).
+    Every leaf of ``replicated`` (params, key, hyperparameters, the loss's
+    traced values) is replicated on the mesh, and ``gather`` is the minibatch
+    gather the compiled loop is handed (:class:`MeshGather`) for the
+    ``n_examples`` global rows.
     """
     mesh = auto_mesh(mesh)
-    axis = data_axis(mesh)
-    size = mesh.shape[axis]
+    size = mesh.shape[data_axis(mesh)]
     if batch_size is not None and batch_size % size:
         raise ValueError(_divisibility_message("batch_size", batch_size, size))
-    data = shard_data(data, mesh)
-    n_examples = jax.tree.leaves(data)[0].shape[0]
-    return data, replicate(replicated, mesh), MeshGather(mesh, n_examples)
+    return replicate(replicated, mesh), MeshGather(mesh, n_examples)
 
 
 @dataclass(frozen=True)

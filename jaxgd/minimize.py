@@ -24,7 +24,7 @@ import optax
 
 from jaxgd import checkpoint as _checkpoint
 from jaxgd import distributed
-from jaxgd.optimizers import check_optimizer
+from jaxgd.optimizers import Optimizer, check_optimizer
 from jaxgd.partition import Static, partition
 from jaxgd.run import checks
 from jaxgd.run.batches import take_rows
@@ -168,6 +168,12 @@ def minimize(
     progress = checks.check_bool("minimize", "progress", progress)
     params = checks.check_params(params)
     data, n_examples = checks.check_data(data)
+    if mesh is not None:  # the data split over the mesh: in several processes, the global rows
+        mesh = distributed.auto_mesh(mesh)
+        distributed.data_axis(mesh)
+        if data is not None:
+            data = distributed.shard_data(data, mesh)
+            n_examples = jax.tree.leaves(data)[0].shape[0]
     batch_size = _check_batch_size(batch_size, data, n_examples)
     key = checks.check_key(key, required=batch_size is not None, why="a minibatch run")
     checks.check_order_size(steps, batch_size, n_examples)
@@ -185,14 +191,10 @@ def minimize(
     loss_traced, loss_static = partition(loss)
     optimizer_traced, optimizer_static = partition(optimizer)
     gather = take_rows
-    if mesh is not None and data is not None:
-        data, (optimizer_traced, loss_traced, params, key, tol, target), gather = (
-            distributed.place_run(
-                mesh, data, batch_size, (optimizer_traced, loss_traced, params, key, tol, target)
-            )
+    if mesh is not None and data is not None:  # without data there is nothing to split
+        (optimizer_traced, loss_traced, params, key, tol, target), gather = distributed.place_run(
+            mesh, n_examples, batch_size, (optimizer_traced, loss_traced, params, key, tol, target)
         )
-    elif mesh is not None:
-        distributed.data_axis(mesh)  # checked; a loss without data has nothing to split
     spec = Spec(
         loss=loss_static,
         optimizer=optimizer_static,
@@ -202,7 +204,7 @@ def minimize(
         n_examples=n_examples,
         record_params=record_params,
         has_aux=has_aux,
-        extra_args=isinstance(optimizer, optax.GradientTransformationExtraArgs),
+        extra_args=isinstance(optimizer, optax.GradientTransformationExtraArgs | Optimizer),
         gather=gather,
         inner_steps=_INNER_STEPS if traced_call or jax.default_backend() != "cpu" else 1,
         select_update=jax.default_backend() != "cpu",
@@ -225,7 +227,9 @@ def minimize(
         return seen.run(leaves, params, data, key, tol, target)
     run_id = None
     if checkpoint is not None:
-        run_id = _fingerprint(loss, has_aux, optimizer, params, data, key, spec, tol, target, every)
+        run_id = lambda: _fingerprint(  # noqa: E731 - computed under the checkpoint's lock
+            loss, has_aux, optimizer, params, data, key, spec, tol, target, every
+        )
     return run_in_segments(
         spec,
         traced,

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgd import datasets
+
 __all__ = [
     "Problem",
     "beale",
@@ -31,6 +33,7 @@ __all__ = [
     "rosenbrock",
     "student_marks",
     "student_marks_data",
+    "summary",
 ]
 
 
@@ -64,7 +67,7 @@ class Problem:
     @property
     def dimension(self) -> int:
         """The number of scalar parameters (from the shapes ``init`` gives)."""
-        shapes = jax.eval_shape(self.init, jax.random.PRNGKey(0))
+        shapes = jax.eval_shape(self.init, _KEY_SHAPE)
         return int(sum(np.prod(s.shape, dtype=int) for s in jax.tree.leaves(shapes)))
 
 
@@ -100,9 +103,36 @@ def get(name: str, **options: Any) -> Problem:
     return _CATALOGUE[name](**options)
 
 
+_KEY_SHAPE = jax.ShapeDtypeStruct((2,), np.uint32)
+"""The shape of a ``jax.random.PRNGKey``: ``eval_shape(init, _KEY_SHAPE)`` makes no key."""
+
+
+def _array(x: Any, dtype: Any = np.float32) -> jax.Array:
+    """``x`` as a JAX array, placed on the device without compiling anything.
+
+    (``jnp.asarray`` of a NumPy array compiles a small copy program per new
+    shape; building a problem must not compile, so that a comparison's
+    arguments are checked before anything compiles.)
+    """
+    return jax.device_put(np.asarray(x, dtype))
+
+
+def summary(name: str) -> str:
+    """The problem's one-line summary (its builder's first docstring line), without building it.
+
+    Example:
+        >>> import jaxgd as gd
+        >>> gd.problems.summary("booth")
+        'f(x, y) = (x + 2y - 7)^2 + (2x + y - 5)^2: a tilted quadratic bowl.'
+    """
+    if name not in _CATALOGUE:
+        raise ValueError(f"unknown problem {name!r}; the catalogue has: {', '.join(names())}.")
+    return (_CATALOGUE[name].__doc__ or "").strip().splitlines()[0].replace("``", "")
+
+
 def _start_near(center: Any, spread: float) -> Callable[[jax.Array], Any]:
     """``init(key)``: ``center`` plus Gaussian noise of scale ``spread``."""
-    center = jnp.asarray(center, jnp.float32)
+    center = _array(center, np.float32)
 
     def init(key):
         return center + spread * jax.random.normal(key, center.shape, center.dtype)
@@ -127,8 +157,8 @@ def quadratic(condition_number: float = 100.0, angle: float = np.pi / 6) -> Prob
         raise ValueError(f"quadratic: condition_number must be >= 1, got {condition_number!r}.")
     c, s = np.cos(angle), np.sin(angle)
     rotation = np.array([[c, -s], [s, c]])
-    hessian = jnp.asarray(rotation @ np.diag([1.0, condition_number]) @ rotation.T, jnp.float32)
-    optimum = jnp.array([1.0, -1.0])
+    hessian = _array(rotation @ np.diag([1.0, condition_number]) @ rotation.T, np.float32)
+    optimum = _array([1.0, -1.0])
 
     def loss(x):
         d = x - optimum
@@ -162,7 +192,7 @@ def _textbook(
         init=_start_near(start, spread),
         data=None,
         optimum_value=0.0,
-        optimum_params=jnp.asarray(optimum_params, jnp.float32),
+        optimum_params=_array(optimum_params, np.float32),
         target=target,
         description=description,
     )
@@ -351,9 +381,9 @@ def student_marks(n: int = 200, seed: int = 0) -> Problem:
         name="student_marks",
         loss=loss,
         init=init,
-        data=(jnp.asarray(z, jnp.float32), jnp.asarray(marks)),
+        data=(_array(z, np.float32), _array(marks)),
         optimum_value=optimum_value,
-        optimum_params={k: jnp.float32(v) for k, v in zip(names_, coef, strict=True)},
+        optimum_params={k: _array(v) for k, v in zip(names_, coef, strict=True)},
         target=optimum_value * 1.01,
         description="marks from hours studied and attendance (standardised), least squares",
     )
@@ -367,76 +397,9 @@ _L2 = 1e-3
 """The L2 weight of the logistic and softmax problems (see their docstrings)."""
 
 
-def _standardise(x: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance per column; constant columns (std 0) become 0."""
-    std = x.std(axis=0)
-    return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
-
-
-@functools.cache
-def _sklearn_data(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(standardised features float64, targets)`` of a bundled scikit-learn set."""
-    from sklearn import datasets  # imported here: importing jaxgd stays fast
-
-    loader = {
-        "diabetes": datasets.load_diabetes,
-        "breast_cancer": datasets.load_breast_cancer,
-        "digits": datasets.load_digits,
-    }[name]
-    x, y = loader(return_X_y=True)
-    return _standardise(np.asarray(x, np.float64)), np.asarray(y)
-
-
-def _l2_logistic_optimum(x: np.ndarray, y: np.ndarray, n_classes: int | None) -> tuple:
-    """Minimise the L2-penalised cross-entropy in float64 with SciPy's L-BFGS.
-
-    The objective is exactly the one the problem's JAX loss computes:
-    ``mean(cross_entropy(x @ w + b, y)) + l2 * 0.5 * (|w|^2 + |b|^2)``
-    (binary from one logit when ``n_classes`` is None, softmax otherwise).
-    The penalty makes it strongly convex, so the minimiser is unique; L-BFGS
-    runs to a gradient norm ``|g| <= 1e-10``; by strong convexity (modulus at
-    least the L2 weight) the value is then within ``|g|^2 / (2 * 1e-3) < 1e-17``
-    of the minimum.
-    """
-    from scipy.optimize import minimize as scipy_minimize
-    from scipy.special import expit, log_softmax, softmax
-
-    n, d = x.shape
-    k = 1 if n_classes is None else n_classes
-
-    def value_and_grad(theta):
-        w, b = theta[: d * k].reshape(d, k), theta[d * k :]
-        z = x @ w + b
-        if n_classes is None:
-            z = z[:, 0]
-            value = np.mean(np.logaddexp(0.0, z) - y * z)
-            dz = ((expit(z) - y) / n)[:, None]
-        else:
-            value = -np.mean(log_softmax(z, axis=1)[np.arange(n), y])
-            dz = softmax(z, axis=1)
-            dz[np.arange(n), y] -= 1.0
-            dz /= n
-        value += _L2 * 0.5 * float(theta @ theta)
-        grad = np.concatenate([(x.T @ dz).ravel(), dz.sum(axis=0)]) + _L2 * theta
-        return value, grad
-
-    out = scipy_minimize(
-        value_and_grad,
-        np.zeros(d * k + k),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 20000, "gtol": 1e-10, "ftol": 0.0, "maxcor": 30},
-    )
-    theta = out.x
-    w, b = theta[: d * k].reshape(d, k), theta[d * k :]
-    if n_classes is None:
-        w, b = w[:, 0], b[0]
-    return float(out.fun), w, b
-
-
 @functools.cache
 def _diabetes_optimum() -> tuple[float, np.ndarray]:
-    x, y = _sklearn_data("diabetes")
+    x, y = datasets.load("diabetes")
     design = np.column_stack([x, np.ones(len(y))])
     coef, *_ = np.linalg.lstsq(design, y.astype(np.float64), rcond=None)
     return float(np.mean((design @ coef - y) ** 2)), coef
@@ -463,16 +426,16 @@ def diabetes_linear() -> Problem:
     from jaxgd.losses import mse, objective
     from jaxgd.models import linear
 
-    x, y = _sklearn_data("diabetes")
+    x, y = datasets.load("diabetes")
     value, coef = _diabetes_optimum()
     model = linear(x.shape[1])
     return Problem(
         name="diabetes_linear",
         loss=objective(model, mse),
         init=model.init,
-        data=(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)),
+        data=(_array(x, np.float32), _array(y, np.float32)),
         optimum_value=value,
-        optimum_params={"w": jnp.asarray(coef[:-1], jnp.float32), "b": jnp.float32(coef[-1])},
+        optimum_params={"w": _array(coef[:-1], np.float32), "b": _array(coef[-1])},
         target=value * 1.01,
         description="diabetes progression (442 patients, 10 features), linear least squares",
     )
@@ -480,8 +443,8 @@ def diabetes_linear() -> Problem:
 
 @functools.cache
 def _breast_cancer_optimum() -> tuple:
-    x, y = _sklearn_data("breast_cancer")
-    return _l2_logistic_optimum(x, y.astype(np.float64), None)
+    x, y = datasets.load("breast_cancer")
+    return datasets.l2_cross_entropy_optimum(x, y.astype(np.float64), None, _L2)
 
 
 @_register
@@ -501,21 +464,21 @@ def breast_cancer_logistic() -> Problem:
     Example:
         >>> import jaxgd as gd
         >>> round(gd.problems.get("breast_cancer_logistic").optimum_value, 4)
-        0.0...
+        0.0598
     """
     from jaxgd.losses import binary_cross_entropy, objective
     from jaxgd.models import logistic
 
-    x, y = _sklearn_data("breast_cancer")
+    x, y = datasets.load("breast_cancer")
     value, w, b = _breast_cancer_optimum()
     model = logistic(x.shape[1])
     return Problem(
         name="breast_cancer_logistic",
         loss=objective(model, binary_cross_entropy, l2=_L2),
         init=model.init,
-        data=(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)),
+        data=(_array(x, np.float32), _array(y, np.float32)),
         optimum_value=value,
-        optimum_params={"w": jnp.asarray(w, jnp.float32), "b": jnp.float32(b)},
+        optimum_params={"w": _array(w, np.float32), "b": _array(b)},
         target=value * 1.01,
         description="breast-cancer diagnosis (569 tumours, 30 features), L2 logistic regression",
     )
@@ -523,8 +486,8 @@ def breast_cancer_logistic() -> Problem:
 
 @functools.cache
 def _digits_optimum() -> tuple:
-    x, y = _sklearn_data("digits")
-    return _l2_logistic_optimum(x, y.astype(np.int64), 10)
+    x, y = datasets.load("digits")
+    return datasets.l2_cross_entropy_optimum(x, y.astype(np.int64), 10, _L2)
 
 
 @_register
@@ -549,16 +512,16 @@ def digits_softmax() -> Problem:
     from jaxgd.losses import objective, softmax_cross_entropy
     from jaxgd.models import softmax
 
-    x, y = _sklearn_data("digits")
+    x, y = datasets.load("digits")
     value, w, b = _digits_optimum()
     model = softmax(x.shape[1], 10)
     return Problem(
         name="digits_softmax",
         loss=objective(model, softmax_cross_entropy, l2=_L2),
         init=model.init,
-        data=(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)),
+        data=(_array(x, np.float32), _array(y, np.int32)),
         optimum_value=value,
-        optimum_params={"w": jnp.asarray(w, jnp.float32), "b": jnp.asarray(b, jnp.float32)},
+        optimum_params={"w": _array(w, np.float32), "b": _array(b, np.float32)},
         target=value * 1.01,
         description="handwritten digits (1797 images, 64 pixels), L2 softmax regression",
     )
@@ -586,13 +549,13 @@ def digits_mlp(hidden: int = 32) -> Problem:
     from jaxgd.losses import objective, softmax_cross_entropy
     from jaxgd.models import mlp
 
-    x, y = _sklearn_data("digits")
+    x, y = datasets.load("digits")
     model = mlp((x.shape[1], hidden, 10))
     return Problem(
         name="digits_mlp",
         loss=objective(model, softmax_cross_entropy),
         init=model.init,
-        data=(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)),
+        data=(_array(x, np.float32), _array(y, np.int32)),
         optimum_value=0.0,
         optimum_params=None,
         target=0.01,

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgd.optimizers import check_optimizer
+from jaxgd.optimizers import Optimizer, check_optimizer
 from jaxgd.partition import Static, combine, partition
 from jaxgd.run.checks import check_bool
 
@@ -41,7 +41,12 @@ def _step(
     loss = combine(loss_traced, loss_static)
     optimizer = combine(optimizer_traced, optimizer_static)
     value, grads = jax.value_and_grad(loss, has_aux=has_aux)(params, *batch)
-    updates, state = optimizer.update(grads, state, params)
+    extra = {}
+    if isinstance(optimizer, optax.GradientTransformationExtraArgs | Optimizer):
+        # optax's line searches and L-BFGS evaluate the loss themselves
+        scalar = (lambda p: loss(p, *batch)[0]) if has_aux else (lambda p: loss(p, *batch))
+        extra = dict(value=value[0] if has_aux else value, grad=grads, value_fn=scalar)
+    updates, state = optimizer.update(grads, state, params, **extra)
     return optax.apply_updates(params, updates), state, value
 
 

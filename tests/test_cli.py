@@ -1,21 +1,40 @@
-"""Tests for the jaxgd command: listing, a small run, and one-line errors with status 2."""
+"""Tests for the jaxgd command: listing, a small run, its defaults, one-line errors with
+status 2 before anything compiles, real errors with their traceback, and the compile cache."""
 
 from __future__ import annotations
 
+import importlib
+import os
+import pathlib
+import re
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from jaxgd import problems
-from jaxgd.cli import main
+from jaxgd.cli import cache_dir, main
+
+cmp = importlib.import_module("jaxgd.compare")  # the module (gd.compare is the function)
+ROOT = pathlib.Path(__file__).parents[1]
+SMALL = ["--problems", "booth", "--optimizers", "vanilla", "--steps", "10", "--seeds", "1"]
+SMALL += ["--learning-rates", "0.1", "--no-progress"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The environment of a subprocess that imports this checkout's jaxgd."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
 
 
 def test_problems_lists_the_catalogue(capsys):
     assert main(["problems"]) == 0
     out = capsys.readouterr().out
+    assert len(out.strip().splitlines()) == len(problems.names())
     for name in problems.names():
-        assert name in out
+        assert re.search(rf"^{name} +{re.escape(problems.summary(name))}$", out, re.M)
     assert "banana" in out
 
 
@@ -23,7 +42,7 @@ def test_compare_small_run(tmp_path, capsys):
     out = tmp_path / "report"
     argv = ["compare", "--problems", "booth", "--optimizers", "vanilla,adam", "--steps", "30"]
     argv += ["--seeds", "1", "--learning-rates", "0.01,0.1", "--out", str(out), "--no-progress"]
-    assert main(argv) == 0
+    assert main([*argv, "--no-cache"]) == 0
     printed = capsys.readouterr().out
     assert "booth" in printed and "vanilla" in printed and "adam" in printed
     assert str(out / "report.md") in printed
@@ -31,37 +50,120 @@ def test_compare_small_run(tmp_path, capsys):
     assert (out / "figures" / "loss_booth.png").is_file()
 
 
-@pytest.mark.parametrize(
-    ("argv", "match"),
-    [
-        (["compare", "--steps", "0"], "steps"),
-        (["compare", "--steps", "ten"], "--steps"),
-        (["compare", "--seeds", "0"], "seeds"),
-        (["compare", "--problems", "nope"], "unknown problem 'nope'"),
-        (["compare", "--optimizers", "sgd"], "unknown optimizer 'sgd'"),
-        (["compare", "--learning-rates", "0.1,x"], "--learning-rates"),
-        (["compare", "--learning-rates", "0,0.1"], "learning_rates"),
-        (["compare", "--learning-rates", ","], "learning_rates is empty"),
-        (["compare", "--batch-size", "-3"], "batch-size"),
-        (["compare", "--frob"], "unrecognized arguments"),
-        (["frob"], "invalid choice"),
-        ([], "required"),
-    ],
-)
-def test_bad_arguments_exit_2_with_one_line(argv, match, capsys, tmp_path):
-    assert main([*argv, "--out", str(tmp_path / "r")] if argv[:1] == ["compare"] else argv) == 2
+def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
+    """`jaxgd compare` with no flags runs what the comparing guide says it runs."""
+    called = {}
+
+    def fake_compare(problem_list, optimizers, **kwargs):
+        called.update(problems=problem_list, optimizers=optimizers, **kwargs)
+        raise KeyboardInterrupt  # stop before running anything
+
+    monkeypatch.setattr(cmp, "compare", fake_compare)
+    assert main(["compare", "--out", str(tmp_path / "r"), "--no-cache"]) == 130
+    names = [p.name for p in called["problems"]]
+    assert names == [n for n in problems.names() if n != "digits_mlp"]
+    assert list(called["optimizers"]) == ["vanilla", "momentum", "adam"]
+    rates = called["learning_rates"]["vanilla"]
+    np.testing.assert_allclose(rates, [10 ** (k / 2) for k in range(-8, 4)], rtol=2e-3)
+    assert called["seeds"] == (0, 1, 2) and called["steps"] == 500
+    assert called["batch_size"] == "problem" and called["progress"] is True
+    readme = " ".join((ROOT / "docs" / "guides" / "comparing.md").read_text().split())
+    said = re.search(
+        r"default `jaxgd compare` \((\d+) problems x (\d+) optimizers x (\d+) rates x (\d+) "
+        r"seeds = (\d+) runs of (\d+) steps",
+        readme,
+    )
+    assert said, "the comparing guide's runtime paragraph moved"
+    n_problems, n_opt, n_rates, n_seeds, n_runs, steps = map(int, said.groups())
+    assert (n_problems, n_opt, n_rates, n_seeds, steps) == (len(names), 3, len(rates), 3, 500)
+    assert n_runs == n_problems * n_opt * n_rates * n_seeds
+    assert "`1e-4` to `31.6`; 3 seeds; 500 steps" in readme
+    assert "jaxgd compare # vanilla, momentum, Adam on 9 problems" in readme
+
+
+BAD = [
+    (["compare", "--steps", "0"], "steps"),
+    (["compare", "--steps", "ten"], "--steps"),
+    (["compare", "--seeds", "0"], "seeds"),
+    (["compare", "--problems", "nope"], "unknown problem 'nope'"),
+    (["compare", "--optimizers", "sgd"], "unknown optimizer 'sgd'"),
+    (["compare", "--learning-rates", "0.1,x"], "--learning-rates"),
+    (["compare", "--learning-rates", "0,0.1"], "learning_rates"),
+    (["compare", "--learning-rates", ","], "learning_rates is empty"),
+    (["compare", "--batch-size", "-3"], "batch-size"),
+    (["compare", "--batch-size", "201", "--problems", "student_marks"], "has 200, got 201"),
+    (
+        ["compare", "--seeds", "9999", "--steps", "999999", "--problems", "booth,student_marks"],
+        "GiB of memory; use fewer seeds",
+    ),
+    (["compare", "--frob"], "unrecognized arguments"),
+    (["frob"], "invalid choice"),
+    ([], "required"),
+]
+
+
+@pytest.mark.parametrize(("argv", "match"), BAD, ids=[" ".join(a) or "nothing" for a, _ in BAD])
+def test_bad_arguments_exit_2_with_one_line(argv, match, capsys, tmp_path, count_compiles):
+    argv = [*argv, "--out", str(tmp_path / "r")] if argv[:1] == ["compare"] else argv
+    with count_compiles() as compiles:
+        status = main([*argv, "--no-cache"] if argv[:1] == ["compare"] else argv)
+    assert status == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("jaxgd: error:")
     assert match in lines[0]
-    assert not (tmp_path / "r").exists()  # nothing written, nothing compiled
+    assert not (tmp_path / "r").exists()  # nothing written
+    assert compiles.count == 0  # nothing compiled
+    assert jax.config.jax_compilation_cache_dir is None  # the cache left off
 
 
-def test_unwritable_out_exits_2(tmp_path, capsys):
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    assert main(["compare", "--out", str(blocker / "report")]) == 2
-    assert "cannot write the report folder" in capsys.readouterr().err
+def test_the_compile_counter_counts_here(count_compiles):
+    """Positive control for the test above: a fresh jit counts one compilation."""
+    x = jnp.ones(3)
+    with count_compiles() as compiles:
+        jax.jit(lambda v: v * 3.0 + 1.0)(x).block_until_ready()
+    assert compiles.count == 1
+
+
+@pytest.mark.parametrize(
+    ("out", "match"),
+    [
+        ("", "the report folder is an empty name"),
+        (".", "is the current folder"),
+        ("mine", "is not a jaxgd report"),
+        ("a-file/report", "cannot write the report folder"),
+    ],
+)
+def test_bad_out_folders_exit_2_and_leave_everything(out, match, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "report.md").write_text("my own notes")
+    (tmp_path / "a-file").write_text("")
+    assert main(["compare", "--out", out, "--no-cache"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and match in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "mine"]
+    assert (tmp_path / "mine" / "report.md").read_text() == "my own notes"
+
+
+def test_a_big_comparison_gets_a_one_line_warning(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cmp, "HISTORY_WARNING_BYTES", 100)
+    monkeypatch.setattr(cmp, "compare", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["compare", *SMALL, "--out", str(tmp_path / "r"), "--no-cache"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("jaxgd: warning: compare: a big comparison: 1 runs x their steps")
+    assert "GiB of history" in err[0] and err[1] == "jaxgd: interrupted"
+
+
+def test_an_error_during_the_run_is_not_a_usage_error(tmp_path, monkeypatch):
+    """A ValueError raised by the run itself keeps its traceback (exit status 1)."""
+
+    def broken(*args, **kwargs):
+        raise ValueError("something deep in a run")
+
+    monkeypatch.setattr(cmp, "compare", broken)
+    with pytest.raises(ValueError, match="something deep in a run"):
+        main(["compare", *SMALL, "--out", str(tmp_path / "r"), "--no-cache"])
 
 
 def test_console_script_exit_status_and_no_traceback():
@@ -70,20 +172,89 @@ def test_console_script_exit_status_and_no_traceback():
         capture_output=True,
         text=True,
         timeout=120,
+        env=_env(),
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "unknown problem" in proc.stderr
 
 
+def test_a_run_error_exits_1_with_its_traceback(tmp_path):
+    code = (
+        "import importlib, sys\n"
+        "c = importlib.import_module('jaxgd.compare')\n"
+        "def broken(*a, **k): raise ValueError('deep in the run')\n"
+        "c.compare = broken\n"
+        "from jaxgd.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "compare", *SMALL, "--out", str(tmp_path / "r"), "--no-cache"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+    )
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ValueError: deep in the run" in proc.stderr
+
+
+def test_the_cache_folder_follows_xdg_cache_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "jaxgd" / "xla"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    if sys.platform.startswith("linux"):
+        assert cache_dir() == pathlib.Path.home() / ".cache" / "jaxgd" / "xla"
+
+
+def _cli(tmp_path: pathlib.Path, *flags: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxgd", "compare", *SMALL, "--out", str(tmp_path / "r"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(XDG_CACHE_HOME=str(tmp_path / "cache")),
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _entries(folder: pathlib.Path) -> set[str]:
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def test_a_second_run_compiles_nothing_new(tmp_path):
+    """The persistent compilation cache: the first run fills it, the second only reads."""
+    cache = tmp_path / "cache" / "jaxgd" / "xla"
+    _cli(tmp_path, "--no-cache")
+    assert not cache.exists()
+    _cli(tmp_path)
+    first = _entries(cache)
+    assert len(first) >= 2  # the sweep and the figures' small programs at least
+    _cli(tmp_path)
+    assert _entries(cache) == first  # every program came from the cache
+
+
 @pytest.mark.slow
 def test_quick_compare_end_to_end(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "jaxgd", "compare", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", "jaxgd", "compare", "--quick", "--out", str(tmp_path / "r")],
         capture_output=True,
         text=True,
         timeout=600,
+        env=_env(XDG_CACHE_HOME=str(tmp_path / "cache")),
     )
     assert proc.returncode == 0, proc.stderr
-    assert "Report:" in proc.stdout and (tmp_path / "report.md").is_file()
-    assert "compare" in proc.stderr  # the tqdm progress bar
+    assert "Report:" in proc.stdout and (tmp_path / "r" / "report.md").is_file()
+    # The tqdm bar over the 4 problems: its last state shows 4/4 done and a rate.
+    bar = proc.stderr.replace("\r", "\n").strip().splitlines()
+    assert re.search(r"compare: 100%\|.*\| 4/4 \[.*(s/problem|problem/s)", bar[-1]), bar[-1]
+
+
+def test_the_progress_bar_counts_problems(tmp_path, capsys):
+    argv = ["compare", "--problems", "booth,beale", "--optimizers", "vanilla", "--steps", "10"]
+    argv += ["--seeds", "1", "--learning-rates", "0.1", "--out", str(tmp_path / "r")]
+    assert main([*argv, "--no-cache"]) == 0
+    states = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()
+    assert re.match(r"compare:\s+0%\|.*\| 0/2 \[", states[0]), states[0]
+    assert re.search(r"compare: 100%\|.*\| 2/2 \[.*(s/problem|problem/s), beale\]", states[-1])

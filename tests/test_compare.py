@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import jaxgd as gd
+from jaxgd import protocol
 
 cmp = importlib.import_module("jaxgd.compare")
 
@@ -141,7 +142,7 @@ def test_a_nan_never_poisons_the_mean():
     diverged = np.array([[False, True, False]])
     idx = cmp.choose_learning_rate(loss, diverged, np.full((1, 3), np.inf), 0.1)
     assert idx == 0
-    runs = gd.report.OptimizerRuns(
+    runs = gd.results.OptimizerRuns(
         learning_rates=np.array([0.1]),
         final_loss=loss,
         status=np.array([[0, 3, 0]]),
@@ -164,13 +165,24 @@ def test_performance_profile_by_hand():
     assert prof["rho"]["a"] == pytest.approx([1 / 3, 2 / 3, 2 / 3])
     # b is best on problems 2 and 3, within 2x on problem 1.
     assert prof["rho"]["b"] == pytest.approx([2 / 3, 1.0, 1.0])
+    # The score is the area under rho over [1, 4] over 3: a problem solved at ratio r adds
+    # (4 - r) / 3 / n_problems. a: ratios 1, 2, inf -> (3 + 2 + 0) / 9; b: 2, 1, 1 -> 8 / 9.
+    assert prof["score"]["a"] == pytest.approx(5 / 9, rel=1e-12)
+    assert prof["score"]["b"] == pytest.approx(8 / 9, rel=1e-12)
     fastest = cmp.performance_profile({"x": [1, 2], "y": [3, 4]})
-    assert fastest["score"]["x"] == pytest.approx(1.0)
-    assert 0 < fastest["score"]["y"] < 1
+    assert fastest["score"]["x"] == 1.0
+    assert fastest["score"]["y"] == pytest.approx(((4 - 3) + (4 - 2)) / 2 / 3, rel=1e-12)
+    # The area of the profile the figure draws, on a fine grid, agrees to the grid's step.
+    taus = np.linspace(1.0, 4.0, 30_001)
+    fine = cmp.performance_profile({"a": [10, 100, np.inf], "b": [20, 50, 30]}, taus=taus)
+    for label in "ab":
+        rho = np.asarray(fine["rho"][label])
+        riemann = np.sum(rho[:-1] * np.diff(taus)) / 3  # left sums of a right-continuous step
+        assert riemann == pytest.approx(prof["score"][label], abs=3 * 1e-4)
 
 
 def test_speedup_is_a_geometric_mean():
-    out = cmp._speedups({"vanilla": [100, 100, np.inf], "adam": [25, 400, 10]}, "vanilla")
+    out = protocol.speedups({"vanilla": [100, 100, np.inf], "adam": [25, 400, 10]}, "vanilla")
     assert out["adam"]["geomean_speedup"] == pytest.approx(1.0)  # sqrt(4 * 1/4)
     assert out["adam"]["problems_compared"] == 2
     assert out["adam"]["solved_where_reference_did_not"] == 1
@@ -204,6 +216,8 @@ def no_compiling(monkeypatch):
         ({"steps": 0}, "steps must be a positive integer"),
         ({"steps": 2.5}, "steps must be a positive integer"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"batch_size": 201, "problems": ["student_marks"]}, "student_marks has 200, got 201"),
+        ({"seeds": 10**6, "steps": 10**4}, r"than this machine's .* GiB of memory; use fewer"),
     ],
 )
 def test_bad_arguments_raise_before_compiling(no_compiling, kwargs, match):
@@ -217,6 +231,43 @@ def test_bad_arguments_raise_before_compiling(no_compiling, kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         gd.compare(args.pop("problems"), args.pop("optimizers"), **args)
+
+
+def test_a_batch_as_large_as_the_data_is_accepted(no_compiling):
+    problems, *_, batch_size = cmp.check_arguments(["student_marks"], ["vanilla"], [0.1], 1, 5, 200)
+    assert batch_size == 200 == problems[0].data[0].shape[0]
+
+
+def test_the_footprint_counts_runs_steps_and_history():
+    booth, marks = gd.problems.get("booth"), gd.problems.get("student_marks")
+    size = cmp.footprint([booth, marks], {"a": [0.1, 0.2], "b": [0.3]}, seeds=4, steps=50)
+    assert size.runs == 2 * 3 * 4 and size.run_steps == size.runs * 50
+    # Per run-step: loss and grad norm (float32) recorded, loss kept (float64) = 16 bytes;
+    # Booth is 2-D: its params recorded and kept (2 x float32 each) add 16.
+    assert size.history_bytes == 12 * 50 * 32 + 12 * 50 * 16
+    assert cmp.footprint([booth], {"a": [0.1]}, 1, 1).history_bytes == 32
+
+
+def test_a_big_comparison_is_warned_of_with_its_numbers(monkeypatch):
+    monkeypatch.setattr(cmp, "HISTORY_WARNING_BYTES", 1000)
+    with pytest.warns(cmp.SweepSizeWarning, match=r"12 runs .* 600 run-steps .* GiB of history"):
+        cmp.check_arguments(["booth"], ["vanilla", "adam"], [0.1, 0.2, 0.3], 2, 50, None)
+    monkeypatch.setattr(cmp, "HISTORY_WARNING_BYTES", 10**9)
+    monkeypatch.setattr(cmp, "RUN_STEPS_WARNING", 599)
+    with pytest.warns(cmp.SweepSizeWarning, match="may take long"):
+        cmp.check_arguments(["booth"], ["vanilla", "adam"], [0.1, 0.2, 0.3], 2, 50, None)
+
+
+def test_the_default_comparison_is_not_warned_of(recwarn):
+    cmp.check_arguments(
+        cmp.DEFAULT_PROBLEMS,
+        cmp.DEFAULT_OPTIMIZERS,
+        cmp.DEFAULT_LEARNING_RATES,
+        cmp.DEFAULT_SEEDS,
+        cmp.DEFAULT_STEPS,
+        "problem",
+    )
+    assert not [w for w in recwarn if issubclass(w.category, cmp.SweepSizeWarning)]
 
 
 def test_a_factory_must_make_an_optimizer(no_compiling):
@@ -243,3 +294,26 @@ def test_optax_factories_are_swept_like_jaxgd_ones():
     assert rows["optax"]["final_loss_mean"] == pytest.approx(
         rows["jaxgd"]["final_loss_mean"], rel=1e-6, abs=1e-12
     )
+
+
+def test_the_protocol_imports_nothing_of_jaxgd():
+    import ast
+    import pathlib
+
+    source = pathlib.Path(protocol.__file__).read_text()
+    modules = [
+        n.module if isinstance(n, ast.ImportFrom) else a.name
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in (n.names if isinstance(n, ast.Import) else [None])
+    ]
+    assert modules and not [m for m in modules if m and m.startswith("jaxgd")]
+
+
+def test_every_listed_optimizer_runs_and_descends():
+    """The one list: every label of the optimizer registry (what the CLI accepts) runs."""
+    labels = gd.optimizers.names()
+    c = gd.compare(["booth"], labels, learning_rates=[0.01], seeds=1, steps=20)
+    assert [r["optimizer"] for r in c.summary()] == labels
+    for label, runs in c.problems[0].optimizers.items():
+        assert runs.final_loss[0, 0] < runs.curves[0, 0, 0], label  # below the start

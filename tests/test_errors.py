@@ -1,9 +1,9 @@
 """The error catalogue: every bad input a user can give gets a clear error that
 names the argument (and says the fix), raised before anything compiles.
 
-``CATALOGUE`` is the table in README.md ("Errors and their fixes"): each row
-there has its id here, and ``test_readme_lists_every_case`` keeps the two in
-step.
+``CATALOGUE`` is the table of the documentation's "Errors and their fixes"
+(docs/guides/errors.md): each row there has its id here, and
+``test_the_error_table_lists_every_case`` keeps the two in step.
 """
 
 import os
@@ -33,6 +33,18 @@ LRS_WITH_NEGATIVE = jnp.array([0.1, -0.1])
 ONES2 = jnp.ones(2)
 X_NONE, Y_NONE = X[:0], Y[:0]
 TMP_RUN = os.path.join(tempfile.mkdtemp(), "run")
+ADAMW_STATE = gd.adamw(0.1).init(ONES2)
+ARMIJO = gd.optimizers.get("armijo")(0.1)
+ARMIJO_STATE = ARMIJO.init(ONES2)
+
+
+class _NoRule(gd.Optimizer):
+    """A rule of one's own that forgot to write its rule."""
+
+    learning_rate: float
+
+    def init(self, params):
+        return ()
 
 
 def run(**overrides):
@@ -61,25 +73,116 @@ def _unwritable_dir():
 # (id, what to call, exception type, a regex the message must match)
 CATALOGUE = [
     # optimizer hyperparameters, at construction
-    ("lr-negative", lambda: gd.sgd(-0.1), ValueError, "learning_rate.*>= 0"),
-    ("lr-nan", lambda: gd.adam(float("nan")), ValueError, "learning_rate"),
-    ("lr-inf", lambda: gd.momentum(float("inf")), ValueError, "learning_rate"),
-    ("lr-not-a-number", lambda: gd.sgd("fast"), TypeError, "learning_rate.*float"),
-    ("beta-one", lambda: gd.momentum(0.1, beta=1.0), ValueError, r"beta.*\[0, 1\)"),
-    ("beta-negative", lambda: gd.momentum(0.1, beta=-0.5), ValueError, "beta"),
-    ("b1-out-of-range", lambda: gd.adam(b1=1.5), ValueError, "b1"),
-    ("b2-one", lambda: gd.adam(b2=1.0), ValueError, "b2"),
-    ("eps-zero", lambda: gd.adam(eps=0.0), ValueError, "eps.*> 0"),
-    ("eps-negative", lambda: gd.rmsprop(0.1, eps=-1e-8), ValueError, "eps"),
-    ("decay-one", lambda: gd.rmsprop(0.1, decay=1.0), ValueError, "decay"),
-    ("weight-decay-negative", lambda: gd.adamw(weight_decay=-1.0), ValueError, "weight_decay"),
+    (
+        "lr-negative",
+        lambda: gd.sgd(-0.1),
+        ValueError,
+        r"learning_rate must be a finite number >= 0.*got -0.1; use a positive step size",
+    ),
+    (
+        "lr-nan",
+        lambda: gd.adam(float("nan")),
+        ValueError,
+        r"learning_rate must be a finite number >= 0.*got nan; use a positive step size",
+    ),
+    (
+        "lr-inf",
+        lambda: gd.momentum(float("inf")),
+        ValueError,
+        r"learning_rate must be a finite number >= 0.*got inf; use a positive step size",
+    ),
+    (
+        "lr-not-a-number",
+        lambda: gd.sgd("fast"),
+        TypeError,
+        r"learning_rate must be a finite number.*got 'fast' of type str; pass a float",
+    ),
+    (
+        "beta-one",
+        lambda: gd.momentum(0.1, beta=1.0),
+        ValueError,
+        r"beta must be a number in \[0, 1\), got 1.0; use a value such as 0.9.*never forget",
+    ),
+    (
+        "beta-negative",
+        lambda: gd.momentum(0.1, beta=-0.5),
+        ValueError,
+        r"beta must be a number in \[0, 1\), got -0.5; use a value such as 0.9",
+    ),
+    (
+        "b1-out-of-range",
+        lambda: gd.adam(b1=1.5),
+        ValueError,
+        r"b1 must be a number in \[0, 1\), got 1.5; use a value such as 0.9",
+    ),
+    (
+        "b2-one",
+        lambda: gd.adam(b2=1.0),
+        ValueError,
+        r"b2 must be a number in \[0, 1\), got 1.0; use a value such as 0.9.*never forget",
+    ),
+    (
+        "eps-zero",
+        lambda: gd.adam(eps=0.0),
+        ValueError,
+        r"eps must be a finite number > 0, got 0.0; use a small positive value such as 1e-8",
+    ),
+    (
+        "eps-negative",
+        lambda: gd.rmsprop(0.1, eps=-1e-8),
+        ValueError,
+        r"eps must be a finite number > 0, got -1e-08; use a small positive value",
+    ),
+    (
+        "decay-one",
+        lambda: gd.rmsprop(0.1, decay=1.0),
+        ValueError,
+        r"decay must be a number in \[0, 1\), got 1.0; use a value such as 0.9",
+    ),
+    (
+        "weight-decay-negative",
+        lambda: gd.adamw(weight_decay=-1.0),
+        ValueError,
+        r"weight_decay must be a finite number >= 0, got -1.0; use 0 to switch it off",
+    ),
     (
         "accumulator-negative",
         lambda: gd.adagrad(0.1, initial_accumulator_value=-1.0),
         ValueError,
-        "initial_accumulator_value",
+        r"initial_accumulator_value must be a finite number >= 0, got -1.0; use 0",
     ),
-    ("lr-array-with-negative", lambda: gd.sgd(LRS_WITH_NEGATIVE), ValueError, "learning_rate"),
+    (
+        "lr-array-with-negative",
+        lambda: gd.sgd(LRS_WITH_NEGATIVE),
+        ValueError,
+        r"learning_rate must be a finite number >= 0.*-0.1.*use a positive step size",
+    ),
+    # optimizers: the registry, the protocol, rules of one's own
+    (
+        "optimizer-unknown",
+        lambda: gd.optimizers.get("adamm"),
+        ValueError,
+        r"unknown optimizer 'adamm'; known optimizers: vanilla, .*adam, .*armijo",
+    ),
+    (
+        "adamw-without-params",
+        lambda: gd.adamw(0.1).update(ONES2, ADAMW_STATE),
+        ValueError,
+        r"adamw.update needs params.*call opt.update\(grads, state, params\)",
+    ),
+    (
+        "armijo-without-loss",
+        lambda: ARMIJO.update(ONES2, ARMIJO_STATE, ONES2),
+        TypeError,
+        r"armijo.update needs params and the loss: value=, grad=, value_fn= missing.*"
+        r"value_fn=loss_fn",
+    ),
+    (
+        "optimizer-rule-missing",
+        lambda: _NoRule(0.1).update(ONES2, ()),
+        NotImplementedError,
+        r"_NoRule must define rule\(self, grads, state, params\) -> \(updates, state\)",
+    ),
     # minimize: the optimizer, loss and params
     (
         "optimizer-factory-uncalled",
@@ -464,22 +567,71 @@ CATALOGUE = [
         "compare-grid-empty",
         lambda: gd.compare(["booth"], ["adam"], learning_rates=[], steps=5),
         ValueError,
-        "learning_rates is empty",
+        r"learning_rates is empty; pass positive rates such as \[0.001",
     ),
     (
         "compare-grid-non-positive",
         lambda: gd.compare(["booth"], ["adam"], learning_rates=[0.1, 0.0], steps=5),
         ValueError,
-        "finite and > 0",
+        r"must all be finite and > 0, got \[0.1, 0.0\]; use a log grid",
     ),
     (
         "compare-seeds-zero",
         lambda: gd.compare(["booth"], ["adam"], seeds=0, steps=5),
         ValueError,
-        "seeds",
+        r"seeds must be a positive integer \(>= 1\), got 0",
     ),
-    ("compare-steps-zero", lambda: gd.compare(["booth"], ["adam"], steps=0), ValueError, "steps"),
-    ("report-folder-unwritable", "unwritable", ValueError, "cannot write the report folder"),
+    (
+        "compare-steps-zero",
+        lambda: gd.compare(["booth"], ["adam"], steps=0),
+        ValueError,
+        r"steps must be a positive integer \(>= 1\), got 0",
+    ),
+    (
+        "compare-batch-size-too-large",
+        lambda: gd.compare(["student_marks"], ["adam"], steps=5, batch_size=201),
+        ValueError,
+        r"batch_size must be between 1 and the number of examples; student_marks has 200, "
+        r"got 201; pass batch_size <= 200",
+    ),
+    (
+        "compare-too-big",
+        lambda: gd.compare(["booth"], ["adam"], seeds=10**6, steps=10**4),
+        ValueError,
+        r"12,000,000 runs .* run-steps .* GiB of history, more than this machine's .* GiB of "
+        r"memory; use fewer seeds, steps",
+    ),
+    (
+        "report-folder-unwritable",
+        "unwritable",
+        ValueError,
+        "cannot write the report folder .*; pass a folder you can write to",
+    ),
+    (
+        "report-folder-empty-name",
+        lambda: gd.report.check_folder(""),
+        ValueError,
+        "the report folder is an empty name .*; pass a folder name such as jaxgd-report",
+    ),
+    (
+        "report-folder-current",
+        lambda: gd.report.check_folder(os.getcwd()),
+        ValueError,
+        "is the current folder .*pass a folder of its own",
+    ),
+    (
+        "report-folder-not-a-report",
+        "users_report_folder",
+        ValueError,
+        "holds files and is not a jaxgd report .*never writes over files it did not write: "
+        "pass a new or empty folder",
+    ),
+    (
+        "report-results-not-a-comparison",
+        "users_json",
+        ValueError,
+        "is not a jaxgd comparison .*; pass the results.json of a jaxgd report",
+    ),
 ]
 
 
@@ -487,9 +639,7 @@ CATALOGUE = [
 # report reaches after the runs, a checkpoint read after the run is set up).
 FOUND_BY_COMPUTING = {
     "suggest-lr-not-convex",
-    "report-folder-unwritable",
     "checkpoint-of-another-run",
-    "checkpoint-in-use",  # the lock is taken as the run starts, after its fingerprint
     "schedule-turns-negative",  # the schedule's values are computed (one small program)
 }
 
@@ -524,9 +674,17 @@ def _special(name):
         return lambda: gd.checkpoint.load(path, like=like)
     if name == "unwritable":
         folder = _unwritable_dir()
-        return lambda: gd.compare(
-            ["booth"], ["vanilla"], steps=5, seeds=1, learning_rates=[0.1]
-        ).save(folder)
+        comparison = gd.compare(["booth"], ["vanilla"], steps=5, seeds=1, learning_rates=[0.1])
+        return lambda: gd.report.save(comparison, folder)
+    if name == "users_report_folder":
+        folder = pathlib.Path(tempfile.mkdtemp()) / "mine"
+        folder.mkdir()
+        (folder / "report.md").write_text("my own notes")
+        return lambda: gd.report.check_folder(folder)
+    if name == "users_json":
+        path = pathlib.Path(tempfile.mkdtemp()) / "results.json"
+        path.write_text('{"schema": "my.own"}')
+        return lambda: gd.results.load(path)
     raise AssertionError(name)
 
 
@@ -549,10 +707,11 @@ def test_the_suite_tries_at_least_thirty_distinct_bad_inputs():
     assert len({c[0] for c in CATALOGUE}) == len(CATALOGUE) >= 30
 
 
-def test_readme_lists_every_case():
-    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
-    listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", readme, re.M))
-    assert listed == {c[0] for c in CATALOGUE}
+def test_the_error_table_lists_every_case():
+    page = pathlib.Path(__file__).parents[1] / "docs" / "guides" / "errors.md"
+    listed = re.findall(r"^\| `([a-z0-9-]+)` \|", page.read_text(), re.M)
+    assert len(listed) == len(set(listed)), "an id is listed twice"
+    assert set(listed) == {c[0] for c in CATALOGUE}
 
 
 def test_one_nan_run_in_a_sweep_leaves_the_others_alone():

@@ -12,14 +12,9 @@ from hypothesis import strategies as st
 
 import jaxgd as gd
 
+# every rule of the registry (armijo needs the loss: it is a line search, tested apart)
 OPTIMIZERS = [
-    gd.sgd(0.1),
-    gd.momentum(0.1, beta=0.9),
-    gd.momentum(0.1, beta=0.9, nesterov=True),
-    gd.adam(0.01),
-    gd.adamw(0.01, weight_decay=0.1),
-    gd.rmsprop(0.01),
-    gd.adagrad(0.1),
+    gd.optimizers.get(label)(0.01) for label in gd.optimizers.names() if label != "armijo"
 ]
 DTYPES = ["float32", "float64", "bfloat16"]
 SHAPES = [(), (1,), (3,), (2, 3), (4, 1, 2)]

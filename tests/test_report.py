@@ -1,15 +1,22 @@
-"""Tests for jaxgd.report: report.md, results.json and the PNG figures of a small comparison."""
+"""Tests for jaxgd.report and jaxgd.results: report.md, results.json, the figures' contents,
+and a report folder replaced whole or not at all, never over a user's files."""
 
 from __future__ import annotations
 
+import ast
 import json
+import pathlib
+import re
 
 import matplotlib.image
 import numpy as np
 import pytest
 
 import jaxgd as gd
+from jaxgd.compare import DEFAULT_PROBLEMS, _is_2d
+from jaxgd.report import figures
 
+ROOT = pathlib.Path(__file__).parents[1]
 PROBLEMS = ["booth", "student_marks"]
 OPTIMIZERS = ["vanilla", "adam"]
 RATES = [0.01, 0.1, 0.3]
@@ -17,11 +24,19 @@ SEEDS = 2
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    result = gd.compare(PROBLEMS, OPTIMIZERS, learning_rates=RATES, seeds=SEEDS, steps=40)
+def result():
+    return gd.compare(PROBLEMS, OPTIMIZERS, learning_rates=RATES, seeds=SEEDS, steps=40)
+
+
+@pytest.fixture(scope="module")
+def saved(result, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    path = result.save(out / "nested" / "report")
+    path = gd.report.save(result, out / "nested" / "report")
     return result, path.parent
+
+
+def _tree(folder: pathlib.Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def test_report_md_holds_protocol_tables_and_figures(saved):
@@ -34,13 +49,23 @@ def test_report_md_holds_protocol_tables_and_figures(saved):
     links = [line.split("](")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
     # Per problem a loss figure and a sensitivity figure; paths for 2-D Booth; the profile.
     assert len(links) == 2 * len(PROBLEMS) + 1 + 1
+    assert sorted(links) == sorted(f"figures/{n}.png" for n in figures.figure_names(result))
     for link in links:
         assert (out / link).is_file()
 
 
+def test_the_header_names_the_machine_once(saved):
+    result, out = saved
+    header = (out / "report.md").read_text().splitlines()[2]
+    m = result.machine
+    assert f"JAX {m['jax_version']}" in header and f"{m['cpu_count']} CPU cores" in header
+    assert "(cpu, cpu" not in header and header.count("cpu") <= 1
+
+
 def test_results_json_parses_and_holds_every_run(saved):
     result, out = saved
-    data = json.loads((out / "results.json").read_text())
+    data = gd.results.load(out / "results.json")
+    assert data == json.loads(result.to_json()) | {"created": data["created"]}
     assert data["schema"] == "jaxgd.comparison" and data["schema_version"] == 1
     for key in ["jax_version", "backend", "device_kind", "cpu_count"]:
         assert data["machine"][key]
@@ -67,12 +92,26 @@ def test_results_json_parses_and_holds_every_run(saved):
     assert all(r["status"] == "DIVERGED" and r["steps_to_target"] is None for r in diverged)
 
 
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("{not json", "not a jaxgd results.json"),
+        ('{"schema": "something.else", "schema_version": 1}', "not a jaxgd comparison"),
+        ('{"schema": "jaxgd.comparison", "schema_version": 99}', "schema version 99"),
+    ],
+)
+def test_load_refuses_what_is_not_a_comparison(tmp_path, content, match):
+    path = tmp_path / "results.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        gd.results.load(path)
+
+
 def test_figures_are_real_images(saved):
-    _, out = saved
+    result, out = saved
     pngs = sorted((out / "figures").glob("*.png"))
-    names = {p.name for p in pngs}
-    assert {"loss_booth.png", "lr_booth.png", "paths_booth.png", "performance_profile.png"} <= names
-    assert "paths_student_marks.png" not in names  # 3 parameters: no contour plot
+    assert {p.stem for p in pngs} == set(figures.figure_names(result))
+    assert "paths_student_marks.png" not in {p.name for p in pngs}  # 3 parameters: no contours
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert png.stat().st_size < 300_000
@@ -81,9 +120,87 @@ def test_figures_are_real_images(saved):
         assert image[..., :3].std() > 0.05  # not a blank canvas
 
 
-def test_markdown_and_json_without_saving(saved):
-    result, _ = saved
-    text = result.to_markdown()
+def _artist(ax, gid):
+    found = [a for a in [*ax.lines, *ax.collections] if a.get_gid() == gid]
+    assert len(found) == 1, (gid, [a.get_gid() for a in [*ax.lines, *ax.collections]])
+    return found[0]
+
+
+def test_sensitivity_figure_draws_the_stability_limit_and_the_diverged_runs(result):
+    booth = result.problems[0]
+    fig = figures.sensitivity_figure(result, booth)
+    ax = fig.axes[0]
+    # Booth's Hessian [[10, 8], [8, 10]] has L = 18: the dotted line stands at 2/18.
+    limit = _artist(ax, "stability-limit")
+    np.testing.assert_allclose(limit.get_xdata(), [2 / 18, 2 / 18], rtol=1e-4)  # power iteration
+    # Vanilla diverged at 0.3 on both seeds: two crosses at 0.3 (times the sideways nudge),
+    # drawn at the top, above every finite dot.
+    runs = booth.optimizers["vanilla"]
+    crosses = _artist(ax, "diverged:vanilla")
+    nudge = 10 ** (0.03 * (0 - 0.5))  # vanilla is the first of two optimizers
+    np.testing.assert_allclose(crosses.get_xdata(), np.full(runs.diverged.sum(), 0.3 * nudge))
+    dots = _artist(ax, "seeds:vanilla")
+    assert np.all(crosses.get_ydata() > np.max(dots.get_ydata()))
+    assert len(dots.get_xdata()) == (~runs.diverged).sum()
+    # The star sits at the chosen rate, on the mean over seeds.
+    star = _artist(ax, "chosen:vanilla")
+    assert star.get_xdata()[0] == runs.learning_rate == 0.1
+    # The legend sits outside the axes (right of them), covering no data.
+    legend_box = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert legend_box.x0 >= ax.get_window_extent().x1
+    figures._pyplot().close(fig)
+
+
+def test_loss_figure_bands_run_from_the_best_to_the_worst_seed(result):
+    booth = result.problems[0]
+    fig = figures.loss_figure(result, booth)
+    ax = fig.axes[0]
+    for label, runs in booth.optimizers.items():
+        gap = np.maximum(runs.curves[runs.chosen], figures._floor(booth))  # optimum 0
+        band = _artist(ax, f"band:{label}").get_paths()[0].vertices
+        for step in (0, 10, 39):
+            at = band[np.isclose(band[:, 0], step), 1]
+            seeds = gap[:, step]
+            np.testing.assert_allclose([at.min(), at.max()], [seeds.min(), seeds.max()])
+        median = _artist(ax, f"median:{label}")
+        np.testing.assert_allclose(median.get_ydata(), np.median(gap, axis=0))
+    figures._pyplot().close(fig)
+
+
+def test_paths_figure_shows_every_path_whole_and_ends_above_the_minimum(result):
+    booth = result.problems[0]
+    fig = figures.paths_figure(result, booth)
+    for ax, (label, runs) in zip(fig.axes, booth.optimizers.items(), strict=False):
+        x0, x1 = ax.get_xlim()
+        y0, y1 = ax.get_ylim()
+        for j in range(SEEDS):
+            path = runs.paths[runs.chosen, j]
+            path = path[np.all(np.isfinite(path), axis=1)]
+            drawn = _artist(ax, f"path:{label}:{j}")
+            np.testing.assert_array_equal(drawn.get_xydata(), path)  # whole, nothing cut
+            assert x0 <= path[:, 0].min() and path[:, 0].max() <= x1
+            assert y0 <= path[:, 1].min() and path[:, 1].max() <= y1
+            star = next(line for line in ax.lines if line.get_marker() == "*")
+            assert _artist(ax, f"end:{label}:{j}").get_zorder() > star.get_zorder()
+    colorbar = fig.axes[-1]  # every tick labelled: a decade, 10^k
+    labels = [t.get_text() for t in colorbar.get_yticklabels()]
+    assert len(labels) >= 2 and all(re.search(r"10\^\{-?\d+\}", t) for t in labels), labels
+    figures._pyplot().close(fig)
+
+
+def test_a_path_leaving_the_frame_is_cut_at_its_edges():
+    lo, hi = np.array([0.0, 0.0]), np.array([1.0, 1.0])
+    path = np.array([[0.5, 0.5], [5.0, 5.0], [-5.0, 4.0], [6.0, -3.0], [0.2, 0.2], [0.3, 0.3]])
+    drawn = figures._clip_path(path, lo, hi)
+    # Steps 0->1 (leaves) and 3->4 (comes back) are drawn; 1->2 and 2->3 lie outside: a break.
+    np.testing.assert_array_equal(drawn[:2], path[:2])
+    assert np.isnan(drawn[2]).all()
+    np.testing.assert_array_equal(drawn[3:], path[3:])
+    np.testing.assert_array_equal(figures._clip_path(path[4:], lo, hi), path[4:])
+
+
+def test_markdown_and_json_without_saving(result):
+    text = gd.report.markdown(result)
     assert "![" not in text  # no figures drawn, none linked
     assert json.loads(result.to_json())["steps"] == 40
     table = result.summary_table()
@@ -95,4 +212,140 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(ValueError, match="cannot write the report folder"):
-        gd.report.check_writable(blocker / "report")
+        gd.report.check_folder(blocker / "report")
+
+
+# -- the report folder: whole or not at all ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small():
+    return gd.compare(["booth"], ["vanilla"], learning_rates=[0.01, 0.1], seeds=1, steps=20)
+
+
+def test_an_interrupted_save_leaves_the_old_report_whole(saved, small, tmp_path, monkeypatch):
+    folder = tmp_path / "report"
+    gd.report.save(saved[0], folder)
+    before = _tree(folder)
+    calls = []
+
+    def interrupted(c, p):
+        calls.append(p.name)
+        raise KeyboardInterrupt  # Ctrl-C while the figures are drawn
+
+    monkeypatch.setattr(figures, "sensitivity_figure", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gd.report.save(small, folder)
+    assert calls == ["booth"]  # the new report's loss figure was written before this
+    assert _tree(folder) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary folder left
+
+
+def test_ctrl_c_waits_for_the_swap_to_finish():
+    import os
+    import signal
+
+    done = []
+    with pytest.raises(KeyboardInterrupt), gd.report.folder._ctrl_c_held():
+        os.kill(os.getpid(), signal.SIGINT)  # arrives between the two renames
+        done.append("second rename")
+    assert done == ["second rename"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_save_killed_mid_way_is_cleaned_up_by_the_next(small, tmp_path):
+    folder = tmp_path / "report"
+    gd.report.save(small, folder)
+    # What a SIGKILL leaves: a half-written new report, and (killed between the two
+    # renames) the old one moved aside with the target gone.
+    (tmp_path / ".report.jaxgd-tmp-dead").mkdir()
+    (tmp_path / ".report.jaxgd-tmp-dead" / "report.md").write_text("half")
+    folder.rename(tmp_path / ".report.jaxgd-old-dead")
+    before = _tree(tmp_path / ".report.jaxgd-old-dead")
+    gd.report.folder._clean_up(folder.resolve())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+    assert _tree(folder) == before  # the old report put back
+    gd.report.save(small, folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_a_smaller_report_replaces_a_bigger_one_whole(saved, small, tmp_path):
+    folder = tmp_path / "report"
+    gd.report.save(saved[0], folder)
+    assert (folder / "figures" / "loss_student_marks.png").is_file()
+    gd.report.save(small, folder)
+    assert {p.stem for p in (folder / "figures").iterdir()} == set(figures.figure_names(small))
+    assert "student_marks" not in (folder / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("setup", "match"),
+    [
+        (lambda d: (d / "report.md").write_text("my notes"), "is not a jaxgd report"),
+        (lambda d: (d / "results.json").write_text('{"schema": "mine"}'), "is not a jaxgd report"),
+        (lambda d: (d / "notes.txt").write_text("mine"), "also holds files jaxgd did not write"),
+        (lambda d: (d / "figures" / "plot.svg").write_text("<svg/>"), "figures/plot.svg"),
+    ],
+)
+def test_a_folder_of_other_files_is_never_written_over(saved, small, tmp_path, setup, match):
+    folder = tmp_path / "report"
+    if "not a jaxgd" in match:
+        folder.mkdir()
+    else:  # a jaxgd report to which the user added a file
+        gd.report.save(small, folder)
+    setup(folder)
+    before = _tree(folder)
+    with pytest.raises(ValueError, match=match + ".*pass a new or empty folder"):
+        gd.report.save(saved[0], folder)
+    assert _tree(folder) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+@pytest.mark.parametrize(
+    ("out", "match"), [("", "empty name"), (".", "current folder"), ("..", "current folder")]
+)
+def test_the_current_folder_and_an_empty_name_are_refused(tmp_path, monkeypatch, out, match):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=match):
+        gd.report.check_folder(out)
+
+
+def test_a_file_is_refused(tmp_path):
+    (tmp_path / "report").write_text("")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        gd.report.check_folder(tmp_path / "report")
+
+
+# -- structure and the docs ------------------------------------------------------------------
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    """Every module a file imports, at the top or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return names
+
+
+@pytest.mark.parametrize("module", ["compare.py", "results.py"])
+def test_computing_never_imports_rendering(module):
+    imports = _imports(ROOT / "jaxgd" / module)
+    assert not {i for i in imports if i.startswith(("jaxgd.report", "matplotlib"))}
+
+
+def test_the_report_imports_nothing_that_computes():
+    for path in (ROOT / "jaxgd" / "report").glob("*.py"):
+        imports = _imports(path)
+        assert not {i for i in imports if i.startswith(("jaxgd.compare", "jaxgd.cli"))}, path
+
+
+def test_the_comparing_guide_counts_the_default_figures():
+    # figure_names draws paths where they were recorded; compare records them on 2-D problems.
+    problems = [gd.problems.get(name) for name in DEFAULT_PROBLEMS]
+    count = 2 * len(problems) + sum(_is_2d(p) for p in problems) + 1
+    guide = " ".join((ROOT / "docs" / "guides" / "comparing.md").read_text().split())
+    said = re.search(r"runs of \d+ steps, then (\d+) figures", guide)
+    assert said and int(said.group(1)) == count

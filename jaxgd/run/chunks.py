@@ -29,7 +29,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -158,7 +158,7 @@ def run_in_segments(
     *,
     checkpoint: str | None = None,
     every: int | None = None,
-    fingerprint: dict | None = None,
+    fingerprint: Callable[[], dict] | None = None,
     progress: bool = False,
 ) -> Result:
     """The run of ``spec`` as one or more compiled segments (see the module docstring)."""
@@ -167,6 +167,8 @@ def run_in_segments(
     ctrl_c = _CtrlC()
     lock = _checkpoint.lock(checkpoint) if checkpoint else contextlib.nullcontext()
     with lock, ctrl_c.watching():
+        # The run's fingerprint is computed (compiled) only once the path is ours.
+        fingerprint = fingerprint() if fingerprint is not None else None
         carry = finish = None
         if checkpoint is not None and _checkpoint.exists(checkpoint):
             carry = _resume(checkpoint, start(spec, traced, params, data), fingerprint, spec)

@@ -1,0 +1,125 @@
+"""The descent variants: the update rules, written out, and the registry of them.
+
+Every optimizer here follows optax's protocol:
+
+* ``init(params) -> state`` builds the state (a ``NamedTuple`` of arrays whose
+  fields carry optax's names: ``count``, ``trace``, ``mu``, ``nu``,
+  ``sum_of_squares``, so ``optax.tree.get(state, "mu")`` finds them);
+* ``update(grads, state, params=None, **extra_args) -> (updates, state)``
+  returns the updates to be **added** to the params (``apply_updates``),
+  exactly as optax does; extra keyword arguments (``value=``, ``grad=``,
+  ``value_fn=``, which optax's line searches use) are accepted and ignored.
+
+So a jaxgd optimizer drops into ``optax.chain``, ``optax.MultiSteps``,
+``optimistix.OptaxMinimiser``, Flax's ``nnx.Optimizer`` and any optax training
+loop, and reproduces its optax counterpart's numbers (the test suite checks
+each against optax, and runs optax's own optimizer tests against them).
+Complex params follow optax: squares are ``|g|^2``.
+
+Each optimizer is a frozen dataclass registered with
+``jax.tree_util.register_dataclass``: its *numeric* hyperparameters
+(``learning_rate``, ``beta``, ``eps`` ...) are leaves, so a compiled run loop
+takes a new learning rate without recompiling and a batch of optimizers can be
+``jax.vmap``-ped, which is how learning-rate sweeps run. Flags (``nesterov``)
+are static fields, and so is a learning-rate *schedule* (any callable
+``step -> lr``, such as optax's schedules).
+
+Hyperparameters are checked when the optimizer is built (a negative learning
+rate, a decay rate outside ``[0, 1)``, a non-positive ``eps`` raise
+``ValueError`` naming the argument); values that are being traced (inside
+``jit``/``vmap``) are left alone, so sweeps over hyperparameters still work.
+
+Writing a rule of your own: subclass :class:`Optimizer` (see its docstring).
+
+Layout: :mod:`jaxgd.optimizers.base` holds the base class and the
+declarations of hyperparameters (``decay_rate``, ``positive``,
+``nonnegative``, ``static``); :mod:`jaxgd.optimizers.rules` the built-in
+variants; this module re-exports them and keeps the registry by label
+(:func:`names`, :func:`get`).
+
+Notation in the docstrings: ``g`` is the gradient, ``t`` the step counted from
+1, ``lr`` the learning rate (``lr_t`` when it is a schedule).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import optax
+
+from jaxgd.optimizers.base import (
+    Optimizer,
+    check_optimizer,  # noqa: F401 - minimize and step import it from here
+    decay_rate,
+    is_optimizer,
+    nonnegative,
+    positive,
+    static,
+)
+from jaxgd.optimizers.rules import adagrad, adam, adamw, armijo, momentum, rmsprop, sgd
+
+__all__ = [
+    "Optimizer",
+    "adagrad",
+    "adam",
+    "adamw",
+    "apply_updates",
+    "armijo",
+    "decay_rate",
+    "get",
+    "is_optimizer",
+    "momentum",
+    "names",
+    "nonnegative",
+    "positive",
+    "rmsprop",
+    "sgd",
+    "static",
+]
+
+apply_updates = optax.apply_updates
+"""``params + updates`` leaf by leaf, keeping each param's dtype (optax's own)."""
+
+
+# --------------------------------------------------------------------------- #
+# The registry: optimizers by label
+# --------------------------------------------------------------------------- #
+
+_REGISTRY: dict[str, Callable[..., Optimizer]] = {
+    "vanilla": sgd,
+    "momentum": momentum,
+    "nesterov": functools.partial(momentum, nesterov=True),
+    "adam": adam,
+    "adamw": adamw,
+    "rmsprop": rmsprop,
+    "adagrad": adagrad,
+    "armijo": armijo,
+}
+
+
+def names() -> list[str]:
+    """The registered optimizer labels, in registry order.
+
+    Example:
+        >>> import jaxgd as gd
+        >>> gd.optimizers.names()
+        ['vanilla', 'momentum', 'nesterov', 'adam', 'adamw', 'rmsprop', 'adagrad', 'armijo']
+    """
+    return list(_REGISTRY)
+
+
+def get(label: str) -> Callable[..., Optimizer]:
+    """The factory registered as ``label``: ``factory(learning_rate, **hyperparameters)``.
+
+    Example:
+        >>> import jaxgd as gd
+        >>> gd.optimizers.get("nesterov")(0.1, beta=0.8)
+        momentum(learning_rate=0.1, beta=0.8, nesterov=True)
+    """
+    if not isinstance(label, str) or label not in _REGISTRY:
+        raise ValueError(
+            f"unknown optimizer {label!r}; known optimizers: {', '.join(names())} "
+            "(gd.optimizers.names() lists them)."
+        )
+    return _REGISTRY[label]

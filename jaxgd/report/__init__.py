@@ -1,0 +1,26 @@
+"""The report of a comparison: Markdown, figures, and the folder that holds them.
+
+:func:`jaxgd.compare` computes a :class:`jaxgd.results.Comparison` (plain
+data, with its JSON); this package renders it and imports nothing that
+computes:
+
+- :mod:`jaxgd.report.text`: :func:`markdown`, the report as Markdown;
+- :mod:`jaxgd.report.figures`: the PNG figures, each also available as a
+  matplotlib ``Figure``;
+- :mod:`jaxgd.report.folder`: :func:`save` writes ``report.md``,
+  ``results.json`` and ``figures/`` whole or not at all, and never over files
+  jaxgd did not write (:func:`check_folder` says so before a run).
+
+Example:
+    >>> import jaxgd as gd
+    >>> c = gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=20)
+    >>> gd.report.figures.figure_names(c)
+    ['loss_booth', 'lr_booth', 'paths_booth', 'performance_profile']
+"""
+
+from jaxgd.report import figures
+from jaxgd.report.folder import check_folder, save
+from jaxgd.report.text import markdown
+from jaxgd.results import Comparison as Comparison  # jaxgd/__init__.py imported it from here
+
+__all__ = ["check_folder", "figures", "markdown", "save"]

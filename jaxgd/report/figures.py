@@ -1,0 +1,410 @@
+"""The report's figures, drawn with matplotlib (Agg backend: no display needed).
+
+Each ``*_figure`` function returns a :class:`matplotlib.figure.Figure` (so a
+test or a notebook can read the plotted data from its artists, named by
+``gid``); :func:`draw_all` saves every figure of a comparison as a PNG:
+
+- ``loss_<problem>``: loss over steps at each optimizer's chosen rate, the
+  median over seeds with a band from the best to the worst seed
+  (``gid="band:<label>"``);
+- ``lr_<problem>``: final loss against learning rate per optimizer, every
+  seed a dot, diverged runs a cross at the top (``gid="diverged:<label>"``),
+  vanilla's stability limit ``2/L`` a dotted line (``gid="stability-limit"``);
+- ``paths_<problem>`` (2-D problems): each optimizer's paths over the loss
+  contours;
+- ``performance_profile``: the fraction of problems solved within a factor
+  tau of the fastest optimizer.
+
+:func:`figure_names` says which figures a comparison gets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+
+from jaxgd.results import Comparison, ProblemResult
+
+__all__ = [
+    "draw_all",
+    "figure_names",
+    "loss_figure",
+    "paths_figure",
+    "profile_figure",
+    "sensitivity_figure",
+]
+
+_COLORS = {"vanilla": "#1f77b4", "momentum": "#ff7f0e", "adam": "#2ca02c"}
+_OTHER_COLORS = ["#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+_FLOOR = 1e-12  # log-scale plots show a gap below this as this
+_WHOLE_PATH_SPAN = 4.0  # show whole paths unless that makes the frame this much wider
+
+
+def _color(label: str, labels: list[str]) -> str:
+    """A stable colour per optimizer label."""
+    if label in _COLORS:
+        return _COLORS[label]
+    others = [x for x in labels if x not in _COLORS]
+    return _OTHER_COLORS[others.index(label) % len(_OTHER_COLORS)]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _floor(p: ProblemResult) -> float:
+    """The smallest gap worth drawing: below float32 resolution at the optimum it is noise."""
+    return max(_FLOOR, 4 * float(np.finfo(np.float32).eps) * abs(p.problem.optimum_value))
+
+
+def _gap(p: ProblemResult, values: np.ndarray) -> np.ndarray:
+    """``values - optimum``, floored for log scales (NaN stays NaN)."""
+    return np.maximum(values - p.problem.optimum_value, _floor(p))
+
+
+def _loss_axis(p: ProblemResult) -> tuple[bool, str]:
+    """Plot the gap to the optimum (True) or the loss itself, and the axis label."""
+    if p.batch_size is not None:
+        return False, "minibatch loss (log scale)"
+    if p.problem.optimum_value == 0:
+        return True, "loss (log scale; optimum 0)"
+    return True, "loss − optimum (log scale)"
+
+
+def _has_paths(p: ProblemResult) -> bool:
+    return all(r.paths is not None for r in p.optimizers.values())
+
+
+def figure_names(comparison: Comparison) -> list[str]:
+    """The figures :func:`draw_all` draws for ``comparison``, in drawing order.
+
+    Per problem ``loss_<name>`` and ``lr_<name>``, ``paths_<name>`` for a 2-D
+    problem (its params recorded), and one ``performance_profile``.
+    """
+    names = []
+    for p in comparison.problems:
+        names += [f"loss_{p.name}", f"lr_{p.name}"]
+        if _has_paths(p):
+            names.append(f"paths_{p.name}")
+    return [*names, "performance_profile"]
+
+
+@contextlib.contextmanager
+def _quiet_nan_warnings() -> Iterator[None]:
+    """Silence NumPy's all-NaN-slice warnings (diverged runs end in NaN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def loss_figure(c: Comparison, p: ProblemResult):
+    """Loss over steps at each optimizer's chosen rate: median over seeds, band best to worst."""
+    plt = _pyplot()
+    use_gap, ylabel = _loss_axis(p)
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    steps = np.arange(p.steps)
+    for label, r in p.optimizers.items():
+        curves = r.curves[r.chosen]  # (n_seeds, steps)
+        y = _gap(p, curves) if use_gap else np.maximum(curves, _FLOOR)
+        with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+            mid = np.nanmedian(y, axis=0)
+            lo, hi = np.nanmin(y, axis=0), np.nanmax(y, axis=0)
+        col = _color(label, c.optimizer_labels)
+        div = int(r.diverged[r.chosen].sum())
+        extra = f", {div} diverged" if div else ""
+        ax.plot(
+            steps,
+            mid,
+            color=col,
+            lw=1.8,
+            label=f"{label} (lr {r.learning_rate:.2g}{extra})",
+            gid=f"median:{label}",
+        )
+        if curves.shape[0] > 1:
+            ax.fill_between(steps, lo, hi, color=col, alpha=0.2, lw=0, gid=f"band:{label}")
+    target = p.problem.target - p.problem.optimum_value if use_gap else p.problem.target
+    ax.axhline(target, color="0.3", ls="--", lw=1, label="target", gid="target")
+    if not use_gap and p.problem.optimum_value > 0:
+        ax.axhline(p.problem.optimum_value, color="0.3", ls=":", lw=1, label="optimum (full data)")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    band = f"line: median of {len(c.seeds)} seeds, band: best to worst seed"
+    if use_gap and p.problem.optimum_value != 0:
+        band += f"\ngaps below {_floor(p):.0e} (float32 round-off at the optimum) drawn at it"
+    ax.set_title(f"{p.name}: loss at each optimizer's chosen learning rate\n{band}", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def sensitivity_figure(c: Comparison, p: ProblemResult):
+    """Final loss against learning rate; the legend sits outside the axes, beside them."""
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(9, 4.2), layout="constrained")
+    any_div = False
+    finite_all = np.concatenate(
+        [r.final_loss[~r.diverged & np.isfinite(r.final_loss)] for r in p.optimizers.values()]
+    )
+    top = float(_gap(p, finite_all).max()) * 3 if finite_all.size else 1.0
+    n = len(p.optimizers)
+    for k, (label, r) in enumerate(p.optimizers.items()):
+        col = _color(label, c.optimizer_labels)
+        y = _gap(p, r.final_loss)
+        ok = ~r.diverged & np.isfinite(y)
+        with _quiet_nan_warnings():
+            mean = np.array(
+                [np.mean(y[i][ok[i]]) if ok[i].any() else np.nan for i in range(len(y))]
+            )
+        ax.plot(r.learning_rates, mean, "-", color=col, lw=1.5, label=label, gid=f"mean:{label}")
+        # Each seed a dot, nudged sideways a little so optimizers do not cover each other.
+        nudge = 10 ** (0.03 * (k - (n - 1) / 2))
+        xs = np.repeat(r.learning_rates[:, None], y.shape[1], axis=1) * nudge
+        ax.plot(xs[ok], y[ok], "o", color=col, ms=3, alpha=0.6, gid=f"seeds:{label}")
+        if (~ok).any():
+            any_div = True
+            ax.plot(
+                xs[~ok],
+                np.full((~ok).sum(), top),
+                "x",
+                color=col,
+                ms=7,
+                mew=2,
+                gid=f"diverged:{label}",
+            )
+        best = mean[r.chosen]
+        if np.isfinite(best):
+            ax.plot(
+                r.learning_rate,
+                best,
+                "*",
+                color=col,
+                ms=16,
+                mec="k",
+                mew=0.8,
+                zorder=5,
+                gid=f"chosen:{label}",
+            )
+    target = p.problem.target - p.problem.optimum_value
+    ax.axhline(target, color="0.3", ls="--", lw=1, gid="target")
+    limit = p.stability_limit
+    if limit is not None:
+        ax.axvline(limit, color="0.3", ls=":", lw=1.2, gid="stability-limit")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    zero = p.problem.optimum_value == 0
+    ax.set_ylabel("final loss (log scale)" if zero else "final loss − optimum (log scale)")
+    ax.set_title(
+        f"{p.name}: final loss against learning rate after {p.steps} steps\n"
+        f"line: mean of {len(c.seeds)} seeds (dots); star: chosen rate (the lowest final loss;\n"
+        "of rates whose every seed ends below the target, the fastest to reach it)",
+        fontsize=10,
+    )
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="0.3", ls="--", lw=1))
+    labels.append("target")
+    if limit is not None:
+        handles.append(Line2D([], [], color="0.3", ls=":", lw=1.2))
+        labels.append(f"2/L = {limit:.3g}:\nvanilla's stability limit")
+    handles.append(Line2D([], [], color="k", marker="*", ls="", ms=10))
+    labels.append("chosen rate")
+    if any_div:
+        handles.append(Line2D([], [], color="k", marker="x", ls="", ms=7, mew=2))
+        labels.append("diverged\n(drawn at the top)")
+    # Outside the axes: inside, every corner holds data on some problem.
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    ax.grid(True, which="major", alpha=0.3)
+    return fig
+
+
+def _frame(p: ProblemResult) -> tuple[np.ndarray, np.ndarray]:
+    """The plotted box ``(lo, hi)`` of the paths figure.
+
+    The box holds the starts, the minima and every point of every path that
+    did not diverge (a diverged one flies off to where the loss overflows),
+    with a margin, unless that is more than ``_WHOLE_PATH_SPAN`` times wider
+    than the box of the middle 90 % of the points (a run that went far off):
+    then it is that smaller box. Paths that
+    leave the box are cut at its edges (:func:`_clip_path`).
+    """
+    pts, starts = [], []
+    for r in p.optimizers.values():
+        path = r.paths[r.chosen]  # (seeds, steps, 2)
+        starts.append(path[:, 0])
+        flat = path[~r.diverged[r.chosen]].reshape(-1, 2)
+        pts.append(flat[np.all(np.isfinite(flat), axis=1)])
+    fixed = np.concatenate(
+        [np.asarray(p.problem.optimum_params, np.float64).reshape(-1, 2), *starts]
+    )
+    fixed = fixed[np.all(np.isfinite(fixed), axis=1)]
+    pts = np.concatenate([*pts, fixed])  # every run diverged: the starts and minima
+
+    def padded(lo, hi):
+        span = np.maximum(hi - lo, 1.0)
+        return lo - 0.1 * span, hi + 0.1 * span
+
+    core = padded(
+        np.minimum(np.percentile(pts, 5, axis=0), fixed.min(axis=0)),
+        np.maximum(np.percentile(pts, 95, axis=0), fixed.max(axis=0)),
+    )
+    whole = padded(
+        np.minimum(pts.min(axis=0), fixed.min(axis=0)),
+        np.maximum(pts.max(axis=0), fixed.max(axis=0)),
+    )
+    if np.all(whole[1] - whole[0] <= _WHOLE_PATH_SPAN * (core[1] - core[0])):
+        return whole
+    return core
+
+
+def _clip_path(path: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The path's points with a NaN break around every step that starts and ends
+    outside the frame, so no segment is drawn that neither starts nor ends in view
+    (a segment that leaves the frame is drawn up to its edge)."""
+    inside = np.all((path >= lo) & (path <= hi), axis=1)
+    kept = np.flatnonzero(inside[:-1] | inside[1:])  # step i -> i+1 drawn: one end in view
+    if len(kept) == len(path) - 1:
+        return path
+    pieces = []
+    for run in np.split(kept, np.flatnonzero(np.diff(kept) > 1) + 1):
+        if len(run):
+            pieces += [path[run[0] : run[-1] + 2], np.full((1, 2), np.nan)]
+    return np.concatenate(pieces[:-1]) if pieces else np.empty((0, 2))
+
+
+def paths_figure(c: Comparison, p: ProblemResult):
+    """Each optimizer's paths (one per seed) at its chosen rate over the loss contours."""
+    import jax
+    import jax.numpy as jnp
+
+    plt = _pyplot()
+    from matplotlib.colors import LogNorm
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    lo_xy, hi_xy = _frame(p)
+    xs, ys = np.linspace(lo_xy[0], hi_xy[0], 200), np.linspace(lo_xy[1], hi_xy[1], 200)
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    z = np.asarray(jax.vmap(p.problem.loss)(jnp.asarray(grid, jnp.float32)), np.float64)
+    z = np.clip(z.reshape(200, 200) - p.problem.optimum_value, 1e-6, 1e30)  # inf: 1e30
+    lo = np.floor(2 * np.log10(max(z.min(), 1e-3))) / 2
+    hi = max(np.ceil(2 * np.log10(z.max())) / 2, lo + 0.5)
+    levels = 10.0 ** np.arange(lo, hi + 0.25, 0.5)  # half a decade apart
+    n = len(p.optimizers)
+    fig, axes = plt.subplots(
+        1, n, figsize=(4.2 * n, 4.4), layout="constrained", sharex=True, sharey=True, squeeze=False
+    )
+    opt = np.asarray(p.problem.optimum_params, np.float64).reshape(-1, 2)
+    cut = False
+    for ax, (label, r) in zip(axes[0], p.optimizers.items(), strict=True):
+        cs = ax.contourf(xs, ys, z, levels=levels, norm=LogNorm(), cmap="Greys_r", alpha=0.75)
+        ax.contour(xs, ys, z, levels=levels, norm=LogNorm(), colors="0.5", linewidths=0.4)
+        col = _color(label, c.optimizer_labels)
+        # The minimum first, the paths over it, and the ends (small squares) on top:
+        # a run that ends at the minimum shows its square inside the star.
+        ax.plot(opt[:, 0], opt[:, 1], "*", color="gold", mec="k", ms=18, ls="", zorder=3)
+        for j in range(r.paths.shape[1]):
+            pj = r.paths[r.chosen, j]
+            pj = pj[np.all(np.isfinite(pj), axis=1)]
+            if not len(pj):
+                continue
+            drawn = _clip_path(pj, lo_xy, hi_xy)
+            cut = cut or drawn is not pj
+            ax.plot(drawn[:, 0], drawn[:, 1], "-", color=col, lw=1.1, alpha=0.8, zorder=4,
+                    gid=f"path:{label}:{j}")  # fmt: skip
+            ax.plot(pj[0, 0], pj[0, 1], "o", color=col, mec="k", ms=6, zorder=5)
+            ax.plot(pj[-1, 0], pj[-1, 1], "s", color=col, mec="k", ms=5, zorder=6,
+                    gid=f"end:{label}:{j}")  # fmt: skip
+        div = int(r.diverged[r.chosen].sum())
+        ax.set_title(
+            f"{label}, lr {r.learning_rate:.2g}" + (f" ({div} diverged)" if div else ""),
+            fontsize=10,
+        )
+        ax.set_xlim(lo_xy[0], hi_xy[0])
+        ax.set_ylim(lo_xy[1], hi_xy[1])
+        ax.set_xlabel("x")
+    axes[0][0].set_ylabel("y")
+    cbar = fig.colorbar(
+        cs,
+        ax=axes[0].tolist(),
+        shrink=0.9,
+        aspect=30,
+        ticks=10.0 ** np.arange(np.ceil(lo), np.floor(hi) + 0.5),
+    )
+    cbar.ax.yaxis.set_major_formatter(LogFormatterSciNotation())
+    cbar.ax.minorticks_off()
+    cbar.set_label("loss − optimum (log scale)" if p.problem.optimum_value else "loss (log scale)")
+    note = "; steps that start and end outside the frame are not drawn" if cut else ""
+    fig.suptitle(
+        f"{p.name}: {p.steps}-step paths at the chosen rates, one per seed\n"
+        f"(circle: start, square: end, star: minimum{note})",
+        fontsize=10,
+    )
+    return fig
+
+
+def profile_figure(c: Comparison):
+    """The performance profile of every optimizer, with its AlgoPerf score."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    taus = np.asarray(c.profile["taus"])
+    n = len(c.optimizer_labels)
+    for k, label in enumerate(c.optimizer_labels):
+        rho = np.asarray(c.profile["rho"][label])
+        # A small vertical offset keeps equal curves apart; the score is exact.
+        ax.step(
+            taus,
+            rho + 0.006 * (k - (n - 1) / 2),
+            where="post",
+            color=_color(label, c.optimizer_labels),
+            lw=2,
+            label=f"{label} (AlgoPerf score {c.profile['score'][label]:.2f})",
+        )
+    ax.set_xscale("log")
+    ticks = [1, 1.5, 2, 3, 4]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("tau: steps to target / fastest optimizer's steps on that problem")
+    ax.set_ylabel(f"fraction of the {len(c.problems)} problems")
+    ax.set_title(
+        "Performance profile: on what fraction of problems does each optimizer\n"
+        "reach the target within a factor tau of the fastest? (higher is better)",
+        fontsize=10,
+    )
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def _figure(c: Comparison, name: str):
+    if name == "performance_profile":
+        return profile_figure(c), 100
+    kind, problem = name.split("_", 1)
+    p = next(q for q in c.problems if q.name == problem)
+    draw = {"loss": loss_figure, "lr": sensitivity_figure, "paths": paths_figure}[kind]
+    return draw(c, p), 80 if kind == "paths" else 100
+
+
+def draw_all(c: Comparison, directory: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Draw every figure of :func:`figure_names` into ``directory`` as PNG; name -> path."""
+    plt = _pyplot()
+    out = {}
+    for name in figure_names(c):
+        fig, dpi = _figure(c, name)
+        try:
+            out[name] = pathlib.Path(directory) / f"{name}.png"
+            fig.savefig(out[name], dpi=dpi)
+        finally:
+            plt.close(fig)
+    return out

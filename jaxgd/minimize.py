@@ -26,9 +26,9 @@ from jaxgd import checkpoint as _checkpoint
 from jaxgd import distributed
 from jaxgd.optimizers import Optimizer, check_optimizer
 from jaxgd.partition import Static, partition
-from jaxgd.run import checks
+from jaxgd.run import checks, chunks
 from jaxgd.run.batches import take_rows
-from jaxgd.run.chunks import RunInterrupted, first_length, run_in_segments
+from jaxgd.run.chunks import RunInterrupted, run_in_segments
 from jaxgd.run.fingerprint import fingerprint
 from jaxgd.run.loop import Spec, whole_run
 from jaxgd.run.result import History, Result, Status
@@ -309,6 +309,7 @@ class _Seen(NamedTuple):
     convert: bool  # params or data hold leaves that are not JAX arrays yet
     key: Any  # the key when none is passed (a device array, made once)
     one_call: bool  # the whole run is one compiled call (else segments, see run_in_segments)
+    rule: Callable  # what decided one_call (chunks.first_length; decided afresh if replaced)
     numbers: bool  # the traced leaves of the loss and optimizer are all Python or NumPy numbers
     placed: list  # [those numbers, the same on the device] of the last call
     off: Any  # tol or target None: -inf, on the device
@@ -322,7 +323,8 @@ class _Seen(NamedTuple):
             split=split,
             convert=not all(isinstance(leaf, jax.Array) for leaf in given),
             key=jnp.asarray(key) if isinstance(key, np.ndarray) else None,
-            one_call=first_length(spec, params, data) >= spec.steps,
+            one_call=chunks.first_length(spec, params, data) >= spec.steps,
+            rule=chunks.first_length,
             numbers=all(
                 s is not None or type(leaf) in (float, complex) or isinstance(leaf, np.generic)
                 for leaf, s in zip(
@@ -354,7 +356,10 @@ class _Seen(NamedTuple):
                 self.placed[:] = [numbers, jax.device_put(traced)]
             traced = self.placed[1]
         key = self.key if key is None else key
-        if self.one_call:  # one compiled call, returned without waiting for it
+        one_call = self.one_call
+        if chunks.first_length is not self.rule:
+            one_call = chunks.first_length(spec, params, data) >= spec.steps
+        if one_call:  # one compiled call, returned without waiting for it
             return whole_run(spec, traced, params, data, key, tol, target)
         return run_in_segments(spec, traced, params, data, key, tol, target)
 

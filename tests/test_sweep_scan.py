@@ -60,6 +60,25 @@ def test_a_vmapped_sweep_gives_each_run_alone(options):
     assert statuses == [gd.Status.MAX_STEPS, gd.Status.MAX_STEPS, gd.Status.DIVERGED]
 
 
+def test_a_vmapped_minibatch_sweep_gives_each_run_alone():
+    x = jax.random.normal(jax.random.PRNGKey(0), (40, 3))
+    data = (x, x @ jnp.array([1.0, 2.0, -1.0]))
+
+    def run(lr):
+        loss = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)  # noqa: E731
+        return gd.minimize(
+            loss, jnp.zeros(3), gd.adam(lr), steps=30, data=data, batch_size=8,
+            key=jax.random.PRNGKey(1),
+        )  # fmt: skip
+
+    rates = [0.01, 0.1]
+    swept = jax.vmap(run)(jnp.array(rates))
+    for i, lr in enumerate(rates):
+        alone = run(lr)
+        for a, b in zip(jax.tree.leaves(swept), jax.tree.leaves(alone), strict=True):
+            _assert_close(a[i], b, f"lr={lr}")
+
+
 def test_the_sweep_is_a_scan_and_a_sweep_with_a_stopping_rule_a_while_loop():
     rates = jnp.array(RATES)
     sweep = str(jax.make_jaxpr(jax.vmap(_run))(rates))

@@ -347,8 +347,8 @@ def _advance(spec: Spec, run: _Run, carry: Carry, data, key, tol, target, stop_a
         def scanned(c: Carry, index) -> tuple[Carry, None]:
             return step(c, running(c), index), None
 
-        indices = jnp.arange(spec.steps, dtype=jnp.int32)
-        return jax.lax.scan(scanned, carry, indices)[0]
+        at_steps = jnp.arange(spec.steps, dtype=jnp.int32)
+        return jax.lax.scan(scanned, carry, at_steps)[0]
 
     if spec.steps <= _UNROLL:  # as the loop would, without the loop's own cost
         c = carry

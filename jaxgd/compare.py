@@ -40,7 +40,10 @@ from jaxgd.protocol import (
     speedups,
     steps_to_target,
 )
-from jaxgd.results import Comparison, OptimizerRuns, ProblemResult
+from jaxgd.results import Comparison, OptimizerRuns, ProblemResult, SharpnessRun, StepCost
+from jaxgd.run.batches import batch_indices, take_rows
+from jaxgd.sharpness import stability_limit
+from jaxgd.step import make_step
 
 __all__ = [
     "DEFAULT_LEARNING_RATES",
@@ -52,7 +55,9 @@ __all__ = [
     "check_arguments",
     "choose_learning_rate",
     "compare",
+    "curvature_every",
     "footprint",
+    "has_line_search",
     "performance_profile",
 ]
 
@@ -442,7 +447,153 @@ def _minimiser(problem: _problems.Problem) -> Any:
     return x
 
 
-def _run_problem(problem, factories, rates, seeds, steps, batch_size, mesh=None):
+# --------------------------------------------------------------------------- #
+# At the chosen rate: what a step costs, and the sharpness along the run
+# --------------------------------------------------------------------------- #
+
+_TIMED_RUNS = 3  # the time per step is the best of up to this many runs (after compiling),
+_TIMED_SECONDS = 0.5  # fewer when they have taken this long already
+
+
+def has_line_search(factory: Callable[..., Any], params: Any) -> bool:
+    """Whether ``factory``'s optimizer keeps optax's ``num_linesearch_steps`` in its state
+    (a line search: each step evaluates the loss more than once). Nothing is computed.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxgd as gd
+        >>> has_line_search(gd.optimizers.get("armijo"), jnp.zeros(2)), has_line_search(
+        ...     gd.sgd, jnp.zeros(2))
+        (True, False)
+    """
+    state = jax.eval_shape(lambda p: factory(1.0).init(p), params)
+    return optax.tree.get(state, "num_linesearch_steps") is not None
+
+
+def _chosen_start(problem, seed):
+    """Seed ``seed``'s start and minibatch key, as the sweep draws them."""
+    init_key, batch_key = jax.random.split(jax.random.PRNGKey(seed))
+    return problem.init(init_key), batch_key
+
+
+def _chosen_run(problem, factory, rate, seed, steps, batch_size, mesh, **options):
+    """``minimize`` at ``rate`` from seed ``seed``'s start, as in the sweep."""
+    params, batch_key = _chosen_start(problem, seed)
+    return minimize(
+        problem.loss,
+        params,
+        factory(jnp.float32(rate)),
+        steps=steps,
+        data=problem.data,
+        batch_size=batch_size,
+        key=batch_key,
+        mesh=mesh,
+        **options,
+    )
+
+
+def _seconds_per_step(problem, factory, rate, seed, steps, batch_size, mesh) -> float:
+    """Wall time per step of one run: the whole loop compiled first, then timed."""
+    params, batch_key = _chosen_start(problem, seed)
+
+    def run(lr, params, data, key):
+        result = minimize(problem.loss, params, factory(lr), steps=steps, data=data,
+                          batch_size=batch_size, key=key, mesh=mesh)  # fmt: skip
+        return result.steps
+
+    args = (jnp.float32(rate), params, problem.data, batch_key)
+    compiled = jax.jit(run).lower(*args).compile()
+    taken, best, spent = steps, math.inf, 0.0
+    for _ in range(_TIMED_RUNS):
+        t0 = time.perf_counter()
+        taken = int(jax.block_until_ready(compiled(*args)))
+        seconds = time.perf_counter() - t0
+        best, spent = min(best, seconds), spent + seconds
+        if spent > _TIMED_SECONDS:
+            break
+    return best / max(taken, 1)
+
+
+def _evaluations_per_step(problem, factory, rate, seed, steps, batch_size) -> float:
+    """1 + the mean ``num_linesearch_steps`` over a replay of the run with
+    :func:`jaxgd.make_step` (the same start and minibatches), read every step."""
+    params, batch_key = _chosen_start(problem, seed)
+    step = make_step(problem.loss, factory(jnp.float32(rate)))
+    state = step.init(params)
+    data = problem.data
+    rows = None
+    if data is not None and batch_size is not None:
+        rows = batch_indices(_n_examples(problem), batch_size, steps, batch_key)
+    trials = []
+    for k in range(steps):
+        batch = () if data is None else (data if rows is None else take_rows(data, rows[k]),)
+        params, state, value = step(params, state, *batch)
+        if not math.isfinite(float(value)):
+            break  # the run diverged: minimize stops there too
+        trials.append(int(optax.tree.get(state, "num_linesearch_steps", 0)))
+    return 1.0 + float(np.mean(trials)) if trials else math.nan
+
+
+def _step_cost(problem, factory, rate, seed, steps, batch_size, mesh) -> StepCost:
+    params, _ = _chosen_start(problem, seed)
+    line_search = has_line_search(factory, params)
+    evaluations = (
+        _evaluations_per_step(problem, factory, rate, seed, steps, batch_size)
+        if line_search
+        else 1.0
+    )
+    seconds = _seconds_per_step(problem, factory, rate, seed, steps, batch_size, mesh)
+    return StepCost(
+        evaluations_per_step=evaluations,
+        microseconds_per_step=1e6 * seconds,
+        line_search=line_search,
+    )
+
+
+def curvature_every(steps: int) -> int:
+    """Steps between two sharpness records in ``compare(curvature=True)``: about 50 records.
+
+    Example:
+        >>> curvature_every(500), curvature_every(20)
+        (10, 1)
+    """
+    return max(1, steps // 50)
+
+
+def _sharpness_run(problem, factory, rate, seed, steps, batch_size, mesh) -> SharpnessRun:
+    """One run at ``rate`` recording the sharpness every :func:`curvature_every` steps.
+
+    Called from Python, not under ``vmap``: the measurement's ``lax.cond``
+    then really skips the steps between records.
+    """
+    every = curvature_every(steps)
+    result = _chosen_run(
+        problem, factory, rate, seed, steps, batch_size, mesh, curvature_every=every
+    )
+    h = result.history
+    at = np.asarray(h.step)
+    kept = at % every == 0
+    pre = None if h.preconditioned is None else np.asarray(h.preconditioned, np.float64)[kept]
+    return SharpnessRun(
+        every=every,
+        steps=at[kept],
+        sharpness=np.asarray(h.curvature, np.float64)[kept],
+        preconditioned=pre,
+        loss=np.asarray(h.loss, np.float64),
+        limit=stability_limit(factory(float(rate))),
+    )
+
+
+def _measure_chosen(problem, factories, per_opt, seed, steps, batch_size, mesh, curvature):
+    """Fill in each optimizer's step cost (always) and sharpness (with ``curvature``)."""
+    for label, factory in factories.items():
+        runs = per_opt[label]
+        args = (problem, factory, runs.learning_rate, seed, steps, batch_size, mesh)
+        runs.cost = _step_cost(*args)
+        if curvature:
+            runs.sharpness = _sharpness_run(*args)
+
+
+def _run_problem(problem, factories, rates, seeds, steps, batch_size, mesh=None, curvature=False):
     record = _is_2d(problem)
     sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
     jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
@@ -480,6 +631,9 @@ def _run_problem(problem, factories, rates, seeds, steps, batch_size, mesh=None)
             chosen=chosen,
         )
     n_runs = sum(r.size for r in rates.values()) * len(seeds)
+    params, _ = _chosen_start(problem, seeds[0])
+    if curvature or any(has_line_search(f, params) for f in factories.values()):
+        _measure_chosen(problem, factories, per_opt, seeds[0], steps, batch_size, mesh, curvature)
     return ProblemResult(
         curvature=curvature if math.isfinite(curvature) and curvature > 0 else None,
         problem=problem,
@@ -510,6 +664,7 @@ def compare(
     batch_size: int | None | str = "problem",
     progress: bool = False,
     mesh: Any = None,
+    curvature: bool = False,
 ) -> Comparison:
     """Compare optimizers on problems: sweep learning rates and seeds, tune, report.
 
@@ -538,6 +693,20 @@ def compare(
             of examples and the batch size must divide by its size. In a
             multi-process run every process builds the same problems and
             contributes its own rows.
+        curvature: after each problem's sweep, run every optimizer once more
+            at its chosen rate (from the first seed's start) recording the
+            sharpness every ``max(1, steps // 50)`` steps (see
+            ``minimize(curvature_every=...)``), with its stability limit
+            (:func:`jaxgd.sharpness.stability_limit`); the report draws it.
+            Off by default: it costs a run and a compile per optimizer.
+
+    With ``curvature=True``, or when an optimizer is a line search (its state
+    holds optax's ``num_linesearch_steps``, as ``armijo``'s does), each
+    optimizer's step is also measured at its chosen rate: the function
+    evaluations per step (a line search's trial points counted by replaying
+    the run with :func:`jaxgd.make_step`) and the wall time per step (a timed
+    single-seed run, compiled first), so that the report compares time to
+    target, not only steps (:class:`jaxgd.results.StepCost`).
 
     Returns:
         A :class:`jaxgd.results.Comparison`: ``summary()``,
@@ -565,6 +734,8 @@ def compare(
     problem_list, factories, rates, seed_list, steps, batch_size = check_arguments(
         problems, optimizers, learning_rates, seeds, steps, batch_size
     )
+    if not isinstance(curvature, bool):
+        raise TypeError(f"compare: curvature must be True or False, got {curvature!r}.")
 
     results = []
     items, bar = _progress_bar(problem_list, progress)
@@ -578,7 +749,9 @@ def compare(
             bs = problem.batch_size
         else:
             bs = batch_size
-        results.append(_run_problem(problem, factories, rates, seed_list, steps, bs, mesh))
+        results.append(
+            _run_problem(problem, factories, rates, seed_list, steps, bs, mesh, curvature)
+        )
     if bar is not None:
         bar.close()
     total_seconds = time.perf_counter() - started

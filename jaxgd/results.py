@@ -6,6 +6,12 @@ runs (:class:`OptimizerRuns` per optimizer, :class:`ProblemResult` per
 problem), the per-problem summary rows, the plain-text tables printed by the
 ``jaxgd`` command, and the JSON written as ``results.json`` (schema
 :data:`SCHEMA`, version :data:`SCHEMA_VERSION`), which :func:`load` reads back.
+
+Beside the sweep, a comparison may measure each optimizer once more at its
+chosen rate: what a step costs (:class:`StepCost`: function evaluations and
+wall time per step, with a line search in the comparison or with
+``curvature=True``) and the sharpness along the run (:class:`SharpnessRun`,
+with ``curvature=True``).
 """
 
 from __future__ import annotations
@@ -26,21 +32,126 @@ from jaxgd.problems import Problem
 __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
+    "SCHEMA_VERSIONS",
     "Comparison",
     "OptimizerRuns",
     "ProblemResult",
-    "format_table",
+    "SharpnessRun",
+    "StepCost",
+    "cost_cells",
     "format_number",
+    "format_seconds",
+    "format_table",
     "load",
 ]
 
 SCHEMA = "jaxgd.comparison"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Version 2 adds, per problem, ``step_costs`` and ``sharpness`` (None when not
+measured) and, per summary row, ``evaluations_per_step``,
+``microseconds_per_step`` and ``seconds_to_target``; the rest is version 1's."""
+SCHEMA_VERSIONS = (1, 2)
+"""The versions :func:`load` reads (a version 1 file lacks version 2's additions)."""
 
 
 # --------------------------------------------------------------------------- #
 # The data
 # --------------------------------------------------------------------------- #
+
+
+@dataclasses.dataclass(eq=False)
+class StepCost:
+    """What one step of an optimizer costs at its chosen rate (seed 0's run).
+
+    Attributes:
+        evaluations_per_step: function evaluations per step: 1 (the loss and
+            gradient at the params) plus, for a line search, the mean number
+            of trial points it evaluated (optax's ``num_linesearch_steps``,
+            read from the state every step of a replay of the run).
+        microseconds_per_step: wall time of a step, from a timed run of the
+            whole loop (compiled first, timed after; the best of a few).
+        line_search: the optimizer's state holds ``num_linesearch_steps``.
+    """
+
+    evaluations_per_step: float
+    microseconds_per_step: float
+    line_search: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON-ready data."""
+        return {
+            "evaluations_per_step": _json_number(self.evaluations_per_step),
+            "microseconds_per_step": _json_number(self.microseconds_per_step),
+            "line_search": self.line_search,
+        }
+
+
+@dataclasses.dataclass(eq=False)
+class SharpnessRun:
+    """The sharpness along one run at the chosen rate (seed 0), against the limit.
+
+    Attributes:
+        every: steps between two records (``curvature_every``).
+        steps: the recorded steps, shape ``(n_records,)``.
+        sharpness: the largest Hessian eigenvalue there (NaN after a divergence).
+        preconditioned: for Adam-type optimizers the largest eigenvalue of
+            ``P^-1 H`` (see :mod:`jaxgd.sharpness`), else None.
+        loss: the loss at every step of that run, shape ``(steps,)``.
+        limit: :func:`jaxgd.sharpness.stability_limit` of the optimizer at
+            its rate, ``{"kind": "sharpness" | "preconditioned", "limit":
+            float}``, or None (no known limit: optax optimizers, line
+            searches, Nesterov, RMSprop, Adagrad).
+    """
+
+    every: int
+    steps: np.ndarray
+    sharpness: np.ndarray
+    preconditioned: np.ndarray | None
+    loss: np.ndarray
+    limit: dict[str, Any] | None
+
+    @property
+    def watched(self) -> np.ndarray:
+        """The sharpness the limit bounds: the preconditioned one where the limit is of
+        that kind, else the plain one."""
+        if self.limit is not None and self.limit["kind"] == "preconditioned":
+            return self.preconditioned
+        return self.sharpness
+
+    def verdict(self) -> str | None:
+        """``"at"``, ``"below"`` or ``"above"`` the limit over the last third of the
+        records (their median within 10 % of the limit is "at"); None without a limit
+        or a finite record.
+
+        Example:
+            >>> run = SharpnessRun(1, np.arange(3), np.array([5.0, 9.5, 10.2]), None,
+            ...                    np.ones(3), {"kind": "sharpness", "limit": 10.0})
+            >>> run.verdict()
+            'at'
+        """
+        if self.limit is None:
+            return None
+        late = self.watched[-max(1, len(self.watched) // 3) :]
+        late = late[np.isfinite(late)]
+        if not late.size:
+            return None
+        ratio = float(np.median(late)) / self.limit["limit"]
+        return "below" if ratio < 0.9 else "above" if ratio > 1.1 else "at"
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON-ready data (NaN becomes None)."""
+
+        def listed(a):
+            return None if a is None else [_json_number(float(x)) for x in a]
+
+        return {
+            "every": self.every,
+            "steps": [int(s) for s in self.steps],
+            "sharpness": listed(self.sharpness),
+            "preconditioned": listed(self.preconditioned),
+            "loss": listed(self.loss),
+            "limit": self.limit,
+        }
 
 
 @dataclasses.dataclass(eq=False)
@@ -58,6 +169,10 @@ class OptimizerRuns:
         paths: recorded params ``(n_rates, n_seeds, steps, 2)`` for 2-D
             problems, else None.
         chosen: the index of the chosen learning rate.
+        cost: what a step costs at the chosen rate, when measured (see
+            :class:`StepCost`), else None.
+        sharpness: the sharpness along a run at the chosen rate, when
+            measured (see :class:`SharpnessRun`), else None.
     """
 
     learning_rates: np.ndarray
@@ -69,6 +184,8 @@ class OptimizerRuns:
     curves: np.ndarray
     paths: np.ndarray | None
     chosen: int
+    cost: StepCost | None = None
+    sharpness: SharpnessRun | None = None
 
     @property
     def learning_rate(self) -> float:
@@ -149,6 +266,16 @@ class ProblemResult:
         """Wall time per step per run: the sweep's step time over its runs."""
         return 1e6 * self.run_seconds / (self.steps * self.n_runs)
 
+    @property
+    def measured_costs(self) -> bool:
+        """Whether each optimizer's step cost was measured (see :class:`StepCost`)."""
+        return any(r.cost is not None for r in self.optimizers.values())
+
+    @property
+    def measured_sharpness(self) -> bool:
+        """Whether the sharpness was recorded along the chosen runs (:class:`SharpnessRun`)."""
+        return any(r.sharpness is not None for r in self.optimizers.values())
+
     def solved_steps(self, label: str) -> float:
         """Steps to target at the chosen rate: the mean over seeds if all reached, else inf."""
         runs = self.optimizers[label]
@@ -160,6 +287,8 @@ class ProblemResult:
         rows = []
         for label, runs in self.optimizers.items():
             st = runs.stats(runs.chosen)
+            cost = runs.cost
+            us = math.nan if cost is None else cost.microseconds_per_step
             rows.append(
                 {
                     "problem": self.name,
@@ -179,6 +308,9 @@ class ProblemResult:
                     "runs_in_grid": int(runs.diverged.size),
                     "microseconds_per_run_step": self.microseconds_per_run_step,
                     "sweep_compile_seconds": self.compile_seconds,
+                    "evaluations_per_step": math.nan if cost is None else cost.evaluations_per_step,
+                    "microseconds_per_step": us,
+                    "seconds_to_target": 1e-6 * us * st["steps_to_target_mean"],
                 }
             )
         return rows
@@ -236,6 +368,36 @@ def _summary_cells(row: dict[str, Any]) -> list[str]:
         format_number(row["gap_mean"], 2),
         _steps(row),
         f"{row['diverged']}/{row['seeds']}",
+    ]
+
+
+_COST_HEADERS = ["evaluations per step", "time per step", "time to target"]
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration for a table, in a unit that suits it.
+
+    Example:
+        >>> format_seconds(3.2e-5), format_seconds(0.0123), format_seconds(4.56), \
+        ...     format_seconds(float("nan"))
+        ('32 µs', '12.3 ms', '4.56 s', '-')
+    """
+    if not math.isfinite(seconds):
+        return "-"
+    if seconds < 1e-3:
+        return f"{1e6 * seconds:.3g} µs"
+    if seconds < 1:
+        return f"{1e3 * seconds:.3g} ms"
+    return f"{seconds:.3g} s"
+
+
+def cost_cells(row: dict[str, Any]) -> list[str]:
+    """A summary row's evaluations per step, time per step and time to target, as text."""
+    to_target = row["seconds_to_target"]
+    return [
+        format_number(row["evaluations_per_step"], 3),
+        format_seconds(1e-6 * row["microseconds_per_step"]),
+        "never" if row["reached_target"] == 0 else format_seconds(to_target),
     ]
 
 
@@ -313,15 +475,29 @@ class Comparison:
         ``gap_mean``, ``target``, ``steps_to_target_mean`` (over the seeds that
         reached it; NaN if none), ``reached_target``, ``seeds``, ``diverged``
         (seeds at the chosen rate), ``diverged_in_grid``, ``runs_in_grid``,
-        ``microseconds_per_run_step`` and ``sweep_compile_seconds``.
+        ``microseconds_per_run_step`` and ``sweep_compile_seconds``; where the
+        step cost was measured (else NaN): ``evaluations_per_step``,
+        ``microseconds_per_step`` (one run alone) and ``seconds_to_target``
+        (``steps_to_target_mean`` steps at that time each).
         """
         return [row for p in self.problems for row in p.rows()]
 
+    @property
+    def measured_costs(self) -> bool:
+        """Whether any problem's step costs were measured (see :class:`StepCost`)."""
+        return any(p.measured_costs for p in self.problems)
+
     def summary_table(self, markdown: bool = False) -> str:
-        """The summary as a table: aligned text by default, Markdown if asked."""
-        return format_table(
-            _SUMMARY_HEADERS, [_summary_cells(r) for r in self.summary()], markdown=markdown
-        )
+        """The summary as a table: aligned text by default, Markdown if asked.
+
+        Where step costs were measured it also shows the function evaluations
+        and the time per step, and the time to reach the target.
+        """
+        headers, cells = _SUMMARY_HEADERS, _summary_cells
+        if self.measured_costs:
+            headers = [*_SUMMARY_HEADERS, *_COST_HEADERS]
+            cells = lambda row: [*_summary_cells(row), *cost_cells(row)]
+        return format_table(headers, [cells(r) for r in self.summary()], markdown=markdown)
 
     def profile_table(self, markdown: bool = False) -> str:
         """AlgoPerf score and speedup over the reference per optimizer."""
@@ -403,6 +579,18 @@ class Comparison:
                         label: r.learning_rates.tolist() for label, r in p.optimizers.items()
                     },
                     "runs": runs,
+                    "step_costs": {
+                        label: r.cost.to_dict() for label, r in p.optimizers.items() if r.cost
+                    }
+                    if p.measured_costs
+                    else None,
+                    "sharpness": {
+                        label: r.sharpness.to_dict()
+                        for label, r in p.optimizers.items()
+                        if r.sharpness
+                    }
+                    if p.measured_sharpness
+                    else None,
                 }
             )
         summary = [{k: _json_number(v) for k, v in row.items()} for row in self.summary()]
@@ -434,6 +622,9 @@ class Comparison:
 def load(path: str | os.PathLike) -> dict[str, Any]:
     """Read a ``results.json`` back: the dict :meth:`Comparison.to_dict` wrote.
 
+    Reads every version of :data:`SCHEMA_VERSIONS`; a version 1 file has no
+    ``step_costs`` or ``sharpness`` (read them with ``.get``).
+
     Raises:
         ValueError: the file is missing, is not JSON, or is not a jaxgd
             comparison of a schema version this jaxgd reads.
@@ -458,9 +649,10 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
             f"{str(path)!r} is not a jaxgd comparison (no schema {SCHEMA!r}); "
             "pass the results.json of a jaxgd report."
         )
-    if data.get("schema_version") != SCHEMA_VERSION:
+    if data.get("schema_version") not in SCHEMA_VERSIONS:
         raise ValueError(
             f"{str(path)!r} has schema version {data.get('schema_version')!r}; this jaxgd "
-            f"reads version {SCHEMA_VERSION}: rerun the comparison with this jaxgd."
+            f"reads versions {', '.join(map(str, SCHEMA_VERSIONS))}: rerun the comparison "
+            "with this jaxgd."
         )
     return data

@@ -583,17 +583,17 @@ def _sharpness_run(problem, factory, rate, seed, steps, batch_size, mesh) -> Sha
     )
 
 
-def _measure_chosen(problem, factories, per_opt, seed, steps, batch_size, mesh, curvature):
-    """Fill in each optimizer's step cost (always) and sharpness (with ``curvature``)."""
+def _measure_chosen(problem, factories, per_opt, seed, steps, batch_size, mesh, sharpness):
+    """Fill in each optimizer's step cost (always) and sharpness (with ``sharpness``)."""
     for label, factory in factories.items():
         runs = per_opt[label]
         args = (problem, factory, runs.learning_rate, seed, steps, batch_size, mesh)
         runs.cost = _step_cost(*args)
-        if curvature:
+        if sharpness:
             runs.sharpness = _sharpness_run(*args)
 
 
-def _run_problem(problem, factories, rates, seeds, steps, batch_size, mesh=None, curvature=False):
+def _run_problem(problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False):
     record = _is_2d(problem)
     sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
     jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
@@ -632,8 +632,8 @@ def _run_problem(problem, factories, rates, seeds, steps, batch_size, mesh=None,
         )
     n_runs = sum(r.size for r in rates.values()) * len(seeds)
     params, _ = _chosen_start(problem, seeds[0])
-    if curvature or any(has_line_search(f, params) for f in factories.values()):
-        _measure_chosen(problem, factories, per_opt, seeds[0], steps, batch_size, mesh, curvature)
+    if sharpness or any(has_line_search(f, params) for f in factories.values()):
+        _measure_chosen(problem, factories, per_opt, seeds[0], steps, batch_size, mesh, sharpness)
     return ProblemResult(
         curvature=curvature if math.isfinite(curvature) and curvature > 0 else None,
         problem=problem,

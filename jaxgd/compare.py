@@ -718,6 +718,7 @@ def compare(
             steps below 1, a ``batch_size`` above a problem's number of
             examples, a history too big for this machine's memory; raised
             before anything compiles (see :func:`check_arguments`).
+        TypeError: ``curvature`` not a bool.
 
     Warns:
         SweepSizeWarning: a comparison of more than 1 GiB of history or 100
@@ -731,11 +732,14 @@ def compare(
         >>> row["optimizer"], row["learning_rate"], row["diverged"]
         ('vanilla', 0.1, 0)
     """
+    if not isinstance(curvature, bool):
+        raise TypeError(
+            f"compare: curvature must be True or False, got {curvature!r}; pass "
+            "curvature=True to record the sharpness at each chosen rate."
+        )
     problem_list, factories, rates, seed_list, steps, batch_size = check_arguments(
         problems, optimizers, learning_rates, seeds, steps, batch_size
     )
-    if not isinstance(curvature, bool):
-        raise TypeError(f"compare: curvature must be True or False, got {curvature!r}.")
 
     results = []
     items, bar = _progress_bar(problem_list, progress)

@@ -459,5 +459,5 @@ def test_curvature_results_survive_json(curved, tmp_path):
 
 
 def test_curvature_must_be_a_bool():
-    with pytest.raises(TypeError, match="curvature must be True or False"):
+    with pytest.raises(TypeError, match="curvature must be True or False, got 1; pass"):
         gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=5, curvature=1)

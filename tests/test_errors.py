@@ -602,6 +602,12 @@ CATALOGUE = [
         r"memory; use fewer seeds, steps",
     ),
     (
+        "compare-curvature-not-bool",
+        lambda: gd.compare(["booth"], ["adam"], steps=5, curvature="yes"),
+        TypeError,
+        r"curvature must be True or False, got 'yes'; pass curvature=True to record",
+    ),
+    (
         "report-folder-unwritable",
         "unwritable",
         ValueError,

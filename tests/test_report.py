@@ -66,7 +66,8 @@ def test_results_json_parses_and_holds_every_run(saved):
     result, out = saved
     data = gd.results.load(out / "results.json")
     assert data == json.loads(result.to_json()) | {"created": data["created"]}
-    assert data["schema"] == "jaxgd.comparison" and data["schema_version"] == 1
+    assert data["schema"] == "jaxgd.comparison" and data["schema_version"] == 2
+    assert all(p["step_costs"] is None and p["sharpness"] is None for p in data["problems"])
     for key in ["jax_version", "backend", "device_kind", "cpu_count"]:
         assert data["machine"][key]
     assert len(data["problems"]) == len(PROBLEMS)

@@ -378,9 +378,10 @@ def format_seconds(seconds: float) -> str:
     """A duration for a table, in a unit that suits it.
 
     Example:
-        >>> format_seconds(3.2e-5), format_seconds(0.0123), format_seconds(4.56), \
-        ...     format_seconds(float("nan"))
-        ('32 µs', '12.3 ms', '4.56 s', '-')
+        >>> format_seconds(3.2e-5), format_seconds(0.0123), format_seconds(4.56)
+        ('32 µs', '12.3 ms', '4.56 s')
+        >>> format_seconds(float("nan"))
+        '-'
     """
     if not math.isfinite(seconds):
         return "-"

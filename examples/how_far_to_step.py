@@ -1,8 +1,9 @@
-"""How far to step: the figures of the README's "How far to step" section.
+"""How far to step: the figures of the guide ``docs/guides/step-size.md``.
 
 Run ``python examples/how_far_to_step.py [--out FOLDER]`` (about a minute on
-two CPU cores). It writes three PNG figures and prints the numbers the README
-quotes:
+two CPU cores). It writes three PNG figures (by default into
+``docs/guides/figures``, where the guide shows them) and prints the numbers the
+guide quotes:
 
 1. ``overshoot.png``: gradient descent on the student-marks problem at 0.9 and
    1.1 times the stability limit ``2/L`` that the calculus gives: the first
@@ -127,5 +128,7 @@ def main(out: pathlib.Path) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=pathlib.Path, default=HERE / "figures")
+    parser.add_argument(
+        "--out", type=pathlib.Path, default=HERE.parent / "docs" / "guides" / "figures"
+    )
     main(parser.parse_args().out)

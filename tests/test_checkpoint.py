@@ -29,6 +29,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxgd import checkpoint
+from jaxgd.checkpoint.checksums import checksum
+from jaxgd.checkpoint.leaves import natively_stored
 
 # ----------------------------------------------------------------------------------------
 # Helpers
@@ -242,7 +244,7 @@ def test_dtypes_orbax_lacks_are_stored_as_raw_bits(tmp_path: pathlib.Path, name:
     description = json.loads((_step_dir(path) / "jaxgd" / "metadata").read_text())
     spec = description["leaves"][1]
     assert spec["dtype"] == name
-    native = checkpoint._natively_stored(dtype)
+    native = natively_stored(dtype)
     assert spec["stored_as"] == (name if native else "uint8")
 
 
@@ -258,7 +260,7 @@ def test_bool_and_complex_leaves_round_trip_as_jax_and_numpy(tmp_path: pathlib.P
     assert_same_tree(checkpoint.load(path), tree)
     assert_same_tree(checkpoint.load(path, like=tree), tree)
     for leaf in tree.values():  # the device and host checksums agree
-        assert checkpoint._checksum(jnp.asarray(leaf)) == checkpoint._checksum(np.asarray(leaf))
+        assert checksum(jnp.asarray(leaf)) == checksum(np.asarray(leaf))
 
 
 def test_single_array_and_empty_trees(tmp_path: pathlib.Path) -> None:

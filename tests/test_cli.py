@@ -65,7 +65,7 @@ def test_compare_with_curvature_and_a_line_search(tmp_path, capsys):
 
 
 def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
-    """`jaxgd compare` with no flags runs what the README says it runs."""
+    """`jaxgd compare` with no flags runs what the comparing guide says it runs."""
     called = {}
 
     def fake_compare(problem_list, optimizers, **kwargs):
@@ -82,13 +82,13 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
     assert called["seeds"] == (0, 1, 2) and called["steps"] == 500
     assert called["batch_size"] == "problem" and called["progress"] is True
     assert called["curvature"] is False  # off by default: the default run costs nothing more
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = " ".join((ROOT / "docs" / "guides" / "comparing.md").read_text().split())
     said = re.search(
         r"default `jaxgd compare` \((\d+) problems x (\d+) optimizers x (\d+) rates x (\d+) "
         r"seeds = (\d+) runs of (\d+) steps",
         readme,
     )
-    assert said, "the README's runtime paragraph moved"
+    assert said, "the comparing guide's runtime paragraph moved"
     n_problems, n_opt, n_rates, n_seeds, n_runs, steps = map(int, said.groups())
     assert (n_problems, n_opt, n_rates, n_seeds, steps) == (len(names), 3, len(rates), 3, 500)
     assert n_runs == n_problems * n_opt * n_rates * n_seeds

@@ -37,9 +37,9 @@ def test_on_booth_it_agrees_with_the_calculus_in_order_of_magnitude(booth_range)
     assert 0.1 <= booth_range.suggested / recommended <= 10
 
 
-def test_the_readme_quotes_the_booth_answers_as_computed(booth_range):
-    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
-    table = readme.split("| how far to step |", 1)[1].split("\n\n", 1)[0]
+def test_the_step_size_guide_quotes_the_booth_answers_as_computed(booth_range):
+    guide = pathlib.Path(__file__).parents[1] / "docs" / "guides" / "step-size.md"
+    table = guide.read_text().split("| how far to step |", 1)[1].split("\n\n", 1)[0]
     suggested = re.search(
         r"\| suggested \| ([\d.]+) \(a tenth of ([\d.]+).*?\| ([\d.]+) \(`1/L`", table
     )

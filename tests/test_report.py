@@ -317,7 +317,7 @@ def test_a_file_is_refused(tmp_path):
         gd.report.check_folder(tmp_path / "report")
 
 
-# -- structure and the README ---------------------------------------------------------------
+# -- structure and the docs ------------------------------------------------------------------
 
 
 def _imports(path: pathlib.Path) -> set[str]:
@@ -343,12 +343,12 @@ def test_the_report_imports_nothing_that_computes():
         assert not {i for i in imports if i.startswith(("jaxgd.compare", "jaxgd.cli"))}, path
 
 
-def test_readme_counts_the_default_figures():
+def test_the_comparing_guide_counts_the_default_figures():
     # figure_names draws paths where they were recorded; compare records them on 2-D problems.
     problems = [gd.problems.get(name) for name in DEFAULT_PROBLEMS]
     count = 2 * len(problems) + sum(_is_2d(p) for p in problems) + 1
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    said = re.search(r"runs of \d+ steps, then (\d+) figures", readme)
+    guide = " ".join((ROOT / "docs" / "guides" / "comparing.md").read_text().split())
+    said = re.search(r"runs of \d+ steps, then (\d+) figures", guide)
     assert said and int(said.group(1)) == count
 
 

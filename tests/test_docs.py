@@ -1,0 +1,173 @@
+"""The documentation site stays true: its pages' code runs, its tutorials
+execute, it builds without a warning, and its API reference lists every public
+name.
+
+The guides' ```python blocks run in order, one namespace per page, in a
+temporary folder (as tests/test_readme.py runs the README's). The notebooks
+execute with nbclient, and ``mkdocs build --strict`` (which executes them again,
+as the published site does) must pass with every notebook figure in the built
+pages. Everything the build needs is in the ``test`` extra.
+"""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+import jaxgd as gd
+
+ROOT = pathlib.Path(__file__).parents[1]
+DOCS = ROOT / "docs"
+PAGES = sorted(p for p in DOCS.rglob("*.md") if "api" not in p.relative_to(DOCS).parts)
+NOTEBOOKS = sorted((DOCS / "tutorials").glob("*.ipynb"))
+# Pages whose examples compile several comparisons or chunked runs: tens of seconds on
+# 2 cores. (The comparing, ecosystem and devices pages hold what the README ran in the
+# fast suite: they stay in it.)
+SLOW_PAGES = {"own-variant.md", "checkpoints.md"}
+
+
+def python_blocks(page: pathlib.Path) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", page.read_text(), re.S | re.M)
+
+
+def run_page(page: pathlib.Path) -> dict:
+    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    for i, code in enumerate(python_blocks(page)):
+        exec(compile(code, f"{page.relative_to(ROOT)} block {i + 1}", "exec"), namespace)
+    return namespace
+
+
+def _page_param(page):
+    marks = [pytest.mark.slow] if page.name in SLOW_PAGES else []
+    return pytest.param(page, id=str(page.relative_to(DOCS)), marks=marks)
+
+
+def test_the_pages_are_found():
+    names = {p.name for p in PAGES}
+    assert {"index.md", "getting-started.md", "run-loop.md", "own-variant.md"} <= names
+    assert names >= SLOW_PAGES
+    assert {p.name for p in NOTEBOOKS} == {
+        "gradient-descent-lesson.ipynb",
+        "choosing-an-optimizer.ipynb",
+    }
+
+
+@pytest.mark.parametrize("page", [_page_param(p) for p in PAGES])
+def test_page_code_runs(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that write (a report, a checkpoint) write here
+    run_page(page)
+
+
+def _api_directives() -> list[str]:
+    """The public name each ``::: jaxgd...`` directive documents: ``jaxgd.sgd``
+    documents ``sgd``; ``jaxgd.minimize.minimize`` the function ``minimize``
+    (``jaxgd.minimize`` alone is its module, which the name shadows)."""
+    names = []
+    for page in sorted((DOCS / "api").glob("*.md")):
+        for path in re.findall(r"^::: (jaxgd(?:\.\w+)+)\s*$", page.read_text(), re.M):
+            names.append(path.rsplit(".", 1)[1])
+    return names
+
+
+def test_api_reference_lists_every_public_name_once():
+    listed = _api_directives()
+    assert sorted(listed) == sorted(set(listed)), "a name is documented twice"
+    assert set(listed) == set(gd.__all__), (
+        f"missing from docs/api: {sorted(set(gd.__all__) - set(listed))}; "
+        f"not public: {sorted(set(listed) - set(gd.__all__))}"
+    )
+
+
+def test_every_page_is_in_the_nav():
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for page in [*DOCS.rglob("*.md"), *NOTEBOOKS]:
+        assert str(page.relative_to(DOCS)) in nav, page
+
+
+def _kernel_env() -> dict:
+    # The kernel and the build import this checkout's jaxgd, not another install.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes(notebook, tmp_path, monkeypatch):
+    import nbclient
+    import nbformat
+
+    monkeypatch.setenv("PYTHONPATH", _kernel_env()["PYTHONPATH"])
+    nb = nbformat.read(notebook, as_version=4)
+    assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
+        "store the notebook without outputs: the site build executes it"
+    )
+    # Raises CellExecutionError (with the cell and traceback) if any cell fails,
+    # an assert on a claim of the text included.
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    images = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "image/png" in o.get("data", {})
+    ]
+    assert len(images) >= 3, f"{notebook.name} drew {len(images)} figures"
+
+
+@pytest.mark.slow
+def test_site_builds_strict_with_the_notebook_figures(tmp_path):
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env={**_kernel_env(), "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # --strict turns mkdocs' warnings into a failure; none may even be logged.
+    # (The kernel's own "[IPKernelApp] WARNING" about TCP is not the site's.)
+    log = done.stdout + done.stderr
+    assert not re.search(r"^WARNING\s+-", log, re.M), log
+    for notebook in NOTEBOOKS:
+        html = (site / "tutorials" / notebook.stem / "index.html").read_text()
+        # The executed notebook's figures are embedded in the page as PNG images.
+        images = re.findall(r'<img[^>]+src="data:image/png;base64,', html)
+        assert len(images) >= 3, f"{notebook.name}: {len(images)} figures in the built page"
+        assert "Traceback" not in html
+    reference = "".join(p.read_text() for p in (site / "api").rglob("index.html"))
+    rendered = set(re.findall(r'id="jaxgd(?:\.\w+)*\.(\w+)"', reference))
+    assert set(gd.__all__) <= rendered, f"not rendered: {set(gd.__all__) - rendered}"
+
+
+def test_how_far_to_step_quotes_its_numbers():
+    """The student-marks numbers of the "How far to step" guide, recomputed by the
+    example that draws its figures (the MLP's numbers are in test_sharpness)."""
+    import importlib.util
+
+    path = ROOT / "examples" / "how_far_to_step.py"
+    spec = importlib.util.spec_from_file_location("how_far_to_step", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    marks = example.student_marks()
+    section = " ".join((DOCS / "guides" / "step-size.md").read_text().split())
+    lr = marks["lr"]
+    assert f"`L = {lr.curvature:.2f}`" in section and f"`2/L = {lr.max_stable:.3f}`" in section
+    below, above = marks["runs"][0.9], marks["runs"][1.1]
+    assert float(below.loss) == pytest.approx(24.47, abs=0.01)
+    assert f"{float(above.loss):.1e}".replace("+", "") in section
+    # the text's factor |1 - lr L| = 1.2 a step: the loss grows by 1.2^2 a step once the
+    # top direction dominates
+    curve = above.history.loss
+    assert float(curve[-1] / curve[-2]) == pytest.approx(1.2**2, rel=1e-3)
+    assert f"({marks['test'].suggested:.3f} here)" in section
+    for figure in ("overshoot", "range_test", "edge_of_stability"):
+        assert f"(figures/{figure}.png)" in section
+        assert (DOCS / "guides" / "figures" / f"{figure}.png").is_file()

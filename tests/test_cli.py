@@ -18,6 +18,7 @@ import pytest
 
 from jaxgd import problems
 from jaxgd.cli import cache_dir, main
+from jaxgd.sweep import checks
 
 cmp = importlib.import_module("jaxgd.compare")  # the module (gd.compare is the function)
 ROOT = pathlib.Path(__file__).parents[1]
@@ -162,7 +163,7 @@ def test_bad_out_folders_exit_2_and_leave_everything(out, match, tmp_path, monke
 
 
 def test_a_big_comparison_gets_a_one_line_warning(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cmp, "HISTORY_WARNING_BYTES", 100)
+    monkeypatch.setattr(checks, "HISTORY_WARNING_BYTES", 100)
     monkeypatch.setattr(cmp, "compare", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["compare", *SMALL, "--out", str(tmp_path / "r"), "--no-cache"]) == 130
     err = capsys.readouterr().err.strip().splitlines()

@@ -13,6 +13,7 @@ import pytest
 
 import jaxgd as gd
 from jaxgd import protocol
+from jaxgd.sweep import checks
 
 cmp = importlib.import_module("jaxgd.compare")
 
@@ -199,7 +200,7 @@ def no_compiling(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("compare compiled before checking its arguments")
 
-    monkeypatch.setattr(cmp, "_run_problem", fail)
+    monkeypatch.setattr(cmp, "sweep_problem", fail)
 
 
 @pytest.mark.parametrize(
@@ -252,11 +253,11 @@ def test_the_footprint_counts_runs_steps_and_history():
 
 
 def test_a_big_comparison_is_warned_of_with_its_numbers(monkeypatch):
-    monkeypatch.setattr(cmp, "HISTORY_WARNING_BYTES", 1000)
+    monkeypatch.setattr(checks, "HISTORY_WARNING_BYTES", 1000)
     with pytest.warns(cmp.SweepSizeWarning, match=r"12 runs .* 600 run-steps .* GiB of history"):
         cmp.check_arguments(["booth"], ["vanilla", "adam"], [0.1, 0.2, 0.3], 2, 50, None)
-    monkeypatch.setattr(cmp, "HISTORY_WARNING_BYTES", 10**9)
-    monkeypatch.setattr(cmp, "RUN_STEPS_WARNING", 599)
+    monkeypatch.setattr(checks, "HISTORY_WARNING_BYTES", 10**9)
+    monkeypatch.setattr(checks, "RUN_STEPS_WARNING", 599)
     with pytest.warns(cmp.SweepSizeWarning, match="may take long"):
         cmp.check_arguments(["booth"], ["vanilla", "adam"], [0.1, 0.2, 0.3], 2, 50, None)
 

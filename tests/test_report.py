@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import jaxgd as gd
-from jaxgd.compare import DEFAULT_PROBLEMS, _is_2d
+from jaxgd.compare import DEFAULT_PROBLEMS
 from jaxgd.report import figures
+from jaxgd.sweep.checks import is_2d
 
 ROOT = pathlib.Path(__file__).parents[1]
 PROBLEMS = ["booth", "student_marks"]
@@ -331,22 +332,32 @@ def _imports(path: pathlib.Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", ["compare.py", "results.py"])
+_COMPUTING = ["compare.py", *(f"{d}/{p.name}" for d in ("sweep", "results")
+                               for p in sorted((ROOT / "jaxgd" / d).glob("*.py")))]  # fmt: skip
+
+
+@pytest.mark.parametrize("module", _COMPUTING)
 def test_computing_never_imports_rendering(module):
     imports = _imports(ROOT / "jaxgd" / module)
     assert not {i for i in imports if i.startswith(("jaxgd.report", "matplotlib"))}
 
 
+def test_the_computing_modules_are_all_checked():
+    # compare.py; sweep/: __init__, checks, chosen, grid; results/: __init__ and four modules
+    assert len(_COMPUTING) == 1 + 4 + 5
+
+
 def test_the_report_imports_nothing_that_computes():
     for path in (ROOT / "jaxgd" / "report").glob("*.py"):
         imports = _imports(path)
-        assert not {i for i in imports if i.startswith(("jaxgd.compare", "jaxgd.cli"))}, path
+        computing = ("jaxgd.compare", "jaxgd.sweep", "jaxgd.cli")
+        assert not {i for i in imports if i.startswith(computing)}, path
 
 
 def test_the_comparing_guide_counts_the_default_figures():
     # figure_names draws paths where they were recorded; compare records them on 2-D problems.
     problems = [gd.problems.get(name) for name in DEFAULT_PROBLEMS]
-    count = 2 * len(problems) + sum(_is_2d(p) for p in problems) + 1
+    count = 2 * len(problems) + sum(is_2d(p) for p in problems) + 1
     guide = " ".join((ROOT / "docs" / "guides" / "comparing.md").read_text().split())
     said = re.search(r"runs of \d+ steps, then (\d+) figures", guide)
     assert said and int(said.group(1)) == count

@@ -3,7 +3,10 @@
 ``jaxgd compare`` runs the comparison (vanilla gradient descent, momentum and
 Adam on textbook functions, student marks and real data by default), shows a
 progress bar, prints the summary table and writes the report folder.
-``jaxgd problems`` lists the catalogue.
+``jaxgd problems`` lists the catalogue. ``--curvature`` also records the
+sharpness along each optimizer's chosen run (see ``gd.compare(curvature=True)``);
+a line search among the optimizers (``--optimizers vanilla,armijo,adam``) has its
+evaluations and time per step reported.
 
 Every argument is checked before anything compiles (through
 :func:`jaxgd.compare.check_arguments` and :func:`jaxgd.report.check_folder`):
@@ -142,6 +145,13 @@ def _parser() -> _Parser:
         action="store_true",
         help="a fast smoke run: 4 problems, 100 steps, 2 seeds, 4 rates",
     )
+    c.add_argument(
+        "--curvature",
+        action="store_true",
+        help="also run each optimizer once at its chosen rate recording the sharpness (the "
+        "Hessian's largest eigenvalue) against its stability limit, and measure the evaluations "
+        "and time per step; the report draws sharpness_<problem>.png (slower; off by default)",
+    )
     c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     c.add_argument(
         "--no-cache",
@@ -196,6 +206,7 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
         steps=steps,
         batch_size=batch_size,
         progress=not args.no_progress,
+        curvature=args.curvature,
     )
     return kwargs, out
 

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxgd.arguments import positive_int
+
 __all__ = ["Model", "linear", "logistic", "mlp", "softmax"]
 
 
@@ -26,12 +28,6 @@ class Model(NamedTuple):
 
     def __call__(self, params: Any, x: jax.Array) -> jax.Array:
         return self.apply(params, x)
-
-
-def _check_size(name: str, value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
 
 
 def _dense_init(key, n_in, n_out, scale):
@@ -52,9 +48,9 @@ def linear(n_features: int, n_outputs: int | None = None) -> Model:
         >>> params["w"].shape, model(params, jax.numpy.ones((5, 3))).shape
         ((3,), (5,))
     """
-    _check_size("linear: n_features", n_features)
+    positive_int("linear", "n_features", n_features)
     if n_outputs is not None:
-        _check_size("linear: n_outputs", n_outputs)
+        positive_int("linear", "n_outputs", n_outputs)
     scale = 1.0 / jnp.sqrt(n_features)
     return Model(
         init=lambda key: _dense_init(key, n_features, n_outputs, scale),
@@ -84,7 +80,7 @@ def softmax(n_features: int, n_classes: int) -> Model:
         >>> model(model.init(jax.random.PRNGKey(0)), jax.numpy.ones((2, 64))).shape
         (2, 10)
     """
-    _check_size("softmax: n_classes", n_classes)
+    positive_int("softmax", "n_classes", n_classes)
     return linear(n_features, n_classes)._replace(name="softmax")
 
 
@@ -109,7 +105,7 @@ def mlp(
     if len(sizes) < 2:
         raise ValueError(f"mlp: sizes needs at least (n_in, n_out), got {sizes!r}.")
     for s in sizes:
-        _check_size("mlp: every entry of sizes", s)
+        positive_int("mlp", "every entry of sizes", s)
     n_layers = len(sizes) - 1
 
     def init(key):

@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxgd.arguments import boolean
 from jaxgd.optimizers import Optimizer, check_optimizer
 from jaxgd.partition import Static, combine, partition
-from jaxgd.run.checks import check_bool
 
 __all__ = ["Step", "make_step"]
 
@@ -158,4 +158,4 @@ def make_step(loss: Callable[..., Any], optimizer: Any, *, has_aux: bool = False
     if not callable(loss):
         raise TypeError(f"make_step: loss must be a function loss(params, *batch), got {loss!r}.")
     check_optimizer(optimizer, "make_step")
-    return Step(loss=loss, optimizer=optimizer, has_aux=check_bool("make_step", "has_aux", has_aux))
+    return Step(loss=loss, optimizer=optimizer, has_aux=boolean("make_step", "has_aux", has_aux))

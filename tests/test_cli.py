@@ -4,6 +4,7 @@ status 2 before anything compiles, real errors with their traceback, and the com
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import pathlib
 import re
@@ -17,6 +18,7 @@ import pytest
 
 from jaxgd import problems
 from jaxgd.cli import cache_dir, main
+from jaxgd.sweep import checks
 
 cmp = importlib.import_module("jaxgd.compare")  # the module (gd.compare is the function)
 ROOT = pathlib.Path(__file__).parents[1]
@@ -50,6 +52,19 @@ def test_compare_small_run(tmp_path, capsys):
     assert (out / "figures" / "loss_booth.png").is_file()
 
 
+def test_compare_with_curvature_and_a_line_search(tmp_path, capsys):
+    out = tmp_path / "report"
+    argv = ["compare", "--problems", "quadratic", "--optimizers", "vanilla,armijo", "--steps"]
+    argv += ["20", "--seeds", "1", "--learning-rates", "0.01,1.0", "--out", str(out)]
+    assert main([*argv, "--curvature", "--no-progress", "--no-cache"]) == 0
+    printed = capsys.readouterr().out
+    header = printed.splitlines()[0]
+    assert "evaluations per step" in header and "time to target" in header
+    assert (out / "figures" / "sharpness_quadratic.png").is_file()
+    sharpness = json.loads((out / "results.json").read_text())["problems"][0]["sharpness"]
+    assert sorted(sharpness) == ["armijo", "vanilla"]
+
+
 def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
     """`jaxgd compare` with no flags runs what the comparing guide says it runs."""
     called = {}
@@ -67,6 +82,7 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
     np.testing.assert_allclose(rates, [10 ** (k / 2) for k in range(-8, 4)], rtol=2e-3)
     assert called["seeds"] == (0, 1, 2) and called["steps"] == 500
     assert called["batch_size"] == "problem" and called["progress"] is True
+    assert called["curvature"] is False  # off by default: the default run costs nothing more
     readme = " ".join((ROOT / "docs" / "guides" / "comparing.md").read_text().split())
     said = re.search(
         r"default `jaxgd compare` \((\d+) problems x (\d+) optimizers x (\d+) rates x (\d+) "
@@ -147,7 +163,7 @@ def test_bad_out_folders_exit_2_and_leave_everything(out, match, tmp_path, monke
 
 
 def test_a_big_comparison_gets_a_one_line_warning(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cmp, "HISTORY_WARNING_BYTES", 100)
+    monkeypatch.setattr(checks, "HISTORY_WARNING_BYTES", 100)
     monkeypatch.setattr(cmp, "compare", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["compare", *SMALL, "--out", str(tmp_path / "r"), "--no-cache"]) == 130
     err = capsys.readouterr().err.strip().splitlines()

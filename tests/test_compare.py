@@ -5,11 +5,15 @@ from __future__ import annotations
 import importlib
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jaxgd as gd
 from jaxgd import protocol
+from jaxgd.sweep import checks
 
 cmp = importlib.import_module("jaxgd.compare")
 
@@ -196,7 +200,7 @@ def no_compiling(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("compare compiled before checking its arguments")
 
-    monkeypatch.setattr(cmp, "_run_problem", fail)
+    monkeypatch.setattr(cmp, "sweep_problem", fail)
 
 
 @pytest.mark.parametrize(
@@ -249,11 +253,11 @@ def test_the_footprint_counts_runs_steps_and_history():
 
 
 def test_a_big_comparison_is_warned_of_with_its_numbers(monkeypatch):
-    monkeypatch.setattr(cmp, "HISTORY_WARNING_BYTES", 1000)
+    monkeypatch.setattr(checks, "HISTORY_WARNING_BYTES", 1000)
     with pytest.warns(cmp.SweepSizeWarning, match=r"12 runs .* 600 run-steps .* GiB of history"):
         cmp.check_arguments(["booth"], ["vanilla", "adam"], [0.1, 0.2, 0.3], 2, 50, None)
-    monkeypatch.setattr(cmp, "HISTORY_WARNING_BYTES", 10**9)
-    monkeypatch.setattr(cmp, "RUN_STEPS_WARNING", 599)
+    monkeypatch.setattr(checks, "HISTORY_WARNING_BYTES", 10**9)
+    monkeypatch.setattr(checks, "RUN_STEPS_WARNING", 599)
     with pytest.warns(cmp.SweepSizeWarning, match="may take long"):
         cmp.check_arguments(["booth"], ["vanilla", "adam"], [0.1, 0.2, 0.3], 2, 50, None)
 
@@ -317,3 +321,144 @@ def test_every_listed_optimizer_runs_and_descends():
     assert [r["optimizer"] for r in c.summary()] == labels
     for label, runs in c.problems[0].optimizers.items():
         assert runs.final_loss[0, 0] < runs.curves[0, 0, 0], label  # below the start
+
+
+# --------------------------------------------------------------------------- #
+# At the chosen rate: sharpness (curvature=True) and step costs (line searches)
+# --------------------------------------------------------------------------- #
+
+QUADRATIC_RATES = {"vanilla": [0.001, 0.01, 1.0], "adam": [0.01, 0.1], "armijo": [1.0]}
+
+
+@pytest.fixture(scope="module")
+def curved():
+    # armijo's only rate, 1.0, overshoots the quadratic (L = 100: lr L = 100 > 2), so its
+    # line search must backtrack; vanilla's stable rates lie below 2/L = 0.02.
+    return gd.compare(
+        ["quadratic"], ["vanilla", "adam", "armijo"], learning_rates=QUADRATIC_RATES, seeds=1,
+        steps=100, curvature=True,
+    )  # fmt: skip
+
+
+def _start(problem, seed=0):
+    init_key, _ = jax.random.split(jax.random.PRNGKey(seed))
+    return problem.init(init_key)
+
+
+def test_the_default_comparison_measures_nothing_more(booth):
+    p = booth.problems[0]
+    assert not p.measured_costs and not p.measured_sharpness and not booth.measured_costs
+    assert all(r.cost is None and r.sharpness is None for r in p.optimizers.values())
+    assert all(math.isnan(row["evaluations_per_step"]) for row in booth.summary())
+    data = booth.to_dict()["problems"][0]
+    assert data["step_costs"] is None and data["sharpness"] is None
+
+
+def test_the_quadratic_sharpness_is_its_largest_eigenvalue(curved):
+    p = curved.problems[0]
+    # The catalogue quadratic's Hessian is R diag(1, 100) R^T: its largest eigenvalue is 100.
+    hessian = np.asarray(jax.hessian(p.problem.loss)(p.problem.optimum_params), np.float64)
+    top = np.linalg.eigvalsh(hessian).max()
+    assert top == pytest.approx(100.0, rel=1e-5)
+    every = cmp.curvature_every(100)
+    assert every == 2
+    for label, r in p.optimizers.items():
+        run = r.sharpness
+        assert run.every == every
+        np.testing.assert_array_equal(run.steps, np.arange(0, 100, every))
+        # float32: the Hessian's entries and the Rayleigh quotient each round at ~1e-7.
+        np.testing.assert_allclose(run.sharpness, top, rtol=1e-5, err_msg=label)
+        assert run.loss.shape == (100,)
+        # The same run as the sweep's first seed (vmapped there, alone here): round-off only.
+        np.testing.assert_allclose(run.loss, r.curves[r.chosen, 0], rtol=1e-4, err_msg=label)
+    vanilla = p.optimizers["vanilla"]
+    assert vanilla.learning_rate == pytest.approx(0.01)
+    assert vanilla.sharpness.limit == {"kind": "sharpness", "limit": pytest.approx(2 / 0.01)}
+    assert vanilla.sharpness.preconditioned is None
+    assert vanilla.sharpness.verdict() == "below"  # 100 against 200
+    adam = p.optimizers["adam"]
+    assert adam.sharpness.limit["kind"] == "preconditioned"
+    assert adam.sharpness.limit["limit"] == pytest.approx(
+        (2 + 2 * 0.9) / ((1 - 0.9) * adam.learning_rate)
+    )
+    assert np.all(np.isfinite(adam.sharpness.preconditioned))
+    np.testing.assert_array_equal(adam.sharpness.watched, adam.sharpness.preconditioned)
+    assert p.optimizers["armijo"].sharpness.limit is None  # no known limit for a line search
+
+
+def test_armijo_in_a_comparison_costs_more_evaluations_per_step(curved):
+    p = curved.problems[0]
+    armijo = p.optimizers["armijo"]
+    assert armijo.cost.line_search and armijo.learning_rate == 1.0
+    # optax's own loop from the same start: 1 gradient + num_linesearch_steps values per step.
+    opt = optax.chain(optax.sgd(1.0), optax.scale_by_backtracking_linesearch(15))
+    params = _start(p.problem)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state):
+        value, grad = jax.value_and_grad(p.problem.loss)(params)
+        updates, state = opt.update(grad, state, params, value=value, grad=grad,
+                                    value_fn=p.problem.loss)  # fmt: skip
+        return optax.apply_updates(params, updates), state
+
+    trials = []
+    for _ in range(100):
+        params, state = step(params, state)
+        trials.append(int(optax.tree.get(state, "num_linesearch_steps")))
+    expected = 1 + np.mean(trials)
+    assert expected > 2  # the first guess overshoots: the search backtracks
+    # Two compiled programs (make_step's and this one) may round differently and flip an
+    # Armijo test at its margin: 0.05 is 5 of the 100 steps trying one point more or less.
+    assert armijo.cost.evaluations_per_step == pytest.approx(expected, abs=0.05)
+    for label in ("vanilla", "adam"):
+        cost = p.optimizers[label].cost
+        assert not cost.line_search and cost.evaluations_per_step == 1.0
+    for row in curved.summary():
+        assert 0 < row["microseconds_per_step"] < math.inf
+        seconds = 1e-6 * row["microseconds_per_step"] * row["steps_to_target_mean"]
+        assert row["seconds_to_target"] == pytest.approx(seconds) or (
+            math.isnan(row["seconds_to_target"]) and row["reached_target"] == 0
+        )
+    table = curved.summary_table()
+    assert "evaluations per step" in table and "time to target" in table
+
+
+def test_a_line_search_alone_measures_costs_not_sharpness():
+    c = gd.compare(["booth"], ["vanilla", "armijo"], learning_rates=[0.1], seeds=1, steps=20)
+    p = c.problems[0]
+    assert p.measured_costs and not p.measured_sharpness
+    assert p.optimizers["armijo"].cost.evaluations_per_step >= 2  # a gradient + 1 trial at least
+    assert p.optimizers["vanilla"].cost.evaluations_per_step == 1
+
+
+def test_has_line_search_reads_the_state():
+    params = jnp.zeros(3)
+    assert cmp.has_line_search(gd.optimizers.get("armijo"), params)
+    assert not any(cmp.has_line_search(gd.optimizers.get(n), params) for n in ("vanilla", "adam"))
+
+
+def test_curvature_results_survive_json(curved, tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(curved.to_json())
+    data = gd.results.load(path)
+    assert data["schema_version"] == gd.results.SCHEMA_VERSION == 2
+    problem = data["problems"][0]
+    for label, r in curved.problems[0].optimizers.items():
+        run = problem["sharpness"][label]
+        assert run["steps"] == r.sharpness.steps.tolist()
+        np.testing.assert_allclose(run["sharpness"], r.sharpness.sharpness)
+        np.testing.assert_allclose(run["loss"], r.sharpness.loss)
+        assert run["limit"] == r.sharpness.limit
+        cost = problem["step_costs"][label]
+        assert cost["evaluations_per_step"] == r.cost.evaluations_per_step
+        assert cost["line_search"] == r.cost.line_search
+    assert problem["sharpness"]["adam"]["preconditioned"] is not None
+    assert problem["sharpness"]["vanilla"]["preconditioned"] is None
+    rows = {row["optimizer"]: row for row in data["summary"]}
+    assert rows["armijo"]["evaluations_per_step"] > 2
+
+
+def test_curvature_must_be_a_bool():
+    with pytest.raises(TypeError, match="curvature must be True or False, got 1; pass"):
+        gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=5, curvature=1)

@@ -579,13 +579,13 @@ CATALOGUE = [
         "compare-seeds-zero",
         lambda: gd.compare(["booth"], ["adam"], seeds=0, steps=5),
         ValueError,
-        r"seeds must be a positive integer \(>= 1\), got 0",
+        "seeds must be a positive integer, got 0",
     ),
     (
         "compare-steps-zero",
         lambda: gd.compare(["booth"], ["adam"], steps=0),
         ValueError,
-        r"steps must be a positive integer \(>= 1\), got 0",
+        "steps must be a positive integer, got 0",
     ),
     (
         "compare-batch-size-too-large",
@@ -600,6 +600,12 @@ CATALOGUE = [
         ValueError,
         r"12,000,000 runs .* run-steps .* GiB of history, more than this machine's .* GiB of "
         r"memory; use fewer seeds, steps",
+    ),
+    (
+        "compare-curvature-not-bool",
+        lambda: gd.compare(["booth"], ["adam"], steps=5, curvature="yes"),
+        TypeError,
+        r"curvature must be True or False, got 'yes'; pass curvature=True to record",
     ),
     (
         "report-folder-unwritable",

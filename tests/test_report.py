@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import jaxgd as gd
-from jaxgd.compare import DEFAULT_PROBLEMS, _is_2d
+from jaxgd.compare import DEFAULT_PROBLEMS
 from jaxgd.report import figures
+from jaxgd.sweep.checks import is_2d
 
 ROOT = pathlib.Path(__file__).parents[1]
 PROBLEMS = ["booth", "student_marks"]
@@ -66,7 +67,8 @@ def test_results_json_parses_and_holds_every_run(saved):
     result, out = saved
     data = gd.results.load(out / "results.json")
     assert data == json.loads(result.to_json()) | {"created": data["created"]}
-    assert data["schema"] == "jaxgd.comparison" and data["schema_version"] == 1
+    assert data["schema"] == "jaxgd.comparison" and data["schema_version"] == 2
+    assert all(p["step_costs"] is None and p["sharpness"] is None for p in data["problems"])
     for key in ["jax_version", "backend", "device_kind", "cpu_count"]:
         assert data["machine"][key]
     assert len(data["problems"]) == len(PROBLEMS)
@@ -330,22 +332,108 @@ def _imports(path: pathlib.Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", ["compare.py", "results.py"])
+_COMPUTING = ["compare.py", *(f"{d}/{p.name}" for d in ("sweep", "results")
+                               for p in sorted((ROOT / "jaxgd" / d).glob("*.py")))]  # fmt: skip
+
+
+@pytest.mark.parametrize("module", _COMPUTING)
 def test_computing_never_imports_rendering(module):
     imports = _imports(ROOT / "jaxgd" / module)
     assert not {i for i in imports if i.startswith(("jaxgd.report", "matplotlib"))}
 
 
+def test_the_computing_modules_are_all_checked():
+    # compare.py; sweep/: __init__, checks, chosen, grid; results/: __init__ and four modules
+    assert len(_COMPUTING) == 1 + 4 + 5
+
+
 def test_the_report_imports_nothing_that_computes():
     for path in (ROOT / "jaxgd" / "report").glob("*.py"):
         imports = _imports(path)
-        assert not {i for i in imports if i.startswith(("jaxgd.compare", "jaxgd.cli"))}, path
+        computing = ("jaxgd.compare", "jaxgd.sweep", "jaxgd.cli")
+        assert not {i for i in imports if i.startswith(computing)}, path
 
 
 def test_the_comparing_guide_counts_the_default_figures():
     # figure_names draws paths where they were recorded; compare records them on 2-D problems.
     problems = [gd.problems.get(name) for name in DEFAULT_PROBLEMS]
-    count = 2 * len(problems) + sum(_is_2d(p) for p in problems) + 1
+    count = 2 * len(problems) + sum(is_2d(p) for p in problems) + 1
     guide = " ".join((ROOT / "docs" / "guides" / "comparing.md").read_text().split())
     said = re.search(r"runs of \d+ steps, then (\d+) figures", guide)
     assert said and int(said.group(1)) == count
+
+
+# --------------------------------------------------------------------------- #
+# compare(curvature=True) and a line search: the sharpness figure and the costs
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def curved(tmp_path_factory):
+    # armijo's rate 1.0 overshoots the quadratic (L = 100), so its line search backtracks.
+    rates = {"vanilla": [0.001, 0.01], "adam": [0.1], "armijo": [1.0]}
+    c = gd.compare(["quadratic"], ["vanilla", "adam", "armijo"], learning_rates=rates, seeds=1,
+                   steps=60, curvature=True)  # fmt: skip
+    return c, gd.report.save(c, tmp_path_factory.mktemp("curved") / "report").parent
+
+
+def test_the_sharpness_figure_is_named_drawn_and_linked(curved):
+    c, out = curved
+    names = figures.figure_names(c)
+    assert names == ["loss_quadratic", "lr_quadratic", "paths_quadratic", "sharpness_quadratic",
+                     "performance_profile"]  # fmt: skip
+    png = out / "figures" / "sharpness_quadratic.png"
+    image = matplotlib.image.imread(png)
+    assert image.shape[0] >= 500 and image[..., :3].std() > 0.05
+    text = " ".join((out / "report.md").read_text().split())
+    assert "(figures/sharpness_quadratic.png)" in text
+    # The sentence says what the figure shows and who sat below its limit (100 < 200).
+    assert "top panel shows the largest eigenvalue" in text
+    assert "below it: vanilla (median 100 against 2/lr = 200)" in text
+    assert "No known limit, or no finite record: armijo." in text
+
+
+def test_the_sharpness_figure_plots_the_sharpness_and_the_limit(curved):
+    c, _ = curved
+    p = c.problems[0]
+    fig = figures.sharpness_figure(c, p)
+    top, bottom = fig.axes[:2]
+    vanilla = p.optimizers["vanilla"]
+    limit = _artist(top, "limit:vanilla")
+    np.testing.assert_allclose(limit.get_ydata(), 2 / vanilla.learning_rate)  # 2/lr = 200
+    curve = _artist(top, "sharpness:vanilla")
+    np.testing.assert_array_equal(curve.get_xdata(), vanilla.sharpness.steps)
+    # float32 round-off of the quadratic's largest eigenvalue, 100.
+    np.testing.assert_allclose(curve.get_ydata(), 100.0, rtol=1e-5)
+    adam = p.optimizers["adam"]
+    np.testing.assert_array_equal(
+        _artist(top, "sharpness:adam").get_ydata(), adam.sharpness.preconditioned
+    )
+    np.testing.assert_allclose(_artist(top, "limit:adam").get_ydata(), 38 / adam.learning_rate)
+    assert not [a for a in top.lines if a.get_gid() == "limit:armijo"]  # no known limit
+    loss = _artist(bottom, "loss:vanilla")
+    np.testing.assert_array_equal(loss.get_xdata(), np.arange(60))
+    np.testing.assert_allclose(loss.get_ydata(), np.maximum(vanilla.sharpness.loss, 1e-12))
+    assert top.get_yscale() == "log" and bottom.get_yscale() == "log"
+    figures._pyplot().close(fig)
+
+
+def test_the_report_shows_evaluations_and_time_per_step(curved):
+    c, out = curved
+    text = (out / "report.md").read_text()
+    armijo = c.problems[0].optimizers["armijo"].cost
+    assert armijo.evaluations_per_step > 2
+    assert "| optimizer | lr | evaluations per step | time per step | steps to target |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| armijo | 1 |"))
+    assert f"| {armijo.evaluations_per_step:.3g} |" in row
+    assert re.search(r"\| [\d.]+ (µs|ms|s) \|", row)  # the time per step, with its unit
+    assert "Steps are not time: armijo is a line search" in " ".join(text.split())
+    summary = c.summary_table()
+    assert "evaluations per step" in summary.splitlines()[0]
+
+
+def test_load_reads_version_1_results(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text('{"schema": "jaxgd.comparison", "schema_version": 1, "steps": 5}')
+    data = gd.results.load(path)
+    assert data["steps"] == 5 and data.get("step_costs") is None

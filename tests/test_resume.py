@@ -196,3 +196,17 @@ def test_optax_hyperparameters_and_schedules_are_fingerprinted(tmp_path):
     first = run(gd.sgd(optax.cosine_decay_schedule(0.1, 20)), "schedule.npz")
     again = run(gd.sgd(optax.cosine_decay_schedule(0.1, 20)), "schedule.npz")  # an equal schedule
     _assert_same_bits(first, again)
+
+
+def test_the_default_checkpoint_every_is_a_tenth_of_the_run(tmp_path, monkeypatch):
+    """README: checkpoint_every defaults to ceil(steps / 10): 120 steps save at 12, 24, ..."""
+    saved = []
+    real_save = gd.checkpoint.save
+
+    def recording_save(path, state, **kwargs):
+        saved.append(int(state.step))
+        return real_save(path, state, **kwargs)
+
+    monkeypatch.setattr(gd.checkpoint, "save", recording_save)
+    gd.minimize(PROBLEM.loss, P0, gd.sgd(0.01), checkpoint=tmp_path / "run", **KWARGS)
+    assert saved == list(range(12, 121, 12))

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from jaxgd.arguments import positive_int
+
 __all__ = ["LearningRateSuggestion", "hvp", "max_curvature", "suggest_learning_rate"]
 
 
@@ -68,10 +70,9 @@ def max_curvature(
         >>> round(float(gd.max_curvature(f, jnp.zeros(2))), 4)
         10.0
     """
-    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
-        raise ValueError(f"max_curvature: iters must be a positive integer, got {iters!r}.")
+    iters = positive_int("max_curvature", "iters", iters)
     key = jax.random.PRNGKey(0) if key is None else key
-    return _power_iteration(f, int(iters), x, key, args)
+    return _power_iteration(f, iters, x, key, args)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))

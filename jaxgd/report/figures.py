@@ -12,6 +12,12 @@ test or a notebook can read the plotted data from its artists, named by
   vanilla's stability limit ``2/L`` a dotted line (``gid="stability-limit"``);
 - ``paths_<problem>`` (2-D problems): each optimizer's paths over the loss
   contours;
+- ``sharpness_<problem>`` (with ``compare(curvature=True)``): top, the
+  sharpness along each optimizer's run at its chosen rate (the
+  preconditioned one for Adam-type optimizers; ``gid="sharpness:<label>"``)
+  and its stability limit as a dashed line of the same colour
+  (``gid="limit:<label>"``); bottom, that run's loss on the same step axis
+  (``gid="loss:<label>"``);
 - ``performance_profile``: the fraction of problems solved within a factor
   tau of the fastest optimizer.
 
@@ -32,10 +38,12 @@ from jaxgd.results import Comparison, ProblemResult
 __all__ = [
     "draw_all",
     "figure_names",
+    "limit_formula",
     "loss_figure",
     "paths_figure",
     "profile_figure",
     "sensitivity_figure",
+    "sharpness_figure",
 ]
 
 _COLORS = {"vanilla": "#1f77b4", "momentum": "#ff7f0e", "adam": "#2ca02c"}
@@ -88,13 +96,16 @@ def figure_names(comparison: Comparison) -> list[str]:
     """The figures :func:`draw_all` draws for ``comparison``, in drawing order.
 
     Per problem ``loss_<name>`` and ``lr_<name>``, ``paths_<name>`` for a 2-D
-    problem (its params recorded), and one ``performance_profile``.
+    problem (its params recorded), ``sharpness_<name>`` where the sharpness
+    was recorded (``compare(curvature=True)``), and one ``performance_profile``.
     """
     names = []
     for p in comparison.problems:
         names += [f"loss_{p.name}", f"lr_{p.name}"]
         if _has_paths(p):
             names.append(f"paths_{p.name}")
+        if p.measured_sharpness:
+            names.append(f"sharpness_{p.name}")
     return [*names, "performance_profile"]
 
 
@@ -387,12 +398,109 @@ def profile_figure(c: Comparison):
     return fig
 
 
+def limit_formula(limit: dict | None, learning_rate: float) -> str:
+    """The stability limit's formula, for a legend or a sentence.
+
+    Example:
+        >>> limit_formula({"kind": "sharpness", "limit": 20.0}, 0.1)
+        '2/lr'
+        >>> limit_formula({"kind": "sharpness", "limit": 38.0}, 0.1)
+        '(2+2β)/lr'
+        >>> limit_formula({"kind": "preconditioned", "limit": 380.0}, 0.1)
+        '(2+2β1)/((1−β1) lr)'
+    """
+    if limit is None:
+        return "no known limit"
+    if limit["kind"] == "preconditioned":
+        return "(2+2β1)/((1−β1) lr)"
+    return "2/lr" if np.isclose(limit["limit"] * learning_rate, 2.0) else "(2+2β)/lr"
+
+
+def _positive(values: list[np.ndarray]) -> bool:
+    finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.empty(0)
+    return bool(finite.size) and bool(np.all(finite > 0))
+
+
+def sharpness_figure(c: Comparison, p: ProblemResult):
+    """The sharpness along each chosen run against its limit (top), the loss below.
+
+    Curves that coincide (plain descent and a line search at the same rate, the
+    constant sharpness of a quadratic) stay visible: the earlier optimizer is
+    drawn wider, beneath the later ones.
+    """
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(9, 6.6), sharex=True, height_ratios=[3, 2], layout="constrained"
+    )
+    use_gap, ylabel = _loss_axis(p)
+    measured = [(label, r) for label, r in p.optimizers.items() if r.sharpness is not None]
+    curves = []
+    for k, (label, r) in enumerate(measured):
+        run = r.sharpness
+        col = _color(label, c.optimizer_labels)
+        width = 1.2 + 1.5 * (len(measured) - 1 - k)  # the first widest, beneath
+        lr = r.learning_rate
+        kind = "preconditioned " if run.limit and run.limit["kind"] == "preconditioned" else ""
+        top.plot(
+            run.steps,
+            run.watched,
+            "-",
+            color=col,
+            lw=width,
+            alpha=0.9,
+            label=f"{label}, lr {lr:.2g}: {kind}sharpness",
+            gid=f"sharpness:{label}",
+        )
+        curves.append(np.asarray(run.watched, np.float64))
+        if run.limit is not None:
+            value = run.limit["limit"]
+            top.axhline(
+                value,
+                color=col,
+                ls="--",
+                lw=1.3,
+                gid=f"limit:{label}",
+                label=f"{label}'s limit {limit_formula(run.limit, lr)} = {value:.3g}",
+            )
+            curves.append(np.array([value]))
+        y = _gap(p, run.loss) if use_gap else np.maximum(run.loss, _FLOOR)
+        bottom.plot(np.arange(len(y)), y, color=col, lw=width, alpha=0.9, label=label,
+                    gid=f"loss:{label}")  # fmt: skip
+    log = _positive(curves)
+    if log:
+        top.set_yscale("log")
+    top.set_ylabel("largest eigenvalue" + (" (log scale)" if log else ""))
+    top.grid(True, which="major", alpha=0.3)
+    top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    top.set_title("sharpness (solid) and its stability limit (dashed, same colour)", fontsize=10)
+    bottom.set_yscale("log")
+    bottom.set_ylabel(ylabel.replace(" (log scale", "\n(log scale"))
+    bottom.set_xlabel("step")
+    bottom.grid(True, which="major", alpha=0.3)
+    bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    bottom.set_title("the loss of the same runs", fontsize=10)
+    every = measured[0][1].sharpness.every if measured else 1
+    fig.suptitle(
+        f"{p.name}: the Hessian's largest eigenvalue along one run (seed {c.seeds[0]}) of each "
+        f"optimizer at its chosen rate, every {every} steps.\nAbove its limit a step "
+        "overshoots along the top eigenvector. Adam-type: the eigenvalue of P^-1 H "
+        "(preconditioned).\nLines that coincide: the earlier optimizer is drawn wider, beneath.",
+        fontsize=10,
+    )
+    return fig
+
+
 def _figure(c: Comparison, name: str):
     if name == "performance_profile":
         return profile_figure(c), 100
     kind, problem = name.split("_", 1)
     p = next(q for q in c.problems if q.name == problem)
-    draw = {"loss": loss_figure, "lr": sensitivity_figure, "paths": paths_figure}[kind]
+    draw = {
+        "loss": loss_figure,
+        "lr": sensitivity_figure,
+        "paths": paths_figure,
+        "sharpness": sharpness_figure,
+    }[kind]
     return draw(c, p), 80 if kind == "paths" else 100
 
 

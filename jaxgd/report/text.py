@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxgd.results import Comparison, ProblemResult, format_number, format_table
+from jaxgd.report.figures import limit_formula
+from jaxgd.results import Comparison, ProblemResult, cost_cells, format_number, format_table
 
 __all__ = ["machine_line", "markdown"]
 
@@ -72,6 +73,13 @@ def markdown(comparison: Comparison, figures: dict[str, str] | None = None) -> s
         c.summary_table(markdown=True),
         "",
     ]
+    if c.measured_costs:
+        lines += [
+            "*evaluations per step*, *time per step*: measured per optimizer at its chosen "
+            "rate (see each problem's section); *time to target*: steps to target x time "
+            "per step, the comparison in time.",
+            "",
+        ]
     warnings = c.edge_warnings()
     if warnings:
         lines += ["**Choices at the edge of the grid:**", ""]
@@ -132,6 +140,85 @@ def _rate_table(p: ProblemResult) -> str:
     return format_table(headers, rows)
 
 
+def _cost_section(p: ProblemResult) -> list[str]:
+    """What a step costs at each chosen rate, and the time to target that follows."""
+    if not p.measured_costs:
+        return []
+    rows = [
+        [
+            row["optimizer"],
+            f"{row['learning_rate']:.3g}",
+            *cost_cells(row)[:2],
+            format_number(row["steps_to_target_mean"], 3),
+            cost_cells(row)[2],
+        ]  # fmt: skip
+        for row in p.rows()
+    ]
+    headers = ["optimizer", "lr", "evaluations per step", "time per step", "steps to target",
+               "time to target"]  # fmt: skip
+    searches = [label for label, r in p.optimizers.items() if r.cost and r.cost.line_search]
+    said = (
+        f"{', '.join(searches)} {'is a line search' if len(searches) == 1 else 'are line searches'}"
+        ": each step evaluates the loss at trial points until it falls enough, so "
+        if searches
+        else ""
+    )
+    return [
+        f"Steps are not time: {said}per optimizer at its chosen rate, the function "
+        "evaluations per step (1, plus a line search's trial points, counted over a replay "
+        "of the first seed's run) and the wall time per step (one run of the first seed, "
+        "compiled first, the best of up to 3 timed runs); time to target = steps to target "
+        "x time per step.",
+        "",
+        format_table(headers, rows),
+        "",
+    ]
+
+
+def _sharpness_sentence(p: ProblemResult) -> list[str]:
+    """What the sharpness figure shows, and which optimizer sat at or below its limit."""
+    if not p.measured_sharpness:
+        return []
+    said = {"at": [], "below": [], "above": [], None: []}
+    for label, r in p.optimizers.items():
+        run = r.sharpness
+        if run is None:
+            continue
+        verdict = run.verdict()
+        if verdict is None:
+            said[None].append(label)
+            continue
+        late = run.watched[-max(1, len(run.watched) // 3) :]
+        median = float(np.median(late[np.isfinite(late)]))
+        said[verdict].append(
+            f"{label} (median {median:.3g} against {limit_formula(run.limit, r.learning_rate)}"
+            f" = {run.limit['limit']:.3g})"
+        )
+    parts = [
+        f"{phrase} {', '.join(said[key])}"
+        for key, phrase in (
+            ("at", "at its limit (within 10 %):"),
+            ("below", "below it:"),
+            ("above", "above it (a step that overshoots along the top eigenvector):"),
+        )
+        if said[key]
+    ]
+    verdicts = "; ".join(parts) if parts else "no optimizer with a known limit"
+    nolimit = (
+        f" No known limit, or no finite record: {', '.join(said[None])}." if said[None] else ""
+    )
+    every = next(r.sharpness.every for r in p.optimizers.values() if r.sharpness is not None)
+    return [
+        "Sharpness along the run: the figure's top panel shows the largest eigenvalue of the "
+        "loss's Hessian (for Adam-type optimizers of the preconditioned Hessian P^-1 H) every "
+        f"{every} steps of one run (the first seed) of each optimizer at its chosen rate, "
+        "with its stability limit dashed in the same colour (2/lr for vanilla, (2+2β)/lr for "
+        "momentum, (2+2β1)/((1−β1) lr) for Adam); the bottom panel shows that run's loss on "
+        f"the same steps. Over the last third of the records: {verdicts}.{nolimit}",
+        "",
+    ]
+
+
 def _problem_section(p: ProblemResult, figures: dict[str, str]) -> list[str]:
     batch = "full batch" if p.batch_size is None else f"minibatches of {p.batch_size}"
     lines = [
@@ -152,6 +239,7 @@ def _problem_section(p: ProblemResult, figures: dict[str, str]) -> list[str]:
         "",
         _rate_table(p),
         "",
+        *_cost_section(p),
     ]
     for key, alt in (
         (f"loss_{p.name}", "loss curves"),
@@ -160,4 +248,7 @@ def _problem_section(p: ProblemResult, figures: dict[str, str]) -> list[str]:
     ):
         if key in figures:
             lines += [f"![{p.name}: {alt}]({figures[key]})", ""]
+    lines += _sharpness_sentence(p)
+    if f"sharpness_{p.name}" in figures:
+        lines += [f"![{p.name}: sharpness against its limit]({figures[f'sharpness_{p.name}']})", ""]
     return lines

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgd.arguments import boolean, positive_int
+
 __all__ = [
     "check_aux_output",
     "check_bool",
@@ -31,24 +33,13 @@ __all__ = [
 
 MAX_STEPS = 2**31 - 1  # the step counter is an int32
 
+check_positive_int = positive_int  # the shared checks, under the names the run layer uses
+check_bool = boolean
+
 
 def is_traced(*trees: Any) -> bool:
     """Whether any leaf is being traced (minimize called under vmap or jit)."""
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
-
-
-def check_positive_int(caller: str, name: str, value: Any, *, most: int | None = None) -> int:
-    """``value`` as a Python int >= 1 (NumPy and 0-d JAX integers accepted)."""
-    if isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer) and value.ndim == 0:
-        value = value.item() if jnp.issubdtype(value.dtype, jnp.integer) else value
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{caller}: {name} must be a positive integer, got {value!r}.")
-    if most is not None and value > most:
-        raise ValueError(
-            f"{caller}: {name} must be at most {most} (the step counter is an int32), got "
-            f"{value}; run a longer descent as several calls resuming a checkpoint=."
-        )
-    return int(value)
 
 
 MAX_ORDER_BYTES = 1 << 30  # the minibatch order table of a run (int32 rows), at most
@@ -67,12 +58,6 @@ def check_order_size(steps: int, batch_size: int | None, n_examples: int) -> Non
             f"need {need / 2**30:.1f} GiB; run at most {most} steps per call and go on from a "
             "checkpoint= (each call resumes where the last ended)."
         )
-
-
-def check_bool(caller: str, name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{caller}: {name} must be True or False, got {value!r}.")
-    return value
 
 
 def _as_array(a):

@@ -1,0 +1,122 @@
+"""Numbers, durations and tables as text: what the summary tables are made of.
+
+The plain-text tables printed by the ``jaxgd`` command and the Markdown ones
+of the report use these (:func:`format_table`, :func:`format_number`,
+:func:`format_seconds`, :func:`cost_cells`), as do the summary's own columns
+(:data:`SUMMARY_HEADERS`, :func:`summary_cells`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = [
+    "COST_HEADERS",
+    "SUMMARY_HEADERS",
+    "cost_cells",
+    "format_number",
+    "format_seconds",
+    "format_table",
+    "summary_cells",
+]
+
+
+def format_number(x: Any, digits: int = 3) -> str:
+    """A number for a table: ``digits`` significant digits, ``-`` for None/NaN, ``never`` for inf.
+
+    Example:
+        >>> format_number(0.000123456), format_number(float("inf")), format_number(None)
+        ('0.000123', 'never', '-')
+    """
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if isinstance(x, float) and math.isinf(x):
+        return "never"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def _lr(row: dict[str, Any]) -> str:
+    edge = {"lowest": " (grid min!)", "highest": " (grid max!)"}.get(row["grid_edge"], "")
+    return f"{row['learning_rate']:.3g}{edge}"
+
+
+def _steps(row: dict[str, Any]) -> str:
+    if row["reached_target"] == 0:
+        return f"never (0/{row['seeds']})"
+    return f"{row['steps_to_target_mean']:.0f} ({row['reached_target']}/{row['seeds']})"
+
+
+SUMMARY_HEADERS = [
+    "problem",
+    "optimizer",
+    "lr",
+    "final loss (mean ± std)",
+    "gap to optimum",
+    "steps to target (reached)",
+    "diverged",
+]
+
+
+def summary_cells(row: dict[str, Any]) -> list[str]:
+    """A summary row's :data:`SUMMARY_HEADERS` cells, as text."""
+    return [
+        row["problem"],
+        row["optimizer"],
+        _lr(row),
+        f"{format_number(row['final_loss_mean'], 4)} ± {format_number(row['final_loss_std'], 2)}",
+        format_number(row["gap_mean"], 2),
+        _steps(row),
+        f"{row['diverged']}/{row['seeds']}",
+    ]
+
+
+COST_HEADERS = ["evaluations per step", "time per step", "time to target"]
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration for a table, in a unit that suits it.
+
+    Example:
+        >>> format_seconds(3.2e-5), format_seconds(0.0123), format_seconds(4.56)
+        ('32 µs', '12.3 ms', '4.56 s')
+        >>> format_seconds(float("nan"))
+        '-'
+    """
+    if not math.isfinite(seconds):
+        return "-"
+    if seconds < 1e-3:
+        return f"{1e6 * seconds:.3g} µs"
+    if seconds < 1:
+        return f"{1e3 * seconds:.3g} ms"
+    return f"{seconds:.3g} s"
+
+
+def cost_cells(row: dict[str, Any]) -> list[str]:
+    """A summary row's evaluations per step, time per step and time to target, as text."""
+    to_target = row["seconds_to_target"]
+    return [
+        format_number(row["evaluations_per_step"], 3),
+        format_seconds(1e-6 * row["microseconds_per_step"]),
+        "never" if row["reached_target"] == 0 else format_seconds(to_target),
+    ]
+
+
+def format_table(headers: list[str], rows: list[list[str]], markdown: bool = True) -> str:
+    """A table as Markdown (``markdown=True``) or as aligned plain text.
+
+    Example:
+        >>> print(format_table(["a", "bb"], [["1", "2"]], markdown=False))
+        a  bb
+        -  --
+        1  2
+    """
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])

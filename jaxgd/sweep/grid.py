@@ -1,0 +1,142 @@
+"""One problem's sweep: every optimizer x rate x seed as one compiled, vmapped program.
+
+:func:`sweep_problem` runs each optimizer's runs as a ``jax.vmap`` of
+:func:`jaxgd.minimize` over rates and seeds (all optimizers in one compiled
+call), measures the largest curvature at the known minimiser, applies the
+protocol (:mod:`jaxgd.protocol`) to choose each optimizer's rate, and returns
+a :class:`jaxgd.results.ProblemResult`; where asked, or for a line search, it
+measures each optimizer again at its chosen rate (:mod:`jaxgd.sweep.chosen`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgd import problems as _problems
+from jaxgd.calculus import max_curvature
+from jaxgd.minimize import Status, minimize
+from jaxgd.protocol import choose_learning_rate, steps_to_target
+from jaxgd.results import OptimizerRuns, ProblemResult
+from jaxgd.sweep.checks import is_2d
+from jaxgd.sweep.chosen import chosen_start, has_line_search, measure_chosen
+
+__all__ = ["sweep_problem"]
+
+
+def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
+    """``sweep(rates, keys, data)``: every optimizer x rate x seed, vmapped."""
+
+    def run(factory, lr, key, data):
+        init_key, batch_key = jax.random.split(key)
+        result = minimize(
+            problem.loss,
+            problem.init(init_key),
+            factory(lr),
+            steps=steps,
+            data=data,
+            batch_size=batch_size,
+            key=batch_key,
+            record_params=record_params,
+            mesh=mesh,
+        )
+        out = {
+            "final_loss": result.loss,
+            "status": result.status,
+            "steps": result.steps,
+            "curve": result.history.loss,
+        }
+        if record_params:
+            out["path"] = result.history.params
+        return out
+
+    def sweep(rates, keys, data, minimiser):
+        outs = {}
+        for label, factory in factories.items():
+            one = functools.partial(run, factory, data=data)
+            over_seeds = jax.vmap(one, in_axes=(None, 0))
+            outs[label] = jax.vmap(over_seeds, in_axes=(0, None))(rates[label], keys)
+        if minimiser is not None:  # the curvature that explains vanilla's best rate
+            args = () if data is None else (data,)
+            outs["curvature"] = max_curvature(problem.loss, minimiser, *args, iters=60)
+        return outs
+
+    return sweep
+
+
+def _minimiser(problem: _problems.Problem) -> Any:
+    """The known minimiser (the first of several), or None.
+
+    The sweep measures the largest curvature ``L`` there (power iteration on
+    Hessian-vector products): plain gradient descent converges near the
+    minimum only for rates below ``2 / L``, which explains vanilla's choice.
+    """
+    x = problem.optimum_params
+    if x is None:
+        return None
+    leaves = jax.tree.leaves(x)
+    if len(leaves) == 1 and leaves[0].ndim == 2 and is_2d(problem):
+        return leaves[0][0]  # several minimisers (Himmelblau): the first
+    return x
+
+
+def sweep_problem(
+    problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False
+) -> ProblemResult:
+    """Sweep ``problem`` (see the module docstring): arguments as :func:`jaxgd.compare`
+    checked them, ``batch_size`` this problem's own."""
+    record = is_2d(problem)
+    sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
+    jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    data = problem.data  # with a mesh, minimize splits it over the devices itself
+    minimiser = _minimiser(problem)
+    t0 = time.perf_counter()
+    compiled = jax.jit(sweep).lower(jrates, keys, data, minimiser).compile()
+    compile_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    outs = jax.block_until_ready(compiled(jrates, keys, data, minimiser))
+    run_seconds = time.perf_counter() - t0
+    outs = jax.tree.map(np.asarray, outs)
+    curvature = float(outs.pop("curvature")) if "curvature" in outs else math.nan
+
+    per_opt = {}
+    for label in factories:
+        o = outs[label]
+        final = o["final_loss"].astype(np.float64)
+        status = o["status"].astype(np.int64)
+        diverged = (status == Status.DIVERGED) | ~np.isfinite(final)
+        curves = o["curve"].astype(np.float64)
+        to_target = steps_to_target(curves, problem.target)
+        to_target = np.where(diverged, np.inf, to_target)
+        chosen = choose_learning_rate(final, diverged, to_target, problem.target)
+        per_opt[label] = OptimizerRuns(
+            learning_rates=rates[label],
+            final_loss=final,
+            status=status,
+            steps=o["steps"].astype(np.int64),
+            diverged=diverged,
+            steps_to_target=to_target,
+            curves=curves,
+            paths=o.get("path"),
+            chosen=chosen,
+        )
+    n_runs = sum(r.size for r in rates.values()) * len(seeds)
+    params, _ = chosen_start(problem, seeds[0])
+    if sharpness or any(has_line_search(f, params) for f in factories.values()):
+        measure_chosen(problem, factories, per_opt, seeds[0], steps, batch_size, mesh, sharpness)
+    return ProblemResult(
+        curvature=curvature if math.isfinite(curvature) and curvature > 0 else None,
+        problem=problem,
+        batch_size=batch_size,
+        optimizers=per_opt,
+        compile_seconds=compile_seconds,
+        run_seconds=run_seconds,
+        n_runs=n_runs,
+    )

@@ -1,6 +1,7 @@
 """Checkpointed runs: resumed runs end with the same bits as uninterrupted ones,
 also after a SIGKILL at a random moment."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -210,3 +211,81 @@ def test_the_default_checkpoint_every_is_a_tenth_of_the_run(tmp_path, monkeypatc
     monkeypatch.setattr(gd.checkpoint, "save", recording_save)
     gd.minimize(PROBLEM.loss, P0, gd.sgd(0.01), checkpoint=tmp_path / "run", **KWARGS)
     assert saved == list(range(12, 121, 12))
+
+
+CENTER = 3.0
+
+
+def _loss_reading_a_global(p):
+    return jnp.sum((p - CENTER) ** 2)
+
+
+class _Bowl:
+    """A callable loss object whose field the loss reads (not a pytree: compiled in)."""
+
+    def __init__(self, center):
+        self.center = center
+
+    def __call__(self, p):
+        return jnp.sum((p - self.center) ** 2)
+
+
+def test_a_changed_global_the_loss_reads_is_not_resumed(tmp_path, monkeypatch):
+    path = tmp_path / "run"
+    gd.minimize(_loss_reading_a_global, jnp.zeros(2), gd.sgd(0.1), steps=20, checkpoint=path)
+    monkeypatch.setattr(sys.modules[__name__], "CENTER", -5.0)
+    with pytest.raises(ValueError, match=r"belongs to another run.*loss_at_start"):
+        gd.minimize(_loss_reading_a_global, jnp.zeros(2), gd.sgd(0.1), steps=20, checkpoint=path)
+
+
+def test_a_changed_field_of_a_callable_loss_is_not_resumed(tmp_path):
+    path = tmp_path / "run"
+    gd.minimize(_Bowl(3.0), jnp.zeros(2), gd.sgd(0.1), steps=20, checkpoint=path)
+    same = gd.minimize(_Bowl(3.0), jnp.zeros(2), gd.sgd(0.1), steps=20, checkpoint=path)
+    assert int(same.steps) == 20  # an equal object resumes (here: the finished run)
+    with pytest.raises(ValueError, match=r"belongs to another run.*loss_at_start"):
+        gd.minimize(_Bowl(-5.0), jnp.zeros(2), gd.sgd(0.1), steps=20, checkpoint=path)
+
+
+def _tampered(tmp_path, monkeypatch, change):
+    """A finished checkpoint whose run state was changed by ``change`` as it was saved."""
+    path = tmp_path / "run"
+    real_save = gd.checkpoint.save
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            gd.checkpoint, "save", lambda p, state, **kw: real_save(p, change(state), **kw)
+        )
+        gd.minimize(PROBLEM.loss, P0, gd.sgd(0.01), checkpoint=path, **KWARGS)
+    return path
+
+
+def _longer_history(state):
+    h = state.history
+    grow = lambda a: jnp.concatenate([a, a[:5]])  # noqa: E731
+    return state._replace(
+        history=dataclasses.replace(h, loss=grow(h.loss), grad_norm=grow(h.grad_norm))
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s._replace(step=jnp.int32(10**6)), r"its step 1000000 is outside 0\.\.120"),
+        (lambda s: s._replace(status=jnp.int32(7)), r"its status 7 is not a Status code"),
+        (_longer_history, r"loss.*shape \(125,\) in the checkpoint, \(120,\) expected"),
+    ],
+    ids=["step-beyond-steps", "status-not-a-code", "history-of-another-length"],
+)
+def test_a_loaded_state_that_this_run_could_not_have_written_is_refused(
+    tmp_path, monkeypatch, change, message
+):
+    path = _tampered(tmp_path, monkeypatch, change)
+    with pytest.raises(ValueError, match=message):
+        gd.minimize(PROBLEM.loss, P0, gd.sgd(0.01), checkpoint=path, **KWARGS)
+
+
+@pytest.mark.parametrize("key", [42, "seed"], ids=["int", "string"])
+def test_a_key_that_is_not_a_key_is_refused_with_a_checkpoint(tmp_path, key):
+    with pytest.raises(TypeError, match=r"key must be a jax.random key.*PRNGKey\(seed\)"):
+        gd.minimize(PROBLEM.loss, P0, gd.sgd(0.01), checkpoint=tmp_path / "run", data=PROBLEM.data,
+                    steps=10, key=key)  # fmt: skip

@@ -122,12 +122,18 @@ def test_lbfgs_converges_on_rosenbrock_as_optax_documents():
     # optax's documented loop (optax docs, "L-BFGS" in the optimizer how-to)
     opt = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(rosen.loss)
+
+    @jax.jit
+    def step(params, state):
+        value, grad = value_and_grad(params, state=state)
+        updates, state = opt.update(
+            grad, state, params, value=value, grad=grad, value_fn=rosen.loss
+        )
+        return optax.apply_updates(params, updates), state
+
     params, state = x0, opt.init(x0)
     for _ in range(int(result.steps)):
-        value, grad = value_and_grad(params, state=state)
-        updates, state = opt.update(grad, state, params, value=value, grad=grad,
-                                    value_fn=rosen.loss)  # fmt: skip
-        params = optax.apply_updates(params, updates)
+        params, state = step(params, state)
     np.testing.assert_allclose(result.params, params, rtol=1e-5, atol=1e-6)
 
 

@@ -27,7 +27,6 @@ from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
 __all__ = [
     "FORMAT",
@@ -144,6 +143,8 @@ def _known_dtype(name: Any) -> bool:
 
 def check_against_orbax(description: dict[str, Any], stored: Any) -> None:
     """The arrays orbax stored are exactly the described ones, with their shapes and dtypes."""
+    import orbax.checkpoint as ocp  # here, not at import: it costs 0.3 s
+
     stored_flat = {} if stored is None else ocp.tree.to_flat_dict(stored)
     in_orbax = list(filter(stored_by_orbax, description["leaves"]))
     described = {tuple(spec["name"]): spec for spec in in_orbax}

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 
 from jaxgd.checkpoint.checksums import checksum
 from jaxgd.checkpoint.description import (
@@ -29,6 +28,9 @@ from jaxgd.checkpoint.leaves import (
     shape_dtype,
     sharding_of,
 )
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["load", "load_metadata"]
 
@@ -167,6 +169,8 @@ class _Found(NamedTuple):
 
 def _read(path: str | os.PathLike[str]) -> _Found:
     """Finds the latest save at ``path`` and checks its description and stored arrays."""
+    import orbax.checkpoint as ocp  # here, not at import: it costs 0.3 s
+
     directory = pathlib.Path(os.path.abspath(os.fspath(path)))
     if not directory.exists():
         raise FileNotFoundError(f"no checkpoint at {str(directory)!r}")
@@ -242,6 +246,8 @@ def _match_like(
 
 def _restore(found: _Found, targets: dict[tuple[str, ...], Any]) -> dict[tuple[str, ...], Any]:
     """Orbax's restore of the arrays, by name; a failure (corrupt data) is a ValueError."""
+    import orbax.checkpoint as ocp  # here, not at import: it costs 0.3 s
+
     names = list(ocp.tree.to_flat_dict(found.stored))
     target = jax.tree_util.tree_unflatten(
         jax.tree_util.tree_structure(found.stored), [targets[name] for name in names]

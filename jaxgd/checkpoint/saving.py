@@ -6,17 +6,19 @@ import json
 import os
 import pathlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 
 from jaxgd.checkpoint.checksums import checksum
 from jaxgd.checkpoint.collective import agree
 from jaxgd.checkpoint.description import FORMAT, VERSION, encode_structure
 from jaxgd.checkpoint.layout import DESCRIPTION, STATE, claim, orbax_manager, path_problem
 from jaxgd.checkpoint.leaves import describe_path, storable
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["save"]
 
@@ -66,6 +68,8 @@ def save(
         >>> checkpoint.load(path, like=params)["w"]
         Array([0., 1., 2.], dtype=float32)
     """
+    import orbax.checkpoint as ocp  # here, not at import: it costs 0.3 s
+
     meta_json = _metadata_json(metadata)
     flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
     stored, leaf_specs = [], []
@@ -141,6 +145,8 @@ def _metadata_json(metadata: Mapping[str, Any] | None) -> str:
 def _orbax_names(flat: list[tuple[Any, Any]]) -> list[tuple[str, ...]]:
     """The names orbax gives the leaves (their keys as strings), checked to be distinct:
     ``{1: .., "1": ..}`` would collide."""
+    import orbax.checkpoint as ocp  # here, not at import: it costs 0.3 s
+
     names = [ocp.tree.str_keypath(key_path) or (_ROOT,) for key_path, _ in flat]
     seen: set[tuple[str, ...]] = set()
     for (key_path, _), name in zip(flat, names, strict=True):

@@ -12,10 +12,9 @@ compiled call under ``jit``/``vmap`` or as compiled segments from Python
 
 from __future__ import annotations
 
-import collections
 import os
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,8 +24,8 @@ import optax
 from jaxgd import checkpoint as _checkpoint
 from jaxgd import distributed
 from jaxgd.optimizers import Optimizer, check_optimizer
-from jaxgd.partition import Static, partition
-from jaxgd.run import checks, chunks
+from jaxgd.partition import partition
+from jaxgd.run import checks, warm_calls
 from jaxgd.run.batches import take_rows
 from jaxgd.run.chunks import RunInterrupted, run_in_segments
 from jaxgd.run.fingerprint import fingerprint
@@ -143,12 +142,12 @@ def minimize(
     signature = leaves = None
     if plain:  # a call like one seen before: its checks passed, only values are checked again
         options = (steps, batch_size, has_aux, record_params, history_every, curvature_every)
-        signature, leaves = _signature(
+        signature, leaves = warm_calls.signature(
             loss, params, optimizer, data, key, *options, curvature_iters
         )
-        seen = _SEEN.get(signature) if signature is not None else None
+        seen = warm_calls.SEEN.get(signature) if signature is not None else None
         if seen is not None:
-            _SEEN.move_to_end(signature)
+            warm_calls.SEEN.move_to_end(signature)
             off = seen.off  # a rule switched off, placed once
             tol = off if tol is None else checks.check_threshold("tol", tol, nonnegative=True)
             if target is None:
@@ -220,10 +219,10 @@ def minimize(
     if traced_call:  # under jit or vmap: one compiled program, no Python in between
         return whole_run(spec, traced, params, data, key, tol, target)
     if signature is not None:
-        seen = _Seen.of(spec, leaves, params, data, key)
-        _SEEN[signature] = seen
-        if len(_SEEN) > _SEEN_MOST:
-            _SEEN.popitem(last=False)
+        seen = warm_calls.SeenCall.of(spec, leaves, params, data, key)
+        warm_calls.SEEN[signature] = seen
+        if len(warm_calls.SEEN) > warm_calls.MOST:
+            warm_calls.SEEN.popitem(last=False)
         return seen.run(leaves, params, data, key, tol, target)
     run_id = None
     if checkpoint is not None:
@@ -245,125 +244,6 @@ def minimize(
     )
 
 
-# --------------------------------------------------------------------------- #
-# Calls seen before: the per-call cost of a warm call
-# --------------------------------------------------------------------------- #
-
-_SEEN: collections.OrderedDict = collections.OrderedDict()  # signature -> _Seen
-_SEEN_MOST = 32  # calls remembered (each holds its loss and optimizer, as jit's cache does)
-
-
-_KINDS: dict[type, str] = {}  # leaf type -> "array", "numpy", "scalar", "static" or "tracer"
-
-
-def _kind(kind: type) -> str:
-    if issubclass(kind, jax.core.Tracer):
-        return "tracer"
-    if issubclass(kind, jax.Array):
-        return "array"
-    if issubclass(kind, np.ndarray):
-        return "numpy"
-    return "scalar" if kind is not bool and issubclass(kind, _SCALARS) else "static"
-
-
-_SCALARS = (np.generic, float, complex)  # traced leaves besides arrays (see jaxgd.partition)
-
-
-def _describe(leaf: Any) -> Any:
-    """What the checks saw of a leaf: type, shape and dtype of a traced value,
-    the value itself (by identity for objects) of a static one."""
-    kind = type(leaf)
-    what = _KINDS.get(kind) or _KINDS.setdefault(kind, _kind(kind))
-    if what == "array":
-        return (kind, leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False))
-    if what == "numpy":
-        return (kind, leaf.shape, leaf.dtype)
-    if what == "scalar":
-        return kind
-    if what == "tracer":
-        raise TypeError  # under jit or vmap: not remembered
-    return (kind, leaf)  # compiled in: by value (ints, strings) or identity (functions)
-
-
-def _signature(loss, params, optimizer, data, key, *options) -> tuple[Any, list]:
-    """``(signature, leaves)``: the signature holds everything the argument checks
-    of a plain call depend on, but the values of ``tol``, ``target`` and the
-    arrays (checked on every call); None (not remembered) under jit or vmap or
-    for an unhashable argument. ``leaves``: those of ``(loss, params,
-    optimizer, data, key)``."""
-    leaves, treedef = jax.tree.flatten((loss, params, optimizer, data, key))
-    try:
-        described = tuple(_describe(leaf) for leaf in leaves)
-        signature = (treedef, described, tuple((type(o), o) for o in options))
-        hash(signature)
-    except (TypeError, AttributeError):  # an unhashable or unusual leaf: checked afresh
-        return None, leaves
-    return signature, leaves
-
-
-class _Seen(NamedTuple):
-    """A plain call whose checks passed: what a call with the same signature needs."""
-
-    spec: Spec
-    split: tuple[int, int, int]  # leaves of the loss, the params and the optimizer
-    convert: bool  # params or data hold leaves that are not JAX arrays yet
-    key: Any  # the key when none is passed (a device array, made once)
-    one_call: bool  # the whole run is one compiled call (else segments, see run_in_segments)
-    rule: Callable  # what decided one_call (chunks.first_length; decided afresh if replaced)
-    numbers: bool  # the traced leaves of the loss and optimizer are all Python or NumPy numbers
-    placed: list  # [those numbers, the same on the device] of the last call
-    off: Any  # tol or target None: -inf, on the device
-
-    @classmethod
-    def of(cls, spec: Spec, leaves: list, params: Any, data: Any, key: Any) -> _Seen:
-        split = (len(spec.loss.leaves), len(jax.tree.leaves(params)), len(spec.optimizer.leaves))
-        given = leaves[split[0] : split[0] + split[1]] + jax.tree.leaves(data)
-        return cls(
-            spec=spec,
-            split=split,
-            convert=not all(isinstance(leaf, jax.Array) for leaf in given),
-            key=jnp.asarray(key) if isinstance(key, np.ndarray) else None,
-            one_call=chunks.first_length(spec, params, data) >= spec.steps,
-            rule=chunks.first_length,
-            numbers=all(
-                s is not None or type(leaf) in (float, complex) or isinstance(leaf, np.generic)
-                for leaf, s in zip(
-                    leaves[: split[0]] + leaves[sum(split[:2]) : sum(split)],
-                    spec.loss.leaves + spec.optimizer.leaves,
-                    strict=True,
-                )
-            ),
-            placed=[None, None],
-            off=jnp.asarray(checks.check_threshold("tol", None, nonnegative=True)),
-        )
-
-    def traced(self, leaves: list) -> tuple[list, list]:
-        """The traced leaves of the loss and of the optimizer, from the signature's leaves."""
-        n_loss, n_params, n_optimizer = self.split
-        at = n_loss + n_params
-        return (
-            _traced(leaves[:n_loss], self.spec.loss),
-            _traced(leaves[at : at + n_optimizer], self.spec.optimizer),
-        )
-
-    def run(self, leaves: list, params: Any, data: Any, key: Any, tol: Any, target: Any) -> Result:
-        """The run of checked arguments (``leaves``: the signature's)."""
-        spec = self.spec
-        traced = self.traced(leaves)
-        if self.numbers:  # hyperparameters as Python numbers: placed once per new value
-            numbers = tuple(traced[0] + traced[1])
-            if self.placed[0] != numbers:
-                self.placed[:] = [numbers, jax.device_put(traced)]
-            traced = self.placed[1]
-        key = self.key if key is None else key
-        one_call = self.one_call
-        if chunks.first_length is not self.rule:
-            one_call = chunks.first_length(spec, params, data) >= spec.steps
-        if one_call:  # one compiled call, returned without waiting for it
-            return whole_run(spec, traced, params, data, key, tol, target)
-        return run_in_segments(spec, traced, params, data, key, tol, target)
-
-
 def _prepared(loss, params, optimizer, *, steps: int, data=None, key=None) -> tuple:
     """``(spec, traced, params, data, key, tol, target)`` of a plain call
     (no tol, target or options), as the compiled programs of :mod:`jaxgd.run.loop`
@@ -371,16 +251,11 @@ def _prepared(loss, params, optimizer, *, steps: int, data=None, key=None) -> tu
     them to read the compiled loop. Runs the call once to have them."""
     jax.block_until_ready(minimize(loss, params, optimizer, steps=steps, data=data, key=key))
     options = (steps, None, False, False, None, None, 20)
-    signature, leaves = _signature(loss, params, optimizer, data, key, *options)
-    seen = _SEEN[signature]
+    signature, leaves = warm_calls.signature(loss, params, optimizer, data, key, *options)
+    seen = warm_calls.SEEN[signature]
     data = checks.check_data(data)[0]
     params = checks.check_params(params)
     return seen.spec, seen.traced(leaves), params, data, seen.key, seen.off, seen.off
-
-
-def _traced(leaves: list, static: Static) -> list:
-    """The traced leaves, as :func:`jaxgd.partition.partition` gives them."""
-    return [leaf if s is None else None for leaf, s in zip(leaves, static.leaves, strict=True)]
 
 
 def _check_batch_size(batch_size: Any, data: Any, n_examples: int) -> int | None:

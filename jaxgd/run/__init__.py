@@ -8,6 +8,7 @@
 | :mod:`~jaxgd.run.checks` | every argument check, before anything compiles |
 | :mod:`~jaxgd.run.fingerprint` | what a checkpoint must agree on to be resumed |
 | :mod:`~jaxgd.run.chunks` | runs in segments: checkpoints, progress, Ctrl-C |
+| :mod:`~jaxgd.run.warm_calls` | calls seen before: what makes a warm call cheap |
 
 Imports point down: ``result`` and ``batches`` import nothing of jaxgd but
 each other's floor; ``loop`` imports them and :mod:`jaxgd.partition`;

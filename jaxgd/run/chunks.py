@@ -36,11 +36,11 @@ import jax
 import numpy as np
 
 from jaxgd import checkpoint as _checkpoint
-from jaxgd.run.loop import Carry, Finish, Spec, first_segment, next_segment, start
+from jaxgd.run.loop import Carry, Finish, Spec, first_segment, next_segment, result_of, start
 from jaxgd.run.loop import finish as finish_run
 from jaxgd.run.result import RUNNING, Result, Status
 
-__all__ = ["RunInterrupted", "result_of", "run_in_segments"]
+__all__ = ["RunInterrupted", "run_in_segments"]
 
 SEGMENT_SECONDS = 0.5  # the wall time a segment aims at (Ctrl-C waits for at most one)
 _BYTES_PER_SECOND = 2e9  # a guess of the memory traffic a step moves per second on a CPU
@@ -59,18 +59,6 @@ class RunInterrupted(KeyboardInterrupt):
     def __init__(self, result: Result, message: str) -> None:
         super().__init__(message)
         self.result = result
-
-
-def result_of(carry: Carry, finish: Finish) -> Result:
-    """A :class:`Result` from a segment's carry and its full-data evaluation."""
-    return Result(
-        params=carry.params,
-        loss=finish.loss,
-        steps=carry.step,
-        status=finish.status,
-        history=carry.history,
-        aux=finish.aux,
-    )
 
 
 def first_length(spec: Spec, params: Any, data: Any) -> int:

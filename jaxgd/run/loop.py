@@ -60,6 +60,7 @@ __all__ = [
     "finish",
     "first_segment",
     "next_segment",
+    "result_of",
     "start",
     "whole_run",
 ]
@@ -418,6 +419,11 @@ def whole_run(spec: Spec, traced, params, data, key, tol, target) -> Result:
     """A whole run in one program: its :class:`Result` (and nothing a next
     segment would need, such as the optimizer state: fewer outputs to make)."""
     carry, finish = _first_segment(spec, traced, params, data, key, tol, target, spec.steps, True)
+    return result_of(carry, finish)
+
+
+def result_of(carry: Carry, finish: Finish) -> Result:
+    """A :class:`Result` from a segment's carry and its full-data evaluation."""
     return Result(
         params=carry.params,
         loss=finish.loss,

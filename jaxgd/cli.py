@@ -71,14 +71,18 @@ def cache_dir() -> pathlib.Path:
 
 
 def _use_compilation_cache(folder: pathlib.Path) -> None:
-    """Turn on JAX's persistent compilation cache in ``folder``, for every program."""
+    """Turn on JAX's persistent compilation cache in ``folder``, for every program,
+    and keep the compiled sweeps themselves beside it (:mod:`jaxgd.sweep.programs`)."""
     import jax
+
+    from jaxgd.sweep import programs
 
     jax.config.update("jax_compilation_cache_dir", str(folder))
     # Every program, however quick to compile: the sweeps take seconds, but the
     # many small ones (random starts, contour grids) add up too.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    programs.use_program_cache(folder.parent / "sweeps")
 
 
 def _names(text: str) -> list[str]:

@@ -200,7 +200,7 @@ def no_compiling(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("compare compiled before checking its arguments")
 
-    monkeypatch.setattr(cmp, "sweep_problem", fail)
+    monkeypatch.setattr(cmp, "prepare_sweep", fail)
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,17 @@ call), measures the largest curvature at the known minimiser, applies the
 protocol (:mod:`jaxgd.protocol`) to choose each optimizer's rate, and returns
 a :class:`jaxgd.results.ProblemResult`; where asked, or for a line search, it
 measures each optimizer again at its chosen rate (:mod:`jaxgd.sweep.chosen`).
+
+It does so in two stages, which :func:`jaxgd.compare` overlaps across
+problems: :func:`prepare_sweep` traces and lowers the program (Python work),
+or loads it compiled from the program cache (:mod:`jaxgd.sweep.programs`);
+:func:`finish_sweep` compiles, runs and measures it (XLA's work, which lets
+go of Python's lock, so the next problem can be traced meanwhile).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -24,10 +31,11 @@ from jaxgd.calculus import max_curvature
 from jaxgd.minimize import Status, minimize
 from jaxgd.protocol import choose_learning_rate, steps_to_target
 from jaxgd.results import OptimizerRuns, ProblemResult
+from jaxgd.sweep import programs
 from jaxgd.sweep.checks import is_2d
 from jaxgd.sweep.chosen import chosen_start, has_line_search, measure_chosen
 
-__all__ = ["sweep_problem"]
+__all__ = ["SweepJob", "finish_sweep", "prepare_sweep", "sweep_problem"]
 
 
 def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
@@ -86,22 +94,76 @@ def _minimiser(problem: _problems.Problem) -> Any:
     return x
 
 
-def sweep_problem(
+@dataclasses.dataclass
+class SweepJob:
+    """One problem's sweep, ready to compile (or compiled, from the program cache) and run.
+
+    :func:`prepare_sweep` makes it (tracing: the calling thread holds Python's
+    lock meanwhile); :func:`finish_sweep` compiles, runs and measures it (XLA
+    mostly: it may run on another thread while the next problem is traced).
+    """
+
+    problem: _problems.Problem
+    factories: dict[str, Any]
+    rates: dict[str, np.ndarray]
+    seeds: tuple[int, ...]
+    steps: int
+    batch_size: int | None
+    mesh: Any
+    sharpness: bool
+    args: tuple  # rates, keys, data, minimiser
+    lowered: Any  # jax.stages.Lowered, or None where the program came from the cache
+    compiled: Any  # jax.stages.Compiled from the program cache, or None
+    key: str | None  # the program cache's key
+    prepare_seconds: float  # tracing and lowering, or loading from the program cache
+
+
+def prepare_sweep(
     problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False
-) -> ProblemResult:
-    """Sweep ``problem`` (see the module docstring): arguments as :func:`jaxgd.compare`
-    checked them, ``batch_size`` this problem's own."""
+) -> SweepJob:
+    """Trace and lower ``problem``'s sweep, or load it compiled from the program
+    cache (:mod:`jaxgd.sweep.programs`); arguments as :func:`sweep_problem`."""
     record = is_2d(problem)
-    sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
     jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     data = problem.data  # with a mesh, minimize splits it over the devices itself
-    minimiser = _minimiser(problem)
+    args = (jrates, keys, data, _minimiser(problem))
     t0 = time.perf_counter()
-    compiled = jax.jit(sweep).lower(jrates, keys, data, minimiser).compile()
-    compile_seconds = time.perf_counter() - t0
+    key = programs.program_key(problem, factories, (steps, batch_size, record), args, mesh)
+    compiled = programs.load(key)
+    lowered = None
+    if compiled is None:
+        sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
+        lowered = jax.jit(sweep).lower(jrates, keys, data, args[3])
+    return SweepJob(
+        problem=problem,
+        factories=factories,
+        rates=rates,
+        seeds=tuple(seeds),
+        steps=steps,
+        batch_size=batch_size,
+        mesh=mesh,
+        sharpness=sharpness,
+        args=args,
+        lowered=lowered,
+        compiled=compiled,
+        key=key,
+        prepare_seconds=time.perf_counter() - t0,
+    )
+
+
+def finish_sweep(job: SweepJob) -> ProblemResult:
+    """Compile ``job`` (unless it came compiled), run it, choose each optimizer's
+    rate, and measure at the chosen rates where asked or for a line search."""
+    problem, factories, rates, seeds = job.problem, job.factories, job.rates, job.seeds
     t0 = time.perf_counter()
-    outs = jax.block_until_ready(compiled(jrates, keys, data, minimiser))
+    compiled = job.compiled
+    if compiled is None:
+        compiled = job.lowered.compile()
+        programs.store(job.key, compiled)
+    compile_seconds = job.prepare_seconds + time.perf_counter() - t0
+    t0 = time.perf_counter()
+    outs = jax.block_until_ready(compiled(*job.args))
     run_seconds = time.perf_counter() - t0
     outs = jax.tree.map(np.asarray, outs)
     curvature = float(outs.pop("curvature")) if "curvature" in outs else math.nan
@@ -129,14 +191,26 @@ def sweep_problem(
         )
     n_runs = sum(r.size for r in rates.values()) * len(seeds)
     params, _ = chosen_start(problem, seeds[0])
-    if sharpness or any(has_line_search(f, params) for f in factories.values()):
-        measure_chosen(problem, factories, per_opt, seeds[0], steps, batch_size, mesh, sharpness)
+    if job.sharpness or any(has_line_search(f, params) for f in factories.values()):
+        measure_chosen(
+            problem, factories, per_opt, seeds[0], job.steps, job.batch_size, job.mesh,
+            job.sharpness,
+        )  # fmt: skip
     return ProblemResult(
         curvature=curvature if math.isfinite(curvature) and curvature > 0 else None,
         problem=problem,
-        batch_size=batch_size,
+        batch_size=job.batch_size,
         optimizers=per_opt,
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
         n_runs=n_runs,
     )
+
+
+def sweep_problem(
+    problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False
+) -> ProblemResult:
+    """Sweep ``problem`` (see the module docstring): arguments as :func:`jaxgd.compare`
+    checked them, ``batch_size`` this problem's own."""
+    job = prepare_sweep(problem, factories, rates, seeds, steps, batch_size, mesh, sharpness)
+    return finish_sweep(job)

@@ -219,8 +219,11 @@ def _compare(kwargs: dict, out: pathlib.Path) -> int:
     from jaxgd import report
     from jaxgd.compare import compare
 
-    result = compare(kwargs.pop("problems"), kwargs.pop("optimizers"), **kwargs)
-    path = report.save(result, out)
+    problems, optimizers = kwargs.pop("problems"), kwargs.pop("optimizers")
+    # Each problem's figures are drawn on a worker thread while the next ones compile and run.
+    with report.FigureDrawer(list(optimizers), kwargs["seeds"]) as drawer:
+        result = compare(problems, optimizers, on_problem=drawer.add, **kwargs)
+        path = report.save(result, out, figures=drawer.finish(result))
     print(result.summary_table())
     print()
     print(result.profile_table())

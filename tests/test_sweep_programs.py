@@ -1,6 +1,6 @@
-"""Tests for jaxgd.sweep.programs: the compiled sweeps kept on disk between comparisons.
+"""Tests for jaxgd.sweep.programs: the traced sweeps kept on disk between comparisons.
 
-A kept program must give the same bits as a fresh one, be found again only for
+A kept program must give the same bits as a fresh one (and as a comparison without the cache), be found again only for
 the same problem, optimizers, sizes and shapes, never be used for what nothing
 identifies (a hand-made problem or optimizer), and a broken entry must cost a
 compile, never a wrong or failed comparison.
@@ -44,8 +44,12 @@ def _same_bits(a, b):
 
 
 def test_a_kept_sweep_is_loaded_not_traced_and_gives_the_same_bits(cache, monkeypatch):
+    programs.use_program_cache(None)
+    uncached = gd.compare(["booth", "student_marks"], ["vanilla", "adam"], **ARGS)
+    programs.use_program_cache(cache)
     fresh = gd.compare(["booth", "student_marks"], ["vanilla", "adam"], **ARGS)
     assert len(list(cache.iterdir())) == 2  # one program per problem
+    _same_bits(uncached, fresh)
 
     def no_tracing(*args, **kwargs):
         raise AssertionError("the kept program was traced again")
@@ -112,7 +116,7 @@ def test_a_cache_that_cannot_be_written_is_warned_of_and_skipped(tmp_path):
     (tmp_path / "file").write_text("")
     programs.use_program_cache(tmp_path / "file" / "sweeps")
     try:
-        with pytest.warns(RuntimeWarning, match="could not keep a compiled sweep"):
+        with pytest.warns(RuntimeWarning, match="could not keep a traced sweep"):
             c = gd.compare(["booth"], ["vanilla"], **ARGS)
     finally:
         programs.use_program_cache(None)

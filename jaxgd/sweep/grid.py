@@ -9,7 +9,7 @@ measures each optimizer again at its chosen rate (:mod:`jaxgd.sweep.chosen`).
 
 It does so in two stages, which :func:`jaxgd.compare` overlaps across
 problems: :func:`prepare_sweep` traces and lowers the program (Python work),
-or loads it compiled from the program cache (:mod:`jaxgd.sweep.programs`);
+or loads it traced from the program cache (:mod:`jaxgd.sweep.programs`);
 :func:`finish_sweep` compiles, runs and measures it (XLA's work, which lets
 go of Python's lock, so the next problem can be traced meanwhile).
 """
@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 import jax
+import jax.export
 import jax.numpy as jnp
 import numpy as np
 
@@ -96,7 +97,7 @@ def _minimiser(problem: _problems.Problem) -> Any:
 
 @dataclasses.dataclass
 class SweepJob:
-    """One problem's sweep, ready to compile (or compiled, from the program cache) and run.
+    """One problem's sweep, lowered, ready to compile and run.
 
     :func:`prepare_sweep` makes it (tracing: the calling thread holds Python's
     lock meanwhile); :func:`finish_sweep` compiles, runs and measures it (XLA
@@ -112,29 +113,35 @@ class SweepJob:
     mesh: Any
     sharpness: bool
     args: tuple  # rates, keys, data, minimiser
-    lowered: Any  # jax.stages.Lowered, or None where the program came from the cache
-    compiled: Any  # jax.stages.Compiled from the program cache, or None
-    key: str | None  # the program cache's key
-    prepare_seconds: float  # tracing and lowering, or loading from the program cache
+    lowered: Any  # jax.stages.Lowered
+    prepare_seconds: float  # tracing and lowering (or loading from the program cache)
+
+
+def _lower(problem, factories, steps, batch_size, record, mesh, args):
+    """The sweep's program lowered for ``args``; through the program cache
+    (:mod:`jaxgd.sweep.programs`) where it is on and the sweep has a key."""
+    key = programs.program_key(problem, factories, (steps, batch_size, record), args, mesh)
+    if not programs.enabled() or key is None:
+        return jax.jit(_sweep(problem, factories, steps, batch_size, record, mesh)).lower(*args)
+    exported = programs.load(key)
+    if exported is None:
+        sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
+        exported = jax.export.export(jax.jit(sweep))(*args)
+        programs.store(key, exported)
+    return jax.jit(exported.call).lower(*args)
 
 
 def prepare_sweep(
     problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False
 ) -> SweepJob:
-    """Trace and lower ``problem``'s sweep, or load it compiled from the program
-    cache (:mod:`jaxgd.sweep.programs`); arguments as :func:`sweep_problem`."""
-    record = is_2d(problem)
+    """Trace and lower ``problem``'s sweep, or load it from the program cache
+    (:mod:`jaxgd.sweep.programs`); arguments as :func:`sweep_problem`."""
     jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    data = problem.data  # with a mesh, minimize splits it over the devices itself
-    args = (jrates, keys, data, _minimiser(problem))
+    # With a mesh, minimize splits the data over the devices itself.
+    args = (jrates, keys, problem.data, _minimiser(problem))
     t0 = time.perf_counter()
-    key = programs.program_key(problem, factories, (steps, batch_size, record), args, mesh)
-    compiled = programs.load(key)
-    lowered = None
-    if compiled is None:
-        sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
-        lowered = jax.jit(sweep).lower(jrates, keys, data, args[3])
+    lowered = _lower(problem, factories, steps, batch_size, is_2d(problem), mesh, args)
     return SweepJob(
         problem=problem,
         factories=factories,
@@ -146,8 +153,6 @@ def prepare_sweep(
         sharpness=sharpness,
         args=args,
         lowered=lowered,
-        compiled=compiled,
-        key=key,
         prepare_seconds=time.perf_counter() - t0,
     )
 
@@ -157,10 +162,7 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
     rate, and measure at the chosen rates where asked or for a line search."""
     problem, factories, rates, seeds = job.problem, job.factories, job.rates, job.seeds
     t0 = time.perf_counter()
-    compiled = job.compiled
-    if compiled is None:
-        compiled = job.lowered.compile()
-        programs.store(job.key, compiled)
+    compiled = job.lowered.compile()
     compile_seconds = job.prepare_seconds + time.perf_counter() - t0
     t0 = time.perf_counter()
     outs = jax.block_until_ready(compiled(*job.args))
@@ -190,7 +192,8 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
             chosen=chosen,
         )
     n_runs = sum(r.size for r in rates.values()) * len(seeds)
-    params, _ = chosen_start(problem, seeds[0])
+    # The start's shapes are enough to tell a line search (nothing is computed).
+    params = jax.eval_shape(lambda: chosen_start(problem, seeds[0])[0])
     if job.sharpness or any(has_line_search(f, params) for f in factories.values()):
         measure_chosen(
             problem, factories, per_opt, seeds[0], job.steps, job.batch_size, job.mesh,

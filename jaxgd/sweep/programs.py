@@ -1,12 +1,15 @@
-"""Compiled sweeps kept on disk: a second ``jaxgd compare`` neither traces nor compiles them.
+"""Traced sweeps kept on disk: a second ``jaxgd compare`` traces none of them again.
 
 JAX's persistent compilation cache spares XLA's compiling, but to find a
 program there JAX must trace and lower it first (its key is a hash of the
 lowered program): half a second to a second per problem, most of what a
-second ``jaxgd compare`` spent before running. This cache keys a problem's
-compiled sweep on what the program is built from instead, and stores the
-executable itself (:mod:`jax.experimental.serialize_executable`), so that
-loading it takes a few hundredths of a second.
+second ``jaxgd compare`` spent before running. This cache keeps each
+problem's sweep as traced and lowered (a :class:`jax.export.Exported`, in
+JAX's own serialization), under a key made of what the program is built
+from, so that a second run loads it (a few hundredths of a second), lowers
+the small call around it and finds its compiled code in JAX's cache. (Not
+the compiled executable itself: one that JAX loaded from its own cache
+serializes without its code, in jaxlib 0.10.)
 
 The key (:func:`program_key`) holds the catalogue problem and how it was
 built (:func:`jaxgd.problems.catalogue_entry`), the registry optimizers
@@ -17,13 +20,12 @@ versions of Python and of the libraries that build the program (JAX, jaxlib,
 optax, NumPy, SciPy, scikit-learn), JAX's configuration, ``XLA_FLAGS`` and the
 machine (backend, devices, CPU features). A problem or an optimizer made
 outside the catalogue and the registry, or a run on a mesh, gets no key: it
-is traced and compiled every time (JAX's own cache still spares the XLA
-compiling).
+is traced every time (JAX's cache still spares the XLA compiling).
 
 :func:`use_program_cache` turns the cache on for this process (``jaxgd
 compare`` does, in a folder beside JAX's, unless ``--no-cache``). The cache
 keeps the :data:`MAX_ENTRIES` most recently used programs. An entry that
-cannot be read is deleted and the program compiled again; one that cannot be
+cannot be read is deleted and the program traced again; one that cannot be
 written is skipped with a warning: the comparison never depends on it.
 """
 
@@ -35,7 +37,6 @@ import hashlib
 import importlib.metadata
 import os
 import pathlib
-import pickle
 import platform
 import sys
 import uuid
@@ -44,11 +45,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
+import jax.export
 
 from jaxgd import optimizers as _optimizers
 from jaxgd import problems as _problems
 
-__all__ = ["MAX_ENTRIES", "load", "program_key", "store", "use_program_cache"]
+__all__ = ["MAX_ENTRIES", "enabled", "load", "program_key", "store", "use_program_cache"]
 
 MAX_ENTRIES = 100
 """Programs the cache keeps; storing one more deletes the least recently used."""
@@ -59,7 +61,7 @@ _folder: pathlib.Path | None = None
 
 
 def use_program_cache(folder: str | os.PathLike | None) -> None:
-    """Keep compiled sweeps in ``folder`` from now on in this process (None: stop).
+    """Keep traced sweeps in ``folder`` from now on in this process (None: stop).
 
     The folder is made when the first program is stored.
 
@@ -163,7 +165,7 @@ def program_key(
     return hashlib.sha256((_environment() + what).encode()).hexdigest()
 
 
-def load(key: str | None) -> jax.stages.Compiled | None:
+def load(key: str | None) -> jax.export.Exported | None:
     """The program stored under ``key``, or None (no cache, no key, not stored, unreadable)."""
     if _folder is None or key is None:
         return None
@@ -172,30 +174,28 @@ def load(key: str | None) -> jax.stages.Compiled | None:
         blob = path.read_bytes()
     except OSError:
         return None
-    from jax.experimental.serialize_executable import deserialize_and_load
-
     try:
-        compiled = deserialize_and_load(*pickle.loads(blob))
-    except Exception:  # written by a crashed run, or unreadable: compile it again
-        path.unlink(missing_ok=True)
+        exported = jax.export.deserialize(bytearray(blob))
+    except Exception:  # written by a crashed run, or unreadable: trace it again
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
         return None
-    os.utime(path)  # recently used
-    return compiled
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used
+    return exported
 
 
-def store(key: str | None, compiled: jax.stages.Compiled) -> None:
-    """Keep ``compiled`` under ``key`` (nothing without a cache or a key).
+def store(key: str | None, exported: jax.export.Exported) -> None:
+    """Keep ``exported`` under ``key`` (nothing without a cache or a key).
 
     Written to a temporary file and renamed, so a reader never sees half a
     program; then the oldest entries beyond :data:`MAX_ENTRIES` are deleted.
     """
     if _folder is None or key is None:
         return
-    from jax.experimental.serialize_executable import serialize
-
     tmp = _folder / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        blob = pickle.dumps(serialize(compiled))
+        blob = exported.serialize()
         _folder.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(blob)
         os.replace(tmp, _folder / f"{key}{_SUFFIX}")
@@ -204,11 +204,21 @@ def store(key: str | None, compiled: jax.stages.Compiled) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         warnings.warn(
-            f"jaxgd could not keep a compiled sweep in {_folder} ({err}); the next run "
-            "compiles it again.",
+            f"jaxgd could not keep a traced sweep in {_folder} ({err}); the next run "
+            "traces it again.",
             RuntimeWarning,
             stacklevel=2,
         )
+
+
+def enabled() -> bool:
+    """Whether the cache is on (:func:`use_program_cache`).
+
+    Example:
+        >>> use_program_cache(None); enabled()
+        False
+    """
+    return _folder is not None
 
 
 def _evict(folder: pathlib.Path) -> None:

@@ -122,6 +122,23 @@ def test_figures_are_real_images(saved):
         assert image[..., :3].std() > 0.05  # not a blank canvas
 
 
+def _inside(fig) -> None:
+    """The figure's fixed layout cuts nothing: each axes with its titles, labels, tick
+    labels and legend, and the figure's own title, lie inside the figure (1 pixel of
+    rounding); and pyplot knows nothing of the figure."""
+    import matplotlib.pyplot as plt
+
+    assert not plt.get_fignums()  # drawn without pyplot: no global state
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+    boxes += [ax.get_legend().get_window_extent(renderer) for ax in fig.axes if ax.get_legend()]
+    boxes += [t.get_window_extent(renderer) for t in fig.texts if t.get_text()]
+    for box in boxes:
+        assert fig.bbox.x0 - 1 <= box.x0 and box.x1 <= fig.bbox.x1 + 1, (box, fig.bbox)
+        assert fig.bbox.y0 - 1 <= box.y0 and box.y1 <= fig.bbox.y1 + 1, (box, fig.bbox)
+
+
 def _artist(ax, gid):
     found = [a for a in [*ax.lines, *ax.collections] if a.get_gid() == gid]
     assert len(found) == 1, (gid, [a.get_gid() for a in [*ax.lines, *ax.collections]])
@@ -150,7 +167,7 @@ def test_sensitivity_figure_draws_the_stability_limit_and_the_diverged_runs(resu
     # The legend sits outside the axes (right of them), covering no data.
     legend_box = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
     assert legend_box.x0 >= ax.get_window_extent().x1
-    figures._pyplot().close(fig)
+    _inside(fig)
 
 
 def test_loss_figure_bands_run_from_the_best_to_the_worst_seed(result):
@@ -166,7 +183,7 @@ def test_loss_figure_bands_run_from_the_best_to_the_worst_seed(result):
             np.testing.assert_allclose([at.min(), at.max()], [seeds.min(), seeds.max()])
         median = _artist(ax, f"median:{label}")
         np.testing.assert_allclose(median.get_ydata(), np.median(gap, axis=0))
-    figures._pyplot().close(fig)
+    _inside(fig)
 
 
 def test_paths_figure_shows_every_path_whole_and_ends_above_the_minimum(result):
@@ -187,7 +204,7 @@ def test_paths_figure_shows_every_path_whole_and_ends_above_the_minimum(result):
     colorbar = fig.axes[-1]  # every tick labelled: a decade, 10^k
     labels = [t.get_text() for t in colorbar.get_yticklabels()]
     assert len(labels) >= 2 and all(re.search(r"10\^\{-?\d+\}", t) for t in labels), labels
-    figures._pyplot().close(fig)
+    _inside(fig)
 
 
 def test_a_path_leaving_the_frame_is_cut_at_its_edges():
@@ -343,8 +360,8 @@ def test_computing_never_imports_rendering(module):
 
 
 def test_the_computing_modules_are_all_checked():
-    # compare.py; sweep/: __init__, checks, chosen, grid; results/: __init__ and four modules
-    assert len(_COMPUTING) == 1 + 4 + 5
+    # compare.py; sweep/: __init__, checks, chosen, grid, programs; results/: __init__ and four
+    assert len(_COMPUTING) == 1 + 5 + 5
 
 
 def test_the_report_imports_nothing_that_computes():
@@ -415,7 +432,7 @@ def test_the_sharpness_figure_plots_the_sharpness_and_the_limit(curved):
     np.testing.assert_array_equal(loss.get_xdata(), np.arange(60))
     np.testing.assert_allclose(loss.get_ydata(), np.maximum(vanilla.sharpness.loss, 1e-12))
     assert top.get_yscale() == "log" and bottom.get_yscale() == "log"
-    figures._pyplot().close(fig)
+    _inside(fig)
 
 
 def test_the_report_shows_evaluations_and_time_per_step(curved):
@@ -437,3 +454,39 @@ def test_load_reads_version_1_results(tmp_path):
     path.write_text('{"schema": "jaxgd.comparison", "schema_version": 1, "steps": 5}')
     data = gd.results.load(path)
     assert data["steps"] == 5 and data.get("step_costs") is None
+
+
+# -- figures drawn while the comparison computes ---------------------------------------------
+
+
+def test_figures_drawn_during_the_comparison_are_those_drawn_after(saved, tmp_path):
+    result, out = saved
+    with gd.report.FigureDrawer(result.optimizer_labels, result.seeds) as drawer:
+        for p in result.problems:
+            drawer.add(p)
+        drawn = drawer.finish(result)
+    names = [n for p in result.problems for n in figures.problem_figure_names(p)]
+    assert sorted(drawn) == sorted(names)
+    for name, png in drawn.items():  # the same pixels, byte for byte
+        assert png == (out / "figures" / f"{name}.png").read_bytes(), name
+    path = gd.report.save(result, tmp_path / "r", figures=drawn)
+    now, before = _tree(path.parent), _tree(out)
+    assert now.pop("results.json") != b"" and before.pop("results.json") != b""  # its date
+    assert now == before
+
+
+def test_a_figure_that_fails_fails_the_save(result, monkeypatch):
+    def broken(c, p):
+        raise ValueError("cannot draw")
+
+    monkeypatch.setattr(figures, "loss_figure", broken)
+    with gd.report.FigureDrawer(result.optimizer_labels, result.seeds) as drawer:
+        drawer.add(result.problems[0])
+        with pytest.raises(ValueError, match="cannot draw"):
+            drawer.finish(result)
+
+
+def test_figures_drawn_for_other_optimizers_are_not_used(result):
+    with gd.report.FigureDrawer(["adam", "vanilla"], result.seeds) as drawer:  # other colours
+        drawer.add(result.problems[0])
+        assert drawer.finish(result) == {}

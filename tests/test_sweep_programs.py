@@ -1,9 +1,9 @@
 """Tests for jaxgd.sweep.programs: the traced sweeps kept on disk between comparisons.
 
-A kept program must give the same bits as a fresh one (and as a comparison without the cache), be found again only for
-the same problem, optimizers, sizes and shapes, never be used for what nothing
-identifies (a hand-made problem or optimizer), and a broken entry must cost a
-compile, never a wrong or failed comparison.
+A kept program must give the same bits as a fresh one and as a comparison without the
+cache, be found again only for the same problem, optimizers, sizes and shapes, never be
+used for what nothing identifies (a hand-made problem or optimizer), and a broken entry
+must cost a trace, never a wrong or failed comparison.
 """
 
 from __future__ import annotations

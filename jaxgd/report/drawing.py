@@ -90,10 +90,9 @@ class FigureDrawer:
         self.close()
         if self._error is not None:
             raise self._error
-        same = (
-            self._context.optimizer_labels == list(comparison.optimizer_labels)
-            and self._context.seeds == tuple(comparison.seeds)
-        )
+        same = self._context.optimizer_labels == list(
+            comparison.optimizer_labels
+        ) and self._context.seeds == tuple(comparison.seeds)
         return dict(self._drawn) if same else {}
 
     def close(self, cancel: bool = False) -> None:

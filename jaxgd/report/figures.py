@@ -353,7 +353,6 @@ def paths_figure(c: Comparison, p: ProblemResult):
     """Each optimizer's paths (one per seed) at its chosen rate over the loss contours."""
     import jax
     import jax.numpy as jnp
-
     from matplotlib.colors import LogNorm
     from matplotlib.ticker import LogFormatterSciNotation
 
@@ -543,12 +542,14 @@ def sharpness_figure(c: Comparison, p: ProblemResult):
     return fig
 
 
-_DRAW = {
-    "loss": loss_figure,
-    "lr": sensitivity_figure,
-    "paths": paths_figure,
-    "sharpness": sharpness_figure,
-}
+def _draw(name: str):
+    """The figure ``name`` of a problem is drawn by this function (looked up when called)."""
+    return {
+        "loss": loss_figure,
+        "lr": sensitivity_figure,
+        "paths": paths_figure,
+        "sharpness": sharpness_figure,
+    }[name.split("_", 1)[0]]
 
 
 def _dpi(name: str) -> int:
@@ -565,9 +566,7 @@ def problem_pngs(c: Comparison, p: ProblemResult) -> dict[str, bytes]:
     """The figures of one problem (those :func:`problem_figure_names` lists) as PNG
     bytes. Of ``c`` only ``optimizer_labels`` and ``seeds`` are read, so they
     can be drawn before the comparison is over (:class:`jaxgd.report.FigureDrawer`)."""
-    return {
-        name: _png(_DRAW[name.split("_", 1)[0]](c, p), name) for name in problem_figure_names(p)
-    }
+    return {name: _png(_draw(name)(c, p), name) for name in problem_figure_names(p)}
 
 
 def figure_png(c: Comparison, name: str) -> bytes:
@@ -575,7 +574,7 @@ def figure_png(c: Comparison, name: str) -> bytes:
     if name == "performance_profile":
         return _png(profile_figure(c), name)
     p = next(q for q in c.problems if name in problem_figure_names(q))
-    return _png(_DRAW[name.split("_", 1)[0]](c, p), name)
+    return _png(_draw(name)(c, p), name)
 
 
 def draw_all(

@@ -201,10 +201,35 @@ def test_paths_figure_shows_every_path_whole_and_ends_above_the_minimum(result):
             assert y0 <= path[:, 1].min() and path[:, 1].max() <= y1
             star = next(line for line in ax.lines if line.get_marker() == "*")
             assert _artist(ax, f"end:{label}:{j}").get_zorder() > star.get_zorder()
-    colorbar = fig.axes[-1]  # every tick labelled: a decade, 10^k
+    colorbar = fig.axes[-1]  # every tick labelled: a decade, 10^k (10⁻³ in plain text)
     labels = [t.get_text() for t in colorbar.get_yticklabels()]
-    assert len(labels) >= 2 and all(re.search(r"10\^\{-?\d+\}", t) for t in labels), labels
+    assert len(labels) >= 2 and all(re.fullmatch(r"10⁻?[⁰¹²³⁴⁵⁶⁷⁸⁹]+", t) for t in labels), labels
     _inside(fig)
+
+
+@pytest.mark.parametrize("limits", [(1e-12, 1e3), (0.15, 3.0)])  # minor ticks labelled in one
+def test_log_labels_are_matplotlibs_in_plain_text(limits):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    plain, math = fig.subplots(1, 2)
+    figures._log_scale(plain, "y")
+    math.set_yscale("log")
+    for ax in (plain, math):
+        ax.set_ylim(*limits)
+    fig.canvas.draw()
+    digits = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
+    for minor in (False, True):
+        ours = [t.get_text() for t in plain.get_yticklabels(minor=minor)]
+        theirs = [t.get_text() for t in math.get_yticklabels(minor=minor)]
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs, strict=True):  # 2×10⁻¹ is $\mathdefault{2\times10^{-1}}$
+            assert "$" not in a
+            b = b.replace("$\\mathdefault{", "").replace("\\times", "×").replace("^{", "")
+            assert a.translate(digits) == b.replace("}", "").replace("$", "")
+    assert any(t.get_text() for t in plain.get_yticklabels(minor=limits[0] > 0.1))
 
 
 def test_a_path_leaving_the_frame_is_cut_at_its_edges():

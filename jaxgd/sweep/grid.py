@@ -126,8 +126,7 @@ def _lower(problem, factories, steps, batch_size, record, mesh, args):
     exported = programs.load(key)
     if exported is None:
         sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
-        exported = jax.export.export(jax.jit(sweep))(*args)
-        programs.store(key, exported)
+        exported = programs.store(key, jax.export.export(jax.jit(sweep))(*args))
     return jax.jit(exported.call).lower(*args)
 
 

@@ -185,14 +185,18 @@ def load(key: str | None) -> jax.export.Exported | None:
     return exported
 
 
-def store(key: str | None, exported: jax.export.Exported) -> None:
-    """Keep ``exported`` under ``key`` (nothing without a cache or a key).
+def store(key: str | None, exported: jax.export.Exported) -> jax.export.Exported:
+    """Keep ``exported`` under ``key`` (nothing without a cache or a key); returns the
+    program as a later :func:`load` will give it.
 
-    Written to a temporary file and renamed, so a reader never sees half a
-    program; then the oldest entries beyond :data:`MAX_ENTRIES` are deleted.
+    A program read back is lowered to the same bytes as the one loaded by a
+    later run (the in-memory one is not: JAX would compile it under another
+    key of its own cache). The file is written to a temporary name and
+    renamed, so a reader never sees half a program; then the oldest entries
+    beyond :data:`MAX_ENTRIES` are deleted.
     """
     if _folder is None or key is None:
-        return
+        return exported
     tmp = _folder / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         blob = exported.serialize()
@@ -209,6 +213,8 @@ def store(key: str | None, exported: jax.export.Exported) -> None:
             RuntimeWarning,
             stacklevel=2,
         )
+        return exported
+    return jax.export.deserialize(bytearray(blob))
 
 
 def enabled() -> bool:

@@ -781,6 +781,9 @@ def bench_cli(repeats: int) -> dict:
                 env=env,
                 check=True,
                 timeout=1800,
+                # Not a checkout: `python -m` imports from the current folder before
+                # PYTHONPATH, so run from a jaxgd checkout it would time that one.
+                cwd=cache,
             )
             out[run] = time.perf_counter() - start
     out["second_over_first"] = out["second_run_s"] / out["first_run_s"]

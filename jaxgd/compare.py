@@ -117,14 +117,17 @@ def _sweep_all(
     Python's work) while one worker thread compiles, runs and measures the
     ones before it (XLA's work, which lets go of Python's lock): a problem is
     traced while the one before it compiles. One worker, so the sweeps
-    compile and run one at a time, as in a plain loop, each timed on its own.
+    compile and run one at a time, as in a plain loop, each run timed on its own.
     """
     worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxgd-sweep")
     pending: collections.deque[concurrent.futures.Future] = collections.deque()
     try:
         for problem in problem_list:
-            pending.append(worker.submit(finish_sweep, prepare(problem)))
-            while pending and pending[0].done():
+            job = prepare(problem)
+            pending.append(worker.submit(finish_sweep, job))
+            # A sweep measured again at its chosen rates calls minimize on the worker:
+            # then nothing is traced meanwhile (and its time per step is measured alone).
+            while pending and (job.measures or pending[0].done()):
                 deliver(pending.popleft().result())
         while pending:
             deliver(pending.popleft().result())

@@ -115,6 +115,7 @@ class SweepJob:
     args: tuple  # rates, keys, data, minimiser
     lowered: Any  # jax.stages.Lowered
     prepare_seconds: float  # tracing and lowering (or loading from the program cache)
+    measures: bool  # finish_sweep measures at the chosen rates (calls minimize again)
 
 
 def _lower(problem, factories, steps, batch_size, record, mesh, args):
@@ -153,7 +154,15 @@ def prepare_sweep(
         args=args,
         lowered=lowered,
         prepare_seconds=time.perf_counter() - t0,
+        measures=sharpness or _has_line_search(problem, factories, seeds[0]),
     )
+
+
+def _has_line_search(problem, factories, seed) -> bool:
+    """Whether an optimizer is a line search on ``problem`` (from the start's shapes:
+    nothing is computed)."""
+    params = jax.eval_shape(lambda: chosen_start(problem, seed)[0])
+    return any(has_line_search(f, params) for f in factories.values())
 
 
 def finish_sweep(job: SweepJob) -> ProblemResult:
@@ -191,9 +200,7 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
             chosen=chosen,
         )
     n_runs = sum(r.size for r in rates.values()) * len(seeds)
-    # The start's shapes are enough to tell a line search (nothing is computed).
-    params = jax.eval_shape(lambda: chosen_start(problem, seeds[0])[0])
-    if job.sharpness or any(has_line_search(f, params) for f in factories.values()):
+    if job.measures:
         measure_chosen(
             problem, factories, per_opt, seeds[0], job.steps, job.batch_size, job.mesh,
             job.sharpness,

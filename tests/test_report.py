@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import pathlib
 import re
+import sys
+import time
 
 import matplotlib.image
 import numpy as np
@@ -515,3 +518,14 @@ def test_figures_drawn_for_other_optimizers_are_not_used(result):
     with gd.report.FigureDrawer(["adam", "vanilla"], result.seeds) as drawer:  # other colours
         drawer.add(result.problems[0])
         assert drawer.finish(result) == {}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities: Linux")
+def test_the_figures_yield_the_processor_to_the_sweeps(result):
+    with gd.report.FigureDrawer(result.optimizer_labels, result.seeds) as drawer:
+        thread = drawer._thread.native_id
+        deadline = time.monotonic() + 10
+        while os.getpriority(os.PRIO_PROCESS, thread) <= os.getpriority(os.PRIO_PROCESS, 0):
+            assert time.monotonic() < deadline, "the drawing thread kept its priority"
+            time.sleep(0.01)
+        drawer.finish(result)

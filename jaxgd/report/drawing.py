@@ -10,7 +10,10 @@ compiles and runs, so the drawing takes what would otherwise be idle time.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import sys
 import threading
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -29,6 +32,15 @@ class _Context(NamedTuple):
 
 
 _DONE = None  # the end of the queue
+
+
+def _yield_to_others() -> None:
+    """Lower this thread's scheduling priority where the system allows it (Linux:
+    threads are scheduled as tasks): on a busy machine the figures then take the
+    time the sweeps leave, rather than slowing the runs being timed."""
+    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 class FigureDrawer:
@@ -64,6 +76,7 @@ class FigureDrawer:
         self._thread.start()
 
     def _draw(self) -> None:
+        _yield_to_others()
         try:  # matplotlib is imported while the first sweeps compile and run
             import matplotlib.backends.backend_agg  # noqa: F401
         except BaseException as err:

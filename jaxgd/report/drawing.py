@@ -39,8 +39,9 @@ def _yield_to_others() -> None:
     threads are scheduled as tasks): on a busy machine the figures then take the
     time the sweeps leave, rather than slowing the runs being timed."""
     if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        me = threading.get_native_id()
+        with contextlib.suppress(OSError):  # niceness 10 more than the process's, at most 19
+            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + 10))
 
 
 class FigureDrawer:

@@ -141,13 +141,22 @@ def minimize(
     plain = checkpoint is None and checkpoint_every is None and progress is False and mesh is None
     signature = leaves = None
     if plain:  # a call like one seen before: its checks passed, only values are checked again
-        options = (steps, batch_size, has_aux, record_params, history_every, curvature_every)
         signature, leaves = warm_calls.signature(
-            loss, params, optimizer, data, key, *options, curvature_iters
+            loss,
+            params,
+            optimizer,
+            data,
+            key,
+            steps,
+            batch_size,
+            has_aux,
+            record_params,
+            history_every,
+            curvature_every,
+            curvature_iters,
         )
-        seen = warm_calls.SEEN.get(signature) if signature is not None else None
+        seen = warm_calls.recall(signature)
         if seen is not None:
-            warm_calls.SEEN.move_to_end(signature)
             off = seen.off  # a rule switched off, placed once
             tol = off if tol is None else checks.check_threshold("tol", tol, nonnegative=True)
             if target is None:
@@ -156,7 +165,9 @@ def minimize(
                 target = checks.check_threshold("target", target, nonnegative=False)
             if seen.convert:
                 params, data = checks.check_params(params), checks.check_data(data)[0]
-            checks.warn_if_not_finite(data)
+                checks.warn_if_not_finite(data)
+            elif not checks.all_finite(leaves[seen.data], seen.finite):
+                checks.warn_if_not_finite(data)
             return seen.run(leaves, params, data, key, tol, target)
     if not callable(loss):
         raise TypeError(f"minimize: loss must be a function loss(params[, batch]), got {loss!r}.")
@@ -220,9 +231,7 @@ def minimize(
         return whole_run(spec, traced, params, data, key, tol, target)
     if signature is not None:
         seen = warm_calls.SeenCall.of(spec, leaves, params, data, key)
-        warm_calls.SEEN[signature] = seen
-        if len(warm_calls.SEEN) > warm_calls.MOST:
-            warm_calls.SEEN.popitem(last=False)
+        warm_calls.remember(signature, seen)
         return seen.run(leaves, params, data, key, tol, target)
     run_id = None
     if checkpoint is not None:

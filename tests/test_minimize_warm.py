@@ -159,3 +159,37 @@ def test_the_finite_memory_forgets_arrays_that_die():
     assert not checks.all_finite([bad], last)
     assert last == []  # nothing remembered of data that is not finite
     assert not checks.all_finite([bad], last)
+
+
+def mse_with_aux(p, batch):
+    x, y = batch
+    residual = x @ p["w"] + p["b"] - y
+    return jnp.mean(residual**2), {"worst": jnp.max(jnp.abs(residual)), "n": residual.size}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"has_aux": True},
+        {"record_params": True, "history_every": 2},
+        {"curvature_every": 2, "curvature_iters": 3},  # Adam: the preconditioned sharpness too
+    ],
+)
+def test_a_warm_result_is_the_loops_own_result(forget, options):
+    """The warm path builds the Result from plain tuples (a cheaper jit output):
+    the same tree, the same bits as jaxgd.run.loop.whole_run's Result."""
+    from jaxgd.run.loop import Spec, whole_run
+
+    loss = mse_with_aux if options.get("has_aux") else mse
+    call = lambda: gd.minimize(loss, P0, gd.adam(0.05), steps=5, data=(X, Y), **options)  # noqa: E731
+    call()
+    warm = call()
+    (signature, seen), *_ = warm_calls.SEEN.items()
+    assert isinstance(seen.spec, Spec)
+    leaves = warm_calls.signature(loss, P0, gd.adam(0.05), (X, Y), None, *signature[1])[1]
+    off = seen.off
+    own = whole_run(seen.spec, seen.traced(leaves), P0, (X, Y), seen.key, off, off)
+    assert jax.tree.structure(warm) == jax.tree.structure(own)
+    assert warm.history.stride == own.history.stride
+    assert_same_bits(warm, own)

@@ -101,8 +101,8 @@ def signature(loss, params, optimizer, data, key, *options) -> tuple[Any, list]:
         numpy = tuple(map(_SHAPE_DTYPE, plan.numpy(leaves)))
     except AttributeError:  # an unusual array: checked afresh
         return None, leaves
-    described = (treedef, kinds, arrays, numpy, plan.static(leaves))
-    return (described, options, tuple(map(type, options))), leaves
+    described = (treedef, kinds, arrays, numpy, plan.static(leaves), tuple(map(type, options)))
+    return (*described, options), leaves
 
 
 def recall(signature: Any) -> SeenCall | None:
@@ -113,9 +113,15 @@ def recall(signature: Any) -> SeenCall | None:
         seen = SEEN.get(signature)
     except TypeError:  # an unhashable compiled-in leaf
         return None
-    if seen is not None:
+    if seen is not None and id(seen) != _LATEST[0]:  # (the latest is at the end already)
         SEEN.move_to_end(signature)
+        _LATEST[0] = id(seen)
     return seen
+
+
+# The id of the call last put at the end of SEEN (an id: nothing is kept alive;
+# should a new call reuse it, that call is merely not moved to the end).
+_LATEST: list = [0]
 
 
 def remember(signature: Any, seen: SeenCall) -> None:
@@ -124,6 +130,7 @@ def remember(signature: Any, seen: SeenCall) -> None:
         SEEN[signature] = seen
     except TypeError:  # an unhashable compiled-in leaf: checked afresh every call
         return
+    _LATEST[0] = id(seen)
     if len(SEEN) > MOST:
         SEEN.popitem(last=False)
 

@@ -396,7 +396,7 @@ def _adam_kernel(p, g, m, v, b1=0.9, b2=0.999, lr=1e-3, eps=1e-8):
 
 
 def _big_lengths() -> tuple[int, int]:
-    return (20, 120) if _on_gpu() else (3, 11)
+    return (20, 120) if _on_gpu() else (4, 16)
 
 
 def _hlo_loop_body_stats(compiled_text: str) -> dict:

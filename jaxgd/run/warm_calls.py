@@ -113,15 +113,9 @@ def recall(signature: Any) -> SeenCall | None:
         seen = SEEN.get(signature)
     except TypeError:  # an unhashable compiled-in leaf
         return None
-    if seen is not None and id(seen) != _LATEST[0]:  # (the latest is at the end already)
+    if seen is not None:
         SEEN.move_to_end(signature)
-        _LATEST[0] = id(seen)
     return seen
-
-
-# The id of the call last put at the end of SEEN (an id: nothing is kept alive;
-# should a new call reuse it, that call is merely not moved to the end).
-_LATEST: list = [0]
 
 
 def remember(signature: Any, seen: SeenCall) -> None:
@@ -130,7 +124,6 @@ def remember(signature: Any, seen: SeenCall) -> None:
         SEEN[signature] = seen
     except TypeError:  # an unhashable compiled-in leaf: checked afresh every call
         return
-    _LATEST[0] = id(seen)
     if len(SEEN) > MOST:
         SEEN.popitem(last=False)
 

@@ -38,6 +38,11 @@ MAX_HISTORY = 1_000_000
 """Entries a history holds at most unless ``history_every`` says otherwise."""
 
 _INNER_STEPS = 32  # see loop._advance; measured in benchmarks/speed.py (sweep, GPU run loop)
+_UNROLL_BYTES = 4 << 20
+"""Params up to this size run two steps per loop iteration on a CPU, larger ones
+one: on the 2-core CPU of benchmarks/speed.py, two steps per iteration took
+0.83-0.98x the time of one from 16 to 65536 float32 params, the same at 1M,
+and 1.1x at 10M (the 10M-param Adam step)."""
 
 
 def minimize(
@@ -216,7 +221,7 @@ def minimize(
         has_aux=has_aux,
         extra_args=isinstance(optimizer, optax.GradientTransformationExtraArgs | Optimizer),
         gather=gather,
-        inner_steps=_INNER_STEPS if traced_call or jax.default_backend() != "cpu" else 1,
+        inner_steps=_inner_steps(traced_call, params),
         select_update=jax.default_backend() != "cpu",
         history_stride=stride,
         history_length=length,
@@ -265,6 +270,14 @@ def _prepared(loss, params, optimizer, *, steps: int, data=None, key=None) -> tu
     data = checks.check_data(data)[0]
     params = checks.check_params(params)
     return seen.spec, seen.traced(leaves), params, data, seen.key, seen.off, seen.off
+
+
+def _inner_steps(traced_call: bool, params: Any) -> int:
+    """Steps per iteration of the run's while loop (see :func:`jaxgd.run.loop._advance`)."""
+    if traced_call or jax.default_backend() != "cpu":
+        return _INNER_STEPS
+    size = sum(np.size(p) * np.dtype(p.dtype).itemsize for p in jax.tree.leaves(params))
+    return 2 if size <= _UNROLL_BYTES else 1
 
 
 def _check_batch_size(batch_size: Any, data: Any, n_examples: int) -> int | None:

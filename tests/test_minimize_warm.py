@@ -5,6 +5,7 @@ cold path would, and compiles nothing new."""
 import collections
 import gc
 import re
+import sys
 import warnings
 
 import jax
@@ -193,3 +194,35 @@ def test_a_warm_result_is_the_loops_own_result(forget, options):
     assert jax.tree.structure(warm) == jax.tree.structure(own)
     assert warm.history.stride == own.history.stride
     assert_same_bits(warm, own)
+
+
+@pytest.mark.parametrize(
+    ("lr", "options", "status"),
+    [
+        (0.05, {"tol": 9e-4}, gd.Status.CONVERGED),  # stops on an iteration's second step
+        (0.05, {}, gd.Status.MAX_STEPS),
+        (2.0, {}, gd.Status.DIVERGED),
+    ],
+    ids=["converged", "max-steps", "diverged"],
+)
+def test_one_or_two_steps_per_loop_iteration_give_the_same_bits(lr, options, status, monkeypatch):
+    """Params over ``_UNROLL_BYTES`` run one step per while-loop iteration, smaller
+    ones two: the same run either way, to the bit, wherever it stops."""
+    minimize_module = sys.modules["jaxgd.minimize"]  # (jaxgd.minimize is the function)
+    _prepared = minimize_module._prepared
+
+    def fresh_run():
+        monkeypatch.setattr(warm_calls, "SEEN", collections.OrderedDict())
+        monkeypatch.setattr(warm_calls, "RUNNERS", collections.OrderedDict())
+        return gd.minimize(mse, P0, gd.sgd(lr), steps=301, data=(X, Y), **options)
+
+    two = fresh_run()
+    assert _prepared(mse, P0, gd.sgd(lr), steps=301, data=(X, Y))[0].inner_steps == 2
+    monkeypatch.setattr(minimize_module, "_UNROLL_BYTES", 8)  # P0 holds 12 bytes
+    one = fresh_run()
+    assert _prepared(mse, P0, gd.sgd(lr), steps=301, data=(X, Y))[0].inner_steps == 1
+    assert gd.Status(int(two.status)) == status
+    assert int(one.steps) == int(two.steps)
+    if status == gd.Status.CONVERGED:
+        assert int(two.steps) % 2 == 1  # the run stopped on the second step of an iteration
+    assert_same_bits(one, two)

@@ -796,6 +796,9 @@ def bench_cli(repeats: int) -> dict:
                     env=env,
                     check=True,
                     timeout=1800,
+                    # Not a checkout: `python -m` imports from the current folder before
+                    # PYTHONPATH, so run from a jaxgd checkout it would time that one.
+                    cwd=cache,
                 )
                 run[which] = time.perf_counter() - start
         run["second_over_first"] = run["second_run_s"] / run["first_run_s"]

@@ -71,14 +71,18 @@ def cache_dir() -> pathlib.Path:
 
 
 def _use_compilation_cache(folder: pathlib.Path) -> None:
-    """Turn on JAX's persistent compilation cache in ``folder``, for every program."""
+    """Turn on JAX's persistent compilation cache in ``folder``, for every program,
+    and keep the compiled sweeps themselves beside it (:mod:`jaxgd.sweep.programs`)."""
     import jax
+
+    from jaxgd.sweep import programs
 
     jax.config.update("jax_compilation_cache_dir", str(folder))
     # Every program, however quick to compile: the sweeps take seconds, but the
     # many small ones (random starts, contour grids) add up too.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    programs.use_program_cache(folder.parent / "sweeps")
 
 
 def _names(text: str) -> list[str]:
@@ -215,8 +219,11 @@ def _compare(kwargs: dict, out: pathlib.Path) -> int:
     from jaxgd import report
     from jaxgd.compare import compare
 
-    result = compare(kwargs.pop("problems"), kwargs.pop("optimizers"), **kwargs)
-    path = report.save(result, out)
+    problems, optimizers = kwargs.pop("problems"), kwargs.pop("optimizers")
+    # Each problem's figures are drawn on a worker thread while the next ones compile and run.
+    with report.FigureDrawer(list(optimizers), kwargs["seeds"]) as drawer:
+        result = compare(problems, optimizers, on_problem=drawer.add, **kwargs)
+        path = report.save(result, out, figures=drawer.finish(result))
     print(result.summary_table())
     print()
     print(result.profile_table())

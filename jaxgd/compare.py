@@ -20,6 +20,8 @@ from here too.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import os
 import platform
 import time
@@ -36,7 +38,7 @@ from jaxgd.protocol import (
     speedups,
     steps_to_target,
 )
-from jaxgd.results import Comparison
+from jaxgd.results import Comparison, ProblemResult
 from jaxgd.sweep.checks import (
     DEFAULT_LEARNING_RATES,
     DEFAULT_OPTIMIZERS,
@@ -52,7 +54,7 @@ from jaxgd.sweep.checks import (
     footprint,
 )
 from jaxgd.sweep.chosen import curvature_every, has_line_search
-from jaxgd.sweep.grid import sweep_problem
+from jaxgd.sweep.grid import SweepJob, finish_sweep, prepare_sweep
 
 __all__ = [  # DEFAULT_SEEDS and DEFAULT_STEPS are importable too (compare uses them)
     "DEFAULT_LEARNING_RATES",
@@ -96,13 +98,41 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _progress_bar(items, enabled):
+def _progress_bar(total, enabled):
     if not enabled:
-        return items, None
+        return None
     from tqdm.auto import tqdm
 
-    bar = tqdm(items, desc="compare", unit="problem", leave=True)
-    return bar, bar
+    return tqdm(total=total, desc="compare", unit="problem", leave=True)
+
+
+def _sweep_all(
+    problem_list: Sequence[_problems.Problem],
+    prepare: Callable[[_problems.Problem], SweepJob],
+    deliver: Callable[[ProblemResult], None],
+) -> None:
+    """Sweep every problem, handing each result to ``deliver`` in order.
+
+    The calling thread traces and lowers each problem's sweep (``prepare``:
+    Python's work) while one worker thread compiles, runs and measures the
+    ones before it (XLA's work, which lets go of Python's lock): a problem is
+    traced while the one before it compiles. One worker, so the sweeps
+    compile and run one at a time, as in a plain loop, each run timed on its own.
+    """
+    worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxgd-sweep")
+    pending: collections.deque[concurrent.futures.Future] = collections.deque()
+    try:
+        for problem in problem_list:
+            job = prepare(problem)
+            pending.append(worker.submit(finish_sweep, job))
+            # A sweep measured again at its chosen rates calls minimize on the worker:
+            # then nothing is traced meanwhile (and its time per step is measured alone).
+            while pending and (job.measures or pending[0].done()):
+                deliver(pending.popleft().result())
+        while pending:
+            deliver(pending.popleft().result())
+    finally:  # after an error or Ctrl-C, the sweeps not started are dropped
+        worker.shutdown(wait=not pending, cancel_futures=True)
 
 
 def compare(
@@ -116,6 +146,7 @@ def compare(
     progress: bool = False,
     mesh: Any = None,
     curvature: bool = False,
+    on_problem: Callable[[ProblemResult], Any] | None = None,
 ) -> Comparison:
     """Compare optimizers on problems: sweep learning rates and seeds, tune, report.
 
@@ -150,6 +181,10 @@ def compare(
             ``minimize(curvature_every=...)``), with its stability limit
             (:func:`jaxgd.sharpness.stability_limit`); the report draws it.
             Off by default: it costs a run and a compile per optimizer.
+        on_problem: called with each problem's
+            :class:`jaxgd.results.ProblemResult` as soon as it is ready, in
+            problem order, on the calling thread (``jaxgd compare`` draws the
+            problem's figures meanwhile: :class:`jaxgd.report.FigureDrawer`).
 
     With ``curvature=True``, or when an optimizer is a line search (its state
     holds optax's ``num_linesearch_steps``, as ``armijo``'s does), each
@@ -193,20 +228,27 @@ def compare(
     )
 
     results = []
-    items, bar = _progress_bar(problem_list, progress)
-    started = time.perf_counter()
-    for problem in items:
+    bar = _progress_bar(len(problem_list), progress)
+
+    def deliver(result: ProblemResult) -> None:
+        results.append(result)
         if bar is not None:
-            bar.set_postfix_str(problem.name)
+            bar.set_postfix_str(result.name, refresh=False)
+            bar.update(1)
+        if on_problem is not None:
+            on_problem(result)
+
+    def prepare(problem: _problems.Problem) -> SweepJob:
         if problem.data is None:
             bs = None
         elif batch_size == "problem":
             bs = problem.batch_size
         else:
             bs = batch_size
-        results.append(
-            sweep_problem(problem, factories, rates, seed_list, steps, bs, mesh, curvature)
-        )
+        return prepare_sweep(problem, factories, rates, seed_list, steps, bs, mesh, curvature)
+
+    started = time.perf_counter()
+    _sweep_all(problem_list, prepare, deliver)
     if bar is not None:
         bar.close()
     total_seconds = time.perf_counter() - started

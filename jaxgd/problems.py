@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "beale",
     "booth",
     "breast_cancer_logistic",
+    "catalogue_entry",
     "diabetes_linear",
     "digits_mlp",
     "digits_softmax",
@@ -72,11 +74,39 @@ class Problem:
 
 
 _CATALOGUE: dict[str, Callable[..., Problem]] = {}
+_BUILT: weakref.WeakKeyDictionary[Problem, tuple] = weakref.WeakKeyDictionary()
 
 
 def _register(builder: Callable[..., Problem]) -> Callable[..., Problem]:
-    _CATALOGUE[builder.__name__] = builder
-    return builder
+    """Add ``builder`` to the catalogue; what it builds remembers how (:func:`catalogue_entry`)."""
+
+    @functools.wraps(builder)
+    def build(*args: Any, **options: Any) -> Problem:
+        problem = builder(*args, **options)
+        _BUILT[problem] = (builder.__name__, args, tuple(sorted(options.items())))
+        return problem
+
+    _CATALOGUE[builder.__name__] = build
+    return build
+
+
+def catalogue_entry(problem: Problem) -> tuple[str, tuple, tuple] | None:
+    """How the catalogue built ``problem``: ``(name, args, sorted options)``, or None
+    for a problem built any other way (a :class:`Problem` made by hand, or
+    ``dataclasses.replace`` of a catalogue one).
+
+    A :class:`Problem` is frozen, so this says what its loss and start compute:
+    :mod:`jaxgd.sweep.programs` keys the compiled sweeps it keeps on it.
+
+    Example:
+        >>> import dataclasses
+        >>> booth = get("booth")
+        >>> catalogue_entry(booth), catalogue_entry(dataclasses.replace(booth))
+        (('booth', (), ()), None)
+        >>> catalogue_entry(quadratic(condition_number=10))
+        ('quadratic', (), (('condition_number', 10),))
+    """
+    return _BUILT.get(problem)
 
 
 def names() -> list[str]:

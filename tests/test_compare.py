@@ -200,7 +200,7 @@ def no_compiling(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("compare compiled before checking its arguments")
 
-    monkeypatch.setattr(cmp, "sweep_problem", fail)
+    monkeypatch.setattr(cmp, "prepare_sweep", fail)
 
 
 @pytest.mark.parametrize(
@@ -462,3 +462,27 @@ def test_curvature_results_survive_json(curved, tmp_path):
 def test_curvature_must_be_a_bool():
     with pytest.raises(TypeError, match="curvature must be True or False, got 1; pass"):
         gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=5, curvature=1)
+
+
+def test_a_sweep_measured_again_is_never_traced_beside(monkeypatch):
+    """The next problem is traced while a sweep compiles and runs, but not while a sweep is
+    measured again at its chosen rates (that calls minimize on the worker thread and times
+    its steps): then the next problem waits."""
+    events = []
+
+    def logged(name, f):
+        def g(*args, **kwargs):
+            what = args[0].name if name == "prepare" else args[0].problem.name
+            events.append((name, what, "start"))
+            out = f(*args, **kwargs)
+            events.append((name, what, "end"))
+            return out
+
+        return g
+
+    monkeypatch.setattr(cmp, "prepare_sweep", logged("prepare", cmp.prepare_sweep))
+    monkeypatch.setattr(cmp, "finish_sweep", logged("finish", cmp.finish_sweep))
+    c = gd.compare(["booth", "beale"], ["vanilla", "armijo"], learning_rates=[0.1], seeds=1,
+                   steps=10)  # fmt: skip
+    assert c.problems[0].optimizers["armijo"].cost is not None  # measured again
+    assert events.index(("finish", "booth", "end")) < events.index(("prepare", "beale", "start"))

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import pathlib
 import re
+import sys
+import time
 
 import matplotlib.image
 import numpy as np
@@ -122,6 +125,23 @@ def test_figures_are_real_images(saved):
         assert image[..., :3].std() > 0.05  # not a blank canvas
 
 
+def _inside(fig) -> None:
+    """The figure's fixed layout cuts nothing: each axes with its titles, labels, tick
+    labels and legend, and the figure's own title, lie inside the figure (1 pixel of
+    rounding); and pyplot knows nothing of the figure."""
+    import matplotlib.pyplot as plt
+
+    assert not plt.get_fignums()  # drawn without pyplot: no global state
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+    boxes += [ax.get_legend().get_window_extent(renderer) for ax in fig.axes if ax.get_legend()]
+    boxes += [t.get_window_extent(renderer) for t in fig.texts if t.get_text()]
+    for box in boxes:
+        assert fig.bbox.x0 - 1 <= box.x0 and box.x1 <= fig.bbox.x1 + 1, (box, fig.bbox)
+        assert fig.bbox.y0 - 1 <= box.y0 and box.y1 <= fig.bbox.y1 + 1, (box, fig.bbox)
+
+
 def _artist(ax, gid):
     found = [a for a in [*ax.lines, *ax.collections] if a.get_gid() == gid]
     assert len(found) == 1, (gid, [a.get_gid() for a in [*ax.lines, *ax.collections]])
@@ -150,7 +170,7 @@ def test_sensitivity_figure_draws_the_stability_limit_and_the_diverged_runs(resu
     # The legend sits outside the axes (right of them), covering no data.
     legend_box = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
     assert legend_box.x0 >= ax.get_window_extent().x1
-    figures._pyplot().close(fig)
+    _inside(fig)
 
 
 def test_loss_figure_bands_run_from_the_best_to_the_worst_seed(result):
@@ -166,7 +186,7 @@ def test_loss_figure_bands_run_from_the_best_to_the_worst_seed(result):
             np.testing.assert_allclose([at.min(), at.max()], [seeds.min(), seeds.max()])
         median = _artist(ax, f"median:{label}")
         np.testing.assert_allclose(median.get_ydata(), np.median(gap, axis=0))
-    figures._pyplot().close(fig)
+    _inside(fig)
 
 
 def test_paths_figure_shows_every_path_whole_and_ends_above_the_minimum(result):
@@ -184,10 +204,35 @@ def test_paths_figure_shows_every_path_whole_and_ends_above_the_minimum(result):
             assert y0 <= path[:, 1].min() and path[:, 1].max() <= y1
             star = next(line for line in ax.lines if line.get_marker() == "*")
             assert _artist(ax, f"end:{label}:{j}").get_zorder() > star.get_zorder()
-    colorbar = fig.axes[-1]  # every tick labelled: a decade, 10^k
+    colorbar = fig.axes[-1]  # every tick labelled: a decade, 10^k (10⁻³ in plain text)
     labels = [t.get_text() for t in colorbar.get_yticklabels()]
-    assert len(labels) >= 2 and all(re.search(r"10\^\{-?\d+\}", t) for t in labels), labels
-    figures._pyplot().close(fig)
+    assert len(labels) >= 2 and all(re.fullmatch(r"10⁻?[⁰¹²³⁴⁵⁶⁷⁸⁹]+", t) for t in labels), labels
+    _inside(fig)
+
+
+@pytest.mark.parametrize("limits", [(1e-12, 1e3), (0.15, 3.0)])  # minor ticks labelled in one
+def test_log_labels_are_matplotlibs_in_plain_text(limits):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    plain, math = fig.subplots(1, 2)
+    figures._log_scale(plain, "y")
+    math.set_yscale("log")
+    for ax in (plain, math):
+        ax.set_ylim(*limits)
+    fig.canvas.draw()
+    digits = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
+    for minor in (False, True):
+        ours = [t.get_text() for t in plain.get_yticklabels(minor=minor)]
+        theirs = [t.get_text() for t in math.get_yticklabels(minor=minor)]
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs, strict=True):  # 2×10⁻¹ is $\mathdefault{2\times10^{-1}}$
+            assert "$" not in a
+            b = b.replace("$\\mathdefault{", "").replace("\\times", "×").replace("^{", "")
+            assert a.translate(digits) == b.replace("}", "").replace("$", "")
+    assert any(t.get_text() for t in plain.get_yticklabels(minor=limits[0] > 0.1))
 
 
 def test_a_path_leaving_the_frame_is_cut_at_its_edges():
@@ -343,8 +388,8 @@ def test_computing_never_imports_rendering(module):
 
 
 def test_the_computing_modules_are_all_checked():
-    # compare.py; sweep/: __init__, checks, chosen, grid; results/: __init__ and four modules
-    assert len(_COMPUTING) == 1 + 4 + 5
+    # compare.py; sweep/: __init__, checks, chosen, grid, programs; results/: __init__ and four
+    assert len(_COMPUTING) == 1 + 5 + 5
 
 
 def test_the_report_imports_nothing_that_computes():
@@ -415,7 +460,7 @@ def test_the_sharpness_figure_plots_the_sharpness_and_the_limit(curved):
     np.testing.assert_array_equal(loss.get_xdata(), np.arange(60))
     np.testing.assert_allclose(loss.get_ydata(), np.maximum(vanilla.sharpness.loss, 1e-12))
     assert top.get_yscale() == "log" and bottom.get_yscale() == "log"
-    figures._pyplot().close(fig)
+    _inside(fig)
 
 
 def test_the_report_shows_evaluations_and_time_per_step(curved):
@@ -437,3 +482,50 @@ def test_load_reads_version_1_results(tmp_path):
     path.write_text('{"schema": "jaxgd.comparison", "schema_version": 1, "steps": 5}')
     data = gd.results.load(path)
     assert data["steps"] == 5 and data.get("step_costs") is None
+
+
+# -- figures drawn while the comparison computes ---------------------------------------------
+
+
+def test_figures_drawn_during_the_comparison_are_those_drawn_after(saved, tmp_path):
+    result, out = saved
+    with gd.report.FigureDrawer(result.optimizer_labels, result.seeds) as drawer:
+        for p in result.problems:
+            drawer.add(p)
+        drawn = drawer.finish(result)
+    names = [n for p in result.problems for n in figures.problem_figure_names(p)]
+    assert sorted(drawn) == sorted(names)
+    for name, png in drawn.items():  # the same pixels, byte for byte
+        assert png == (out / "figures" / f"{name}.png").read_bytes(), name
+    path = gd.report.save(result, tmp_path / "r", figures=drawn)
+    now, before = _tree(path.parent), _tree(out)
+    assert now.pop("results.json") != b"" and before.pop("results.json") != b""  # its date
+    assert now == before
+
+
+def test_a_figure_that_fails_fails_the_save(result, monkeypatch):
+    def broken(c, p):
+        raise ValueError("cannot draw")
+
+    monkeypatch.setattr(figures, "loss_figure", broken)
+    with gd.report.FigureDrawer(result.optimizer_labels, result.seeds) as drawer:
+        drawer.add(result.problems[0])
+        with pytest.raises(ValueError, match="cannot draw"):
+            drawer.finish(result)
+
+
+def test_figures_drawn_for_other_optimizers_are_not_used(result):
+    with gd.report.FigureDrawer(["adam", "vanilla"], result.seeds) as drawer:  # other colours
+        drawer.add(result.problems[0])
+        assert drawer.finish(result) == {}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities: Linux")
+def test_the_figures_yield_the_processor_to_the_sweeps(result):
+    with gd.report.FigureDrawer(result.optimizer_labels, result.seeds) as drawer:
+        thread = drawer._thread.native_id
+        deadline = time.monotonic() + 10
+        while os.getpriority(os.PRIO_PROCESS, thread) <= os.getpriority(os.PRIO_PROCESS, 0):
+            assert time.monotonic() < deadline, "the drawing thread kept its priority"
+            time.sleep(0.01)
+        drawer.finish(result)

@@ -7,6 +7,8 @@ computes:
 - :mod:`jaxgd.report.text`: :func:`markdown`, the report as Markdown;
 - :mod:`jaxgd.report.figures`: the PNG figures, each also available as a
   matplotlib ``Figure``;
+- :mod:`jaxgd.report.drawing`: :class:`FigureDrawer` draws each problem's
+  figures on a worker thread while the comparison goes on;
 - :mod:`jaxgd.report.folder`: :func:`save` writes ``report.md``,
   ``results.json`` and ``figures/`` whole or not at all, and never over files
   jaxgd did not write (:func:`check_folder` says so before a run).
@@ -19,8 +21,9 @@ Example:
 """
 
 from jaxgd.report import figures
+from jaxgd.report.drawing import FigureDrawer
 from jaxgd.report.folder import check_folder, save
 from jaxgd.report.text import markdown
 from jaxgd.results import Comparison as Comparison  # jaxgd/__init__.py imported it from here
 
-__all__ = ["check_folder", "figures", "markdown", "save"]
+__all__ = ["FigureDrawer", "check_folder", "figures", "markdown", "save"]

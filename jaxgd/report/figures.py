@@ -2,7 +2,10 @@
 
 Each ``*_figure`` function returns a :class:`matplotlib.figure.Figure` (so a
 test or a notebook can read the plotted data from its artists, named by
-``gid``); :func:`draw_all` saves every figure of a comparison as a PNG:
+``gid``), made without pyplot (no global state: figures may be drawn on a
+worker thread, and need no closing) and laid out by fixed margins rather than
+a layout engine (which measured every tick label twice more: a third of the
+drawing time); :func:`draw_all` saves every figure of a comparison as a PNG:
 
 - ``loss_<problem>``: loss over steps at each optimizer's chosen rate, the
   median over seeds with a band from the best to the worst seed
@@ -21,15 +24,20 @@ test or a notebook can read the plotted data from its artists, named by
 - ``performance_profile``: the fraction of problems solved within a factor
   tau of the fastest optimizer.
 
-:func:`figure_names` says which figures a comparison gets.
+:func:`figure_names` says which figures a comparison gets;
+:func:`problem_pngs` draws one problem's as soon as its sweep is over (see
+:class:`jaxgd.report.FigureDrawer`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import pathlib
+import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -38,9 +46,12 @@ from jaxgd.results import Comparison, ProblemResult
 __all__ = [
     "draw_all",
     "figure_names",
+    "figure_png",
     "limit_formula",
     "loss_figure",
     "paths_figure",
+    "problem_figure_names",
+    "problem_pngs",
     "profile_figure",
     "sensitivity_figure",
     "sharpness_figure",
@@ -60,13 +71,86 @@ def _color(label: str, labels: list[str]) -> str:
     return _OTHER_COLORS[others.index(label) % len(_OTHER_COLORS)]
 
 
-def _pyplot():
-    import matplotlib
+def _new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kwargs):
+    """A figure and its axes, drawn by Agg: no pyplot, so no global state (the
+    figures can be drawn on a worker thread) and nothing to close."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
-    return plt
+
+_TITLE_LINE = 0.19  # inches per line of a fontsize-10 title
+_LEGEND_GAP = 0.02  # a legend beside the axes starts this far right of them (axes fraction)
+
+
+def _legend_inches(fig, legends) -> float:
+    """The width of the widest of ``legends`` in inches (their text measured once)."""
+    renderer = fig.canvas.get_renderer()
+    return max(leg.get_window_extent(renderer).width for leg in legends) / fig.dpi
+
+
+def _place_axes(fig, *, title_lines: int, left: float = 0.9, right: float = 0.15,
+                bottom: float = 0.55, beside=(), **spacing) -> None:  # fmt: skip
+    """Set the margins (inches) around the axes: a fixed layout instead of a
+    layout engine, which measured every tick label two more times per figure
+    (a third of the drawing time). ``beside``: legends placed right of the
+    axes, which the right margin makes room for."""
+    width, height = fig.get_size_inches()
+    if beside:
+        inner = width - left - right
+        extra = _legend_inches(fig, beside) + 0.05
+        # solve: axes width * _LEGEND_GAP + legend <= right margin
+        right = right + extra + _LEGEND_GAP * (inner - extra) / (1 + _LEGEND_GAP)
+    top = 0.12 + title_lines * _TITLE_LINE
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        **spacing,
+    )
+
+
+def _lines(text: str) -> int:
+    return text.count("\n") + 1
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+_MATH_POWER = re.compile(r"\$\\mathdefault\{(?:([\d.]+)\\times)?10\^\{(-?\d+)\}\}\$")
+
+
+@functools.cache
+def _plain_log_formatter():
+    """matplotlib's log-axis labels written in plain text (``10⁻⁴``, ``2×10⁻¹``) rather
+    than mathtext (``$10^{-4}$``): the same labels, but parsing mathtext took a fifth
+    of the figures' drawing time (matplotlib keeps only 50 parsed labels)."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class PlainLogFormatter(LogFormatterSciNotation):
+        def __call__(self, x, pos=None):
+            label = super().__call__(x, pos)
+            power = _MATH_POWER.fullmatch(label)
+            if power is None:  # anything else stays as matplotlib writes it
+                return label
+            coefficient, exponent = power.groups()
+            return (
+                (f"{coefficient}×" if coefficient else "") + "10" + exponent.translate(_SUPERSCRIPT)
+            )
+
+    return PlainLogFormatter
+
+
+def _log_scale(ax, which: str) -> None:
+    """A log scale on ``ax``'s ``which`` axis (``"x"`` or ``"y"``), labelled as
+    matplotlib labels one, in plain text (:func:`_plain_log_formatter`)."""
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    formatter = _plain_log_formatter()
+    axis.set_major_formatter(formatter())
+    axis.set_minor_formatter(formatter(labelOnlyBase=False))
 
 
 def _floor(p: ProblemResult) -> float:
@@ -92,21 +176,26 @@ def _has_paths(p: ProblemResult) -> bool:
     return all(r.paths is not None for r in p.optimizers.values())
 
 
+def problem_figure_names(p: ProblemResult) -> list[str]:
+    """One problem's figures: ``loss_<name>`` and ``lr_<name>``, ``paths_<name>`` for a
+    2-D problem (its params recorded), ``sharpness_<name>`` where the sharpness was
+    recorded (``compare(curvature=True)``)."""
+    names = [f"loss_{p.name}", f"lr_{p.name}"]
+    if _has_paths(p):
+        names.append(f"paths_{p.name}")
+    if p.measured_sharpness:
+        names.append(f"sharpness_{p.name}")
+    return names
+
+
 def figure_names(comparison: Comparison) -> list[str]:
     """The figures :func:`draw_all` draws for ``comparison``, in drawing order.
 
-    Per problem ``loss_<name>`` and ``lr_<name>``, ``paths_<name>`` for a 2-D
-    problem (its params recorded), ``sharpness_<name>`` where the sharpness
-    was recorded (``compare(curvature=True)``), and one ``performance_profile``.
+    Per problem those of :func:`problem_figure_names`, then one ``performance_profile``.
     """
-    names = []
-    for p in comparison.problems:
-        names += [f"loss_{p.name}", f"lr_{p.name}"]
-        if _has_paths(p):
-            names.append(f"paths_{p.name}")
-        if p.measured_sharpness:
-            names.append(f"sharpness_{p.name}")
-    return [*names, "performance_profile"]
+    return [n for p in comparison.problems for n in problem_figure_names(p)] + [
+        "performance_profile"
+    ]
 
 
 @contextlib.contextmanager
@@ -119,9 +208,8 @@ def _quiet_nan_warnings() -> Iterator[None]:
 
 def loss_figure(c: Comparison, p: ProblemResult):
     """Loss over steps at each optimizer's chosen rate: median over seeds, band best to worst."""
-    plt = _pyplot()
     use_gap, ylabel = _loss_axis(p)
-    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    fig, ax = _new_figure((7, 4.2))
     steps = np.arange(p.steps)
     for label, r in p.optimizers.items():
         curves = r.curves[r.chosen]  # (n_seeds, steps)
@@ -146,24 +234,25 @@ def loss_figure(c: Comparison, p: ProblemResult):
     ax.axhline(target, color="0.3", ls="--", lw=1, label="target", gid="target")
     if not use_gap and p.problem.optimum_value > 0:
         ax.axhline(p.problem.optimum_value, color="0.3", ls=":", lw=1, label="optimum (full data)")
-    ax.set_yscale("log")
+    _log_scale(ax, "y")
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     band = f"line: median of {len(c.seeds)} seeds, band: best to worst seed"
     if use_gap and p.problem.optimum_value != 0:
         band += f"\ngaps below {_floor(p):.0e} (float32 round-off at the optimum) drawn at it"
-    ax.set_title(f"{p.name}: loss at each optimizer's chosen learning rate\n{band}", fontsize=10)
+    title = f"{p.name}: loss at each optimizer's chosen learning rate\n{band}"
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    _place_axes(fig, title_lines=_lines(title))
     return fig
 
 
 def sensitivity_figure(c: Comparison, p: ProblemResult):
     """Final loss against learning rate; the legend sits outside the axes, beside them."""
-    plt = _pyplot()
     from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(9, 4.2), layout="constrained")
+    fig, ax = _new_figure((9, 4.2))
     any_div = False
     finite_all = np.concatenate(
         [r.final_loss[~r.diverged & np.isfinite(r.final_loss)] for r in p.optimizers.values()]
@@ -212,8 +301,8 @@ def sensitivity_figure(c: Comparison, p: ProblemResult):
     limit = p.stability_limit
     if limit is not None:
         ax.axvline(limit, color="0.3", ls=":", lw=1.2, gid="stability-limit")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _log_scale(ax, "x")
+    _log_scale(ax, "y")
     ax.set_xlabel("learning rate (log scale)")
     zero = p.problem.optimum_value == 0
     ax.set_ylabel("final loss (log scale)" if zero else "final loss − optimum (log scale)")
@@ -235,8 +324,11 @@ def sensitivity_figure(c: Comparison, p: ProblemResult):
         handles.append(Line2D([], [], color="k", marker="x", ls="", ms=7, mew=2))
         labels.append("diverged\n(drawn at the top)")
     # Outside the axes: inside, every corner holds data on some problem.
-    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    legend = ax.legend(
+        handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1 + _LEGEND_GAP, 1.0)
+    )
     ax.grid(True, which="major", alpha=0.3)
+    _place_axes(fig, title_lines=3, beside=[legend])
     return fig
 
 
@@ -298,23 +390,19 @@ def paths_figure(c: Comparison, p: ProblemResult):
     """Each optimizer's paths (one per seed) at its chosen rate over the loss contours."""
     import jax
     import jax.numpy as jnp
-
-    plt = _pyplot()
     from matplotlib.colors import LogNorm
-    from matplotlib.ticker import LogFormatterSciNotation
 
     lo_xy, hi_xy = _frame(p)
     xs, ys = np.linspace(lo_xy[0], hi_xy[0], 200), np.linspace(lo_xy[1], hi_xy[1], 200)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
-    z = np.asarray(jax.vmap(p.problem.loss)(jnp.asarray(grid, jnp.float32)), np.float64)
+    z = np.asarray(jax.jit(jax.vmap(p.problem.loss))(jnp.asarray(grid, jnp.float32)), np.float64)
     z = np.clip(z.reshape(200, 200) - p.problem.optimum_value, 1e-6, 1e30)  # inf: 1e30
     lo = np.floor(2 * np.log10(max(z.min(), 1e-3))) / 2
     hi = max(np.ceil(2 * np.log10(z.max())) / 2, lo + 0.5)
     levels = 10.0 ** np.arange(lo, hi + 0.25, 0.5)  # half a decade apart
     n = len(p.optimizers)
-    fig, axes = plt.subplots(
-        1, n, figsize=(4.2 * n, 4.4), layout="constrained", sharex=True, sharey=True, squeeze=False
-    )
+    fig, axes = _new_figure((4.2 * n, 4.4), 1, n, sharex=True, sharey=True, squeeze=False)
+    _place_axes(fig, title_lines=3, left=0.55, right=0.95, bottom=0.5, wspace=0.08)
     opt = np.asarray(p.problem.optimum_params, np.float64).reshape(-1, 2)
     cut = False
     for ax, (label, r) in zip(axes[0], p.optimizers.items(), strict=True):
@@ -352,7 +440,7 @@ def paths_figure(c: Comparison, p: ProblemResult):
         aspect=30,
         ticks=10.0 ** np.arange(np.ceil(lo), np.floor(hi) + 0.5),
     )
-    cbar.ax.yaxis.set_major_formatter(LogFormatterSciNotation())
+    cbar.ax.yaxis.set_major_formatter(_plain_log_formatter()())
     cbar.ax.minorticks_off()
     cbar.set_label("loss − optimum (log scale)" if p.problem.optimum_value else "loss (log scale)")
     note = "; steps that start and end outside the frame are not drawn" if cut else ""
@@ -366,8 +454,7 @@ def paths_figure(c: Comparison, p: ProblemResult):
 
 def profile_figure(c: Comparison):
     """The performance profile of every optimizer, with its AlgoPerf score."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    fig, ax = _new_figure((7, 4.2))
     taus = np.asarray(c.profile["taus"])
     n = len(c.optimizer_labels)
     for k, label in enumerate(c.optimizer_labels):
@@ -395,6 +482,7 @@ def profile_figure(c: Comparison):
     )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    _place_axes(fig, title_lines=2)
     return fig
 
 
@@ -428,10 +516,7 @@ def sharpness_figure(c: Comparison, p: ProblemResult):
     constant sharpness of a quadratic) stay visible: the earlier optimizer is
     drawn wider, beneath the later ones.
     """
-    plt = _pyplot()
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(9, 6.6), sharex=True, height_ratios=[3, 2], layout="constrained"
-    )
+    fig, (top, bottom) = _new_figure((9, 6.6), 2, 1, sharex=True, height_ratios=[3, 2])
     use_gap, ylabel = _loss_axis(p)
     measured = [(label, r) for label, r in p.optimizers.items() if r.sharpness is not None]
     curves = []
@@ -468,16 +553,18 @@ def sharpness_figure(c: Comparison, p: ProblemResult):
                     gid=f"loss:{label}")  # fmt: skip
     log = _positive(curves)
     if log:
-        top.set_yscale("log")
+        _log_scale(top, "y")
     top.set_ylabel("largest eigenvalue" + (" (log scale)" if log else ""))
     top.grid(True, which="major", alpha=0.3)
-    top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    legends = [top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1 + _LEGEND_GAP, 1.0))]
     top.set_title("sharpness (solid) and its stability limit (dashed, same colour)", fontsize=10)
-    bottom.set_yscale("log")
+    _log_scale(bottom, "y")
     bottom.set_ylabel(ylabel.replace(" (log scale", "\n(log scale"))
     bottom.set_xlabel("step")
     bottom.grid(True, which="major", alpha=0.3)
-    bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    legends.append(
+        bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1 + _LEGEND_GAP, 1.0))
+    )
     bottom.set_title("the loss of the same runs", fontsize=10)
     every = measured[0][1].sharpness.every if measured else 1
     fig.suptitle(
@@ -487,32 +574,56 @@ def sharpness_figure(c: Comparison, p: ProblemResult):
         "(preconditioned).\nLines that coincide: the earlier optimizer is drawn wider, beneath.",
         fontsize=10,
     )
+    _place_axes(fig, title_lines=5, left=1.0, beside=legends, hspace=0.3)
     return fig
 
 
-def _figure(c: Comparison, name: str):
-    if name == "performance_profile":
-        return profile_figure(c), 100
-    kind, problem = name.split("_", 1)
-    p = next(q for q in c.problems if q.name == problem)
-    draw = {
+def _draw(name: str):
+    """The figure ``name`` of a problem is drawn by this function (looked up when called)."""
+    return {
         "loss": loss_figure,
         "lr": sensitivity_figure,
         "paths": paths_figure,
         "sharpness": sharpness_figure,
-    }[kind]
-    return draw(c, p), 80 if kind == "paths" else 100
+    }[name.split("_", 1)[0]]
 
 
-def draw_all(c: Comparison, directory: pathlib.Path) -> dict[str, pathlib.Path]:
-    """Draw every figure of :func:`figure_names` into ``directory`` as PNG; name -> path."""
-    plt = _pyplot()
+def _dpi(name: str) -> int:
+    return 80 if name.startswith("paths_") else 100
+
+
+def _png(fig, name: str) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_dpi(name))
+    return buffer.getvalue()
+
+
+def problem_pngs(c: Comparison, p: ProblemResult) -> dict[str, bytes]:
+    """The figures of one problem (those :func:`problem_figure_names` lists) as PNG
+    bytes. Of ``c`` only ``optimizer_labels`` and ``seeds`` are read, so they
+    can be drawn before the comparison is over (:class:`jaxgd.report.FigureDrawer`)."""
+    return {name: _png(_draw(name)(c, p), name) for name in problem_figure_names(p)}
+
+
+def figure_png(c: Comparison, name: str) -> bytes:
+    """The figure ``name`` (one of :func:`figure_names`) as PNG bytes."""
+    if name == "performance_profile":
+        return _png(profile_figure(c), name)
+    p = next(q for q in c.problems if name in problem_figure_names(q))
+    return _png(_draw(name)(c, p), name)
+
+
+def draw_all(
+    c: Comparison, directory: pathlib.Path, drawn: Mapping[str, bytes] | None = None
+) -> dict[str, pathlib.Path]:
+    """Write every figure of :func:`figure_names` into ``directory`` as PNG; name -> path.
+
+    ``drawn``: figures already drawn (name -> PNG bytes, as
+    :func:`problem_pngs` gives them), written as they are; the others are drawn here.
+    """
+    drawn = drawn or {}
     out = {}
     for name in figure_names(c):
-        fig, dpi = _figure(c, name)
-        try:
-            out[name] = pathlib.Path(directory) / f"{name}.png"
-            fig.savefig(out[name], dpi=dpi)
-        finally:
-            plt.close(fig)
+        out[name] = pathlib.Path(directory) / f"{name}.png"
+        out[name].write_bytes(drawn[name] if name in drawn else figure_png(c, name))
     return out

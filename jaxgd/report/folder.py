@@ -19,7 +19,7 @@ import shutil
 import signal
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from jaxgd.report.figures import draw_all
 from jaxgd.report.text import markdown
@@ -169,12 +169,17 @@ def _swap_in(new: pathlib.Path, folder: pathlib.Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def save(comparison: Comparison, directory: str | os.PathLike = "jaxgd-report") -> pathlib.Path:
+def save(
+    comparison: Comparison,
+    directory: str | os.PathLike = "jaxgd-report",
+    figures: Mapping[str, bytes] | None = None,
+) -> pathlib.Path:
     """Write the report of ``comparison``: ``report.md``, ``results.json``, ``figures/*.png``.
 
     The report replaces ``directory`` whole, or, if interrupted, leaves it as
     it was; a folder that is not a jaxgd report is refused (see
-    :func:`check_folder`).
+    :func:`check_folder`). ``figures``: figures already drawn (name -> PNG
+    bytes, from a :class:`jaxgd.report.FigureDrawer`); the others are drawn here.
 
     Returns:
         The path of ``report.md``.
@@ -192,9 +197,9 @@ def save(comparison: Comparison, directory: str | os.PathLike = "jaxgd-report") 
     new = folder.parent / f".{folder.name}.{_TMP}-{uuid.uuid4().hex[:8]}"
     try:
         (new / "figures").mkdir(parents=True)
-        figures = draw_all(comparison, new / "figures")
+        drawn = draw_all(comparison, new / "figures", figures)
         (new / "results.json").write_text(comparison.to_json() + "\n")
-        links = {name: f"figures/{path.name}" for name, path in figures.items()}
+        links = {name: f"figures/{path.name}" for name, path in drawn.items()}
         (new / "report.md").write_text(markdown(comparison, links))
         _swap_in(new, folder)
     finally:

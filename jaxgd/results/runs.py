@@ -189,8 +189,12 @@ class ProblemResult:
         problem: the :class:`jaxgd.problems.Problem`.
         batch_size: the minibatch size used (None: full batch).
         optimizers: label -> :class:`OptimizerRuns`.
-        compile_seconds: tracing and compiling the sweep (all runs, one program).
-        run_seconds: running the compiled sweep once.
+        compile_seconds: tracing, lowering and compiling the sweep (all runs, one
+            program), or loading it from ``jaxgd compare``'s caches. (``compare``
+            traces a problem while the one before it compiles and runs on another
+            thread, so the compile times of a comparison may add up to more than
+            the wall time they took.)
+        run_seconds: running the compiled sweep once (one sweep at a time).
         n_runs: optimizer x rate x seed runs in the sweep.
         curvature: the largest Hessian eigenvalue ``L`` at the known minimiser
             (None where unknown); plain gradient descent is stable near the

@@ -38,6 +38,11 @@ MAX_HISTORY = 1_000_000
 """Entries a history holds at most unless ``history_every`` says otherwise."""
 
 _INNER_STEPS = 32  # see loop._advance; measured in benchmarks/speed.py (sweep, GPU run loop)
+_UNROLL_BYTES = 4 << 20
+"""Params up to this size run two steps per loop iteration on a CPU, larger ones
+one: on the 2-core CPU of benchmarks/speed.py, two steps per iteration took
+0.83-0.98x the time of one from 16 to 65536 float32 params, the same at 1M,
+and 1.1x at 10M (the 10M-param Adam step)."""
 
 
 def minimize(
@@ -141,13 +146,22 @@ def minimize(
     plain = checkpoint is None and checkpoint_every is None and progress is False and mesh is None
     signature = leaves = None
     if plain:  # a call like one seen before: its checks passed, only values are checked again
-        options = (steps, batch_size, has_aux, record_params, history_every, curvature_every)
         signature, leaves = warm_calls.signature(
-            loss, params, optimizer, data, key, *options, curvature_iters
+            loss,
+            params,
+            optimizer,
+            data,
+            key,
+            steps,
+            batch_size,
+            has_aux,
+            record_params,
+            history_every,
+            curvature_every,
+            curvature_iters,
         )
-        seen = warm_calls.SEEN.get(signature) if signature is not None else None
+        seen = warm_calls.recall(signature)
         if seen is not None:
-            warm_calls.SEEN.move_to_end(signature)
             off = seen.off  # a rule switched off, placed once
             tol = off if tol is None else checks.check_threshold("tol", tol, nonnegative=True)
             if target is None:
@@ -156,7 +170,9 @@ def minimize(
                 target = checks.check_threshold("target", target, nonnegative=False)
             if seen.convert:
                 params, data = checks.check_params(params), checks.check_data(data)[0]
-            checks.warn_if_not_finite(data)
+                checks.warn_if_not_finite(data)
+            elif not checks.all_finite(leaves[seen.data], seen.finite):
+                checks.warn_if_not_finite(data)
             return seen.run(leaves, params, data, key, tol, target)
     if not callable(loss):
         raise TypeError(f"minimize: loss must be a function loss(params[, batch]), got {loss!r}.")
@@ -205,7 +221,7 @@ def minimize(
         has_aux=has_aux,
         extra_args=isinstance(optimizer, optax.GradientTransformationExtraArgs | Optimizer),
         gather=gather,
-        inner_steps=_INNER_STEPS if traced_call or jax.default_backend() != "cpu" else 1,
+        inner_steps=_inner_steps(traced_call, params),
         select_update=jax.default_backend() != "cpu",
         history_stride=stride,
         history_length=length,
@@ -220,9 +236,7 @@ def minimize(
         return whole_run(spec, traced, params, data, key, tol, target)
     if signature is not None:
         seen = warm_calls.SeenCall.of(spec, leaves, params, data, key)
-        warm_calls.SEEN[signature] = seen
-        if len(warm_calls.SEEN) > warm_calls.MOST:
-            warm_calls.SEEN.popitem(last=False)
+        warm_calls.remember(signature, seen)
         return seen.run(leaves, params, data, key, tol, target)
     run_id = None
     if checkpoint is not None:
@@ -256,6 +270,14 @@ def _prepared(loss, params, optimizer, *, steps: int, data=None, key=None) -> tu
     data = checks.check_data(data)[0]
     params = checks.check_params(params)
     return seen.spec, seen.traced(leaves), params, data, seen.key, seen.off, seen.off
+
+
+def _inner_steps(traced_call: bool, params: Any) -> int:
+    """Steps per iteration of the run's while loop (see :func:`jaxgd.run.loop._advance`)."""
+    if traced_call or jax.default_backend() != "cpu":
+        return _INNER_STEPS
+    size = sum(np.size(p) * np.dtype(p.dtype).itemsize for p in jax.tree.leaves(params))
+    return 2 if size <= _UNROLL_BYTES else 1
 
 
 def _check_batch_size(batch_size: Any, data: Any, n_examples: int) -> int | None:

@@ -11,9 +11,10 @@ subclass's ``rule``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -338,11 +339,30 @@ def _is_leaf(value: Any) -> bool:
 # Hyperparameter checks
 # --------------------------------------------------------------------------- #
 
+
+class _Rule(NamedTuple):
+    says: str  # what the rule allows, in words
+    within: Callable[[Any], Any]  # the values it allows, elementwise
+    fix: str  # the fix to suggest ({name}: the hyperparameter)
+
+
 _RULES = {
-    "learning_rate": "a finite number >= 0 (or a schedule step -> lr)",
-    "decay": "a number in [0, 1)",
-    "positive": "a finite number > 0",
-    "nonnegative": "a finite number >= 0",
+    "learning_rate": _Rule(
+        "a finite number >= 0 (or a schedule step -> lr)",
+        lambda a: a >= 0,
+        "use a positive step size such as 0.01 (descent already steps against the gradient)",
+    ),
+    "decay": _Rule(
+        "a number in [0, 1)",
+        lambda a: (a >= 0) & (a < 1),
+        "use a value such as 0.9; {name}=1 would never forget a gradient",
+    ),
+    "positive": _Rule(
+        "a finite number > 0", lambda a: a > 0, "use a small positive value such as 1e-8"
+    ),
+    "nonnegative": _Rule(
+        "a finite number >= 0", lambda a: a >= 0, "use 0 to switch it off, or a positive value"
+    ),
 }
 
 
@@ -351,7 +371,7 @@ def _check_hyperparameter(owner: str, name: str, value: Any, rule: str) -> None:
         return  # a schedule; or a mask that a filter unflattens with (eqx.partition)
     if isinstance(value, str | bytes | complex):
         raise TypeError(
-            f"{owner}: {name} must be {_RULES[rule]}, got {value!r} of type "
+            f"{owner}: {name} must be {_RULES[rule].says}, got {value!r} of type "
             f"{type(value).__name__}; pass a float."
         )
     if isinstance(value, jax.Array):
@@ -359,28 +379,21 @@ def _check_hyperparameter(owner: str, name: str, value: Any, rule: str) -> None:
             return  # being traced (jit, vmap): checked where it was concrete
     elif not isinstance(value, int | float | np.ndarray | np.generic | list | tuple):
         return  # a placeholder JAX unflattens with (None, object(), a shape)
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"{owner}: {name} must be {_RULES[rule]}, got {value!r} of type "
-            f"{type(value).__name__}; pass a float."
-        ) from None
-    finite = bool(np.all(np.isfinite(arr)))
-    if rule == "decay":
-        ok = finite and bool(np.all((arr >= 0) & (arr < 1)))
-        fix = f"use a value such as 0.9; {name}=1 would never forget a gradient"
-    elif rule == "positive":
-        ok = finite and bool(np.all(arr > 0))
-        fix = "use a small positive value such as 1e-8"
-    elif rule == "learning_rate":
-        ok = finite and bool(np.all(arr >= 0))
-        fix = "use a positive step size such as 0.01 (descent already steps against the gradient)"
-    else:  # nonnegative
-        ok = finite and bool(np.all(arr >= 0))
-        fix = "use 0 to switch it off, or a positive value"
+    within = _RULES[rule].within
+    if type(value) in (float, int):  # the usual case, without NumPy (a call's hot path)
+        ok = math.isfinite(value) and within(value)
+    else:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{owner}: {name} must be {_RULES[rule].says}, got {value!r} of type "
+                f"{type(value).__name__}; pass a float."
+            ) from None
+        ok = bool(np.all(np.isfinite(arr)) and np.all(within(arr)))
     if not ok:
-        raise ValueError(f"{owner}: {name} must be {_RULES[rule]}, got {value!r}; {fix}.")
+        fix = _RULES[rule].fix.format(name=name)
+        raise ValueError(f"{owner}: {name} must be {_RULES[rule].says}, got {value!r}; {fix}.")
 
 
 def is_optimizer(obj: Any) -> bool:

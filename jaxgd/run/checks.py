@@ -20,6 +20,7 @@ import numpy as np
 from jaxgd.arguments import boolean, positive_int
 
 __all__ = [
+    "all_finite",
     "check_aux_output",
     "check_bool",
     "check_data",
@@ -341,16 +342,43 @@ def _is_finite(a) -> bool:
     return ok
 
 
+def _finite_or_unchecked(a) -> bool:
+    """Whether ``a`` needs no warning: finite, not floating-point, traced, or
+    not held here (the rows of other processes)."""
+    return (
+        isinstance(a, jax.core.Tracer)
+        or not getattr(a, "is_fully_addressable", True)
+        or not jnp.issubdtype(a.dtype, jnp.inexact)
+        or _is_finite(a)
+    )
+
+
+def all_finite(arrays: list, last: list) -> bool:
+    """Whether :func:`warn_if_not_finite` has nothing to say about data with these
+    leaves (JAX arrays). ``last`` (a list the caller keeps, empty at first)
+    remembers the last arrays found finite while they all live: the same
+    arrays again are known finite at the cost of comparing their ids."""
+    ids = tuple(map(id, arrays))
+    if last and last[0] == ids:
+        return True
+    if not all(_finite_or_unchecked(a) for a in arrays):
+        return False
+    try:  # while all of them live, their ids are theirs: a death forgets them
+        forget = lambda _: last.clear()  # noqa: E731
+        refs = [weakref.ref(a, forget) for a in arrays]
+    except TypeError:  # not weakly referenceable: not remembered
+        return True
+    last[:] = [ids, refs]
+    return True
+
+
 def warn_if_not_finite(data: Any) -> None:
     if data is None:
         return
     bad = [
         f"data{jax.tree_util.keystr(p)}"
         for p, a in jax.tree_util.tree_leaves_with_path(data)
-        if not isinstance(a, jax.core.Tracer)
-        and getattr(a, "is_fully_addressable", True)
-        and jnp.issubdtype(a.dtype, jnp.inexact)
-        and not _is_finite(a)
+        if not _finite_or_unchecked(a)
     ]
     if bad:
         warnings.warn(

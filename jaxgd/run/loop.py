@@ -31,8 +31,8 @@ The programs: :func:`whole_run` (a run in one call, returning its
 ``Result``), :func:`first_segment` and :func:`next_segment` (a run in
 segments; :func:`finish` evaluates a run that a segment other than the last
 ended) and :func:`start` (the state to resume a checkpoint into). The steps
-run in a ``while_loop`` (two per iteration, or 32 guarded ones under
-``vmap``/``jit`` and on accelerators), or, for a run without a stopping rule
+run in a ``while_loop`` (one or two per iteration on a CPU, or 32 guarded ones
+under ``vmap``/``jit`` and on accelerators), or, for a run without a stopping rule
 under ``vmap``/``jit`` (``Spec.fixed_length``: a sweep, which stops only where
 it diverges), as one ``lax.scan`` of guarded steps.
 """
@@ -79,7 +79,7 @@ class Spec(NamedTuple):
     has_aux: bool = False
     extra_args: bool = False  # the optimizer's update wants value=, grad=, value_fn=
     gather: Callable[[Any, jax.Array], Any] = take_rows  # a minibatch's rows from the data
-    inner_steps: int = 1  # > 1: guarded steps per while-loop iteration (see _advance)
+    inner_steps: int = 2  # steps per while-loop iteration (see _advance)
     select_update: bool = False  # a select instead of a cond around the update (accelerators)
     history_stride: int = 1  # steps between two history entries
     history_length: int = 0  # entries in the history (0: ceil(steps / history_stride))
@@ -220,7 +220,7 @@ def _evaluate(spec: Spec, run: _Run, params, batch):
     return loss, aux, grads, grad_norm
 
 
-_UNROLL = 2  # steps per while-loop iteration (the same values for any choice)
+_UNROLL_MOST = 2  # inner steps written out one after the other; more run as a fori_loop
 
 
 def _advance(spec: Spec, run: _Run, carry: Carry, data, key, tol, target, stop_at) -> Carry:
@@ -351,7 +351,7 @@ def _advance(spec: Spec, run: _Run, carry: Carry, data, key, tol, target, stop_a
         at_steps = jnp.arange(spec.steps, dtype=jnp.int32)
         return jax.lax.scan(scanned, carry, at_steps)[0]
 
-    if spec.steps <= _UNROLL:  # as the loop would, without the loop's own cost
+    if spec.steps <= _UNROLL_MOST:  # as the loop would, without the loop's own cost
         c = carry
         for i in range(spec.steps):
             c = c if i == 0 else jax.lax.optimization_barrier(c)
@@ -362,7 +362,7 @@ def _advance(spec: Spec, run: _Run, carry: Carry, data, key, tol, target, stop_a
         # The loop condition guarantees the first step is live; further steps
         # in the same iteration are guarded (no-ops once the run has stopped).
         c = step(c)
-        if spec.inner_steps > 1:
+        if spec.inner_steps > _UNROLL_MOST:
             # Under vmap the loop condition differs per run, so while_loop selects
             # the whole carry (history buffers included) every iteration; on a GPU
             # each iteration waits for the condition on the host. An inner loop
@@ -370,11 +370,13 @@ def _advance(spec: Spec, run: _Run, carry: Carry, data, key, tol, target, stop_a
             # price of up to inner_steps - 1 idle steps at the very end.
             guarded = lambda _, c: step(c, running(c))
             return jax.lax.fori_loop(0, spec.inner_steps - 1, guarded, c)
-        # One run: two steps per iteration pay the loop's own cost (its
-        # condition, the copies at its back edge) once per two steps. The
-        # barrier keeps XLA from fusing one step into the next, which would
-        # round differently from the one-step loop (and from optax's loop).
-        for _ in range(_UNROLL - 1):
+        # One small run on a CPU: two steps per iteration pay the loop's own
+        # cost (its condition, the copies at its back edge) once per two
+        # steps. The barrier keeps XLA from fusing one step into the next,
+        # which would round differently from the one-step loop (and from
+        # optax's loop). For large params one step per iteration is faster
+        # (see jaxgd.minimize's _UNROLL_BYTES); the values are the same.
+        for _ in range(spec.inner_steps - 1):
             c = jax.lax.optimization_barrier(c)
             c = step(c, running(c))
         return c

@@ -169,6 +169,19 @@ def _linear_loss(params, batch):
     return jnp.mean((x @ params["w"] + params["b"] - y) ** 2)
 
 
+def _optax_step(opt):
+    """A jitted optax step on the regression:
+    ``(params, state, batch) -> (params, state, loss)``."""
+
+    @jax.jit
+    def step(p, s, batch):
+        value, grads = jax.value_and_grad(_linear_loss)(p, batch)
+        updates, s = opt.update(grads, s, p)
+        return optax.apply_updates(p, updates), s, value
+
+    return step
+
+
 def bench_run_loop(repeats: int) -> dict:
     steps, lr = 1000, 1e-2
     x, y = _regression()
@@ -176,11 +189,7 @@ def bench_run_loop(repeats: int) -> dict:
     params = {"w": jnp.zeros(2), "b": jnp.zeros(())}
     opt = optax.adam(lr)
 
-    @jax.jit
-    def optax_step(p, s, batch):
-        value, grads = jax.value_and_grad(_linear_loss)(p, batch)
-        updates, s = opt.update(grads, s, p)
-        return optax.apply_updates(p, updates), s, value
+    optax_step = _optax_step(opt)
 
     def python_loop():
         p, s = params, opt.init(params)
@@ -323,11 +332,7 @@ def bench_per_call(repeats: int) -> dict:
     opt, ours = optax.adam(1e-2), gd.adam(1e-2)
     state = opt.init(params)
 
-    @jax.jit
-    def optax_step(p, s, batch):
-        value, grads = jax.value_and_grad(_linear_loss)(p, batch)
-        updates, s = opt.update(grads, s, p)
-        return optax.apply_updates(p, updates), s, value
+    optax_step = _optax_step(opt)
 
     raw = samples(
         {

@@ -16,8 +16,8 @@ import argparse
 import pathlib
 
 import jaxgd as gd
-from jaxgd.compare import DEFAULT_LEARNING_RATES, DEFAULT_OPTIMIZERS
-from jaxgd.report.text import machine_line
+from jaxgd.comparison._engine import DEFAULT_LEARNING_RATES, DEFAULT_OPTIMIZERS
+from jaxgd.report._text import machine_line
 
 HERE = pathlib.Path(__file__).resolve().parent
 

@@ -69,7 +69,7 @@ def child_steps(devices: int, quick: bool) -> dict:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, features)).astype(np.float32)
     y = np.tanh(x @ rng.normal(size=features) / 8).astype(np.float32)
-    model = gd.models.mlp((features, hidden, 1))
+    model = gd.problems.models.mlp((features, hidden, 1))
     params = model.init(jax.random.PRNGKey(0))
 
     def loss(p, b):

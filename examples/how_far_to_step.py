@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 import jaxgd as gd
-from jaxgd.lr_range_plot import draw_lr_range
+from jaxgd.report._lr_range import draw_lr_range
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -55,7 +55,7 @@ def digits_mlp(steps: int = 2000, every: int = 50) -> dict:
     x, y = load_digits(return_X_y=True)
     x = jnp.asarray(x[:1000] / 16.0, jnp.float32)
     y = jnp.asarray(np.eye(10)[y[:1000]], jnp.float32)
-    model = gd.models.mlp((64, 64, 10))  # tanh
+    model = gd.problems.models.mlp((64, 64, 10))  # tanh
     loss = lambda p, b: 0.5 * jnp.mean(jnp.sum((model(p, b[0]) - b[1]) ** 2, axis=1))
     p0 = model.init(jax.random.PRNGKey(0))
     return {

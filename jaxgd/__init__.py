@@ -13,96 +13,60 @@ Example:
     True
 """
 
-from jaxgd import (
-    checkpoint,
-    distributed,
-    losses,
-    models,
-    optimizers,
-    problems,
-    protocol,
-    report,
-    results,
-    sharpness,
-)
+from jaxgd import calculus, checkpoint, comparison, distributed, optimizers, problems, report, run
+from jaxgd._host import clear_caches
 from jaxgd.calculus import (
-    GradientCheck,
-    GradientCheckError,
-    LearningRateSuggestion,
     check_gradient,
     derivative,
     directional_derivative,
     gradient,
     hvp,
     max_curvature,
-    partial,
+    partial_derivative,
     partials,
     suggest_learning_rate,
     value_and_gradient,
 )
-from jaxgd.compare import compare
-from jaxgd.lr_range import LRRangeTest, lr_range_test
-from jaxgd.minimize import History, Result, RunInterrupted, Status, minimize
-from jaxgd.optimizers import (
-    Optimizer,
-    adagrad,
-    adam,
-    adamw,
-    apply_updates,
-    armijo,
-    is_optimizer,
-    momentum,
-    rmsprop,
-    sgd,
-)
-from jaxgd.results import Comparison
-from jaxgd.step import Step, make_step
+from jaxgd.comparison import Comparison, compare, lr_range_test
+from jaxgd.optimizers import Optimizer, adagrad, adam, adamw, momentum, rmsprop, sgd
+from jaxgd.run import History, Result, RunInterrupted, Status, make_step, minimize
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Comparison",
-    "GradientCheck",
-    "GradientCheckError",
     "History",
-    "LRRangeTest",
-    "LearningRateSuggestion",
     "Optimizer",
     "Result",
     "RunInterrupted",
     "Status",
-    "Step",
     "adagrad",
     "adam",
     "adamw",
-    "apply_updates",
-    "armijo",
+    "calculus",
     "check_gradient",
     "checkpoint",
+    "clear_caches",
     "compare",
+    "comparison",
     "derivative",
     "directional_derivative",
     "distributed",
     "gradient",
     "hvp",
-    "is_optimizer",
-    "losses",
     "lr_range_test",
     "make_step",
     "max_curvature",
     "minimize",
-    "models",
-    "optimizers",
     "momentum",
-    "partial",
+    "optimizers",
+    "partial_derivative",
     "partials",
     "problems",
-    "protocol",
     "report",
-    "results",
     "rmsprop",
+    "run",
     "sgd",
-    "sharpness",
     "suggest_learning_rate",
     "value_and_gradient",
 ]

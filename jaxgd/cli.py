@@ -9,7 +9,7 @@ a line search among the optimizers (``--optimizers vanilla,armijo,adam``) has it
 evaluations and time per step reported.
 
 Every argument is checked before anything compiles (through
-:func:`jaxgd.compare.check_arguments` and :func:`jaxgd.report.check_folder`):
+:func:`jaxgd.comparison._engine.check_arguments` and :func:`jaxgd.report.check_folder`):
 a bad one gets a one-line error and exit status 2. An error during the run
 itself is a real error: its traceback, exit status 1. Ctrl-C: exit status 130.
 
@@ -72,17 +72,17 @@ def cache_dir() -> pathlib.Path:
 
 def _use_compilation_cache(folder: pathlib.Path) -> None:
     """Turn on JAX's persistent compilation cache in ``folder``, for every program,
-    and keep the compiled sweeps themselves beside it (:mod:`jaxgd.sweep.programs`)."""
+    and keep the compiled sweeps themselves beside it (:mod:`jaxgd.comparison._programs`)."""
     import jax
 
-    from jaxgd.sweep import programs
+    from jaxgd import comparison
 
     jax.config.update("jax_compilation_cache_dir", str(folder))
     # Every program, however quick to compile: the sweeps take seconds, but the
     # many small ones (random starts, contour grids) add up too.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    programs.use_program_cache(folder.parent / "sweeps")
+    comparison.use_program_cache(folder.parent / "sweeps")
 
 
 def _names(text: str) -> list[str]:
@@ -101,7 +101,7 @@ def _rates(text: str) -> list[float]:
 
 def _parser() -> _Parser:
     from jaxgd import optimizers
-    from jaxgd.compare import DEFAULT_OPTIMIZERS, DEFAULT_SEEDS, DEFAULT_STEPS
+    from jaxgd.comparison import DEFAULT_OPTIMIZERS, DEFAULT_SEEDS, DEFAULT_STEPS
 
     parser = _Parser(prog="jaxgd", description="Learn, run and compare gradient descent with JAX.")
     sub = parser.add_subparsers(dest="command", metavar="{compare,problems}", parser_class=_Parser)
@@ -169,7 +169,7 @@ def _parser() -> _Parser:
 def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
     """``compare``'s keyword arguments and the report folder, all checked (nothing compiles)."""
     from jaxgd import problems as problems_mod
-    from jaxgd.compare import (
+    from jaxgd.comparison import (
         DEFAULT_LEARNING_RATES,
         DEFAULT_OPTIMIZERS,
         DEFAULT_PROBLEMS,
@@ -216,13 +216,12 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
 
 
 def _compare(kwargs: dict, out: pathlib.Path) -> int:
-    from jaxgd import report
-    from jaxgd.compare import compare
+    from jaxgd import comparison, report
 
     problems, optimizers = kwargs.pop("problems"), kwargs.pop("optimizers")
     # Each problem's figures are drawn on a worker thread while the next ones compile and run.
     with report.FigureDrawer(list(optimizers), kwargs["seeds"]) as drawer:
-        result = compare(problems, optimizers, on_problem=drawer.add, **kwargs)
+        result = comparison.compare(problems, optimizers, on_problem=drawer.add, **kwargs)
         path = report.save(result, out, figures=drawer.finish(result))
     print(result.summary_table())
     print()

@@ -16,11 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxgd as gd
 from jaxgd import problems
 from jaxgd.cli import cache_dir, main
-from jaxgd.sweep import checks
+from jaxgd.comparison import _checks as checks
 
-cmp = importlib.import_module("jaxgd.compare")  # the module (gd.compare is the function)
+cmp = gd.comparison  # the CLI calls gd.comparison.compare
 ROOT = pathlib.Path(__file__).parents[1]
 SMALL = ["--problems", "booth", "--optimizers", "vanilla", "--steps", "10", "--seeds", "1"]
 SMALL += ["--learning-rates", "0.1", "--no-progress"]
@@ -198,7 +199,7 @@ def test_console_script_exit_status_and_no_traceback():
 def test_a_run_error_exits_1_with_its_traceback(tmp_path):
     code = (
         "import importlib, sys\n"
-        "c = importlib.import_module('jaxgd.compare')\n"
+        "c = importlib.import_module('jaxgd.comparison')\n"
         "def broken(*a, **k): raise ValueError('deep in the run')\n"
         "c.compare = broken\n"
         "from jaxgd.cli import main\n"

@@ -63,7 +63,7 @@ def test_page_code_runs(page, tmp_path, monkeypatch):
 
 def _api_directives() -> list[str]:
     """The public name each ``::: jaxgd...`` directive documents: ``jaxgd.sgd``
-    documents ``sgd``; ``jaxgd.minimize.minimize`` the function ``minimize``
+    documents ``sgd``; ``jaxgd.minimize`` the function ``minimize``
     (``jaxgd.minimize`` alone is its module, which the name shadows)."""
     names = []
     for page in sorted((DOCS / "api").glob("*.md")):

@@ -472,13 +472,13 @@ CATALOGUE = [
     ("max-curvature-iters-zero", lambda: gd.max_curvature(LOSS, P0, iters=0), ValueError, "iters"),
     (
         "partial-unknown-name",
-        lambda: gd.partial(lambda p: p["a"], "b")({"a": 1.0}),
+        lambda: gd.partial_derivative(lambda p: p["a"], "b")({"a": 1.0}),
         KeyError,
         "no parameter named 'b'",
     ),
     (
         "partial-unknown-argument",
-        lambda: gd.partial(lambda hours, attendance: hours * attendance, "x")(6.0, 90.0),
+        lambda: gd.partial_derivative(lambda hours, attendance: hours * attendance, "x")(6.0, 90.0),
         KeyError,
         r"no parameter named 'x'.*\['hours', 'attendance'\]",
     ),
@@ -690,7 +690,7 @@ def _special(name):
     if name == "users_json":
         path = pathlib.Path(tempfile.mkdtemp()) / "results.json"
         path.write_text('{"schema": "my.own"}')
-        return lambda: gd.results.load(path)
+        return lambda: gd.comparison.load(path)
     raise AssertionError(name)
 
 
@@ -752,5 +752,5 @@ def test_a_diverging_minibatch_run_keeps_finite_params():
 
 
 def test_optax_objects_are_still_accepted_where_optimizers_are():
-    assert gd.is_optimizer(optax.sgd(0.1)) and gd.is_optimizer(gd.sgd(0.1))
-    assert not gd.is_optimizer(gd.sgd)
+    assert gd.optimizers.is_optimizer(optax.sgd(0.1)) and gd.optimizers.is_optimizer(gd.sgd(0.1))
+    assert not gd.optimizers.is_optimizer(gd.sgd)

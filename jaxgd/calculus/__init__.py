@@ -17,31 +17,28 @@ a function of named numbers gets its partials named
 
 | module | concept |
 | --- | --- |
-| :mod:`~jaxgd.calculus.derivatives` | derivatives and gradients, compiled once per function |
-| :mod:`~jaxgd.calculus.partials` | partials named like the variables |
-| :mod:`~jaxgd.calculus.gradient_check` | gradients checked against float64 differences |
-| :mod:`~jaxgd.calculus.curvature` | curvature (``L``) and the step sizes it allows |
+| :mod:`~jaxgd.calculus._derivatives` | derivatives and gradients, compiled once per function |
+| :mod:`~jaxgd.calculus._partials` | partials named like the variables |
+| :mod:`~jaxgd.calculus._gradient_check` | gradients checked against float64 differences |
+| :mod:`~jaxgd.calculus._curvature` | curvature (``L``) and the step sizes it allows |
 
 Imports point down: ``partials`` and ``gradient_check`` import
 ``derivatives``; ``curvature`` stands alone. The package imports nothing else
-of jaxgd (it is a floor: :mod:`jaxgd.sharpness` and the run layer may import
+of jaxgd (it is a floor: :mod:`jaxgd.optimizers._stability` and the run layer may import
 it, never the reverse).
 """
 
-from jaxgd.calculus.curvature import (
+from jaxgd.calculus._curvature import (
     LearningRateSuggestion,
+    hessian_matvec,
     hvp,
     max_curvature,
     suggest_learning_rate,
+    top_eigenvalue,
 )
-from jaxgd.calculus.derivatives import (
-    derivative,
-    directional_derivative,
-    gradient,
-    value_and_gradient,
-)
-from jaxgd.calculus.gradient_check import GradientCheck, GradientCheckError, check_gradient
-from jaxgd.calculus.partials import partial, partials
+from jaxgd.calculus._derivatives import derivative, directional_derivative, gradient, value_and_gradient
+from jaxgd.calculus._gradient_check import GradientCheck, GradientCheckError, check_gradient
+from jaxgd.calculus._partials import partial as partial_derivative, partials
 
 __all__ = [
     "GradientCheck",
@@ -51,10 +48,12 @@ __all__ = [
     "derivative",
     "directional_derivative",
     "gradient",
+    "hessian_matvec",
     "hvp",
     "max_curvature",
-    "partial",
+    "partial_derivative",
     "partials",
     "suggest_learning_rate",
+    "top_eigenvalue",
     "value_and_gradient",
 ]

@@ -8,14 +8,14 @@ its checkpoint so that a second live run cannot write over it.
 
 | module | concept |
 | --- | --- |
-| :mod:`~jaxgd.checkpoint.layout` | the directory jaxgd owns, and orbax's steps in it |
-| :mod:`~jaxgd.checkpoint.collective` | what the processes of a run agree on, and when they wait |
-| :mod:`~jaxgd.checkpoint.locking` | the lock: one live run per checkpoint |
-| :mod:`~jaxgd.checkpoint.description` | the JSON description of the tree, and its checks |
-| :mod:`~jaxgd.checkpoint.checksums` | a checksum of a leaf's bytes, numpy's and JAX's alike |
-| :mod:`~jaxgd.checkpoint.leaves` | leaves as orbax stores them: dtypes, raw bits, placement |
-| :mod:`~jaxgd.checkpoint.saving` | :func:`save` |
-| :mod:`~jaxgd.checkpoint.loading` | :func:`load` and :func:`load_metadata` |
+| :mod:`~jaxgd.checkpoint._layout` | the directory jaxgd owns, and orbax's steps in it |
+| :mod:`~jaxgd.checkpoint._collective` | what the processes of a run agree on, and when they wait |
+| :mod:`~jaxgd.checkpoint._locking` | the lock: one live run per checkpoint |
+| :mod:`~jaxgd.checkpoint._description` | the JSON description of the tree, and its checks |
+| :mod:`~jaxgd.checkpoint._checksums` | a checksum of a leaf's bytes, numpy's and JAX's alike |
+| :mod:`~jaxgd.checkpoint._leaves` | leaves as orbax stores them: dtypes, raw bits, placement |
+| :mod:`~jaxgd.checkpoint._saving` | :func:`save` |
+| :mod:`~jaxgd.checkpoint._loading` | :func:`load` and :func:`load_metadata` |
 
 Imports point down: ``saving`` and ``loading`` import the modules above them in
 this table; ``locking`` imports ``layout`` and ``collective``; the package imports
@@ -35,13 +35,13 @@ Dtypes
 ------
 Leaves come back with the dtype they were saved with, bfloat16 and float8 included;
 64-bit dtypes come back as numpy arrays while JAX's 64-bit mode is off (see
-:mod:`~jaxgd.checkpoint.leaves`).
+:mod:`~jaxgd.checkpoint._leaves`).
 """
 
-from jaxgd.checkpoint.layout import check_path, exists
-from jaxgd.checkpoint.loading import load, load_metadata
-from jaxgd.checkpoint.locking import CheckpointInUseError, lock
-from jaxgd.checkpoint.saving import save
+from jaxgd.checkpoint._layout import check_path, exists
+from jaxgd.checkpoint._loading import load, load_metadata
+from jaxgd.checkpoint._locking import CheckpointInUseError, lock
+from jaxgd.checkpoint._saving import save
 
 __all__ = [
     "CheckpointInUseError",

@@ -31,9 +31,9 @@ rate, a decay rate outside ``[0, 1)``, a non-positive ``eps`` raise
 
 Writing a rule of your own: subclass :class:`Optimizer` (see its docstring).
 
-Layout: :mod:`jaxgd.optimizers.base` holds the base class and the
+Layout: :mod:`jaxgd.optimizers._base` holds the base class and the
 declarations of hyperparameters (``decay_rate``, ``positive``,
-``nonnegative``, ``static``); :mod:`jaxgd.optimizers.rules` the built-in
+``nonnegative``, ``static``); :mod:`jaxgd.optimizers._rules` the built-in
 variants; this module re-exports them and keeps the registry by label
 (:func:`names`, :func:`get`).
 
@@ -48,19 +48,13 @@ from collections.abc import Callable
 
 import optax
 
-from jaxgd.optimizers.base import (
-    Optimizer,
-    check_optimizer,  # noqa: F401 - minimize and step import it from here
-    decay_rate,
-    is_optimizer,
-    nonnegative,
-    positive,
-    static,
-)
-from jaxgd.optimizers.rules import adagrad, adam, adamw, armijo, momentum, rmsprop, sgd
+from jaxgd.optimizers._base import Optimizer, StabilityLimit, check_optimizer, decay_rate, is_optimizer, nonnegative, positive, static
+from jaxgd.optimizers._rules import adagrad, adam, adamw, armijo, momentum, rmsprop, sgd
+from jaxgd.optimizers._stability import stability_limit
 
 __all__ = [
     "Optimizer",
+    "StabilityLimit",
     "adagrad",
     "adam",
     "adamw",
@@ -75,6 +69,7 @@ __all__ = [
     "positive",
     "rmsprop",
     "sgd",
+    "stability_limit",
     "static",
 ]
 

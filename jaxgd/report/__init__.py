@@ -1,15 +1,15 @@
 """The report of a comparison: Markdown, figures, and the folder that holds them.
 
-:func:`jaxgd.compare` computes a :class:`jaxgd.results.Comparison` (plain
+:func:`jaxgd.compare` computes a :class:`jaxgd.comparison.Comparison` (plain
 data, with its JSON); this package renders it and imports nothing that
 computes:
 
-- :mod:`jaxgd.report.text`: :func:`markdown`, the report as Markdown;
-- :mod:`jaxgd.report.figures`: the PNG figures, each also available as a
+- :mod:`jaxgd.report._text`: :func:`markdown`, the report as Markdown;
+- :mod:`jaxgd.report._figures`: the PNG figures, each also available as a
   matplotlib ``Figure``;
-- :mod:`jaxgd.report.drawing`: :class:`FigureDrawer` draws each problem's
+- :mod:`jaxgd.report._drawing`: :class:`FigureDrawer` draws each problem's
   figures on a worker thread while the comparison goes on;
-- :mod:`jaxgd.report.folder`: :func:`save` writes ``report.md``,
+- :mod:`jaxgd.report._folder`: :func:`save` writes ``report.md``,
   ``results.json`` and ``figures/`` whole or not at all, and never over files
   jaxgd did not write (:func:`check_folder` says so before a run).
 
@@ -20,10 +20,10 @@ Example:
     ['loss_booth', 'lr_booth', 'paths_booth', 'performance_profile']
 """
 
-from jaxgd.report import figures
-from jaxgd.report.drawing import FigureDrawer
-from jaxgd.report.folder import check_folder, save
-from jaxgd.report.text import markdown
-from jaxgd.results import Comparison as Comparison  # jaxgd/__init__.py imported it from here
+from jaxgd.report import _figures as figures
+from jaxgd.report._drawing import FigureDrawer
+from jaxgd.report._folder import check_folder, save
+from jaxgd.report._text import markdown
+from jaxgd.comparison import Comparison as Comparison  # jaxgd/__init__.py imported it from here
 
 __all__ = ["FigureDrawer", "check_folder", "figures", "markdown", "save"]

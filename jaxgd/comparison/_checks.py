@@ -1,0 +1,340 @@
+"""What :func:`jaxgd.compare` accepts and how big a comparison is, checked before it runs.
+
+Every user error of :func:`jaxgd.compare` is raised here, before anything
+compiles (:func:`check_arguments`): unknown names, empty or non-positive grids,
+bad seeds, steps and batch sizes. The size of a comparison is known before it
+runs (:class:`Footprint`): one whose recorded history cannot fit in this
+machine's memory is refused, a big or long one warned of
+(:class:`SweepSizeWarning`). The defaults of :func:`jaxgd.compare` live here
+too, since the checks name them and the footprint is measured against them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from jaxgd import optimizers as _opt
+from jaxgd import problems as _problems
+from jaxgd._checks import positive_int
+
+__all__ = [
+    "DEFAULT_LEARNING_RATES",
+    "DEFAULT_OPTIMIZERS",
+    "DEFAULT_PROBLEMS",
+    "DEFAULT_RUN_STEPS",
+    "DEFAULT_SEEDS",
+    "DEFAULT_STEPS",
+    "HISTORY_WARNING_BYTES",
+    "RUN_STEPS_WARNING",
+    "Footprint",
+    "SweepSizeWarning",
+    "check_arguments",
+    "footprint",
+    "is_2d",
+    "n_examples",
+]
+
+
+DEFAULT_OPTIMIZERS: tuple[str, ...] = ("vanilla", "momentum", "adam")
+"""Plain gradient descent, heavy-ball momentum (beta 0.9) and Adam."""
+
+DEFAULT_PROBLEMS: tuple[str, ...] = (
+    "quadratic",
+    "rosenbrock",
+    "beale",
+    "booth",
+    "himmelblau",
+    "student_marks",
+    "diabetes_linear",
+    "breast_cancer_logistic",
+    "digits_softmax",
+)
+"""Textbook functions, student marks and three real data sets: every catalogue
+problem but ``digits_mlp``, whose minibatch sweep alone takes about a minute
+to compile and run on two CPU cores (the convergence benchmark includes it)."""
+
+DEFAULT_LEARNING_RATES: tuple[float, ...] = tuple(
+    float(f"{10.0 ** (k / 2):.3g}") for k in range(-8, 4)
+)
+"""Twelve rates, half a decade apart, from ``1e-4`` to ``31.6`` (``3.16e-4``, ...)."""
+
+DEFAULT_STEPS = 500
+DEFAULT_SEEDS = 3
+DEFAULT_RUN_STEPS = (
+    len(DEFAULT_PROBLEMS) * len(DEFAULT_OPTIMIZERS) * len(DEFAULT_LEARNING_RATES) * DEFAULT_SEEDS
+) * DEFAULT_STEPS
+"""Updates all runs of the default comparison take together (486,000)."""
+
+HISTORY_WARNING_BYTES = 2**30
+"""A comparison recording more history than this (1 GiB) is warned of."""
+RUN_STEPS_WARNING = 100 * DEFAULT_RUN_STEPS
+"""A comparison of more run-steps than this (100x the default) is warned of."""
+
+
+def _check_problems(problems: Any) -> list[_problems.Problem]:
+    """Names or problems -> built problems (building loads data; nothing compiles)."""
+    if isinstance(problems, str | _problems.Problem):
+        problems = [problems]
+    problems = list(problems)
+    if not problems:
+        raise ValueError(
+            f"compare: problems is empty; pass names such as {list(DEFAULT_PROBLEMS[:3])}."
+        )
+    for p in problems:
+        if isinstance(p, str) and p not in _problems.names():
+            raise ValueError(
+                f"compare: unknown problem {p!r} in problems; known problems: "
+                f"{', '.join(_problems.names())}."
+            )
+        if not isinstance(p, str | _problems.Problem):
+            raise TypeError(f"compare: problems holds {p!r}; pass names or gd.problems.Problem.")
+    labels = [p if isinstance(p, str) else p.name for p in problems]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"compare: problems has duplicates ({labels}); name each once.")
+    return [_problems.get(p) if isinstance(p, str) else p for p in problems]
+
+
+def _check_optimizers(optimizers: Any) -> dict[str, Callable[..., Any]]:
+    if isinstance(optimizers, str):
+        optimizers = [optimizers]
+    if not isinstance(optimizers, Mapping):
+        items = {}
+        for name in optimizers:
+            if not isinstance(name, str) or name not in _opt.names():
+                raise ValueError(
+                    f"compare: unknown optimizer {name!r} in optimizers; known optimizers: "
+                    f"{', '.join(_opt.names())} (or pass a dict label -> factory)."
+                )
+            items[name] = _opt.get(name)
+        optimizers = items
+    if not optimizers:
+        raise ValueError("compare: optimizers is empty; pass e.g. ['vanilla', 'momentum', 'adam'].")
+    optimizers = dict(optimizers)
+    for label, factory in list(optimizers.items()):
+        if not isinstance(label, str) or not callable(factory):
+            raise TypeError(
+                f"compare: optimizers must map a label to a factory taking learning_rate "
+                f"(e.g. {{'adam': gd.adam}}), got {label!r}: {factory!r}."
+            )
+        made = factory(1e-3)
+        if isinstance(made, optax.GradientTransformation):
+            # The learning rate must be a traced value to be vmapped: optax keeps
+            # it in a closure, so inject_hyperparams moves it into the state.
+            optimizers[label] = _optax_factory(factory)
+        elif not isinstance(made, _opt.Optimizer):
+            raise TypeError(
+                f"compare: optimizers[{label!r}](learning_rate) returned {type(made).__name__}, "
+                "not an optimizer; pass a factory of jaxgd optimizers (gd.sgd, gd.momentum, "
+                "gd.adam, ...) or of optax ones (optax.adam, ...)."
+            )
+    return dict(optimizers)
+
+
+def _optax_factory(factory: Callable[..., Any]) -> Callable[[Any], Any]:
+    """``lr -> optax.inject_hyperparams(factory)(learning_rate=lr)``: an optax
+    optimizer whose learning rate lives in its state, so a sweep can vmap it."""
+    injected = optax.inject_hyperparams(factory)
+    return lambda learning_rate: injected(learning_rate=learning_rate)
+
+
+def _check_rates(rates: Any, label: str) -> np.ndarray:
+    try:
+        arr = np.asarray(list(rates) if not np.isscalar(rates) else [rates], np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"compare: learning_rates{label} must be a list of positive numbers, got {rates!r}."
+        ) from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(
+            f"compare: learning_rates{label} is empty; pass positive rates such as "
+            "[0.001, 0.01, 0.1]."
+        )
+    if not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
+        raise ValueError(
+            f"compare: learning_rates{label} must all be finite and > 0, got {arr.tolist()}; "
+            "use a log grid such as [0.001, 0.01, 0.1]."
+        )
+    return np.unique(arr)  # sorted, no duplicates
+
+
+def _check_learning_rates(learning_rates: Any, labels: Iterable[str]) -> dict[str, np.ndarray]:
+    labels = list(labels)
+    if isinstance(learning_rates, Mapping):
+        missing = [label for label in labels if label not in learning_rates]
+        if missing:
+            raise ValueError(
+                f"compare: learning_rates has no grid for {missing}; give every optimizer one."
+            )
+        return {label: _check_rates(learning_rates[label], f"[{label!r}]") for label in labels}
+    grid = _check_rates(learning_rates, "")
+    return dict.fromkeys(labels, grid)
+
+
+def _check_seeds(seeds: Any) -> tuple[int, ...]:
+    if isinstance(seeds, int | np.integer) and not isinstance(seeds, bool):
+        return tuple(range(positive_int("compare", "seeds", seeds)))
+    try:
+        seeds = tuple(seeds)
+    except TypeError:
+        raise ValueError(
+            f"compare: seeds must be a count (>= 1) or a list of ints, got {seeds!r}."
+        ) from None
+    if not seeds or not all(
+        isinstance(s, int | np.integer) and not isinstance(s, bool) and s >= 0 for s in seeds
+    ):
+        raise ValueError(
+            "compare: seeds must be a count (>= 1) or a non-empty list of ints >= 0, "
+            f"got {seeds!r}."
+        )
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"compare: seeds has duplicates: {seeds}.")
+    return tuple(int(s) for s in seeds)
+
+
+def n_examples(problem: _problems.Problem) -> int | None:
+    """The number of examples in ``problem``'s data (None without data)."""
+    leaves = jax.tree.leaves(problem.data)
+    return None if not leaves else int(np.shape(leaves[0])[0])
+
+
+def _check_batch_size(batch_size: Any, problems: list[_problems.Problem]) -> Any:
+    """None, ``"problem"``, or an int no larger than any problem's data (as minimize asks)."""
+    if batch_size is None or (isinstance(batch_size, str) and batch_size == "problem"):
+        return batch_size
+    batch_size = positive_int("compare", "batch_size", batch_size)
+    for p in problems:
+        n = n_examples(p)
+        if n is not None and batch_size > n:
+            raise ValueError(
+                f"compare: batch_size must be between 1 and the number of examples; "
+                f"{p.name} has {n}, got {batch_size}; pass batch_size <= {n} "
+                "(or None for full-batch descent)."
+            )
+    return batch_size
+
+
+class SweepSizeWarning(UserWarning):
+    """A comparison whose recorded history takes much memory or whose runs take long."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Footprint:
+    """How big a comparison is, known before it runs.
+
+    Attributes:
+        runs: optimizer x rate x seed runs, over every problem.
+        run_steps: ``runs x steps``: the updates all runs take together.
+        history_bytes: the recorded history: per run and step the loss and
+            gradient norm on the device (float32 each) and the loss kept
+            (float64), and on 2-D problems the params recorded (2 x float32)
+            and kept (2 x float32): 16 bytes, 32 on 2-D problems.
+    """
+
+    runs: int
+    run_steps: int
+    history_bytes: int
+
+    def describe(self) -> str:
+        """One line with the numbers.
+
+        Example:
+            >>> print(Footprint(runs=972, run_steps=486_000, history_bytes=10_752_000).describe())
+            972 runs x their steps = 486,000 run-steps (1x the default comparison),
+            0.01 GiB of history
+        """
+        times = self.run_steps / DEFAULT_RUN_STEPS
+        times = f"{times:,.0f}" if times >= 100 else f"{times:.3g}"
+        return (
+            f"{self.runs:,} runs x their steps = {self.run_steps:,} run-steps "
+            f"({times}x the default comparison), {self.history_bytes / 2**30:,.3g} GiB "
+            "of history"
+        )
+
+
+def footprint(
+    problems: Sequence[_problems.Problem], rates: Mapping[str, np.ndarray], seeds: int, steps: int
+) -> Footprint:
+    """The :class:`Footprint` of comparing on ``problems`` (built) with these grids.
+
+    Example:
+        >>> import jaxgd as gd
+        >>> f = footprint([gd.problems.get("booth")], {"adam": [0.1, 0.01]}, seeds=3, steps=100)
+        >>> f.runs, f.run_steps, f.history_bytes  # 6 runs x 100 steps x 32 bytes (2-D)
+        (6, 600, 19200)
+    """
+    runs_per_problem = sum(len(r) for r in rates.values()) * seeds
+    history = sum(runs_per_problem * steps * (32 if is_2d(p) else 16) for p in problems)
+    runs = runs_per_problem * len(problems)
+    return Footprint(runs=runs, run_steps=runs * steps, history_bytes=history)
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return None
+
+
+def _check_footprint(size: Footprint) -> None:
+    """Refuse a comparison whose history cannot fit in memory; warn of a big or long one."""
+    memory = _physical_memory()
+    if memory is not None and size.history_bytes > memory:
+        raise ValueError(
+            f"compare: seeds x steps x learning_rates too large: {size.describe()}, more than "
+            f"this machine's {memory / 2**30:.3g} GiB of memory; use fewer seeds, steps, "
+            "learning rates or problems."
+        )
+    if size.history_bytes > HISTORY_WARNING_BYTES or size.run_steps > RUN_STEPS_WARNING:
+        warnings.warn(
+            f"compare: a big comparison: {size.describe()}; it may take long (the default "
+            "takes about a minute on 2 CPU cores); fewer seeds or steps make it smaller.",
+            SweepSizeWarning,
+            stacklevel=3,
+        )
+
+
+def check_arguments(
+    problems: Any, optimizers: Any, learning_rates: Any, seeds: Any, steps: Any, batch_size: Any
+) -> tuple:
+    """Check :func:`compare`'s arguments (nothing compiles); raise ``ValueError`` naming one.
+
+    Problems are built (their data loaded) to check ``batch_size`` against
+    their data and to size the comparison: a history that cannot fit in
+    this machine's memory is refused, a big one warned of
+    (:class:`SweepSizeWarning`, with its :class:`Footprint`).
+
+    Returns:
+        ``(problems, factories, learning_rates, seeds, steps, batch_size)``,
+        normalised: a list of :class:`jaxgd.problems.Problem`, a dict label ->
+        factory, a dict label -> sorted rate array, a tuple of seeds, and two
+        ints (or None / ``"problem"`` for ``batch_size``).
+
+    Example:
+        >>> check_arguments(["booth"], ["adam"], [0.1, 0.01], 2, 10, None)[2:]
+        ({'adam': array([0.01, 0.1 ])}, (0, 1), 10, None)
+    """
+    factories = _check_optimizers(optimizers)
+    rates = _check_learning_rates(learning_rates, factories)
+    seed_list = _check_seeds(seeds)
+    steps = positive_int("compare", "steps", steps)
+    if not (batch_size is None or (isinstance(batch_size, str) and batch_size == "problem")):
+        positive_int("compare", "batch_size", batch_size)
+    problem_list = _check_problems(problems)  # last: building one loads its data
+    batch_size = _check_batch_size(batch_size, problem_list)
+    _check_footprint(footprint(problem_list, rates, len(seed_list), steps))
+    return problem_list, factories, rates, seed_list, steps, batch_size
+
+
+def is_2d(problem: _problems.Problem) -> bool:
+    """Whether ``problem``'s params are one vector of two numbers (its path can be drawn)."""
+    shapes = jax.eval_shape(problem.init, jax.ShapeDtypeStruct((2,), np.uint32))  # no key made
+    leaves = jax.tree.leaves(shapes)
+    return len(leaves) == 1 and leaves[0].shape == (2,)

@@ -1,0 +1,252 @@
+"""Compare optimizers: learning-rate x seed sweeps, one tuning protocol, metrics.
+
+:func:`compare` runs, for every problem, every optimizer at every learning
+rate of a log grid from every seed, as ONE compiled program (each optimizer's
+runs are a ``jax.vmap`` of :func:`jaxgd.minimize` over rates and seeds). It
+then applies the protocol below and returns a
+:class:`jaxgd.comparison.Comparison`: plain data with its JSON, which
+:mod:`jaxgd.report` renders (this module computes and never imports the
+renderer).
+
+The protocol is :data:`jaxgd.comparison._protocol.PROTOCOL`, stated in every report;
+:mod:`jaxgd.comparison._protocol` applies it (its names are importable from here too).
+
+This module is the public entry; its pieces are in :mod:`jaxgd.comparison`: the
+argument checks, defaults and footprint (:mod:`jaxgd.comparison._checks`), one
+problem's vmapped sweep (:mod:`jaxgd.comparison._sweep`) and the measurements at the
+chosen rates (:mod:`jaxgd.comparison._chosen`), whose public names are importable
+from here too.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import jax
+
+from jaxgd import problems as _problems
+from jaxgd.comparison._protocol import PROTOCOL, choose_learning_rate, performance_profile, speedups, steps_to_target
+from jaxgd.comparison._results import Comparison
+from jaxgd.comparison._runs import ProblemResult
+from jaxgd.comparison._checks import DEFAULT_LEARNING_RATES, DEFAULT_OPTIMIZERS, DEFAULT_PROBLEMS, DEFAULT_RUN_STEPS, DEFAULT_SEEDS, DEFAULT_STEPS, HISTORY_WARNING_BYTES, RUN_STEPS_WARNING, Footprint, SweepSizeWarning, check_arguments, footprint
+from jaxgd.comparison._chosen import curvature_every, has_line_search
+from jaxgd.comparison._sweep import SweepJob, finish_sweep, prepare_sweep
+
+__all__ = [  # DEFAULT_SEEDS and DEFAULT_STEPS are importable too (compare uses them)
+    "DEFAULT_LEARNING_RATES",
+    "DEFAULT_OPTIMIZERS",
+    "DEFAULT_PROBLEMS",
+    "DEFAULT_RUN_STEPS",
+    "HISTORY_WARNING_BYTES",
+    "PROTOCOL",
+    "RUN_STEPS_WARNING",
+    "Footprint",
+    "SweepSizeWarning",
+    "check_arguments",
+    "choose_learning_rate",
+    "compare",
+    "curvature_every",
+    "footprint",
+    "has_line_search",
+    "machine",
+    "performance_profile",
+    "steps_to_target",
+]
+
+
+def machine() -> dict[str, Any]:
+    """The machine a comparison ran on: JAX version, backend, devices, CPUs.
+
+    Example:
+        >>> sorted(machine())[:3]
+        ['backend', 'cpu_count', 'device_kind']
+    """
+    devices = jax.devices()
+    return {
+        "backend": jax.default_backend(),
+        "cpu_count": os.cpu_count(),
+        "device_kind": devices[0].device_kind,
+        "devices": len(devices),
+        "jax_version": jax.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+def _progress_bar(total, enabled):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="compare", unit="problem", leave=True)
+
+
+def _sweep_all(
+    problem_list: Sequence[_problems.Problem],
+    prepare: Callable[[_problems.Problem], SweepJob],
+    deliver: Callable[[ProblemResult], None],
+) -> None:
+    """Sweep every problem, handing each result to ``deliver`` in order.
+
+    The calling thread traces and lowers each problem's sweep (``prepare``:
+    Python's work) while one worker thread compiles, runs and measures the
+    ones before it (XLA's work, which lets go of Python's lock): a problem is
+    traced while the one before it compiles. One worker, so the sweeps
+    compile and run one at a time, as in a plain loop, each run timed on its own.
+    """
+    worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxgd-sweep")
+    pending: collections.deque[concurrent.futures.Future] = collections.deque()
+    try:
+        for problem in problem_list:
+            job = prepare(problem)
+            pending.append(worker.submit(finish_sweep, job))
+            # A sweep measured again at its chosen rates calls minimize on the worker:
+            # then nothing is traced meanwhile (and its time per step is measured alone).
+            while pending and (job.measures or pending[0].done()):
+                deliver(pending.popleft().result())
+        while pending:
+            deliver(pending.popleft().result())
+    finally:  # after an error or Ctrl-C, the sweeps not started are dropped
+        worker.shutdown(wait=not pending, cancel_futures=True)
+
+
+def compare(
+    problems: Iterable[str | _problems.Problem] | str = DEFAULT_PROBLEMS,
+    optimizers: Mapping[str, Callable[..., Any]] | Iterable[str] = DEFAULT_OPTIMIZERS,
+    *,
+    learning_rates: Sequence[float] | Mapping[str, Sequence[float]] = DEFAULT_LEARNING_RATES,
+    seeds: int | Sequence[int] = DEFAULT_SEEDS,
+    steps: int = DEFAULT_STEPS,
+    batch_size: int | None | str = "problem",
+    progress: bool = False,
+    mesh: Any = None,
+    curvature: bool = False,
+    on_problem: Callable[[ProblemResult], Any] | None = None,
+) -> Comparison:
+    """Compare optimizers on problems: sweep learning rates and seeds, tune, report.
+
+    Per problem, every optimizer x learning rate x seed runs in one compiled,
+    vmapped call of :func:`jaxgd.minimize`; the protocol in this module's
+    docstring then picks each optimizer's rate and computes the metrics.
+
+    Args:
+        problems: catalogue names or :class:`jaxgd.problems.Problem` objects.
+        optimizers: labels of the optimizer registry
+            (:func:`jaxgd.optimizers.names`), or a dict label -> factory
+            taking ``learning_rate`` and returning a jaxgd optimizer
+            (``{"vanilla": gd.sgd, "adam": gd.adam}``) or an optax one
+            (``{"optax-lamb": optax.lamb}``: swept through
+            ``optax.inject_hyperparams``, which keeps the rate in the state).
+        learning_rates: the grid (positive; sorted for you), shared by all
+            optimizers, or a dict label -> grid.
+        seeds: a count ``n`` (seeds ``0..n-1``) or a list of seeds.
+        steps: updates per run.
+        batch_size: ``"problem"`` for each problem's own default
+            (:attr:`Problem.batch_size`), None for full batch everywhere, or
+            an int for every problem with data.
+        progress: show a tqdm progress bar over problems.
+        mesh: a :class:`jax.sharding.Mesh`: run data-parallel, each problem's
+            data split over the mesh (see ``minimize(mesh=...)``); the number
+            of examples and the batch size must divide by its size. In a
+            multi-process run every process builds the same problems and
+            contributes its own rows.
+        curvature: after each problem's sweep, run every optimizer once more
+            at its chosen rate (from the first seed's start) recording the
+            sharpness every ``max(1, steps // 50)`` steps (see
+            ``minimize(curvature_every=...)``), with its stability limit
+            (:func:`jaxgd.optimizers._stability.stability_limit`); the report draws it.
+            Off by default: it costs a run and a compile per optimizer.
+        on_problem: called with each problem's
+            :class:`jaxgd.comparison.ProblemResult` as soon as it is ready, in
+            problem order, on the calling thread (``jaxgd compare`` draws the
+            problem's figures meanwhile: :class:`jaxgd.report.FigureDrawer`).
+
+    With ``curvature=True``, or when an optimizer is a line search (its state
+    holds optax's ``num_linesearch_steps``, as ``armijo``'s does), each
+    optimizer's step is also measured at its chosen rate: the function
+    evaluations per step (a line search's trial points counted by replaying
+    the run with :func:`jaxgd.make_step`) and the wall time per step (a timed
+    single-seed run, compiled first), so that the report compares time to
+    target, not only steps (:class:`jaxgd.comparison.StepCost`).
+
+    Returns:
+        A :class:`jaxgd.comparison.Comparison`: ``summary()``,
+        ``summary_table()``, ``to_json()``; ``gd.report.save(result, dir)``
+        writes its report.
+
+    Raises:
+        ValueError: an unknown name, an empty or non-positive grid, seeds or
+            steps below 1, a ``batch_size`` above a problem's number of
+            examples, a history too big for this machine's memory; raised
+            before anything compiles (see :func:`check_arguments`).
+        TypeError: ``curvature`` not a bool.
+
+    Warns:
+        SweepSizeWarning: a comparison of more than 1 GiB of history or 100
+            times the default's run-steps, with its numbers.
+
+    Example:
+        >>> import jaxgd as gd
+        >>> result = gd.compare(["booth"], ["vanilla"], learning_rates=[0.01, 0.1], seeds=1,
+        ...                     steps=50)
+        >>> row = result.summary()[0]
+        >>> row["optimizer"], row["learning_rate"], row["diverged"]
+        ('vanilla', 0.1, 0)
+    """
+    if not isinstance(curvature, bool):
+        raise TypeError(
+            f"compare: curvature must be True or False, got {curvature!r}; pass "
+            "curvature=True to record the sharpness at each chosen rate."
+        )
+    problem_list, factories, rates, seed_list, steps, batch_size = check_arguments(
+        problems, optimizers, learning_rates, seeds, steps, batch_size
+    )
+
+    results = []
+    bar = _progress_bar(len(problem_list), progress)
+
+    def deliver(result: ProblemResult) -> None:
+        results.append(result)
+        if bar is not None:
+            bar.set_postfix_str(result.name, refresh=False)
+            bar.update(1)
+        if on_problem is not None:
+            on_problem(result)
+
+    def prepare(problem: _problems.Problem) -> SweepJob:
+        if problem.data is None:
+            bs = None
+        elif batch_size == "problem":
+            bs = problem.batch_size
+        else:
+            bs = batch_size
+        return prepare_sweep(problem, factories, rates, seed_list, steps, bs, mesh, curvature)
+
+    started = time.perf_counter()
+    _sweep_all(problem_list, prepare, deliver)
+    if bar is not None:
+        bar.close()
+    total_seconds = time.perf_counter() - started
+
+    labels = list(factories)
+    solved = {label: [r.solved_steps(label) for r in results] for label in labels}
+    profile = performance_profile(solved)
+    return Comparison(
+        problems=results,
+        optimizer_labels=labels,
+        seeds=seed_list,
+        steps=steps,
+        profile=profile,
+        speedups=speedups(solved, "vanilla" if "vanilla" in labels else labels[0]),
+        reference=("vanilla" if "vanilla" in labels else labels[0]),
+        machine=machine(),
+        total_seconds=total_seconds,
+        protocol=PROTOCOL.strip(),
+    )

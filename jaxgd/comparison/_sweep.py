@@ -1,0 +1,225 @@
+"""One problem's sweep: every optimizer x rate x seed as one compiled, vmapped program.
+
+:func:`sweep_problem` runs each optimizer's runs as a ``jax.vmap`` of
+:func:`jaxgd.minimize` over rates and seeds (all optimizers in one compiled
+call), measures the largest curvature at the known minimiser, applies the
+protocol (:mod:`jaxgd.comparison._protocol`) to choose each optimizer's rate, and returns
+a :class:`jaxgd.comparison.ProblemResult`; where asked, or for a line search, it
+measures each optimizer again at its chosen rate (:mod:`jaxgd.comparison._chosen`).
+
+It does so in two stages, which :func:`jaxgd.compare` overlaps across
+problems: :func:`prepare_sweep` traces and lowers the program (Python work),
+or loads it traced from the program cache (:mod:`jaxgd.comparison._programs`);
+:func:`finish_sweep` compiles, runs and measures it (XLA's work, which lets
+go of Python's lock, so the next problem can be traced meanwhile).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Any
+
+import jax
+import jax.export
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgd import problems as _problems
+from jaxgd.calculus import max_curvature
+from jaxgd.run._api import Status, minimize
+from jaxgd.comparison._protocol import choose_learning_rate, steps_to_target
+from jaxgd.comparison._runs import OptimizerRuns, ProblemResult
+from jaxgd.comparison import _programs as programs
+from jaxgd.comparison._checks import is_2d
+from jaxgd.comparison._chosen import chosen_start, has_line_search, measure_chosen
+
+__all__ = ["SweepJob", "finish_sweep", "prepare_sweep", "sweep_problem"]
+
+
+def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
+    """``sweep(rates, keys, data)``: every optimizer x rate x seed, vmapped."""
+
+    def run(factory, lr, key, data):
+        init_key, batch_key = jax.random.split(key)
+        result = minimize(
+            problem.loss,
+            problem.init(init_key),
+            factory(lr),
+            steps=steps,
+            data=data,
+            batch_size=batch_size,
+            key=batch_key,
+            record_params=record_params,
+            mesh=mesh,
+        )
+        out = {
+            "final_loss": result.loss,
+            "status": result.status,
+            "steps": result.steps,
+            "curve": result.history.loss,
+        }
+        if record_params:
+            out["path"] = result.history.params
+        return out
+
+    def sweep(rates, keys, data, minimiser):
+        outs = {}
+        for label, factory in factories.items():
+            one = functools.partial(run, factory, data=data)
+            over_seeds = jax.vmap(one, in_axes=(None, 0))
+            outs[label] = jax.vmap(over_seeds, in_axes=(0, None))(rates[label], keys)
+        if minimiser is not None:  # the curvature that explains vanilla's best rate
+            args = () if data is None else (data,)
+            outs["curvature"] = max_curvature(problem.loss, minimiser, *args, iters=60)
+        return outs
+
+    return sweep
+
+
+def _minimiser(problem: _problems.Problem) -> Any:
+    """The known minimiser (the first of several), or None.
+
+    The sweep measures the largest curvature ``L`` there (power iteration on
+    Hessian-vector products): plain gradient descent converges near the
+    minimum only for rates below ``2 / L``, which explains vanilla's choice.
+    """
+    x = problem.optimum_params
+    if x is None:
+        return None
+    leaves = jax.tree.leaves(x)
+    if len(leaves) == 1 and leaves[0].ndim == 2 and is_2d(problem):
+        return leaves[0][0]  # several minimisers (Himmelblau): the first
+    return x
+
+
+@dataclasses.dataclass
+class SweepJob:
+    """One problem's sweep, lowered, ready to compile and run.
+
+    :func:`prepare_sweep` makes it (tracing: the calling thread holds Python's
+    lock meanwhile); :func:`finish_sweep` compiles, runs and measures it (XLA
+    mostly: it may run on another thread while the next problem is traced).
+    """
+
+    problem: _problems.Problem
+    factories: dict[str, Any]
+    rates: dict[str, np.ndarray]
+    seeds: tuple[int, ...]
+    steps: int
+    batch_size: int | None
+    mesh: Any
+    sharpness: bool
+    args: tuple  # rates, keys, data, minimiser
+    lowered: Any  # jax.stages.Lowered
+    prepare_seconds: float  # tracing and lowering (or loading from the program cache)
+    measures: bool  # finish_sweep measures at the chosen rates (calls minimize again)
+
+
+def _lower(problem, factories, steps, batch_size, record, mesh, args):
+    """The sweep's program lowered for ``args``; through the program cache
+    (:mod:`jaxgd.comparison._programs`) where it is on and the sweep has a key."""
+    key = programs.program_key(problem, factories, (steps, batch_size, record), args, mesh)
+    if not programs.enabled() or key is None:
+        return jax.jit(_sweep(problem, factories, steps, batch_size, record, mesh)).lower(*args)
+    exported = programs.load(key)
+    if exported is None:
+        sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
+        exported = programs.store(key, jax.export.export(jax.jit(sweep))(*args))
+    return jax.jit(exported.call).lower(*args)
+
+
+def prepare_sweep(
+    problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False
+) -> SweepJob:
+    """Trace and lower ``problem``'s sweep, or load it from the program cache
+    (:mod:`jaxgd.comparison._programs`); arguments as :func:`sweep_problem`."""
+    jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    # With a mesh, minimize splits the data over the devices itself.
+    args = (jrates, keys, problem.data, _minimiser(problem))
+    t0 = time.perf_counter()
+    lowered = _lower(problem, factories, steps, batch_size, is_2d(problem), mesh, args)
+    return SweepJob(
+        problem=problem,
+        factories=factories,
+        rates=rates,
+        seeds=tuple(seeds),
+        steps=steps,
+        batch_size=batch_size,
+        mesh=mesh,
+        sharpness=sharpness,
+        args=args,
+        lowered=lowered,
+        prepare_seconds=time.perf_counter() - t0,
+        measures=sharpness or _has_line_search(problem, factories, seeds[0]),
+    )
+
+
+def _has_line_search(problem, factories, seed) -> bool:
+    """Whether an optimizer is a line search on ``problem`` (from the start's shapes:
+    nothing is computed)."""
+    params = jax.eval_shape(lambda: chosen_start(problem, seed)[0])
+    return any(has_line_search(f, params) for f in factories.values())
+
+
+def finish_sweep(job: SweepJob) -> ProblemResult:
+    """Compile ``job`` (unless it came compiled), run it, choose each optimizer's
+    rate, and measure at the chosen rates where asked or for a line search."""
+    problem, factories, rates, seeds = job.problem, job.factories, job.rates, job.seeds
+    t0 = time.perf_counter()
+    compiled = job.lowered.compile()
+    compile_seconds = job.prepare_seconds + time.perf_counter() - t0
+    t0 = time.perf_counter()
+    outs = jax.block_until_ready(compiled(*job.args))
+    run_seconds = time.perf_counter() - t0
+    outs = jax.tree.map(np.asarray, outs)
+    curvature = float(outs.pop("curvature")) if "curvature" in outs else math.nan
+
+    per_opt = {}
+    for label in factories:
+        o = outs[label]
+        final = o["final_loss"].astype(np.float64)
+        status = o["status"].astype(np.int64)
+        diverged = (status == Status.DIVERGED) | ~np.isfinite(final)
+        curves = o["curve"].astype(np.float64)
+        to_target = steps_to_target(curves, problem.target)
+        to_target = np.where(diverged, np.inf, to_target)
+        chosen = choose_learning_rate(final, diverged, to_target, problem.target)
+        per_opt[label] = OptimizerRuns(
+            learning_rates=rates[label],
+            final_loss=final,
+            status=status,
+            steps=o["steps"].astype(np.int64),
+            diverged=diverged,
+            steps_to_target=to_target,
+            curves=curves,
+            paths=o.get("path"),
+            chosen=chosen,
+        )
+    n_runs = sum(r.size for r in rates.values()) * len(seeds)
+    if job.measures:
+        measure_chosen(
+            problem, factories, per_opt, seeds[0], job.steps, job.batch_size, job.mesh,
+            job.sharpness,
+        )  # fmt: skip
+    return ProblemResult(
+        curvature=curvature if math.isfinite(curvature) and curvature > 0 else None,
+        problem=problem,
+        batch_size=job.batch_size,
+        optimizers=per_opt,
+        compile_seconds=compile_seconds,
+        run_seconds=run_seconds,
+        n_runs=n_runs,
+    )
+
+
+def sweep_problem(
+    problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False
+) -> ProblemResult:
+    """Sweep ``problem`` (see the module docstring): arguments as :func:`jaxgd.compare`
+    checked them, ``batch_size`` this problem's own."""
+    job = prepare_sweep(problem, factories, rates, seeds, steps, batch_size, mesh, sharpness)
+    return finish_sweep(job)

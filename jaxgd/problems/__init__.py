@@ -1,0 +1,49 @@
+"""The problem catalogue, shared by tests, benchmarks and reports.
+
+A :class:`Problem` bundles a loss, a seeded starting point, its data and what
+is known of its optimum, so every optimizer is judged on the same ground.
+``names()`` lists the catalogue, ``get(name)`` builds one.
+"""
+
+from jaxgd.problems import losses, models
+from jaxgd.problems._catalogue import (
+    Problem,
+    beale,
+    booth,
+    breast_cancer_logistic,
+    catalogue_entry,
+    diabetes_linear,
+    digits_mlp,
+    digits_softmax,
+    get,
+    himmelblau,
+    names,
+    quadratic,
+    rosenbrock,
+    student_marks,
+    student_marks_data,
+    student_marks_model,
+    summary,
+)
+
+__all__ = [
+    "Problem",
+    "beale",
+    "booth",
+    "breast_cancer_logistic",
+    "catalogue_entry",
+    "diabetes_linear",
+    "digits_mlp",
+    "digits_softmax",
+    "get",
+    "himmelblau",
+    "losses",
+    "models",
+    "names",
+    "quadratic",
+    "rosenbrock",
+    "student_marks",
+    "student_marks_data",
+    "student_marks_model",
+    "summary",
+]

@@ -1,0 +1,124 @@
+"""Drawing a comparison's figures while it computes: :class:`FigureDrawer`.
+
+Drawing the default comparison's 24 figures takes seconds of Python. A
+:class:`FigureDrawer` draws each problem's figures on a worker thread as soon
+as :func:`jaxgd.compare` hands the problem over (its ``on_problem``), while
+the next problems compile and run: XLA lets go of Python's lock while it
+compiles and runs, so the drawing takes what would otherwise be idle time.
+:func:`jaxgd.report.save` then writes the figures drawn and draws the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import sys
+import threading
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from jaxgd.report._figures import problem_pngs
+from jaxgd.comparison import Comparison, ProblemResult
+
+__all__ = ["FigureDrawer"]
+
+
+class _Context(NamedTuple):
+    """What a problem's figures read of the comparison (known before it is over)."""
+
+    optimizer_labels: list[str]
+    seeds: tuple[int, ...]
+
+
+_DONE = None  # the end of the queue
+
+
+def _yield_to_others() -> None:
+    """Lower this thread's scheduling priority where the system allows it (Linux:
+    threads are scheduled as tasks): on a busy machine the figures then take the
+    time the sweeps leave, rather than slowing the runs being timed."""
+    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+        me = threading.get_native_id()
+        with contextlib.suppress(OSError):  # niceness 10 more than the process's, at most 19
+            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + 10))
+
+
+class FigureDrawer:
+    """Draws each problem's figures on a worker thread as the comparison hands them over.
+
+    Args:
+        optimizer_labels: the comparison's optimizers, in order (the colours follow it).
+        seeds: the comparison's seeds.
+
+    Use it as a context manager (the thread is stopped however the block
+    ends); :meth:`add` is ``compare``'s ``on_problem``; :meth:`finish` waits
+    for the drawing and gives the figures for ``report.save(figures=...)``.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> import jaxgd as gd
+        >>> with gd.report.FigureDrawer(["vanilla"], (0,)) as drawer:
+        ...     c = gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=20,
+        ...                    on_problem=drawer.add)
+        ...     drawn = drawer.finish(c)
+        >>> sorted(drawn)
+        ['loss_booth', 'lr_booth', 'paths_booth']
+        >>> path = gd.report.save(c, pathlib.Path(tempfile.mkdtemp()) / "r", figures=drawn)
+    """
+
+    def __init__(self, optimizer_labels: Sequence[str], seeds: Sequence[int]) -> None:
+        self._context = _Context(list(optimizer_labels), tuple(seeds))
+        self._queue: queue.SimpleQueue[ProblemResult | None] = queue.SimpleQueue()
+        self._drawn: dict[str, bytes] = {}
+        self._error: BaseException | None = None
+        self._cancelled = False
+        self._thread = threading.Thread(target=self._draw, name="jaxgd-figures", daemon=True)
+        self._thread.start()
+
+    def _draw(self) -> None:
+        _yield_to_others()
+        try:  # matplotlib is imported while the first sweeps compile and run
+            import matplotlib.backends.backend_agg  # noqa: F401
+        except BaseException as err:
+            self._error = err
+        while (problem := self._queue.get()) is not _DONE:
+            if self._error is not None or self._cancelled:
+                continue  # after a failure, only wait for the end
+            try:
+                self._drawn.update(problem_pngs(self._context, problem))
+            except BaseException as err:  # handed to the caller by finish()
+                self._error = err
+
+    def add(self, problem: ProblemResult) -> None:
+        """Queue ``problem``'s figures (returns at once)."""
+        self._queue.put(problem)
+
+    def finish(self, comparison: Comparison) -> dict[str, bytes]:
+        """Wait for the queued figures: name -> PNG bytes.
+
+        Raises what drawing raised; figures of problems drawn with other
+        optimizers or seeds than ``comparison``'s are left out (drawn again by
+        ``report.save``).
+        """
+        self.close()
+        if self._error is not None:
+            raise self._error
+        same = self._context.optimizer_labels == list(
+            comparison.optimizer_labels
+        ) and self._context.seeds == tuple(comparison.seeds)
+        return dict(self._drawn) if same else {}
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the thread once the figures queued are drawn, or, with ``cancel``,
+        once the figure being drawn is (again: nothing)."""
+        self._cancelled = self._cancelled or cancel
+        if self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()
+
+    def __enter__(self) -> FigureDrawer:
+        return self
+
+    def __exit__(self, exc_type, *exc_info) -> None:
+        self.close(cancel=exc_type is not None)  # after an error, draw nothing more

@@ -1,0 +1,207 @@
+"""Saving a report folder: whole or not at all, and never over files jaxgd did not write.
+
+:func:`save` writes ``report.md``, ``results.json`` and ``figures/*.png`` into
+a fresh hidden folder beside the target and, once everything is written,
+swaps it in for the target in two renames (Ctrl-C is held off between them).
+An interrupted save therefore leaves the previous report whole, and a new
+report never mixes with an older one's figures. :func:`check_folder` refuses,
+before anything runs, a target that is empty (``""``), the current folder,
+a file, or a folder holding anything but a jaxgd report (recognised by its
+``results.json`` schema, see :func:`jaxgd.comparison.load`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import signal
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+
+from jaxgd.report._figures import draw_all
+from jaxgd.report._text import markdown
+from jaxgd.comparison import Comparison, load
+
+__all__ = ["REPORT_FILES", "check_folder", "save"]
+
+REPORT_FILES = ("report.md", "results.json", "figures")
+"""What a report folder holds; ``figures/`` holds only PNG files."""
+
+_TMP, _OLD = "jaxgd-tmp", "jaxgd-old"  # hidden siblings: .<name>.jaxgd-tmp-<id>, ...-old-<id>
+
+
+def _fix(folder: pathlib.Path) -> str:
+    return (
+        f"pass a new or empty folder (e.g. {str(folder.parent / 'jaxgd-report')!r}), or move "
+        "those files away: a report replaces its folder whole"
+    )
+
+
+def _foreign_entries(folder: pathlib.Path) -> list[str]:
+    """What in ``folder`` a jaxgd report would not hold (empty: it is a jaxgd report)."""
+    entries = sorted(e.name for e in folder.iterdir())
+    foreign = [e for e in entries if e not in REPORT_FILES]
+    figures = folder / "figures"
+    if figures.is_dir():
+        foreign += [
+            f"figures/{f.name}"
+            for f in sorted(figures.iterdir())
+            if not (f.is_file() and f.suffix == ".png")
+        ]
+    elif figures.exists():
+        foreign.append("figures")
+    if (folder / "report.md").exists() and not (folder / "report.md").is_file():
+        foreign.append("report.md")
+    return foreign
+
+
+def check_folder(directory: str | os.PathLike) -> pathlib.Path:
+    """Check that a report may be saved to ``directory``; nothing is written there.
+
+    A new folder, an empty one, or a jaxgd report (its ``results.json`` of
+    schema ``jaxgd.comparison`` and nothing but ``report.md`` and
+    ``figures/*.png`` beside it) may be replaced; its parent folders are made.
+
+    Returns:
+        The folder as an absolute path.
+
+    Raises:
+        ValueError: naming the folder, what is wrong and what to do.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp()) / "report"
+        >>> check_folder(folder) == folder.resolve(), folder.exists()
+        (True, False)
+    """
+    if directory is None or not str(directory).strip():
+        raise ValueError(
+            "out: the report folder is an empty name (an unset variable?); pass a folder "
+            "name such as jaxgd-report."
+        )
+    folder = pathlib.Path(directory).expanduser().resolve()
+    cwd = pathlib.Path.cwd().resolve()
+    if folder == cwd or folder in cwd.parents:
+        raise ValueError(
+            f"out: {str(folder)!r} is the current folder (or holds it); a report replaces "
+            "its folder whole, so pass a folder of its own, such as jaxgd-report."
+        )
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"out: {str(folder)!r} is a file, not a folder; {_fix(folder)}.")
+    if folder.is_dir() and any(folder.iterdir()):
+        try:
+            load(folder / "results.json")
+        except ValueError:
+            raise ValueError(
+                f"out: {str(folder)!r} holds files and is not a jaxgd report (no results.json "
+                f"of schema jaxgd.comparison); jaxgd never writes over files it did not "
+                f"write: {_fix(folder)}."
+            ) from None
+        foreign = _foreign_entries(folder)
+        if foreign:
+            raise ValueError(
+                f"out: the jaxgd report {str(folder)!r} also holds files jaxgd did not write "
+                f"({', '.join(foreign)}); {_fix(folder)}."
+            )
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        probe = folder.parent / f".{folder.name}.{_TMP}-probe-{uuid.uuid4().hex[:8]}"
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as err:
+        raise ValueError(
+            f"out: cannot write the report folder {str(folder)!r} ({err.strerror or err}); "
+            "pass a folder you can write to."
+        ) from None
+    return folder
+
+
+def _leftovers(folder: pathlib.Path, kind: str) -> list[pathlib.Path]:
+    return sorted(folder.parent.glob(f".{folder.name}.{kind}-*"))
+
+
+def _clean_up(folder: pathlib.Path) -> None:
+    """Remove what an earlier save killed mid-way left beside ``folder``: its
+    unfinished new report, and the old report once a new one is in place (an old
+    report whose replacement never arrived is put back)."""
+    for tmp in _leftovers(folder, _TMP):
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in _leftovers(folder, _OLD):
+        if not folder.exists():
+            old.rename(folder)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold off SIGINT (Ctrl-C) in the block; an interrupt that came is raised after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda *args: received.append(args))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(*received[0])  # Python's own handler raises KeyboardInterrupt
+        elif received and previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+
+def _swap_in(new: pathlib.Path, folder: pathlib.Path) -> None:
+    """Put ``new`` where ``folder`` is; the old folder is kept until that succeeded."""
+    old = folder.parent / f".{folder.name}.{_OLD}-{uuid.uuid4().hex[:8]}"
+    with _ctrl_c_held():
+        if folder.exists():
+            folder.rename(old)
+        try:
+            new.rename(folder)
+        except BaseException:
+            if old.exists():
+                old.rename(folder)
+            raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save(
+    comparison: Comparison,
+    directory: str | os.PathLike = "jaxgd-report",
+    figures: Mapping[str, bytes] | None = None,
+) -> pathlib.Path:
+    """Write the report of ``comparison``: ``report.md``, ``results.json``, ``figures/*.png``.
+
+    The report replaces ``directory`` whole, or, if interrupted, leaves it as
+    it was; a folder that is not a jaxgd report is refused (see
+    :func:`check_folder`). ``figures``: figures already drawn (name -> PNG
+    bytes, from a :class:`jaxgd.report.FigureDrawer`); the others are drawn here.
+
+    Returns:
+        The path of ``report.md``.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> import jaxgd as gd
+        >>> c = gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=20)
+        >>> path = gd.report.save(c, pathlib.Path(tempfile.mkdtemp()) / "report")
+        >>> sorted(p.name for p in path.parent.iterdir())
+        ['figures', 'report.md', 'results.json']
+    """
+    folder = check_folder(directory)
+    _clean_up(folder)
+    new = folder.parent / f".{folder.name}.{_TMP}-{uuid.uuid4().hex[:8]}"
+    try:
+        (new / "figures").mkdir(parents=True)
+        drawn = draw_all(comparison, new / "figures", figures)
+        (new / "results.json").write_text(comparison.to_json() + "\n")
+        links = {name: f"figures/{path.name}" for name, path in drawn.items()}
+        (new / "report.md").write_text(markdown(comparison, links))
+        _swap_in(new, folder)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+    return folder / "report.md"

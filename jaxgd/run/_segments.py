@@ -1,0 +1,214 @@
+"""Runs in compiled segments: resume, progress, checkpoints and Ctrl-C.
+
+A run called from Python (not under ``jit`` or ``vmap``) that is expected
+to last more than a segment, or that writes checkpoints or shows progress,
+goes through :func:`run_in_segments` (a shorter one is one compiled call,
+:func:`jaxgd.run._loop.whole_run`). It is a few calls of the same compiled
+loop, each ending at a step ``stop_at``; between two calls Python looks up:
+
+* **Ctrl-C**: a segment lasts about half a second, so Ctrl-C is answered
+  within about a second; the run stops there, keeps its work (the
+  checkpoint, when there is one, is written) and raises
+  :class:`RunInterrupted`, whose ``result`` is the run so far (status
+  ``INTERRUPTED``);
+* **checkpoints**: with ``checkpoint=``, the whole run state is written after
+  every ``checkpoint_every`` steps (segments end on those multiples), and a
+  compatible checkpoint already there is resumed from;
+* **progress**: a tqdm bar over the steps.
+
+Where segments end does not change a single bit: each step computes the same
+values whichever segment it falls in, so a segmented, a resumed and a
+one-call run end with the same bits. A segment's carry is donated to the
+next one (params and optimizer state updated in place, not copied), and only
+the segment that ends the run evaluates the full-data loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxgd import checkpoint as _checkpoint
+from jaxgd.run._loop import Carry, Finish, Spec, first_segment, next_segment, result_of, start
+from jaxgd.run._loop import finish as finish_run
+from jaxgd.run._result import RUNNING, Result, Status
+
+__all__ = ["RunInterrupted", "run_in_segments"]
+
+SEGMENT_SECONDS = 0.5  # the wall time a segment aims at (Ctrl-C waits for at most one)
+_BYTES_PER_SECOND = 2e9  # a guess of the memory traffic a step moves per second on a CPU
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run between two segments; nothing was lost.
+
+    Attributes:
+        result: the :class:`~jaxgd.Result` of the steps taken (status
+            ``INTERRUPTED``; ``result.loss`` is the full-data loss at its
+            params). With ``checkpoint=`` the run state was written too, and
+            calling ``minimize`` again with the same arguments resumes it.
+    """
+
+    def __init__(self, result: Result, message: str) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def first_length(spec: Spec, params: Any, data: Any) -> int:
+    """Steps of the first segment: all of them unless a guess of the time a
+    step takes (the bytes it moves) says the run would last over a segment."""
+    n_params = sum(np.size(p) * np.dtype(p.dtype).itemsize for p in jax.tree.leaves(params))
+    n_data = sum(np.size(a) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(data))
+    if spec.batch_size is not None and spec.n_examples:
+        n_data = n_data * spec.batch_size // spec.n_examples
+    seconds = (8 * n_params + 3 * n_data) / _BYTES_PER_SECOND + 1e-6
+    return max(1, min(spec.steps, int(SEGMENT_SECONDS / seconds)))
+
+
+class _CtrlC:
+    """Remembers a Ctrl-C while a segment runs; a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self.pressed:  # the second Ctrl-C: the user does not want to wait
+                raise KeyboardInterrupt
+            self.pressed = True
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _progress_bar(total: int, initial: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", desc="minimize", leave=False)
+
+
+def _check_resumed(carry: Carry, spec: Spec, path: str) -> None:
+    """A loaded run state is one this run could have written."""
+    step, status = int(carry.step), int(carry.status)
+    problem = None
+    if not 0 <= step <= spec.steps:
+        problem = f"its step {step} is outside 0..{spec.steps}"
+    elif status != RUNNING and status not in set(Status):
+        problem = f"its status {status} is not a Status code"
+    if problem:
+        raise ValueError(
+            f"minimize: the checkpoint at {path!r} cannot be resumed: {problem}; delete it "
+            "to start afresh."
+        )
+
+
+def _resume(path: str, like: Carry, fingerprint: dict, spec: Spec) -> Carry:
+    found = _checkpoint.load_metadata(path).get("fingerprint")
+    if found != fingerprint:
+        differs = sorted(
+            k
+            for k in set(found or {}) | set(fingerprint)
+            if (found or {}).get(k) != fingerprint.get(k)
+        )
+        raise ValueError(
+            f"minimize: the checkpoint at {path!r} belongs to another run (it differs in: "
+            f"{', '.join(differs)}); delete it or pass another checkpoint= path to start afresh."
+        )
+    carry = _checkpoint.load(path, like=like)
+    _check_resumed(carry, spec, path)
+    return carry
+
+
+def run_in_segments(
+    spec: Spec,
+    traced: Any,
+    params: Any,
+    data: Any,
+    key: Any,
+    tol: Any,
+    target: Any,
+    *,
+    checkpoint: str | None = None,
+    every: int | None = None,
+    fingerprint: Callable[[], dict] | None = None,
+    progress: bool = False,
+) -> Result:
+    """The run of ``spec`` as one or more compiled segments (see the module docstring)."""
+    steps = spec.steps
+    every = every or steps
+    ctrl_c = _CtrlC()
+    lock = _checkpoint.lock(checkpoint) if checkpoint else contextlib.nullcontext()
+    with lock, ctrl_c.watching():
+        # The run's fingerprint is computed (compiled) only once the path is ours.
+        fingerprint = fingerprint() if fingerprint is not None else None
+        carry = finish = None
+        if checkpoint is not None and _checkpoint.exists(checkpoint):
+            carry = _resume(checkpoint, start(spec, traced, params, data), fingerprint, spec)
+        bar = _progress_bar(steps, 0 if carry is None else int(carry.step)) if progress else None
+        length = first_length(spec, params, data)
+        try:
+            while True:
+                before = 0 if carry is None else int(carry.step)
+                stop_at = min(before + length, (before // every + 1) * every, steps)
+                last = stop_at == steps  # else no full-data evaluation until the run is over
+                t0 = time.perf_counter()
+                if carry is None:
+                    carry, finish = first_segment(
+                        spec, traced, params, data, key, tol, target, stop_at, last
+                    )
+                else:
+                    carry, finish = next_segment(
+                        spec, traced, carry, data, key, tol, target, stop_at, last
+                    )
+                step = int(carry.step)  # waits for the segment
+                seconds = time.perf_counter() - t0
+                over = int(carry.status) != RUNNING or step >= steps
+                if checkpoint is not None and (over or step % every == 0 or ctrl_c.pressed):
+                    _checkpoint.save(checkpoint, carry, metadata={"fingerprint": fingerprint})
+                if bar is not None:
+                    bar.update(step - before)
+                    entry = min(before // spec.history_stride, carry.history.loss.shape[0] - 1)
+                    bar.set_postfix(loss=f"{float(carry.history.loss[entry]):.4g}")
+                if (over or ctrl_c.pressed) and finish is None:
+                    finish = finish_run(spec, traced, carry, data, tol, target)
+                if over:
+                    return result_of(carry, finish)
+                if ctrl_c.pressed:
+                    raise _interrupted(carry, finish, checkpoint)
+                # The next segment aims at SEGMENT_SECONDS, from this one's pace
+                # (which counts a first call's compiling: it errs on the short side).
+                pace = seconds / max(1, step - before)
+                length = max(1, min(8 * length, int(SEGMENT_SECONDS / max(pace, 1e-9))))
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def _interrupted(carry: Carry, finish: Finish, checkpoint: str | None) -> RunInterrupted:
+    result = result_of(carry, finish)._replace(status=np.asarray(Status.INTERRUPTED, np.int32))
+    where = (
+        f"the run state is in {checkpoint!r}; call minimize again with the same arguments to resume"
+        if checkpoint
+        else "pass checkpoint=PATH to be able to resume a run"
+    )
+    return RunInterrupted(
+        result,
+        f"minimize: interrupted after {int(carry.step)} steps; the run so far is in this "
+        f"exception's .result ({where}).",
+    )

@@ -1,0 +1,257 @@
+"""Calls seen before: what makes a warm ``minimize`` call cheap.
+
+A plain call (no checkpoint, progress or mesh) whose arguments have the same
+structure, shapes, dtypes and compiled-in parts as one of the last
+:data:`MOST` calls skips the checks they passed: only ``tol``, ``target`` and
+the data's finiteness are checked again (:func:`jaxgd.minimize`), and
+learning rates given as Python numbers are placed on the device once per new
+value. Each remembered call holds its loss and optimizer, as ``jax.jit``'s
+own cache of compiled programs does.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import operator
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgd._partition import Static
+from jaxgd.run import _checks as checks, _segments as chunks
+from jaxgd.run._segments import run_in_segments
+from jaxgd.run._loop import Spec, whole_run
+from jaxgd.run._result import History, Result
+
+__all__ = [
+    "MOST",
+    "RUNNERS",
+    "SEEN",
+    "SeenCall",
+    "recall",
+    "remember",
+    "runner",
+    "signature",
+    "traced_leaves",
+]
+
+
+SEEN: collections.OrderedDict = collections.OrderedDict()  # signature -> SeenCall
+MOST = 32  # calls remembered (each holds its loss and optimizer, as jit's cache does)
+
+
+_SCALARS = (np.generic, float, complex)  # traced leaves besides arrays (see jaxgd._partition)
+
+
+class _Plan(NamedTuple):
+    """Where the leaves of one sequence of leaf types are, by what describes them."""
+
+    arrays: Callable[[list], tuple]  # the JAX arrays: by their abstract value
+    numpy: Callable[[list], tuple]  # the NumPy arrays: by shape and dtype
+    static: Callable[[list], tuple]  # the compiled-in leaves: by value or identity
+    # (the numbers, traced, are described by their type alone)
+
+
+def _plan(kinds: tuple[type, ...]) -> _Plan | None:
+    """The plan of these leaf types (None with a tracer: under jit or vmap)."""
+    where: dict[str, list[int]] = {"arrays": [], "numpy": [], "static": []}
+    for i, kind in enumerate(kinds):
+        if issubclass(kind, jax.core.Tracer):
+            return None
+        if issubclass(kind, jax.Array):
+            where["arrays"].append(i)
+        elif issubclass(kind, np.ndarray):
+            where["numpy"].append(i)
+        elif kind is bool or not issubclass(kind, _SCALARS):
+            where["static"].append(i)
+    return _Plan(**{name: _getter(at) for name, at in where.items()})
+
+
+_PLANS: dict[tuple[type, ...], _Plan | None] = {}  # leaf types -> their plan
+_AVAL = operator.attrgetter("aval")  # shape, dtype and weak type, interned: cheap to compare
+_SHAPE_DTYPE = operator.attrgetter("shape", "dtype")
+
+
+def signature(loss, params, optimizer, data, key, *options) -> tuple[Any, list]:
+    """``(signature, leaves)``: the signature holds everything the argument checks
+    of a plain call depend on, but the values of ``tol``, ``target`` and the
+    arrays (checked on every call): the tree structure, each leaf's type, each
+    array's abstract value (shape, dtype, weak type), each compiled-in leaf's
+    value, and the options with their types (``True`` is not ``1``). None
+    (not remembered) under jit or vmap. ``leaves``: those of ``(loss, params,
+    optimizer, data, key)``. A signature that cannot be hashed is never
+    remembered (:func:`recall`, :func:`remember`)."""
+    leaves, treedef = jax.tree.flatten((loss, params, optimizer, data, key))
+    kinds = tuple(map(type, leaves))
+    try:
+        plan = _PLANS[kinds]
+    except KeyError:
+        if len(_PLANS) > 4 * MOST:
+            _PLANS.clear()
+        plan = _PLANS[kinds] = _plan(kinds)
+    if plan is None:
+        return None, leaves
+    try:
+        arrays = tuple(map(_AVAL, plan.arrays(leaves)))
+        numpy = tuple(map(_SHAPE_DTYPE, plan.numpy(leaves)))
+    except AttributeError:  # an unusual array: checked afresh
+        return None, leaves
+    described = (treedef, kinds, arrays, numpy, plan.static(leaves), tuple(map(type, options)))
+    return (*described, options), leaves
+
+
+def recall(signature: Any) -> SeenCall | None:
+    """The call remembered under ``signature`` (None: not seen, or not rememberable)."""
+    if signature is None:
+        return None
+    try:
+        seen = SEEN.get(signature)
+    except TypeError:  # an unhashable compiled-in leaf
+        return None
+    if seen is not None:
+        SEEN.move_to_end(signature)
+    return seen
+
+
+def remember(signature: Any, seen: SeenCall) -> None:
+    """Remember ``seen`` under ``signature`` (the oldest of :data:`MOST` calls goes)."""
+    try:
+        SEEN[signature] = seen
+    except TypeError:  # an unhashable compiled-in leaf: checked afresh every call
+        return
+    if len(SEEN) > MOST:
+        SEEN.popitem(last=False)
+
+
+class SeenCall(NamedTuple):
+    """A plain call whose checks passed: what a call with the same signature needs."""
+
+    spec: Spec
+    split: tuple[int, int, int]  # leaves of the loss, the params and the optimizer
+    convert: bool  # params or data hold leaves that are not JAX arrays yet
+    key: Any  # the key when none is passed (a device array, made once)
+    one_call: bool  # the whole run is one compiled call (else segments, see run_in_segments)
+    rule: Callable  # what decided one_call (chunks.first_length; decided afresh if replaced)
+    numbers: Callable | None  # the traced leaves of the loss and optimizer from the
+    # signature's leaves, where they are all Python or NumPy numbers (else None)
+    placed: list  # [those numbers, the same on the device] of the last call
+    off: Any  # tol or target None: -inf, on the device
+    data: slice  # where the data's leaves are among the signature's leaves
+    finite: list  # the data last found finite (see checks.all_finite)
+    whole_run: Callable  # loop.whole_run with the spec bound (see runner)
+
+    @classmethod
+    def of(cls, spec: Spec, leaves: list, params: Any, data: Any, key: Any) -> SeenCall:
+        split = (len(spec.loss.leaves), len(jax.tree.leaves(params)), len(spec.optimizer.leaves))
+        at = sum(split)
+        n_data = len(jax.tree.leaves(data))
+        given = leaves[split[0] : split[0] + split[1]] + leaves[at : at + n_data]
+        traced_at = [i for i, s in enumerate(spec.loss.leaves) if s is None] + [
+            split[0] + split[1] + i for i, s in enumerate(spec.optimizer.leaves) if s is None
+        ]
+        numbers = all(
+            type(leaves[i]) in (float, complex) or isinstance(leaves[i], np.generic)
+            for i in traced_at
+        )
+        return cls(
+            spec=spec,
+            split=split,
+            convert=not all(isinstance(leaf, jax.Array) for leaf in given),
+            key=jnp.asarray(key) if isinstance(key, np.ndarray) else None,
+            one_call=chunks.first_length(spec, params, data) >= spec.steps,
+            rule=chunks.first_length,
+            numbers=_getter(traced_at) if numbers else None,
+            placed=[None, None],
+            off=jnp.asarray(checks.check_threshold("tol", None, nonnegative=True)),
+            data=slice(at, at + n_data),
+            finite=[],
+            whole_run=runner(spec),
+        )
+
+    def traced(self, leaves: list) -> tuple[list, list]:
+        """The traced leaves of the loss and of the optimizer, from the signature's leaves."""
+        n_loss, n_params, n_optimizer = self.split
+        at = n_loss + n_params
+        return (
+            traced_leaves(leaves[:n_loss], self.spec.loss),
+            traced_leaves(leaves[at : at + n_optimizer], self.spec.optimizer),
+        )
+
+    def run(self, leaves: list, params: Any, data: Any, key: Any, tol: Any, target: Any) -> Result:
+        """The run of checked arguments (``leaves``: the signature's)."""
+        spec = self.spec
+        if self.numbers is not None:  # hyperparameters as numbers: placed once per new value
+            numbers, placed = self.numbers(leaves), self.placed
+            if placed[0] != numbers:
+                placed[:] = [numbers, jax.device_put(self.traced(leaves))]
+            traced = placed[1]
+        else:
+            traced = self.traced(leaves)
+        key = self.key if key is None else key
+        one_call = self.one_call
+        if chunks.first_length is not self.rule:
+            one_call = chunks.first_length(spec, params, data) >= spec.steps
+        if one_call:  # one compiled call, returned without waiting for it
+            out = self.whole_run(traced, params, data, key, tol, target)
+            return _as_result(out, spec.history_stride)
+        return run_in_segments(spec, traced, params, data, key, tol, target)
+
+
+RUNNERS: collections.OrderedDict = collections.OrderedDict()  # spec -> its runner
+
+
+def runner(spec: Spec) -> Callable[..., Result]:
+    """:func:`jaxgd.run._loop.whole_run` with ``spec`` bound, jitted: the same
+    program, but a call dispatches without hashing and comparing the spec (a
+    static argument) every time, and returns plain tuples (see
+    :func:`_whole_run_as_tuples`). One per spec, shared by the remembered calls
+    of that spec (so a spec compiles once, as in ``whole_run``'s own cache)."""
+    run = RUNNERS.get(spec)
+    if run is None:
+        run = RUNNERS[spec] = jax.jit(functools.partial(_whole_run_as_tuples, spec))
+        if len(RUNNERS) > MOST:
+            RUNNERS.popitem(last=False)
+    else:
+        RUNNERS.move_to_end(spec)
+    return run
+
+
+_HISTORY_ARRAYS = tuple(
+    f.name for f in dataclasses.fields(History) if not f.metadata.get("static", False)
+)
+
+
+def _whole_run_as_tuples(spec: Spec, *args: Any) -> tuple:
+    """``whole_run(spec, *args)`` with the ``Result`` and its ``History`` as plain
+    tuples: a jit call builds plain tuples of its outputs in C++, but calls
+    Python to build a NamedTuple or dataclass (measured: 2-3 us of a 40 us
+    call); :func:`_as_result` builds them once, directly."""
+    result = whole_run.__wrapped__(spec, *args)
+    history = tuple(getattr(result.history, name) for name in _HISTORY_ARRAYS)
+    return tuple(result._replace(history=history))
+
+
+def _as_result(out: tuple, stride: int) -> Result:
+    """The :class:`Result` of :func:`_whole_run_as_tuples`'s ``out``."""
+    params, loss, steps, status, history, aux = out
+    return Result(params, loss, steps, status, History(*history, stride=stride), aux)
+
+
+def _getter(at: list[int]) -> Callable[[list], tuple]:
+    """``leaves -> tuple(leaves[i] for i in at)``, at C speed."""
+    if len(at) > 1:
+        return operator.itemgetter(*at)
+    if at:
+        i = at[0]
+        return lambda leaves: (leaves[i],)
+    return lambda leaves: ()
+
+
+def traced_leaves(leaves: list, static: Static) -> list:
+    """The traced leaves, as :func:`jaxgd._partition.partition` gives them."""
+    return [leaf if s is None else None for leaf, s in zip(leaves, static.leaves, strict=True)]

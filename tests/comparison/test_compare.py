@@ -1,0 +1,488 @@
+"""Tests for jaxgd.compare: the protocol's choices, its metrics, and early, clear errors."""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxgd as gd
+from jaxgd.comparison import _protocol as protocol
+from jaxgd.comparison import _checks as checks
+
+cmp = importlib.import_module("jaxgd.comparison._engine")
+
+
+@pytest.fixture(scope="module")
+def booth():
+    # 0.3 is past the stability limit 2/L = 0.111: it must diverge and not be chosen.
+    return gd.compare(
+        ["booth"],
+        {"vanilla": gd.sgd, "adam": gd.adam},
+        learning_rates=[0.01, 0.03, 0.1, 0.3],
+        seeds=2,
+        steps=100,
+    )
+
+
+def test_booth_vanilla_chooses_the_theoretical_step(booth):
+    # Booth's curvatures are 2 and 18: the fastest fixed step is 2 / (2 + 18) = 0.1.
+    row = next(r for r in booth.summary() if r["optimizer"] == "vanilla")
+    assert row["learning_rate"] == pytest.approx(0.1)
+    assert row["diverged"] == 0
+    assert row["reached_target"] == 2
+    # Contraction 0.8 per step from a loss of about 200: target 1e-6 within 60 steps.
+    assert row["steps_to_target_mean"] < 60
+
+
+def test_diverged_runs_are_counted_and_never_chosen(booth):
+    runs = booth.problems[0].optimizers["vanilla"]
+    i = int(np.flatnonzero(np.isclose(runs.learning_rates, 0.3))[0])
+    assert runs.diverged[i].all()
+    assert (runs.status[i] == gd.Status.DIVERGED).all()
+    assert np.isinf(runs.steps_to_target[i]).all()
+    row = next(r for r in booth.summary() if r["optimizer"] == "vanilla")
+    assert row["diverged_in_grid"] == 2
+    assert math.isfinite(row["final_loss_mean"])
+
+
+def test_summary_has_the_design_keys(booth):
+    rows = booth.summary()
+    assert len(rows) == 2
+    for key in [
+        "problem",
+        "optimizer",
+        "learning_rate",
+        "final_loss_mean",
+        "final_loss_std",
+        "steps_to_target_mean",
+        "diverged",
+        "gap_mean",
+        "microseconds_per_run_step",
+        "sweep_compile_seconds",
+    ]:
+        assert key in rows[0]
+    p = booth.problems[0]
+    assert p.compile_seconds > 0 and p.run_seconds > 0
+    assert p.n_runs == 2 * 4 * 2
+
+
+def test_runs_are_full_length_with_whole_curves(booth):
+    runs = booth.problems[0].optimizers["vanilla"]
+    i = int(np.flatnonzero(np.isclose(runs.learning_rates, 0.1))[0])
+    assert (runs.steps[i] == 100).all()  # not stopped at the target
+    assert np.isfinite(runs.curves[i]).all()
+    assert runs.paths is not None and runs.paths.shape == (4, 2, 100, 2)
+
+
+def test_same_arguments_same_bits(booth):
+    again = gd.compare(
+        ["booth"],
+        {"vanilla": gd.sgd, "adam": gd.adam},
+        learning_rates=[0.01, 0.03, 0.1, 0.3],
+        seeds=2,
+        steps=100,
+    )
+    for label in ["vanilla", "adam"]:
+        a = booth.problems[0].optimizers[label].final_loss
+        b = again.problems[0].optimizers[label].final_loss
+        np.testing.assert_array_equal(a, b)
+
+
+def test_grid_edge_is_flagged():
+    result = gd.compare(["booth"], ["vanilla"], learning_rates=[0.001, 0.01], seeds=1, steps=20)
+    row = result.summary()[0]
+    assert row["learning_rate"] == pytest.approx(0.01)
+    assert row["grid_edge"] == "highest"
+    assert any("highest" in w for w in result.edge_warnings())
+
+
+@pytest.mark.slow  # minibatch runs compile slowly (minimize's shuffling): ~5 s alone
+def test_minibatch_seeds_change_the_order():
+    result = gd.compare(
+        ["student_marks"], ["vanilla"], learning_rates=[0.1], seeds=2, steps=30, batch_size=16
+    )
+    runs = result.problems[0].optimizers["vanilla"]
+    assert result.problems[0].batch_size == 16
+    assert not np.array_equal(runs.curves[0, 0], runs.curves[0, 1])
+    assert np.isfinite(runs.final_loss).all()
+
+
+# -- the protocol on hand-made numbers ----------------------------------------------------
+
+
+def test_steps_to_target():
+    curves = np.array([[5.0, 1.0, 0.5, 0.4], [5.0, 4.0, 3.0, 2.0], [5.0, np.nan, np.nan, np.nan]])
+    np.testing.assert_array_equal(cmp.steps_to_target(curves, 0.5), [2.0, np.inf, np.inf])
+
+
+def test_choice_prefers_no_divergence_then_loss_then_speed():
+    target = 1e-6
+    loss = np.array(
+        [
+            [1e-3, 1e-3],  # no divergence, not solved
+            [1e-9, 1e-8],  # solved, slow
+            [1e-9, 1e-9],  # solved, fast
+            [1e-12, np.nan],  # one seed diverged: lowest loss but never chosen
+        ]
+    )
+    diverged = np.array([[0, 0], [0, 0], [0, 0], [0, 1]], bool)
+    steps = np.array([[np.inf, np.inf], [80, 90], [30, 40], [5, np.inf]])
+    assert cmp.choose_learning_rate(loss, diverged, steps, target) == 2
+    # Without the two solved rates, the lower mean loss wins.
+    assert cmp.choose_learning_rate(loss[[0, 3]], diverged[[0, 3]], steps[[0, 3]], target) == 0
+    # If every rate diverges somewhere, fewer divergences win.
+    many = np.array([[1, 1], [0, 1]], bool)
+    assert cmp.choose_learning_rate(loss[[0, 3]], many, steps[[0, 3]], target) == 1
+
+
+def test_a_nan_never_poisons_the_mean():
+    loss = np.array([[1.0, np.nan, 3.0]])
+    diverged = np.array([[False, True, False]])
+    idx = cmp.choose_learning_rate(loss, diverged, np.full((1, 3), np.inf), 0.1)
+    assert idx == 0
+    runs = gd.comparison.OptimizerRuns(
+        learning_rates=np.array([0.1]),
+        final_loss=loss,
+        status=np.array([[0, 3, 0]]),
+        steps=np.array([[5, 2, 5]]),
+        diverged=diverged,
+        steps_to_target=np.full((1, 3), np.inf),
+        curves=np.zeros((1, 3, 5)),
+        paths=None,
+        chosen=0,
+    )
+    stats = runs.stats(0)
+    assert stats["final_loss_mean"] == 2.0 and stats["diverged"] == 1
+
+
+def test_performance_profile_by_hand():
+    prof = cmp.performance_profile(
+        {"a": [10, 100, np.inf], "b": [20, 50, 30]}, taus=[1.0, 2.0, 4.0]
+    )
+    # a is best on problem 1 only; within 2x on problem 2 (100 <= 2 * 50); never solves 3.
+    assert prof["rho"]["a"] == pytest.approx([1 / 3, 2 / 3, 2 / 3])
+    # b is best on problems 2 and 3, within 2x on problem 1.
+    assert prof["rho"]["b"] == pytest.approx([2 / 3, 1.0, 1.0])
+    # The score is the area under rho over [1, 4] over 3: a problem solved at ratio r adds
+    # (4 - r) / 3 / n_problems. a: ratios 1, 2, inf -> (3 + 2 + 0) / 9; b: 2, 1, 1 -> 8 / 9.
+    assert prof["score"]["a"] == pytest.approx(5 / 9, rel=1e-12)
+    assert prof["score"]["b"] == pytest.approx(8 / 9, rel=1e-12)
+    fastest = cmp.performance_profile({"x": [1, 2], "y": [3, 4]})
+    assert fastest["score"]["x"] == 1.0
+    assert fastest["score"]["y"] == pytest.approx(((4 - 3) + (4 - 2)) / 2 / 3, rel=1e-12)
+    # The area of the profile the figure draws, on a fine grid, agrees to the grid's step.
+    taus = np.linspace(1.0, 4.0, 30_001)
+    fine = cmp.performance_profile({"a": [10, 100, np.inf], "b": [20, 50, 30]}, taus=taus)
+    for label in "ab":
+        rho = np.asarray(fine["rho"][label])
+        riemann = np.sum(rho[:-1] * np.diff(taus)) / 3  # left sums of a right-continuous step
+        assert riemann == pytest.approx(prof["score"][label], abs=3 * 1e-4)
+
+
+def test_speedup_is_a_geometric_mean():
+    out = protocol.speedups({"vanilla": [100, 100, np.inf], "adam": [25, 400, 10]}, "vanilla")
+    assert out["adam"]["geomean_speedup"] == pytest.approx(1.0)  # sqrt(4 * 1/4)
+    assert out["adam"]["problems_compared"] == 2
+    assert out["adam"]["solved_where_reference_did_not"] == 1
+
+
+# -- errors: clear, naming the argument, before any compiling ------------------------------
+
+
+@pytest.fixture
+def no_compiling(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("compare compiled before checking its arguments")
+
+    monkeypatch.setattr(cmp, "prepare_sweep", fail)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"problems": ["boot"]}, "unknown problem 'boot'.*booth"),
+        ({"problems": []}, "problems is empty"),
+        ({"optimizers": ["sgdd"]}, "unknown optimizer 'sgdd'.*vanilla"),
+        ({"optimizers": []}, "optimizers is empty"),
+        ({"learning_rates": []}, "learning_rates is empty"),
+        ({"learning_rates": [0.1, 0.0]}, "learning_rates must all be finite and > 0"),
+        ({"learning_rates": [-1.0]}, "learning_rates must all be finite and > 0"),
+        ({"learning_rates": [float("nan")]}, "learning_rates must all be finite and > 0"),
+        ({"learning_rates": {"vanilla": [0.1]}}, "no grid for"),
+        ({"seeds": 0}, "seeds must be a positive integer"),
+        ({"seeds": []}, "seeds must be"),
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"steps": 2.5}, "steps must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"batch_size": 201, "problems": ["student_marks"]}, "student_marks has 200, got 201"),
+        ({"seeds": 10**6, "steps": 10**4}, r"than this machine's .* GiB of memory; use fewer"),
+    ],
+)
+def test_bad_arguments_raise_before_compiling(no_compiling, kwargs, match):
+    args = {
+        "problems": ["booth"],
+        "optimizers": ["vanilla", "adam"],
+        "learning_rates": [0.1],
+        "seeds": 1,
+        "steps": 10,
+    }
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        gd.compare(args.pop("problems"), args.pop("optimizers"), **args)
+
+
+def test_a_batch_as_large_as_the_data_is_accepted(no_compiling):
+    problems, *_, batch_size = cmp.check_arguments(["student_marks"], ["vanilla"], [0.1], 1, 5, 200)
+    assert batch_size == 200 == problems[0].data[0].shape[0]
+
+
+def test_the_footprint_counts_runs_steps_and_history():
+    booth, marks = gd.problems.get("booth"), gd.problems.get("student_marks")
+    size = cmp.footprint([booth, marks], {"a": [0.1, 0.2], "b": [0.3]}, seeds=4, steps=50)
+    assert size.runs == 2 * 3 * 4 and size.run_steps == size.runs * 50
+    # Per run-step: loss and grad norm (float32) recorded, loss kept (float64) = 16 bytes;
+    # Booth is 2-D: its params recorded and kept (2 x float32 each) add 16.
+    assert size.history_bytes == 12 * 50 * 32 + 12 * 50 * 16
+    assert cmp.footprint([booth], {"a": [0.1]}, 1, 1).history_bytes == 32
+
+
+def test_a_big_comparison_is_warned_of_with_its_numbers(monkeypatch):
+    monkeypatch.setattr(checks, "HISTORY_WARNING_BYTES", 1000)
+    with pytest.warns(cmp.SweepSizeWarning, match=r"12 runs .* 600 run-steps .* GiB of history"):
+        cmp.check_arguments(["booth"], ["vanilla", "adam"], [0.1, 0.2, 0.3], 2, 50, None)
+    monkeypatch.setattr(checks, "HISTORY_WARNING_BYTES", 10**9)
+    monkeypatch.setattr(checks, "RUN_STEPS_WARNING", 599)
+    with pytest.warns(cmp.SweepSizeWarning, match="may take long"):
+        cmp.check_arguments(["booth"], ["vanilla", "adam"], [0.1, 0.2, 0.3], 2, 50, None)
+
+
+def test_the_default_comparison_is_not_warned_of(recwarn):
+    cmp.check_arguments(
+        cmp.DEFAULT_PROBLEMS,
+        cmp.DEFAULT_OPTIMIZERS,
+        cmp.DEFAULT_LEARNING_RATES,
+        cmp.DEFAULT_SEEDS,
+        cmp.DEFAULT_STEPS,
+        "problem",
+    )
+    assert not [w for w in recwarn if issubclass(w.category, cmp.SweepSizeWarning)]
+
+
+def test_a_factory_must_make_an_optimizer(no_compiling):
+    with pytest.raises(TypeError, match=r"optimizers\['odd'\].*not an optimizer"):
+        gd.compare(
+            ["booth"], {"odd": lambda learning_rate: "sgd"}, learning_rates=[0.1], seeds=1, steps=5
+        )
+
+
+def test_optax_factories_are_swept_like_jaxgd_ones():
+    """An optax factory runs through inject_hyperparams and gives jaxgd's numbers
+    (sgd is exact in both: p - lr * g)."""
+    import optax
+
+    c = gd.compare(
+        ["booth"],
+        {"optax": optax.sgd, "jaxgd": gd.sgd},
+        learning_rates=[0.01, 0.1],
+        seeds=2,
+        steps=60,
+    )
+    rows = {r["optimizer"]: r for r in c.summary()}
+    assert rows["optax"]["learning_rate"] == rows["jaxgd"]["learning_rate"] == 0.1
+    assert rows["optax"]["final_loss_mean"] == pytest.approx(
+        rows["jaxgd"]["final_loss_mean"], rel=1e-6, abs=1e-12
+    )
+
+
+def test_the_protocol_imports_nothing_of_jaxgd():
+    import ast
+    import pathlib
+
+    source = pathlib.Path(protocol.__file__).read_text()
+    modules = [
+        n.module if isinstance(n, ast.ImportFrom) else a.name
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in (n.names if isinstance(n, ast.Import) else [None])
+    ]
+    assert modules and not [m for m in modules if m and m.startswith("jaxgd")]
+
+
+def test_every_listed_optimizer_runs_and_descends():
+    """The one list: every label of the optimizer registry (what the CLI accepts) runs."""
+    labels = gd.optimizers.names()
+    c = gd.compare(["booth"], labels, learning_rates=[0.01], seeds=1, steps=20)
+    assert [r["optimizer"] for r in c.summary()] == labels
+    for label, runs in c.problems[0].optimizers.items():
+        assert runs.final_loss[0, 0] < runs.curves[0, 0, 0], label  # below the start
+
+
+# --------------------------------------------------------------------------- #
+# At the chosen rate: sharpness (curvature=True) and step costs (line searches)
+# --------------------------------------------------------------------------- #
+
+QUADRATIC_RATES = {"vanilla": [0.001, 0.01, 1.0], "adam": [0.01, 0.1], "armijo": [1.0]}
+
+
+@pytest.fixture(scope="module")
+def curved():
+    # armijo's only rate, 1.0, overshoots the quadratic (L = 100: lr L = 100 > 2), so its
+    # line search must backtrack; vanilla's stable rates lie below 2/L = 0.02.
+    return gd.compare(
+        ["quadratic"], ["vanilla", "adam", "armijo"], learning_rates=QUADRATIC_RATES, seeds=1,
+        steps=100, curvature=True,
+    )  # fmt: skip
+
+
+def _start(problem, seed=0):
+    init_key, _ = jax.random.split(jax.random.PRNGKey(seed))
+    return problem.init(init_key)
+
+
+def test_the_default_comparison_measures_nothing_more(booth):
+    p = booth.problems[0]
+    assert not p.measured_costs and not p.measured_sharpness and not booth.measured_costs
+    assert all(r.cost is None and r.sharpness is None for r in p.optimizers.values())
+    assert all(math.isnan(row["evaluations_per_step"]) for row in booth.summary())
+    data = booth.to_dict()["problems"][0]
+    assert data["step_costs"] is None and data["sharpness"] is None
+
+
+def test_the_quadratic_sharpness_is_its_largest_eigenvalue(curved):
+    p = curved.problems[0]
+    # The catalogue quadratic's Hessian is R diag(1, 100) R^T: its largest eigenvalue is 100.
+    hessian = np.asarray(jax.hessian(p.problem.loss)(p.problem.optimum_params), np.float64)
+    top = np.linalg.eigvalsh(hessian).max()
+    assert top == pytest.approx(100.0, rel=1e-5)
+    every = cmp.curvature_every(100)
+    assert every == 2
+    for label, r in p.optimizers.items():
+        run = r.sharpness
+        assert run.every == every
+        np.testing.assert_array_equal(run.steps, np.arange(0, 100, every))
+        # float32: the Hessian's entries and the Rayleigh quotient each round at ~1e-7.
+        np.testing.assert_allclose(run.sharpness, top, rtol=1e-5, err_msg=label)
+        assert run.loss.shape == (100,)
+        # The same run as the sweep's first seed (vmapped there, alone here): round-off only.
+        np.testing.assert_allclose(run.loss, r.curves[r.chosen, 0], rtol=1e-4, err_msg=label)
+    vanilla = p.optimizers["vanilla"]
+    assert vanilla.learning_rate == pytest.approx(0.01)
+    assert vanilla.sharpness.limit == {"kind": "sharpness", "limit": pytest.approx(2 / 0.01)}
+    assert vanilla.sharpness.preconditioned is None
+    assert vanilla.sharpness.verdict() == "below"  # 100 against 200
+    adam = p.optimizers["adam"]
+    assert adam.sharpness.limit["kind"] == "preconditioned"
+    assert adam.sharpness.limit["limit"] == pytest.approx(
+        (2 + 2 * 0.9) / ((1 - 0.9) * adam.learning_rate)
+    )
+    assert np.all(np.isfinite(adam.sharpness.preconditioned))
+    np.testing.assert_array_equal(adam.sharpness.watched, adam.sharpness.preconditioned)
+    assert p.optimizers["armijo"].sharpness.limit is None  # no known limit for a line search
+
+
+def test_armijo_in_a_comparison_costs_more_evaluations_per_step(curved):
+    p = curved.problems[0]
+    armijo = p.optimizers["armijo"]
+    assert armijo.cost.line_search and armijo.learning_rate == 1.0
+    # optax's own loop from the same start: 1 gradient + num_linesearch_steps values per step.
+    opt = optax.chain(optax.sgd(1.0), optax.scale_by_backtracking_linesearch(15))
+    params = _start(p.problem)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state):
+        value, grad = jax.value_and_grad(p.problem.loss)(params)
+        updates, state = opt.update(grad, state, params, value=value, grad=grad,
+                                    value_fn=p.problem.loss)  # fmt: skip
+        return optax.apply_updates(params, updates), state
+
+    trials = []
+    for _ in range(100):
+        params, state = step(params, state)
+        trials.append(int(optax.tree.get(state, "num_linesearch_steps")))
+    expected = 1 + np.mean(trials)
+    assert expected > 2  # the first guess overshoots: the search backtracks
+    # Two compiled programs (make_step's and this one) may round differently and flip an
+    # Armijo test at its margin: 0.05 is 5 of the 100 steps trying one point more or less.
+    assert armijo.cost.evaluations_per_step == pytest.approx(expected, abs=0.05)
+    for label in ("vanilla", "adam"):
+        cost = p.optimizers[label].cost
+        assert not cost.line_search and cost.evaluations_per_step == 1.0
+    for row in curved.summary():
+        assert 0 < row["microseconds_per_step"] < math.inf
+        seconds = 1e-6 * row["microseconds_per_step"] * row["steps_to_target_mean"]
+        assert row["seconds_to_target"] == pytest.approx(seconds) or (
+            math.isnan(row["seconds_to_target"]) and row["reached_target"] == 0
+        )
+    table = curved.summary_table()
+    assert "evaluations per step" in table and "time to target" in table
+
+
+def test_a_line_search_alone_measures_costs_not_sharpness():
+    c = gd.compare(["booth"], ["vanilla", "armijo"], learning_rates=[0.1], seeds=1, steps=20)
+    p = c.problems[0]
+    assert p.measured_costs and not p.measured_sharpness
+    assert p.optimizers["armijo"].cost.evaluations_per_step >= 2  # a gradient + 1 trial at least
+    assert p.optimizers["vanilla"].cost.evaluations_per_step == 1
+
+
+def test_has_line_search_reads_the_state():
+    params = jnp.zeros(3)
+    assert cmp.has_line_search(gd.optimizers.get("armijo"), params)
+    assert not any(cmp.has_line_search(gd.optimizers.get(n), params) for n in ("vanilla", "adam"))
+
+
+def test_curvature_results_survive_json(curved, tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(curved.to_json())
+    data = gd.comparison.load(path)
+    assert data["schema_version"] == gd.comparison.SCHEMA_VERSION == 2
+    problem = data["problems"][0]
+    for label, r in curved.problems[0].optimizers.items():
+        run = problem["sharpness"][label]
+        assert run["steps"] == r.sharpness.steps.tolist()
+        np.testing.assert_allclose(run["sharpness"], r.sharpness.sharpness)
+        np.testing.assert_allclose(run["loss"], r.sharpness.loss)
+        assert run["limit"] == r.sharpness.limit
+        cost = problem["step_costs"][label]
+        assert cost["evaluations_per_step"] == r.cost.evaluations_per_step
+        assert cost["line_search"] == r.cost.line_search
+    assert problem["sharpness"]["adam"]["preconditioned"] is not None
+    assert problem["sharpness"]["vanilla"]["preconditioned"] is None
+    rows = {row["optimizer"]: row for row in data["summary"]}
+    assert rows["armijo"]["evaluations_per_step"] > 2
+
+
+def test_curvature_must_be_a_bool():
+    with pytest.raises(TypeError, match="curvature must be True or False, got 1; pass"):
+        gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=5, curvature=1)
+
+
+def test_a_sweep_measured_again_is_never_traced_beside(monkeypatch):
+    """The next problem is traced while a sweep compiles and runs, but not while a sweep is
+    measured again at its chosen rates (that calls minimize on the worker thread and times
+    its steps): then the next problem waits."""
+    events = []
+
+    def logged(name, f):
+        def g(*args, **kwargs):
+            what = args[0].name if name == "prepare" else args[0].problem.name
+            events.append((name, what, "start"))
+            out = f(*args, **kwargs)
+            events.append((name, what, "end"))
+            return out
+
+        return g
+
+    monkeypatch.setattr(cmp, "prepare_sweep", logged("prepare", cmp.prepare_sweep))
+    monkeypatch.setattr(cmp, "finish_sweep", logged("finish", cmp.finish_sweep))
+    c = gd.compare(["booth", "beale"], ["vanilla", "armijo"], learning_rates=[0.1], seeds=1,
+                   steps=10)  # fmt: skip
+    assert c.problems[0].optimizers["armijo"].cost is not None  # measured again
+    assert events.index(("finish", "booth", "end")) < events.index(("prepare", "beale", "start"))

@@ -1,0 +1,123 @@
+"""Tests for jaxgd.comparison._programs: the traced sweeps kept on disk between comparisons.
+
+A kept program must give the same bits as a fresh one and as a comparison without the
+cache, be found again only for the same problem, optimizers, sizes and shapes, never be
+used for what nothing identifies (a hand-made problem or optimizer), and a broken entry
+must cost a trace, never a wrong or failed comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd as gd
+from jaxgd import optimizers
+from jaxgd.comparison import _sweep as grid, _programs as programs
+
+ARGS = dict(learning_rates=[0.01, 0.1], seeds=2, steps=30)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    programs.use_program_cache(tmp_path / "sweeps")
+    yield tmp_path / "sweeps"
+    programs.use_program_cache(None)
+
+
+def _arrays(c):
+    return [
+        (p.name, label, r.final_loss, r.curves, r.status)
+        for p in c.problems
+        for label, r in p.optimizers.items()
+    ]
+
+
+def _same_bits(a, b):
+    for x, y in zip(_arrays(a), _arrays(b), strict=True):
+        assert x[:2] == y[:2]
+        for u, v in zip(x[2:], y[2:], strict=True):
+            assert u.tobytes() == v.tobytes(), x[:2]
+
+
+def test_a_kept_sweep_is_loaded_not_traced_and_gives_the_same_bits(cache, monkeypatch):
+    programs.use_program_cache(None)
+    uncached = gd.compare(["booth", "student_marks"], ["vanilla", "adam"], **ARGS)
+    programs.use_program_cache(cache)
+    fresh = gd.compare(["booth", "student_marks"], ["vanilla", "adam"], **ARGS)
+    assert len(list(cache.iterdir())) == 2  # one program per problem
+    _same_bits(uncached, fresh)
+
+    def no_tracing(*args, **kwargs):
+        raise AssertionError("the kept program was traced again")
+
+    monkeypatch.setattr(grid, "_sweep", no_tracing)
+    kept = gd.compare(["booth", "student_marks"], ["vanilla", "adam"], **ARGS)
+    _same_bits(fresh, kept)
+
+
+def test_without_the_cache_nothing_is_kept(tmp_path):
+    programs.use_program_cache(None)
+    gd.compare(["booth"], ["vanilla"], **ARGS)
+    assert not (tmp_path / "sweeps").exists()
+
+
+def _key(problem, factories=None, static=(30, None, True), args=None, mesh=None):
+    factories = {"vanilla": optimizers.get("vanilla")} if factories is None else factories
+    args = (jnp.zeros((2, 3)),) if args is None else args
+    return programs.program_key(problem, factories, static, args, mesh)
+
+
+def test_the_key_names_the_program():
+    booth = gd.problems.get("booth")
+    key = _key(booth)
+    assert key == _key(gd.problems.get("booth"))  # built again: the same program
+    assert key != _key(gd.problems.get("beale"))
+    assert key != _key(booth, static=(31, None, True))
+    assert key != _key(booth, args=(jnp.zeros((2, 4)),))
+    assert key != _key(booth, args=(jnp.zeros((2, 3), jnp.int32),))
+    assert key != _key(booth, {"vanilla": optimizers.get("adam")})  # the label is not enough
+    assert key != _key(booth, {"vanilla": optimizers.get("vanilla"), "adam": gd.adam})
+    q10, q100 = (gd.problems.get("quadratic", condition_number=c) for c in (10, 100))
+    assert _key(q10) != _key(q100)
+
+
+def test_what_nothing_identifies_gets_no_key():
+    booth = gd.problems.get("booth")
+    assert _key(dataclasses.replace(booth)) is None  # not the catalogue's own
+    assert _key(booth, {"vanilla": lambda lr: gd.sgd(lr)}) is None  # not the registry's
+    assert _key(booth, mesh=object()) is None
+    assert _key(booth, static=(30, None, np.float32(1.0))) is None  # not a plain value
+
+
+def test_an_unreadable_entry_is_compiled_again(cache):
+    fresh = gd.compare(["booth"], ["vanilla"], **ARGS)
+    (entry,) = cache.iterdir()
+    entry.write_bytes(b"not a program")
+    again = gd.compare(["booth"], ["vanilla"], **ARGS)
+    _same_bits(fresh, again)
+    (rewritten,) = cache.iterdir()
+    assert rewritten.read_bytes() != b"not a program"
+
+
+def test_the_least_recently_used_programs_go_first(cache, monkeypatch):
+    monkeypatch.setattr(programs, "MAX_ENTRIES", 1)
+    gd.compare(["booth"], ["vanilla"], **ARGS)
+    (first,) = cache.iterdir()
+    gd.compare(["beale"], ["vanilla"], **ARGS)
+    (second,) = cache.iterdir()
+    assert second != first
+
+
+def test_a_cache_that_cannot_be_written_is_warned_of_and_skipped(tmp_path):
+    (tmp_path / "file").write_text("")
+    programs.use_program_cache(tmp_path / "file" / "sweeps")
+    try:
+        with pytest.warns(RuntimeWarning, match="could not keep a traced sweep"):
+            c = gd.compare(["booth"], ["vanilla"], **ARGS)
+    finally:
+        programs.use_program_cache(None)
+    assert c.problems[0].optimizers["vanilla"].final_loss.shape == (2, 2)

@@ -1,0 +1,291 @@
+"""Checkpointed runs: resumed runs end with the same bits as uninterrupted ones,
+also after a SIGKILL at a random moment."""
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxgd as gd
+from jaxgd.run import _segments as chunks
+
+PROBLEM = gd.problems.get("student_marks")
+P0 = PROBLEM.init(jax.random.PRNGKey(0))
+KWARGS = dict(data=PROBLEM.data, steps=120, batch_size=25, key=jax.random.PRNGKey(5))
+
+
+def _assert_same_bits(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_a_chunked_run_equals_the_one_program_run(tmp_path):
+    whole = gd.minimize(PROBLEM.loss, P0, gd.adam(0.05), **KWARGS)
+    chunked = gd.minimize(
+        PROBLEM.loss,
+        P0,
+        gd.adam(0.05),
+        checkpoint=tmp_path / "run.npz",
+        checkpoint_every=25,
+        **KWARGS,
+    )
+    _assert_same_bits(whole, chunked)
+
+
+def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
+    path = tmp_path / "run.npz"
+    reference = gd.minimize(
+        PROBLEM.loss,
+        P0,
+        gd.adam(0.05),
+        checkpoint=tmp_path / "ref.npz",
+        checkpoint_every=25,
+        **KWARGS,
+    )
+    saves = []
+    real_save = gd.checkpoint.save
+
+    def save_then_crash(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saves.append(1)
+        if len(saves) == 2:
+            raise KeyboardInterrupt  # the run dies after its second checkpoint
+
+    monkeypatch.setattr(gd.checkpoint, "save", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        gd.minimize(PROBLEM.loss, P0, gd.adam(0.05), checkpoint=path, checkpoint_every=25, **KWARGS)
+    monkeypatch.setattr(gd.checkpoint, "save", real_save)
+    state = gd.checkpoint.load(path)
+    assert int(state[0]) == 50  # the carry's step: two chunks of 25
+    resumed = gd.minimize(
+        PROBLEM.loss, P0, gd.adam(0.05), checkpoint=path, checkpoint_every=25, **KWARGS
+    )
+    _assert_same_bits(reference, resumed)
+
+
+def test_a_finished_checkpoint_returns_the_result_without_running(tmp_path, monkeypatch):
+    path = tmp_path / "run.npz"
+    first = gd.minimize(PROBLEM.loss, P0, gd.sgd(0.1), checkpoint=path, **KWARGS)
+
+    segment = chunks.next_segment
+
+    def no_more_steps(spec, traced, carry, *args):
+        after, finish = segment(spec, traced, carry, *args)
+        assert int(after.step) == int(carry.step), "a finished run took another step"
+        return after, finish
+
+    monkeypatch.setattr(chunks, "first_segment", None)  # a resumed run never starts afresh
+    monkeypatch.setattr(chunks, "next_segment", no_more_steps)
+    again = gd.minimize(PROBLEM.loss, P0, gd.sgd(0.1), checkpoint=path, **KWARGS)
+    _assert_same_bits(first, again)
+
+
+def test_progress_bar_reports_every_step(capsys):
+    result = gd.minimize(PROBLEM.loss, P0, gd.sgd(0.1), progress=True, **KWARGS)
+    err = capsys.readouterr().err
+    assert "120/120" in err
+    _assert_same_bits(result, gd.minimize(PROBLEM.loss, P0, gd.sgd(0.1), **KWARGS))
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import jax, numpy as np
+    import jaxgd as gd
+
+    real_save = gd.checkpoint.save
+    def slow_save(*args, **kwargs):  # stretch the run so the parent can kill it mid-way
+        real_save(*args, **kwargs)
+        time.sleep(0.05)
+    gd.checkpoint.save = slow_save
+
+    problem = gd.problems.get("student_marks")
+    result = gd.minimize(
+        problem.loss, problem.init(jax.random.PRNGKey(0)), gd.adam(0.05), data=problem.data,
+        steps=400, batch_size=25, key=jax.random.PRNGKey(5), record_params=True,
+        checkpoint=sys.argv[1], checkpoint_every=10)
+    np.savez(sys.argv[2], *[np.asarray(x) for x in jax.tree.leaves(result)])
+    """
+)
+
+
+def _child(tmp_path, checkpoint, out):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.Popen([sys.executable, str(script), str(checkpoint), str(out)], env=env)
+
+
+def _leaves(path):
+    with np.load(path) as f:
+        return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_to_the_same_bits(tmp_path):
+    reference = _child(tmp_path, tmp_path / "ref.npz", tmp_path / "ref-out.npz")
+    assert reference.wait(timeout=240) == 0
+
+    checkpoint = tmp_path / "run.npz"
+    victim = _child(tmp_path, checkpoint, tmp_path / "victim-out.npz")
+    deadline = time.monotonic() + 120
+    while not gd.checkpoint.exists(checkpoint):  # a directory; a finished save inside
+        assert victim.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    time.sleep(float(np.random.default_rng(7).uniform(0.0, 0.3)))  # a seeded moment after it
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=30) == -signal.SIGKILL
+    step = int(gd.checkpoint.load(checkpoint)[0])
+    assert 10 <= step < 400, "the kill should land mid-run"
+
+    resumed = _child(tmp_path, checkpoint, tmp_path / "resumed-out.npz")
+    assert resumed.wait(timeout=240) == 0
+    # Whatever the kill interrupted, the resumed run cleaned up: one save, no temporaries.
+    entries = sorted(p.name for p in checkpoint.iterdir())
+    assert len(entries) == 2 and entries[0].isdigit(), entries  # the last save and the marker
+    for x, y in zip(
+        _leaves(tmp_path / "ref-out.npz"), _leaves(tmp_path / "resumed-out.npz"), strict=True
+    ):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize(
+    ("change", "differs"),
+    [
+        ({"params": {k: v + 1.0 for k, v in P0.items()}}, "initial_params"),
+        ({"loss": lambda p, b: PROBLEM.loss(p, b) * 2.0}, "loss"),
+        ({"optimizer": gd.adam(0.01)}, "hyperparameters"),
+        ({"key": jax.random.PRNGKey(6)}, "key"),
+        ({"data": (PROBLEM.data[0] * 2.0, PROBLEM.data[1])}, "data_values"),
+    ],
+    ids=["start", "loss", "learning-rate", "key", "data"],
+)
+def test_a_checkpoint_of_another_run_is_refused(tmp_path, change, differs):
+    path = tmp_path / "run.npz"
+    args = {"loss": PROBLEM.loss, "params": P0, "optimizer": gd.adam(0.05), **KWARGS}
+    run = lambda a: gd.minimize(
+        a.pop("loss"),
+        a.pop("params"),
+        a.pop("optimizer"),
+        checkpoint=path,
+        checkpoint_every=40,
+        **a,
+    )
+    run(dict(args))
+    with pytest.raises(ValueError, match=f"differs in: .*{differs}"):
+        run({**args, **change})
+
+
+def test_optax_hyperparameters_and_schedules_are_fingerprinted(tmp_path):
+    loss = lambda p: jnp.sum((p - 1.0) ** 2)
+    run = lambda opt, name: gd.minimize(
+        loss, jnp.zeros(3), opt, steps=20, checkpoint=tmp_path / name, checkpoint_every=5
+    )
+    run(optax.sgd(0.1), "optax.npz")
+    with pytest.raises(ValueError, match="optimizer"):
+        run(optax.sgd(0.01), "optax.npz")
+    first = run(gd.sgd(optax.cosine_decay_schedule(0.1, 20)), "schedule.npz")
+    again = run(gd.sgd(optax.cosine_decay_schedule(0.1, 20)), "schedule.npz")  # an equal schedule
+    _assert_same_bits(first, again)
+
+
+def test_the_default_checkpoint_every_is_a_tenth_of_the_run(tmp_path, monkeypatch):
+    """README: checkpoint_every defaults to ceil(steps / 10): 120 steps save at 12, 24, ..."""
+    saved = []
+    real_save = gd.checkpoint.save
+
+    def recording_save(path, state, **kwargs):
+        saved.append(int(state.step))
+        return real_save(path, state, **kwargs)
+
+    monkeypatch.setattr(gd.checkpoint, "save", recording_save)
+    gd.minimize(PROBLEM.loss, P0, gd.sgd(0.01), checkpoint=tmp_path / "run", **KWARGS)
+    assert saved == list(range(12, 121, 12))
+
+
+CENTER = 3.0
+
+
+def _loss_reading_a_global(p):
+    return jnp.sum((p - CENTER) ** 2)
+
+
+class _Bowl:
+    """A callable loss object whose field the loss reads (not a pytree: compiled in)."""
+
+    def __init__(self, center):
+        self.center = center
+
+    def __call__(self, p):
+        return jnp.sum((p - self.center) ** 2)
+
+
+def test_a_changed_global_the_loss_reads_is_not_resumed(tmp_path, monkeypatch):
+    path = tmp_path / "run"
+    gd.minimize(_loss_reading_a_global, jnp.zeros(2), gd.sgd(0.1), steps=20, checkpoint=path)
+    monkeypatch.setattr(sys.modules[__name__], "CENTER", -5.0)
+    with pytest.raises(ValueError, match=r"belongs to another run.*loss_at_start"):
+        gd.minimize(_loss_reading_a_global, jnp.zeros(2), gd.sgd(0.1), steps=20, checkpoint=path)
+
+
+def test_a_changed_field_of_a_callable_loss_is_not_resumed(tmp_path):
+    path = tmp_path / "run"
+    gd.minimize(_Bowl(3.0), jnp.zeros(2), gd.sgd(0.1), steps=20, checkpoint=path)
+    same = gd.minimize(_Bowl(3.0), jnp.zeros(2), gd.sgd(0.1), steps=20, checkpoint=path)
+    assert int(same.steps) == 20  # an equal object resumes (here: the finished run)
+    with pytest.raises(ValueError, match=r"belongs to another run.*loss_at_start"):
+        gd.minimize(_Bowl(-5.0), jnp.zeros(2), gd.sgd(0.1), steps=20, checkpoint=path)
+
+
+def _tampered(tmp_path, monkeypatch, change):
+    """A finished checkpoint whose run state was changed by ``change`` as it was saved."""
+    path = tmp_path / "run"
+    real_save = gd.checkpoint.save
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            gd.checkpoint, "save", lambda p, state, **kw: real_save(p, change(state), **kw)
+        )
+        gd.minimize(PROBLEM.loss, P0, gd.sgd(0.01), checkpoint=path, **KWARGS)
+    return path
+
+
+def _longer_history(state):
+    h = state.history
+    grow = lambda a: jnp.concatenate([a, a[:5]])  # noqa: E731
+    return state._replace(
+        history=dataclasses.replace(h, loss=grow(h.loss), grad_norm=grow(h.grad_norm))
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s._replace(step=jnp.int32(10**6)), r"its step 1000000 is outside 0\.\.120"),
+        (lambda s: s._replace(status=jnp.int32(7)), r"its status 7 is not a Status code"),
+        (_longer_history, r"loss.*shape \(125,\) in the checkpoint, \(120,\) expected"),
+    ],
+    ids=["step-beyond-steps", "status-not-a-code", "history-of-another-length"],
+)
+def test_a_loaded_state_that_this_run_could_not_have_written_is_refused(
+    tmp_path, monkeypatch, change, message
+):
+    path = _tampered(tmp_path, monkeypatch, change)
+    with pytest.raises(ValueError, match=message):
+        gd.minimize(PROBLEM.loss, P0, gd.sgd(0.01), checkpoint=path, **KWARGS)
+
+
+@pytest.mark.parametrize("key", [42, "seed"], ids=["int", "string"])
+def test_a_key_that_is_not_a_key_is_refused_with_a_checkpoint(tmp_path, key):
+    with pytest.raises(TypeError, match=r"key must be a jax.random key.*PRNGKey\(seed\)"):
+        gd.minimize(PROBLEM.loss, P0, gd.sgd(0.01), checkpoint=tmp_path / "run", data=PROBLEM.data,
+                    steps=10, key=key)  # fmt: skip

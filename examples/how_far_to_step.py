@@ -59,7 +59,7 @@ def digits_mlp(steps: int = 2000, every: int = 50) -> dict:
     loss = lambda p, b: 0.5 * jnp.mean(jnp.sum((model(p, b[0]) - b[1]) ** 2, axis=1))
     p0 = model.init(jax.random.PRNGKey(0))
     return {
-        rate: gd.minimize(loss, p0, gd.sgd(rate), steps=steps, data=(x, y), curvature_every=every)
+        rate: gd.minimize(loss, p0, gd.sgd(rate), steps=steps, data=(x, y), sharpness_every=every)
         for rate in (0.1, 0.05)
     }
 
@@ -81,7 +81,7 @@ def draw_overshoot(marks: dict, path: pathlib.Path) -> None:
 def draw_edge_of_stability(runs: dict, path: pathlib.Path) -> None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, layout="constrained")
     for rate, result in runs.items():
-        curvature = np.asarray(result.history.curvature)
+        curvature = np.asarray(result.history.sharpness)
         steps = result.history.step
         seen = ~np.isnan(curvature)
         (line,) = top.plot(steps[seen], curvature[seen], marker=".", label=f"lr = {rate}")
@@ -109,7 +109,7 @@ def main(out: pathlib.Path) -> dict:
     )
     runs = digits_mlp()
     draw_edge_of_stability(runs, out / "edge_of_stability.png")
-    late = lambda r: np.asarray(r.history.curvature)[r.history.step >= 500]
+    late = lambda r: np.asarray(r.history.sharpness)[r.history.step >= 500]
     figures = {
         "L": lr.curvature,
         "max_stable": lr.max_stable,
@@ -118,8 +118,8 @@ def main(out: pathlib.Path) -> dict:
         "range_test": {"suggested": marks["test"].suggested, "blow_up": marks["test"].blow_up},
         "sharpness_0.1": [float(np.nanmin(late(runs[0.1]))), float(np.nanmax(late(runs[0.1])))],
         "sharpness_0.05": [
-            float(np.asarray(runs[0.05].history.curvature)[0]),
-            float(np.nanmax(np.asarray(runs[0.05].history.curvature))),
+            float(np.asarray(runs[0.05].history.sharpness)[0]),
+            float(np.nanmax(np.asarray(runs[0.05].history.sharpness))),
         ],
     }
     print(json.dumps(figures, indent=1))

@@ -3,8 +3,8 @@
 ``jaxgd compare`` runs the comparison (vanilla gradient descent, momentum and
 Adam on textbook functions, student marks and real data by default), shows a
 progress bar, prints the summary table and writes the report folder.
-``jaxgd problems`` lists the catalogue. ``--curvature`` also records the
-sharpness along each optimizer's chosen run (see ``gd.compare(curvature=True)``);
+``jaxgd problems`` lists the catalogue. ``--sharpness`` also records the
+sharpness along each optimizer's chosen run (see ``gd.compare(sharpness=True)``);
 a line search among the optimizers (``--optimizers vanilla,armijo,adam``) has its
 evaluations and time per step reported.
 
@@ -150,7 +150,7 @@ def _parser() -> _Parser:
         help="a fast smoke run: 4 problems, 100 steps, 2 seeds, 4 rates",
     )
     c.add_argument(
-        "--curvature",
+        "--sharpness",
         action="store_true",
         help="also run each optimizer once at its chosen rate recording the sharpness (the "
         "Hessian's largest eigenvalue) against its stability limit, and measure the evaluations "
@@ -210,7 +210,7 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
         steps=steps,
         batch_size=batch_size,
         progress=not args.no_progress,
-        curvature=args.curvature,
+        sharpness=args.sharpness,
     )
     return kwargs, out
 

@@ -53,11 +53,11 @@ def test_compare_small_run(tmp_path, capsys):
     assert (out / "figures" / "loss_booth.png").is_file()
 
 
-def test_compare_with_curvature_and_a_line_search(tmp_path, capsys):
+def test_compare_with_sharpness_and_a_line_search(tmp_path, capsys):
     out = tmp_path / "report"
     argv = ["compare", "--problems", "quadratic", "--optimizers", "vanilla,armijo", "--steps"]
     argv += ["20", "--seeds", "1", "--learning-rates", "0.01,1.0", "--out", str(out)]
-    assert main([*argv, "--curvature", "--no-progress", "--no-cache"]) == 0
+    assert main([*argv, "--sharpness", "--no-progress", "--no-cache"]) == 0
     printed = capsys.readouterr().out
     header = printed.splitlines()[0]
     assert "evaluations per step" in header and "time to target" in header
@@ -83,7 +83,7 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
     np.testing.assert_allclose(rates, [10 ** (k / 2) for k in range(-8, 4)], rtol=2e-3)
     assert called["seeds"] == (0, 1, 2) and called["steps"] == 500
     assert called["batch_size"] == "problem" and called["progress"] is True
-    assert called["curvature"] is False  # off by default: the default run costs nothing more
+    assert called["sharpness"] is False  # off by default: the default run costs nothing more
     readme = " ".join((ROOT / "docs" / "guides" / "comparing.md").read_text().split())
     said = re.search(
         r"default `jaxgd compare` \((\d+) problems x (\d+) optimizers x (\d+) rates x (\d+) "

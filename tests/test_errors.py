@@ -273,9 +273,9 @@ CATALOGUE = [
     ("history-every-zero", lambda: run(history_every=0), ValueError, "history_every must be"),
     (
         "curvature-every-zero",
-        lambda: run(curvature_every=0),
+        lambda: run(sharpness_every=0),
         ValueError,
-        "curvature_every must be a positive integer",
+        "sharpness_every must be a positive integer",
     ),
     (
         "schedule-turns-negative",
@@ -605,7 +605,7 @@ CATALOGUE = [
         "compare-curvature-not-bool",
         lambda: gd.compare(["booth"], ["adam"], steps=5, curvature="yes"),
         TypeError,
-        r"curvature must be True or False, got 'yes'; pass curvature=True to record",
+        r"curvature must be True or False, got 'yes'; pass sharpness=True to record",
     ),
     (
         "report-folder-unwritable",

@@ -5,7 +5,7 @@ After the sweep of a problem has chosen each optimizer's rate,
 first seed's start: the function evaluations per step (a line search's trial
 points, counted by replaying the run with :func:`jaxgd.make_step`) and the
 wall time per step (:class:`jaxgd.comparison.StepCost`), and, with
-``curvature=True``, the sharpness every :func:`curvature_every` steps against
+``sharpness=True``, the sharpness every :func:`sharpness_every` steps against
 the optimizer's stability limit (:class:`jaxgd.comparison.SharpnessRun`).
 """
 
@@ -28,7 +28,7 @@ from jaxgd.optimizers import stability_limit
 from jaxgd.run._make_step import make_step
 from jaxgd.comparison._checks import n_examples
 
-__all__ = ["chosen_start", "curvature_every", "has_line_search", "measure_chosen"]
+__all__ = ["chosen_start", "sharpness_every", "has_line_search", "measure_chosen"]
 
 _TIMED_RUNS = 3  # the time per step is the best of up to this many runs (after compiling),
 _TIMED_SECONDS = 0.5  # fewer when they have taken this long already
@@ -128,25 +128,25 @@ def _step_cost(problem, factory, rate, seed, steps, batch_size, mesh) -> StepCos
     )
 
 
-def curvature_every(steps: int) -> int:
-    """Steps between two sharpness records in ``compare(curvature=True)``: about 50 records.
+def sharpness_every(steps: int) -> int:
+    """Steps between two sharpness records in ``compare(sharpness=True)``: about 50 records.
 
     Example:
-        >>> curvature_every(500), curvature_every(20)
+        >>> sharpness_every(500), sharpness_every(20)
         (10, 1)
     """
     return max(1, steps // 50)
 
 
 def _sharpness_run(problem, factory, rate, seed, steps, batch_size, mesh) -> SharpnessRun:
-    """One run at ``rate`` recording the sharpness every :func:`curvature_every` steps.
+    """One run at ``rate`` recording the sharpness every :func:`sharpness_every` steps.
 
     Called from Python, not under ``vmap``: the measurement's ``lax.cond``
     then really skips the steps between records.
     """
-    every = curvature_every(steps)
+    every = sharpness_every(steps)
     result = _chosen_run(
-        problem, factory, rate, seed, steps, batch_size, mesh, curvature_every=every
+        problem, factory, rate, seed, steps, batch_size, mesh, sharpness_every=every
     )
     h = result.history
     at = np.asarray(h.step)
@@ -155,7 +155,7 @@ def _sharpness_run(problem, factory, rate, seed, steps, batch_size, mesh) -> Sha
     return SharpnessRun(
         every=every,
         steps=at[kept],
-        sharpness=np.asarray(h.curvature, np.float64)[kept],
+        sharpness=np.asarray(h.sharpness, np.float64)[kept],
         preconditioned=pre,
         loss=np.asarray(h.loss, np.float64),
         limit=_as_dict(stability_limit(factory(float(rate)))),

@@ -35,7 +35,7 @@ from jaxgd.comparison._protocol import PROTOCOL, choose_learning_rate, performan
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import ProblemResult
 from jaxgd.comparison._checks import DEFAULT_LEARNING_RATES, DEFAULT_OPTIMIZERS, DEFAULT_PROBLEMS, DEFAULT_RUN_STEPS, DEFAULT_SEEDS, DEFAULT_STEPS, HISTORY_WARNING_BYTES, RUN_STEPS_WARNING, Footprint, SweepSizeWarning, check_arguments, footprint
-from jaxgd.comparison._chosen import curvature_every, has_line_search
+from jaxgd.comparison._chosen import sharpness_every, has_line_search
 from jaxgd.comparison._sweep import SweepJob, finish_sweep, prepare_sweep
 
 __all__ = [  # DEFAULT_SEEDS and DEFAULT_STEPS are importable too (compare uses them)
@@ -51,7 +51,7 @@ __all__ = [  # DEFAULT_SEEDS and DEFAULT_STEPS are importable too (compare uses 
     "check_arguments",
     "choose_learning_rate",
     "compare",
-    "curvature_every",
+    "sharpness_every",
     "footprint",
     "has_line_search",
     "machine",
@@ -127,7 +127,7 @@ def compare(
     batch_size: int | None | str = "problem",
     progress: bool = False,
     mesh: Any = None,
-    curvature: bool = False,
+    sharpness: bool = False,
     on_problem: Callable[[ProblemResult], Any] | None = None,
 ) -> Comparison:
     """Compare optimizers on problems: sweep learning rates and seeds, tune, report.
@@ -157,10 +157,10 @@ def compare(
             of examples and the batch size must divide by its size. In a
             multi-process run every process builds the same problems and
             contributes its own rows.
-        curvature: after each problem's sweep, run every optimizer once more
+        sharpness: after each problem's sweep, run every optimizer once more
             at its chosen rate (from the first seed's start) recording the
             sharpness every ``max(1, steps // 50)`` steps (see
-            ``minimize(curvature_every=...)``), with its stability limit
+            ``minimize(sharpness_every=...)``), with its stability limit
             (:func:`jaxgd.optimizers._stability.stability_limit`); the report draws it.
             Off by default: it costs a run and a compile per optimizer.
         on_problem: called with each problem's
@@ -168,7 +168,7 @@ def compare(
             problem order, on the calling thread (``jaxgd compare`` draws the
             problem's figures meanwhile: :class:`jaxgd.report.FigureDrawer`).
 
-    With ``curvature=True``, or when an optimizer is a line search (its state
+    With ``sharpness=True``, or when an optimizer is a line search (its state
     holds optax's ``num_linesearch_steps``, as ``armijo``'s does), each
     optimizer's step is also measured at its chosen rate: the function
     evaluations per step (a line search's trial points counted by replaying
@@ -186,7 +186,7 @@ def compare(
             steps below 1, a ``batch_size`` above a problem's number of
             examples, a history too big for this machine's memory; raised
             before anything compiles (see :func:`check_arguments`).
-        TypeError: ``curvature`` not a bool.
+        TypeError: ``sharpness`` not a bool.
 
     Warns:
         SweepSizeWarning: a comparison of more than 1 GiB of history or 100
@@ -200,10 +200,10 @@ def compare(
         >>> row["optimizer"], row["learning_rate"], row["diverged"]
         ('vanilla', 0.1, 0)
     """
-    if not isinstance(curvature, bool):
+    if not isinstance(sharpness, bool):
         raise TypeError(
-            f"compare: curvature must be True or False, got {curvature!r}; pass "
-            "curvature=True to record the sharpness at each chosen rate."
+            f"compare: sharpness must be True or False, got {sharpness!r}; pass "
+            "sharpness=True to record the sharpness at each chosen rate."
         )
     problem_list, factories, rates, seed_list, steps, batch_size = check_arguments(
         problems, optimizers, learning_rates, seeds, steps, batch_size
@@ -227,7 +227,7 @@ def compare(
             bs = problem.batch_size
         else:
             bs = batch_size
-        return prepare_sweep(problem, factories, rates, seed_list, steps, bs, mesh, curvature)
+        return prepare_sweep(problem, factories, rates, seed_list, steps, bs, mesh, sharpness)
 
     started = time.perf_counter()
     _sweep_all(problem_list, prepare, deliver)

@@ -53,7 +53,7 @@ class SharpnessRun:
     """The sharpness along one run at the chosen rate (seed 0), against the limit.
 
     Attributes:
-        every: steps between two records (``curvature_every``).
+        every: steps between two records (``sharpness_every``).
         steps: the recorded steps, shape ``(n_records,)``.
         sharpness: the largest Hessian eigenvalue there (NaN after a divergence).
         preconditioned: for Adam-type optimizers the largest eigenvalue of

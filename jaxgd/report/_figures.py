@@ -15,7 +15,7 @@ drawing time); :func:`draw_all` saves every figure of a comparison as a PNG:
   vanilla's stability limit ``2/L`` a dotted line (``gid="stability-limit"``);
 - ``paths_<problem>`` (2-D problems): each optimizer's paths over the loss
   contours;
-- ``sharpness_<problem>`` (with ``compare(curvature=True)``): top, the
+- ``sharpness_<problem>`` (with ``compare(sharpness=True)``): top, the
   sharpness along each optimizer's run at its chosen rate (the
   preconditioned one for Adam-type optimizers; ``gid="sharpness:<label>"``)
   and its stability limit as a dashed line of the same colour
@@ -179,7 +179,7 @@ def _has_paths(p: ProblemResult) -> bool:
 def problem_figure_names(p: ProblemResult) -> list[str]:
     """One problem's figures: ``loss_<name>`` and ``lr_<name>``, ``paths_<name>`` for a
     2-D problem (its params recorded), ``sharpness_<name>`` where the sharpness was
-    recorded (``compare(curvature=True)``)."""
+    recorded (``compare(sharpness=True)``)."""
     names = [f"loss_{p.name}", f"lr_{p.name}"]
     if _has_paths(p):
         names.append(f"paths_{p.name}")

@@ -59,8 +59,8 @@ def minimize(
     has_aux: bool = False,
     record_params: bool = False,
     history_every: int | None = None,
-    curvature_every: int | None = None,
-    curvature_iters: int = 20,
+    sharpness_every: int | None = None,
+    sharpness_iters: int = 20,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     progress: bool = False,
@@ -96,17 +96,17 @@ def minimize(
         history_every: record every this many steps (default: every step up
             to a million entries, then ``ceil(steps / 1e6)``); ``1`` records
             every step whatever the budget. ``history.stride`` says which.
-        curvature_every: every this many steps, record the sharpness (the
+        sharpness_every: every this many steps, record the sharpness (the
             largest Hessian eigenvalue at the current params) in
-            ``history.curvature`` (NaN between), by ``curvature_iters``
+            ``history.sharpness`` (NaN between), by ``sharpness_iters``
             power iterations on Hessian-vector products warm-started from the
             previous eigenvector; for jaxgd's Adam also the preconditioned
             sharpness in ``history.preconditioned``. In minibatch runs it is
             the current batch's. See :mod:`jaxgd.optimizers._stability` for the limits
             (``2/lr`` for gradient descent). Off (None) it costs nothing;
-            on, each record costs about ``4 * curvature_iters`` gradients.
+            on, each record costs about ``4 * sharpness_iters`` gradients.
             Only steps that are multiples of ``history.stride`` are kept.
-        curvature_iters: power iterations per record (default 20).
+        sharpness_iters: power iterations per record (default 20).
         checkpoint: a path (a folder jaxgd owns): run in compiled chunks and
             write the whole run state there after each (atomically, with
             orbax-checkpoint; see :mod:`jaxgd.checkpoint`). If a checkpoint
@@ -157,8 +157,8 @@ def minimize(
             has_aux,
             record_params,
             history_every,
-            curvature_every,
-            curvature_iters,
+            sharpness_every,
+            sharpness_iters,
         )
         seen = warm_calls.recall(signature)
         if seen is not None:
@@ -198,7 +198,7 @@ def minimize(
     traced_call = checks.is_traced(loss, params, optimizer, data, key, tol, target)
     every = _check_chunking(checkpoint, checkpoint_every, progress, traced_call, steps)
     stride, length = _history_layout(history_every, steps, params, record_params)
-    curvature_every = _check_curvature(curvature_every, curvature_iters)
+    sharpness_every = _check_curvature(sharpness_every, sharpness_iters)
     _check_schedule(optimizer, steps)
     checks.check_loss_output(loss, params, data, batch_size, has_aux=has_aux)
     checks.warn_if_not_finite(data)
@@ -225,8 +225,8 @@ def minimize(
         select_update=jax.default_backend() != "cpu",
         history_stride=stride,
         history_length=length,
-        curvature_every=curvature_every,
-        curvature_iters=curvature_iters,
+        sharpness_every=sharpness_every,
+        sharpness_iters=sharpness_iters,
         # Under jit/vmap with no rule that stops a run early (a sweep that only
         # stops on divergence): every step is taken anyway, as one masked scan.
         fixed_length=traced_call and no_rule,
@@ -318,10 +318,10 @@ def _check_chunking(path, every, progress, traced_call, steps) -> int | None:
 
 
 def _check_curvature(every: Any, iters: Any) -> int:
-    checks.check_positive_int("minimize", "curvature_iters", iters)
+    checks.check_positive_int("minimize", "sharpness_iters", iters)
     if every is None:
         return 0
-    return checks.check_positive_int("minimize", "curvature_every", every)
+    return checks.check_positive_int("minimize", "sharpness_every", every)
 
 
 def _history_layout(every: Any, steps: int, params: Any, record_params: bool) -> tuple[int, int]:

@@ -83,8 +83,8 @@ class Spec(NamedTuple):
     select_update: bool = False  # a select instead of a cond around the update (accelerators)
     history_stride: int = 1  # steps between two history entries
     history_length: int = 0  # entries in the history (0: ceil(steps / history_stride))
-    curvature_every: int = 0  # > 0: record the sharpness every this many steps
-    curvature_iters: int = 20  # power iterations per record (warm-started)
+    sharpness_every: int = 0  # > 0: record the sharpness every this many steps
+    sharpness_iters: int = 20  # power iterations per record (warm-started)
     fixed_length: bool = False  # one segment of all the steps as a masked scan (see _advance)
 
 
@@ -96,7 +96,7 @@ class Carry(NamedTuple):
     opt_state: Any
     status: jax.Array  # RUNNING or a Status code
     history: History
-    probe: Any = None  # with curvature_every: the last top eigenvectors (warm starts)
+    probe: Any = None  # with sharpness_every: the last top eigenvectors (warm starts)
 
 
 class Finish(NamedTuple):
@@ -160,7 +160,7 @@ def _init_carry(spec: Spec, run: _Run, params, data) -> Carry:
     if spec.record_params:
         path = jax.tree.map(lambda p: jnp.full((length, *p.shape), jnp.nan, p.dtype), params)
     opt_state = run.optimizer.init(params)
-    if spec.curvature_every:
+    if spec.sharpness_every:
         curvature = nan
         flat = ravel_pytree(params)[0]
         start = jax.random.normal(jax.random.PRNGKey(0), flat.shape, flat.dtype)
@@ -176,7 +176,7 @@ def _init_carry(spec: Spec, run: _Run, params, data) -> Carry:
             loss=nan,
             grad_norm=nan,
             params=path,
-            curvature=curvature,
+            sharpness=curvature,
             preconditioned=preconditioned,
             stride=spec.history_stride,
         ),
@@ -195,13 +195,13 @@ def _measure(spec: Spec, run: _Run, c: Carry, batch, grads):
     """The sharpness at ``c.params`` (and the preconditioned one for Adam), warm-started."""
     loss = lambda p: _loss_fn(spec, run)(p, batch)[0]
     matvec = hessian_matvec(loss, c.params)
-    plain, plain_vector = top_eigenvalue(matvec, c.probe[0], spec.curvature_iters)
+    plain, plain_vector = top_eigenvalue(matvec, c.probe[0], spec.sharpness_iters)
     p = _preconditioner(run, grads, c.opt_state)
     if p is None:
         return (plain, plain_vector), (jnp.nan, c.probe[1])
     scale = jax.lax.rsqrt(p)  # P^-1/2 H P^-1/2 has the eigenvalues of P^-1 H, and is symmetric
     value, vector = top_eigenvalue(
-        lambda v: scale * matvec(scale * v), c.probe[1], spec.curvature_iters
+        lambda v: scale * matvec(scale * v), c.probe[1], spec.sharpness_iters
     )
     return (plain, plain_vector), (value, vector)
 
@@ -257,7 +257,7 @@ def _advance(spec: Spec, run: _Run, carry: Carry, data, key, tol, target, stop_a
             params=None
             if h.params is None
             else jax.tree.map(lambda path, p: path.at[at].set(p, mode="drop"), h.params, params),
-            curvature=h.curvature if curvature is None else put(h.curvature, at, curvature[0]),
+            sharpness=h.sharpness if curvature is None else put(h.sharpness, at, curvature[0]),
             preconditioned=h.preconditioned
             if curvature is None
             else put(h.preconditioned, at, curvature[1]),
@@ -265,15 +265,15 @@ def _advance(spec: Spec, run: _Run, carry: Carry, data, key, tol, target, stop_a
         )
 
     def curvature_at(c: Carry, batch, grads, at):
-        """The sharpness where ``at`` is a multiple of ``curvature_every`` (else NaN),
+        """The sharpness where ``at`` is a multiple of ``sharpness_every`` (else NaN),
         and the eigenvectors to warm-start the next measurement from."""
-        nan = jnp.asarray(jnp.nan, c.history.curvature.dtype)
+        nan = jnp.asarray(jnp.nan, c.history.sharpness.dtype)
 
         def measure(_):
             (plain, v), (pre, w) = _measure(spec, run, c, batch, grads)
             return (plain.astype(nan.dtype), jnp.asarray(pre, nan.dtype)), (v, w)
 
-        due = (at % spec.curvature_every == 0) & (at < spec.steps)
+        due = (at % spec.sharpness_every == 0) & (at < spec.steps)
         return jax.lax.cond(due, measure, lambda _: ((nan, nan), c.probe), None)
 
     def step(c: Carry, live=None, index=None) -> Carry:
@@ -291,7 +291,7 @@ def _advance(spec: Spec, run: _Run, carry: Carry, data, key, tol, target, stop_a
             at = jnp.where(live, c.step, spec.steps)
         probe = c.probe
         curvature = None
-        if spec.curvature_every:
+        if spec.sharpness_every:
             # In a scan, due by its index rather than ``at``: unbatched under
             # vmap, so the measurement stays a cond instead of running every
             # step. A stopped run's value is dropped (``at``), its probe kept.

@@ -49,19 +49,20 @@ class History:
         grad_norm: the global L2 norm of the gradient there.
         params: the params at the recorded steps, with a leading axis on
             every leaf, when ``record_params=True``; else ``None``.
-        curvature: the largest eigenvalue of the loss's Hessian every
-            ``curvature_every`` steps (``NaN`` between), when asked for;
+        sharpness: the largest eigenvalue of the loss's Hessian every
+            ``sharpness_every`` steps (``NaN`` between), when asked for;
             else ``None``. For adaptive optimizers see ``preconditioned``.
-        preconditioned: the largest eigenvalue of ``P^-1 H`` (``P`` Adam's
-            diagonal preconditioner) at the same steps, for Adam-type runs
-            with ``curvature_every``; else ``None``.
+        preconditioned: the preconditioned sharpness, the largest eigenvalue
+            of ``P^-1 H`` with the optimizer's preconditioner ``P``
+            (:meth:`jaxgd.Optimizer.preconditioner`), at the same steps, for
+            optimizers that have one (Adam's); else ``None``.
         stride: steps between two entries (static).
     """
 
     loss: jax.Array
     grad_norm: jax.Array
     params: Any = None
-    curvature: jax.Array | None = None
+    sharpness: jax.Array | None = None
     preconditioned: jax.Array | None = None
     stride: int = dataclasses.field(default=1, metadata={"static": True})
 

@@ -324,7 +324,7 @@ def test_every_listed_optimizer_runs_and_descends():
 
 
 # --------------------------------------------------------------------------- #
-# At the chosen rate: sharpness (curvature=True) and step costs (line searches)
+# At the chosen rate: sharpness (sharpness=True) and step costs (line searches)
 # --------------------------------------------------------------------------- #
 
 QUADRATIC_RATES = {"vanilla": [0.001, 0.01, 1.0], "adam": [0.01, 0.1], "armijo": [1.0]}
@@ -336,7 +336,7 @@ def curved():
     # line search must backtrack; vanilla's stable rates lie below 2/L = 0.02.
     return gd.compare(
         ["quadratic"], ["vanilla", "adam", "armijo"], learning_rates=QUADRATIC_RATES, seeds=1,
-        steps=100, curvature=True,
+        steps=100, sharpness=True,
     )  # fmt: skip
 
 
@@ -360,7 +360,7 @@ def test_the_quadratic_sharpness_is_its_largest_eigenvalue(curved):
     hessian = np.asarray(jax.hessian(p.problem.loss)(p.problem.optimum_params), np.float64)
     top = np.linalg.eigvalsh(hessian).max()
     assert top == pytest.approx(100.0, rel=1e-5)
-    every = cmp.curvature_every(100)
+    every = cmp.sharpness_every(100)
     assert every == 2
     for label, r in p.optimizers.items():
         run = r.sharpness
@@ -373,7 +373,7 @@ def test_the_quadratic_sharpness_is_its_largest_eigenvalue(curved):
         np.testing.assert_allclose(run.loss, r.curves[r.chosen, 0], rtol=1e-4, err_msg=label)
     vanilla = p.optimizers["vanilla"]
     assert vanilla.learning_rate == pytest.approx(0.01)
-    assert vanilla.sharpness.limit == {"kind": "sharpness", "limit": pytest.approx(2 / 0.01)}
+    assert vanilla.sharpness.limit == {"kind": "sharpness", "limit": pytest.approx(2 / 0.01), "formula": "2/lr"}
     assert vanilla.sharpness.preconditioned is None
     assert vanilla.sharpness.verdict() == "below"  # 100 against 200
     adam = p.optimizers["adam"]
@@ -438,7 +438,7 @@ def test_has_line_search_reads_the_state():
     assert not any(cmp.has_line_search(gd.optimizers.get(n), params) for n in ("vanilla", "adam"))
 
 
-def test_curvature_results_survive_json(curved, tmp_path):
+def test_sharpness_results_survive_json(curved, tmp_path):
     path = tmp_path / "results.json"
     path.write_text(curved.to_json())
     data = gd.comparison.load(path)
@@ -459,9 +459,9 @@ def test_curvature_results_survive_json(curved, tmp_path):
     assert rows["armijo"]["evaluations_per_step"] > 2
 
 
-def test_curvature_must_be_a_bool():
-    with pytest.raises(TypeError, match="curvature must be True or False, got 1; pass"):
-        gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=5, curvature=1)
+def test_sharpness_must_be_a_bool():
+    with pytest.raises(TypeError, match="sharpness must be True or False, got 1; pass"):
+        gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=5, sharpness=1)
 
 
 def test_a_sweep_measured_again_is_never_traced_beside(monkeypatch):

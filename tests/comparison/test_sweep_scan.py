@@ -40,7 +40,7 @@ def _assert_close(swept, alone, where):
     [
         {},
         {"history_every": 7, "record_params": True},
-        {"curvature_every": 5, "curvature_iters": 30},
+        {"sharpness_every": 5, "sharpness_iters": 30},
     ],
     ids=["plain", "stride-and-params", "curvature"],
 )

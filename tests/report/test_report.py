@@ -381,7 +381,7 @@ def test_the_comparing_guide_counts_the_default_figures():
 
 
 # --------------------------------------------------------------------------- #
-# compare(curvature=True) and a line search: the sharpness figure and the costs
+# compare(sharpness=True) and a line search: the sharpness figure and the costs
 # --------------------------------------------------------------------------- #
 
 
@@ -390,7 +390,7 @@ def curved(tmp_path_factory):
     # armijo's rate 1.0 overshoots the quadratic (L = 100), so its line search backtracks.
     rates = {"vanilla": [0.001, 0.01], "adam": [0.1], "armijo": [1.0]}
     c = gd.compare(["quadratic"], ["vanilla", "adam", "armijo"], learning_rates=rates, seeds=1,
-                   steps=60, curvature=True)  # fmt: skip
+                   steps=60, sharpness=True)  # fmt: skip
     return c, gd.report.save(c, tmp_path_factory.mktemp("curved") / "report").parent
 
 

@@ -174,7 +174,7 @@ def mse_with_aux(p, batch):
         {},
         {"has_aux": True},
         {"record_params": True, "history_every": 2},
-        {"curvature_every": 2, "curvature_iters": 3},  # Adam: the preconditioned sharpness too
+        {"sharpness_every": 2, "sharpness_iters": 3},  # Adam: the preconditioned sharpness too
     ],
 )
 def test_a_warm_result_is_the_loops_own_result(forget, options):

@@ -1,4 +1,4 @@
-"""Sharpness along a run (curvature_every): exact on quadratics, the edge of
+"""Sharpness along a run (sharpness_every): exact on quadratics, the edge of
 stability on a small network (Cohen et al. 2021), Adam's preconditioned sharpness."""
 
 import jax
@@ -20,8 +20,8 @@ def _records(array):
 
 
 def test_curvature_of_a_quadratic_is_its_largest_eigenvalue():
-    result = gd.minimize(QUAD, jnp.ones(3), gd.sgd(0.05), steps=60, curvature_every=10)
-    curvature = np.asarray(result.history.curvature)
+    result = gd.minimize(QUAD, jnp.ones(3), gd.sgd(0.05), steps=60, sharpness_every=10)
+    curvature = np.asarray(result.history.sharpness)
     assert np.isnan(curvature[1:10]).all()  # NaN between records
     np.testing.assert_allclose(_records(curvature), 10.0, rtol=1e-5)
     assert len(_records(curvature)) == 6
@@ -30,8 +30,8 @@ def test_curvature_of_a_quadratic_is_its_largest_eigenvalue():
 
 def test_curvature_off_records_nothing_and_changes_nothing():
     off = gd.minimize(QUAD, jnp.ones(3), gd.sgd(0.05), steps=60)
-    on = gd.minimize(QUAD, jnp.ones(3), gd.sgd(0.05), steps=60, curvature_every=7)
-    assert off.history.curvature is None
+    on = gd.minimize(QUAD, jnp.ones(3), gd.sgd(0.05), steps=60, sharpness_every=7)
+    assert off.history.sharpness is None
     np.testing.assert_array_equal(off.params, on.params)
     np.testing.assert_array_equal(off.history.loss, on.history.loss)
 
@@ -48,10 +48,10 @@ def test_curvature_under_vmap_and_with_minibatches():
             data=x,
             batch_size=8,
             key=jax.random.PRNGKey(1),
-            curvature_every=5,
+            sharpness_every=5,
         )  # fmt: skip
     )(jnp.array([0.01, 0.02]))
-    first = np.asarray(runs.history.curvature)[:, 0]
+    first = np.asarray(runs.history.sharpness)[:, 0]
     rows = gd.run.batch_indices(32, 8, 20, jax.random.PRNGKey(1))[0]
     batch = x[rows]
     exact = float(jnp.linalg.eigvalsh(2 * batch.T @ batch / 8)[-1])
@@ -65,7 +65,7 @@ def test_adam_preconditioned_sharpness_in_an_exact_case():
     loss = lambda p: 0.5 * h * jnp.sum(p**2)
     result = gd.minimize(
         loss, jnp.array([2.0]), gd.adam(0.01, b1=b1, b2=0.0, eps=eps), steps=30,
-        curvature_every=3, record_params=True,
+        sharpness_every=3, record_params=True,
     )  # fmt: skip
     pre = np.asarray(result.history.preconditioned)
     x = np.asarray(result.history.params)[:, 0]
@@ -74,7 +74,7 @@ def test_adam_preconditioned_sharpness_in_an_exact_case():
     recorded = ~np.isnan(pre)
     assert recorded.sum() == 10
     np.testing.assert_allclose(pre[recorded], expected[recorded], rtol=1e-4)
-    np.testing.assert_allclose(_records(result.history.curvature), h, rtol=1e-5)
+    np.testing.assert_allclose(_records(result.history.sharpness), h, rtol=1e-5)
 
 
 def test_stability_limits():
@@ -111,8 +111,8 @@ def _digits_mlp():
 @pytest.mark.slow
 def test_gradient_descent_on_a_network_sits_at_the_edge_of_stability():
     loss, p0, data = _digits_mlp()
-    result = gd.minimize(loss, p0, gd.sgd(0.1), steps=2000, data=data, curvature_every=100)
-    late = np.asarray(result.history.curvature)[200::100]
+    result = gd.minimize(loss, p0, gd.sgd(0.1), steps=2000, data=data, sharpness_every=100)
+    late = np.asarray(result.history.sharpness)[200::100]
     assert len(late) == 18 and np.all(np.isfinite(late))
     np.testing.assert_allclose(late, 2 / 0.1, rtol=0.10)  # hovers at 2/lr = 20
     assert float(result.loss) < float(result.history.loss[0]) / 4  # while the loss falls
@@ -121,8 +121,8 @@ def test_gradient_descent_on_a_network_sits_at_the_edge_of_stability():
 @pytest.mark.slow
 def test_at_a_smaller_rate_the_sharpness_rises_below_its_limit():
     loss, p0, data = _digits_mlp()
-    result = gd.minimize(loss, p0, gd.sgd(0.05), steps=2000, data=data, curvature_every=200)
-    curve = _records(result.history.curvature)
+    result = gd.minimize(loss, p0, gd.sgd(0.05), steps=2000, data=data, sharpness_every=200)
+    curve = _records(result.history.sharpness)
     assert len(curve) == 10
     assert np.all(np.diff(curve) > -0.05)  # progressive sharpening: rising
     assert curve[-1] > curve[0] + 3.0

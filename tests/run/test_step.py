@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from test_optimizers import CASES  # the one list: registry optimizer, optax twin
+from helpers import CASES  # the one list: registry optimizer, optax twin
 
 import jaxgd as gd
 

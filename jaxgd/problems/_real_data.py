@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from jaxgd.problems import _datasets as datasets
+import jaxgd.problems._datasets as datasets
 from jaxgd.problems._catalogue import Problem, device_array, register
 from jaxgd.problems.losses import binary_cross_entropy, mse, objective, softmax_cross_entropy
 from jaxgd.problems.models import linear, logistic, mlp, softmax

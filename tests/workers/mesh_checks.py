@@ -175,12 +175,10 @@ def main(thorough: bool) -> dict:
         out["checkpointed"] = rel(chunked.params, plain.params)
 
         # compare(mesh=...) against compare().
-        from jaxgd.comparison._engine import compare
-
         kw = dict(learning_rates=[0.01, 0.1], seeds=2, steps=100, batch_size=None)
         names, opts = ["student_marks", "booth"], ["vanilla", "adam"]
-        plain_rows = compare(names, opts, **kw).summary()
-        mesh_rows = compare(names, opts, mesh=meshes[4], **kw).summary()
+        plain_rows = gd.compare(names, opts, **kw).summary()
+        mesh_rows = gd.compare(names, opts, mesh=meshes[4], **kw).summary()
         out["compare"] = [
             (
                 a["learning_rate"] == b["learning_rate"],

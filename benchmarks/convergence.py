@@ -16,8 +16,6 @@ import argparse
 import pathlib
 
 import jaxgd as gd
-from jaxgd.comparison._engine import DEFAULT_LEARNING_RATES, DEFAULT_OPTIMIZERS
-from jaxgd.report._text import machine_line
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -31,8 +29,8 @@ def main() -> None:
 
     result = gd.compare(
         gd.problems.names(),
-        list(DEFAULT_OPTIMIZERS),
-        learning_rates=DEFAULT_LEARNING_RATES,
+        list(gd.comparison.DEFAULT_OPTIMIZERS),
+        learning_rates=gd.comparison.DEFAULT_LEARNING_RATES,
         seeds=args.seeds,
         steps=args.steps,
         progress=True,
@@ -43,7 +41,9 @@ def main() -> None:
     print(result.profile_table())
     for line in result.edge_warnings():
         print(f"note: {line}")
-    print(f"\n{result.total_seconds:.0f} s on {machine_line(result.machine)}. Report: {report}")
+    m = result.machine
+    where = f"{m['cpu_count']} CPU cores, JAX {m['jax_version']} on {m['backend']}"
+    print(f"\n{result.total_seconds:.0f} s on {where}. Report: {report}")
 
 
 if __name__ == "__main__":

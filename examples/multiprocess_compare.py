@@ -5,7 +5,7 @@ Run it as::
     python examples/multiprocess_compare.py --processes 2 --devices-per-process 2
 
 The launcher starts ``--processes`` copies of this script on 127.0.0.1 (with
-:func:`jaxgd.distributed._launch.launch_local`), each exposing
+:func:`jaxgd.distributed.launch_local`), each exposing
 ``--devices-per-process`` CPU devices, so the mesh spans
 ``processes x devices-per-process`` devices. Every process then:
 
@@ -148,7 +148,7 @@ def launch(args: argparse.Namespace) -> int:
     argv += ["--fit-steps", str(args.fit_steps)]
     if args.out:
         argv += ["--out", args.out]
-    from jaxgd.distributed._launch import launch_local
+    from jaxgd.distributed import launch_local
 
     results = launch_local(
         argv, args.processes, cpu_devices=args.devices_per_process, timeout=args.timeout

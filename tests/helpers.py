@@ -1,4 +1,5 @@
-"""What several test modules share: one list of optimizers, one bit-equality check.
+"""What several test modules share: one list of optimizers, one bit-equality check
+(:func:`assert_same_bits`).
 
 Test modules import it as ``from helpers import ...`` (``tests/`` is on the path:
 its conftest.py lives there).
@@ -6,6 +7,10 @@ its conftest.py lives there).
 
 from __future__ import annotations
 
+from typing import Any
+
+import jax
+import numpy as np
 import optax
 
 import jaxgd as gd
@@ -32,3 +37,31 @@ CASES = [
     ("vanilla_schedule", get("vanilla")(SCHEDULE), optax.sgd(SCHEDULE)),
     ("adam_schedule", get("adam")(SCHEDULE), optax.adam(SCHEDULE)),
 ]
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """The raw bits of a numeric array as unsigned integers, so NaN payloads and -0.0 count."""
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
+def assert_same_bits(a: Any, b: Any, *, same_containers: bool = True) -> None:
+    """``a`` and ``b`` hold the same bits: leaf by leaf, equal dtype, shape and raw bytes.
+
+    The tree structures must be equal (with ``same_containers=False``, only the
+    number of leaves: a tuple may stand for a list). Leaves that are not numbers
+    or arrays (names, enums) must compare equal.
+    """
+    a_leaves, a_def = jax.tree_util.tree_flatten(a)
+    b_leaves, b_def = jax.tree_util.tree_flatten(b)
+    if same_containers:
+        assert a_def == b_def, f"{a_def} != {b_def}"
+    else:
+        assert a_def.num_leaves == b_def.num_leaves, f"{a_def} != {b_def}"
+    for i, (x, y) in enumerate(zip(a_leaves, b_leaves, strict=True)):
+        x_np, y_np = np.asarray(x), np.asarray(y)
+        if x_np.dtype.kind in "OUS" or y_np.dtype.kind in "OUS":
+            assert x == y, f"leaf {i}: {x!r} != {y!r}"
+            continue
+        assert x_np.dtype == y_np.dtype, f"leaf {i}: dtype {x_np.dtype} != {y_np.dtype}"
+        assert x_np.shape == y_np.shape, f"leaf {i}: shape {x_np.shape} != {y_np.shape}"
+        assert np.array_equal(_bits(x_np), _bits(y_np)), f"leaf {i}: bits differ\n{x_np}\n{y_np}"

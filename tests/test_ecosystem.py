@@ -16,15 +16,9 @@ import optax
 import optimistix as optx
 import pytest
 from flax import nnx
+from helpers import assert_same_bits
 
 import jaxgd as gd
-
-
-def _assert_trees_equal(a, b):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-
 
 # --------------------------------------------------------------------------- #
 # optimistix: OptaxMinimiser passes value=, grad= and value_fn= to update
@@ -48,7 +42,7 @@ def test_optimistix_minimise_with_a_jaxgd_optimizer_equals_optax(label):
     expected, actual = solve(theirs), solve(ours)
     assert actual.result == optx.RESULTS.successful  # converged, not stopped by max_steps
     assert int(actual.stats["num_steps"]) == int(expected.stats["num_steps"])
-    _assert_trees_equal(actual.value, expected.value)
+    assert_same_bits(actual.value, expected.value)
     np.testing.assert_allclose(actual.value, [1.0, 1.0], atol=5e-2)  # near the minimum (1, 1)
 
 
@@ -101,7 +95,7 @@ def test_flax_nnx_optimizer_with_a_jaxgd_optimizer_equals_optax(label):
         return nnx.state(model, nnx.Param), losses
 
     (expected, expected_losses), (actual, actual_losses) = train(theirs[label]), train(ours[label])
-    _assert_trees_equal(actual, expected)
+    assert_same_bits(actual, expected)
     assert actual_losses == expected_losses
     assert actual_losses[-1] < actual_losses[0]  # it trained
 
@@ -138,6 +132,6 @@ def test_equinox_mlp_trained_with_a_jaxgd_optimizer_equals_optax(label):
         return p, values
 
     (expected, expected_values), (actual, actual_values) = train(theirs), train(ours)
-    _assert_trees_equal(actual, expected)
+    assert_same_bits(actual, expected)
     assert actual_values == expected_values
     assert actual_values[-1] < 0.5 * actual_values[0]  # it trained

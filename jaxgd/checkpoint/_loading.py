@@ -12,9 +12,22 @@ import jax
 import jax.numpy as jnp
 
 from jaxgd.checkpoint._checksums import checksum
-from jaxgd.checkpoint._description import NotACheckpointError, check_against_orbax, check_description, decode_structure, listing, stored_by_orbax
+from jaxgd.checkpoint._description import (
+    NotACheckpointError,
+    check_against_orbax,
+    check_description,
+    decode_structure,
+    listing,
+    stored_by_orbax,
+)
 from jaxgd.checkpoint._layout import DESCRIPTION, STATE, latest_step, orbax_reader
-from jaxgd.checkpoint._leaves import describe_path, from_stored, restore_target, shape_dtype, sharding_of
+from jaxgd.checkpoint._leaves import (
+    describe_path,
+    from_stored,
+    restore_target,
+    shape_dtype,
+    sharding_of,
+)
 
 if TYPE_CHECKING:
     pass

@@ -30,7 +30,8 @@ the minibatch gather (:class:`MeshGather`).
 The minibatch gather stays on each device
 ------------------------------------------
 A minibatch is chosen by global row numbers
-(:func:`jaxgd.run._batches.batch_indices`): the rows are cut into ``batch_size`` contiguous strata
+(``jaxgd.run``'s minibatch order): the rows are cut into ``batch_size``
+contiguous strata
 and each minibatch takes one example per stratum. With ``n`` rows split evenly
 over ``D`` devices and ``batch_size`` divisible by ``D``, device ``d`` owns
 strata ``d * b / D`` to ``(d + 1) * b / D - 1`` whole, i.e. positions
@@ -43,15 +44,14 @@ numbers into ``(D, b / D)`` local ones, gathers with a gather batched over the
 leading device axis (which GSPMD partitions along that axis with no
 communication), and reshapes back to ``(b, ...)`` sharded over devices.
 
-How this was checked: :func:`jaxgd.distributed._launch.collectives` compiles a mesh run and lists the
-communication in the optimised HLO. For a minibatch run of a linear model on a
-4-device mesh it lists only all-reduces whose element count is that of the
+How this was checked: :func:`collectives` lists the communication in the
+optimised HLO of a compiled mesh run. For a minibatch run of a linear model on
+a 4-device mesh it lists only all-reduces whose element count is that of the
 gradient and a few scalars (the loss) inside the step loop; no all-gather or
 all-to-all, and nothing the size of a minibatch (outside the loop, while the
 minibatch order is built, XLA exchanges a few int32 stratum boundaries with
-collective-permutes). With ``jnp.take`` on
-the global rows it lists an all-reduce carrying the whole minibatch
-(``tests/test_distributed.py`` asserts both).
+collective-permutes). With ``jnp.take`` on the global rows it lists an
+all-reduce carrying the whole minibatch (``tests/distributed`` asserts both).
 
 The global batch does not depend on the device count, so for a given ``key``
 a mesh run takes the same steps as a one-device run; only the order of the
@@ -81,7 +81,7 @@ the block :func:`process_rows` names. jaxgd assembles the global arrays with
 :func:`jax.make_array_from_process_local_data` (:func:`shard_data`). Params,
 key and hyperparameters must be equal on every process. The result is
 replicated: every process holds all of it. See
-``examples/multiprocess_compare.py`` and :func:`jaxgd.distributed._launch.launch_local`.
+``examples/multiprocess_compare.py`` and :func:`launch_local`.
 
 The same code on an accelerator cluster
 ----------------------------------------
@@ -97,16 +97,15 @@ the all-reduce instead of gloo.
 from jaxgd.distributed._launch import Collective, ProcessResult, collectives, launch_local
 from jaxgd.distributed._mesh import (
     DATA_AXIS,
-    MeshGather as MeshGather,
-    auto_mesh as auto_mesh,
     data_axis,
     data_mesh,
     initialize,
-    place_run as place_run,
     process_rows,
-    replicate,
-    shard_data,
 )
+from jaxgd.distributed._mesh import auto_mesh as auto_mesh
+from jaxgd.distributed._placement import MeshGather as MeshGather
+from jaxgd.distributed._placement import place_run as place_run
+from jaxgd.distributed._placement import replicate, shard_data
 
 __all__ = [
     "DATA_AXIS",

@@ -1,5 +1,5 @@
-"""Tools for checking jaxgd's distributed runs: the communication a compiled
-run does, and a group of local processes joined on 127.0.0.1.
+"""Tools for checking distributed runs: the communication a compiled program
+does, and a group of local processes joined on 127.0.0.1.
 
 The test suite, the scaling benchmark and ``examples/multiprocess_compare.py``
 use them; a training script does not need them.
@@ -17,11 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jax
 import numpy as np
-from jax.sharding import Mesh
 
-from jaxgd.distributed._mesh import _ENV_COORDINATOR, _ENV_CPU_DEVICES, _ENV_NUM_PROCESSES, _ENV_PROCESS_ID, replicate, shard_data
+from jaxgd.distributed._mesh import (
+    ENV_COORDINATOR,
+    ENV_CPU_DEVICES,
+    ENV_NUM_PROCESSES,
+    ENV_PROCESS_ID,
+)
 
 __all__ = ["Collective", "ProcessResult", "collectives", "launch_local"]
 
@@ -66,17 +69,16 @@ def _parse_collectives(hlo: str) -> list[Collective]:
     return found
 
 
-def collectives(
-    loss: Any, params: Any, optimizer: Any, *, mesh: Mesh, data: Any, **kwargs: Any
-) -> list[Collective]:
-    """The communication ops of the compiled ``minimize(..., mesh=mesh)`` run.
+def collectives(program: Any) -> list[Collective]:
+    """The communication ops of a compiled program.
 
-    Compiles (does not run) ``gd.minimize(loss, params, optimizer,
-    data=data, mesh=mesh, **kwargs)`` with the data split over the mesh and
-    lists the collectives in the optimised HLO. A data-parallel run should
-    show only all-reduces of the gradient's size (and scalars such as the
-    loss): an all-gather, or an all-reduce the size of a minibatch, means data
-    is moving between devices.
+    ``program`` is what :meth:`jax.jit(...).lower(...) <jax.stages.Wrapped.lower>`
+    returns (it is compiled here, not run), its ``.compile()``, or the text of
+    optimised HLO. To look at a mesh run, lower a function that calls
+    ``gd.minimize(..., mesh=mesh)`` on data already split over the mesh
+    (:func:`shard_data`). A data-parallel run should show only all-reduces of
+    the gradient's size (and scalars such as the loss): an all-gather, or an
+    all-reduce the size of a minibatch, means data is moving between devices.
 
     Returns:
         A list of :class:`Collective`; empty on a one-device mesh.
@@ -84,21 +86,20 @@ def collectives(
     Example:
         >>> import jax, jax.numpy as jnp, jaxgd as gd
         >>> loss = lambda w, batch: jnp.mean((batch[0] @ w - batch[1]) ** 2)
-        >>> data = (jnp.ones((8, 3)), jnp.zeros(8))
         >>> mesh = gd.distributed.data_mesh()
-        >>> from jaxgd.distributed._launch import collectives
-        >>> ops = collectives(loss, jnp.zeros(3), gd.sgd(0.1), mesh=mesh, data=data,
-        ...                   steps=5, batch_size=4, key=jax.random.key(0))
+        >>> data = gd.distributed.shard_data((jnp.ones((8, 3)), jnp.zeros(8)), mesh)
+        >>> run = lambda w, data: gd.minimize(
+        ...     loss, w, gd.sgd(0.1), data=data, mesh=mesh, steps=5, batch_size=4,
+        ...     key=jax.random.key(0))
+        >>> w = gd.distributed.replicate(jnp.zeros(3), mesh)
+        >>> ops = gd.distributed.collectives(jax.jit(run).lower(w, data))
         >>> [op.kind for op in ops if op.kind != "all-reduce"]  # no all-gathers
         []
     """
-    from jaxgd.run._api import minimize
-
-    def run(params, data):
-        return minimize(loss, params, optimizer, data=data, mesh=mesh, **kwargs)
-
-    lowered = jax.jit(run).lower(replicate(params, mesh), shard_data(data, mesh))
-    return _parse_collectives(lowered.compile().as_text())
+    if hasattr(program, "compile"):
+        program = program.compile()
+    text = program if isinstance(program, str) else program.as_text()
+    return _parse_collectives(text)
 
 
 # --------------------------------------------------------------------------- #
@@ -162,9 +163,9 @@ def launch_local(
     base.update(env or {})
     base.update(
         {
-            _ENV_COORDINATOR: f"127.0.0.1:{port}",
-            _ENV_NUM_PROCESSES: str(num_processes),
-            _ENV_CPU_DEVICES: str(cpu_devices),
+            ENV_COORDINATOR: f"127.0.0.1:{port}",
+            ENV_NUM_PROCESSES: str(num_processes),
+            ENV_CPU_DEVICES: str(cpu_devices),
             "JAX_PLATFORMS": "cpu",
         }
     )
@@ -180,7 +181,7 @@ def launch_local(
                 procs.append(
                     subprocess.Popen(
                         list(argv),
-                        env={**base, _ENV_PROCESS_ID: str(rank)},
+                        env={**base, ENV_PROCESS_ID: str(rank)},
                         stdout=out,
                         stderr=err,
                         text=True,

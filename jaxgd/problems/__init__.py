@@ -6,24 +6,24 @@ is known of its optimum, so every optimizer is judged on the same ground.
 """
 
 from jaxgd.problems import losses, models
-from jaxgd.problems._catalogue import (
-    Problem,
+from jaxgd.problems._catalogue import Problem, catalogue_entry, get, names, summary
+
+# The catalogue files register their problems on import, in this order.
+from jaxgd.problems._textbook import (  # isort: skip
     beale,
     booth,
-    breast_cancer_logistic,
-    catalogue_entry,
-    diabetes_linear,
-    digits_mlp,
-    digits_softmax,
-    get,
     himmelblau,
-    names,
     quadratic,
     rosenbrock,
     student_marks,
     student_marks_data,
     student_marks_model,
-    summary,
+)
+from jaxgd.problems._real_data import (  # isort: skip
+    breast_cancer_logistic,
+    diabetes_linear,
+    digits_mlp,
+    digits_softmax,
 )
 
 __all__ = [

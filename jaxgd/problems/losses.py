@@ -64,7 +64,8 @@ def binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
     Example:
         >>> import jax.numpy as jnp, jaxgd as gd
-        >>> round(float(gd.problems.losses.binary_cross_entropy(jnp.zeros(2), jnp.array([0.0, 1.0]))), 4)
+        >>> loss = gd.problems.losses.binary_cross_entropy(jnp.zeros(2), jnp.array([0.0, 1.0]))
+        >>> round(float(loss), 4)
         0.6931
     """
     labels = jnp.asarray(labels, dtype=logits.dtype)
@@ -76,7 +77,8 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
     Example:
         >>> import jax.numpy as jnp, jaxgd as gd
-        >>> round(float(gd.problems.losses.softmax_cross_entropy(jnp.zeros((1, 4)), jnp.array([2]))), 4)
+        >>> loss = gd.problems.losses.softmax_cross_entropy(jnp.zeros((1, 4)), jnp.array([2]))
+        >>> round(float(loss), 4)
         1.3863
     """
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from helpers import assert_same_bits
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,29 +46,6 @@ class AdamLikeState(NamedTuple):
 
 class EmptyState(NamedTuple):
     pass
-
-
-def _bits(x: Any) -> np.ndarray:
-    """The raw bits of an array as unsigned integers, so NaN payloads and -0.0 count."""
-    a = np.asarray(x)
-    if a.dtype == np.bool_:
-        return a.view(np.uint8)
-    return a.view(f"uint{8 * a.dtype.itemsize}")
-
-
-def assert_same_tree(got: Any, want: Any, *, same_containers: bool = True) -> None:
-    """Leaves equal bit for bit with equal dtype and shape; the same tree structure."""
-    got_leaves, got_def = jax.tree_util.tree_flatten(got)
-    want_leaves, want_def = jax.tree_util.tree_flatten(want)
-    if same_containers:
-        assert got_def == want_def
-    else:
-        assert got_def.num_leaves == want_def.num_leaves
-    for g, w in zip(got_leaves, want_leaves, strict=True):
-        g_np, w_np = np.asarray(g), np.asarray(w)
-        assert g_np.dtype == w_np.dtype
-        assert g_np.shape == w_np.shape
-        assert np.array_equal(_bits(g_np), _bits(w_np))
 
 
 def nested_tree() -> dict[str, Any]:
@@ -120,7 +98,7 @@ def test_round_trip_without_like_is_exact(tmp_path: pathlib.Path) -> None:
     assert type(restored["layers"][1]) is tuple
     assert restored["nothing"] is None
     assert restored["empty"] == ()
-    assert_same_tree(restored, namedtuples_to_tuples(tree))
+    assert_same_bits(restored, namedtuples_to_tuples(tree))
     for leaf in jax.tree_util.tree_leaves(restored):
         assert isinstance(leaf, jax.Array)
 
@@ -130,7 +108,7 @@ def test_round_trip_with_like_is_exact_and_keeps_namedtuples(tmp_path: pathlib.P
     path = checkpoint.save(tmp_path / "ckpt.npz", tree)
     restored = checkpoint.load(path, like=tree)
     assert type(restored["state"]) is AdamLikeState
-    assert_same_tree(restored, tree)
+    assert_same_bits(restored, tree)
 
 
 def test_like_restores_optimizer_state_types(tmp_path: pathlib.Path) -> None:
@@ -143,7 +121,7 @@ def test_like_restores_optimizer_state_types(tmp_path: pathlib.Path) -> None:
     assert type(restored["opt_state"]) is tuple
     assert type(restored["opt_state"][0]) is AdamLikeState
     assert type(restored["opt_state"][1]) is EmptyState
-    assert_same_tree(restored, tree)
+    assert_same_bits(restored, tree)
 
 
 def test_like_may_hold_shape_dtype_structs(tmp_path: pathlib.Path) -> None:
@@ -154,7 +132,7 @@ def test_like_may_hold_shape_dtype_structs(tmp_path: pathlib.Path) -> None:
     )
     restored = checkpoint.load(path, like=like)
     assert type(restored["m"]) is AdamLikeState
-    assert_same_tree(restored, jax.tree_util.tree_map(jnp.asarray, tree))
+    assert_same_bits(restored, jax.tree_util.tree_map(jnp.asarray, tree))
 
 
 def test_like_keeps_the_sharding_of_its_arrays(tmp_path: pathlib.Path) -> None:
@@ -171,12 +149,10 @@ def test_python_scalars_are_stored_as_jax_makes_them(tmp_path: pathlib.Path) -> 
     path = checkpoint.save(tmp_path / "ckpt.npz", tree)
     restored = checkpoint.load(path)
     for key, value in tree.items():
-        expected = jnp.asarray(value)
         assert restored[key].shape == ()
-        assert restored[key].dtype == expected.dtype
-        assert np.array_equal(_bits(restored[key]), _bits(expected))
+        assert_same_bits(restored[key], jnp.asarray(value))
     # Python scalars in `like` are understood the same way.
-    assert_same_tree(checkpoint.load(path, like=tree), jax.tree_util.tree_map(jnp.asarray, tree))
+    assert_same_bits(checkpoint.load(path, like=tree), jax.tree_util.tree_map(jnp.asarray, tree))
 
 
 def test_float64_round_trips_exactly_without_x64(tmp_path: pathlib.Path) -> None:
@@ -187,8 +163,8 @@ def test_float64_round_trips_exactly_without_x64(tmp_path: pathlib.Path) -> None
     # JAX would narrow these to 32 bits, so they come back as exact numpy arrays.
     for key in tree:
         assert type(restored[key]) is np.ndarray
-    assert_same_tree(restored, tree)
-    assert_same_tree(checkpoint.load(path, like=tree), tree)
+    assert_same_bits(restored, tree)
+    assert_same_bits(checkpoint.load(path, like=tree), tree)
 
 
 def test_float64_round_trips_as_jax_arrays_with_x64(tmp_path: pathlib.Path) -> None:
@@ -201,7 +177,7 @@ def test_float64_round_trips_as_jax_arrays_with_x64(tmp_path: pathlib.Path) -> N
         assert restored["x"].dtype == jnp.float64
         assert restored["lr"].dtype == jnp.float64  # a Python float is float64 under x64
         assert float(restored["lr"]) == 0.1
-        assert_same_tree(restored, jax.tree_util.tree_map(jnp.asarray, tree))
+        assert_same_bits(restored, jax.tree_util.tree_map(jnp.asarray, tree))
 
 
 def test_other_ml_dtypes_round_trip(tmp_path: pathlib.Path) -> None:
@@ -211,7 +187,7 @@ def test_other_ml_dtypes_round_trip(tmp_path: pathlib.Path) -> None:
         "i4": np.arange(-8, 8).astype(jnp.int4),
     }
     path = checkpoint.save(tmp_path / "ckpt.npz", tree)
-    assert_same_tree(checkpoint.load(path), tree)
+    assert_same_bits(checkpoint.load(path), tree)
 
 
 def _step_dir(path: os.PathLike[str]) -> pathlib.Path:
@@ -230,8 +206,8 @@ def test_a_checkpoint_is_a_plain_orbax_checkpoint(tmp_path: pathlib.Path) -> Non
     with ocp.StandardCheckpointer() as orbax:
         plain = orbax.restore(_step_dir(path) / "state")
     assert plain["x"].dtype == jnp.bfloat16
-    assert np.array_equal(_bits(plain["x"]), _bits(x))
-    assert_same_tree(plain["state"], dict(tree["state"]._asdict()))
+    assert_same_bits(plain["x"], x)
+    assert_same_bits(plain["state"], dict(tree["state"]._asdict()))
 
 
 @pytest.mark.parametrize("name", ["uint4", "float8_e4m3", "float8_e4m3fn", "int4"])
@@ -240,7 +216,7 @@ def test_dtypes_orbax_lacks_are_stored_as_raw_bits(tmp_path: pathlib.Path, name:
     values = np.arange(0, 4).astype(dtype)
     path = checkpoint.save(tmp_path / "ckpt", {"v": values, "j": jnp.asarray(values)})
     restored = checkpoint.load(path)
-    assert_same_tree(restored, {"v": values, "j": values})
+    assert_same_bits(restored, {"v": values, "j": values})
     description = json.loads((_step_dir(path) / "jaxgd" / "metadata").read_text())
     spec = description["leaves"][1]
     assert spec["dtype"] == name
@@ -257,15 +233,15 @@ def test_bool_and_complex_leaves_round_trip_as_jax_and_numpy(tmp_path: pathlib.P
         "mask_np": np.asarray([False, True]),
     }
     path = checkpoint.save(tmp_path / "ckpt", tree)
-    assert_same_tree(checkpoint.load(path), tree)
-    assert_same_tree(checkpoint.load(path, like=tree), tree)
+    assert_same_bits(checkpoint.load(path), tree)
+    assert_same_bits(checkpoint.load(path, like=tree), tree)
     for leaf in tree.values():  # the device and host checksums agree
         assert checksum(jnp.asarray(leaf)) == checksum(np.asarray(leaf))
 
 
 def test_single_array_and_empty_trees(tmp_path: pathlib.Path) -> None:
     x = jnp.arange(5, dtype=jnp.int32)
-    assert_same_tree(checkpoint.load(checkpoint.save(tmp_path / "a.npz", x)), x)
+    assert_same_bits(checkpoint.load(checkpoint.save(tmp_path / "a.npz", x)), x)
     assert checkpoint.load(checkpoint.save(tmp_path / "b.npz", None)) is None
     assert checkpoint.load(checkpoint.save(tmp_path / "c.npz", {})) == {}
     assert checkpoint.load(checkpoint.save(tmp_path / "d.npz", [])) == []
@@ -281,7 +257,7 @@ def test_dict_key_kinds_and_order(tmp_path: pathlib.Path) -> None:
     assert set(restored["ints"]) == {2, 10}
     assert type(restored["ordered"]) is collections.OrderedDict
     assert list(restored["ordered"]) == ["z", "a"]
-    assert_same_tree(restored, tree)
+    assert_same_bits(restored, tree)
 
 
 def test_like_matches_leaves_by_path_when_only_the_order_differs(tmp_path: pathlib.Path) -> None:
@@ -310,7 +286,7 @@ def test_the_path_names_the_checkpoint_directory(tmp_path: pathlib.Path) -> None
     assert sorted(os.listdir(_step_dir(target))) == sorted(
         ["_CHECKPOINT_METADATA", "commit_success.txt", "jaxgd", "state"]
     )
-    assert_same_tree(checkpoint.load(target), {"w": jnp.ones(2)})
+    assert_same_bits(checkpoint.load(target), {"w": jnp.ones(2)})
 
 
 def test_accepts_pathlike_and_relative_paths(tmp_path, monkeypatch) -> None:
@@ -538,7 +514,7 @@ def test_truncated_array_data_is_refused(tmp_path: pathlib.Path, fraction: float
     _truncate_largest_array_file(path, fraction)
     if fraction > 0.9:
         try:
-            assert_same_tree(checkpoint.load(path, like=tree), tree)
+            assert_same_bits(checkpoint.load(path, like=tree), tree)
         except ValueError as err:
             assert "not a readable jaxgd checkpoint" in str(err)
         return
@@ -913,5 +889,5 @@ _TREES = st.recursive(
 def test_save_load_is_exact_for_random_trees(tmp_path_factory, tree) -> None:
     path = tmp_path_factory.mktemp("prop") / "ckpt"
     checkpoint.save(path, tree)
-    assert_same_tree(checkpoint.load(path), tree)
-    assert_same_tree(checkpoint.load(path, like=tree), tree)
+    assert_same_bits(checkpoint.load(path), tree)
+    assert_same_bits(checkpoint.load(path, like=tree), tree)

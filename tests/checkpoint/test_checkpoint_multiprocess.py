@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ import pytest
 from test_checkpoint import _holder as hold_the_lock  # a sibling test module
 
 from jaxgd import checkpoint
-from jaxgd.distributed._launch import _free_port, launch_local
+from jaxgd.distributed import launch_local
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = str(ROOT / "tests" / "workers" / "checkpoint_worker.py")
@@ -72,6 +73,12 @@ def test_both_processes_of_a_second_run_are_refused(tmp_path: Path) -> None:
     assert f"in use by process {holder.pid}" in a["error"]
     assert "could not be locked by process 0" in b["error"]
     assert f"process {holder.pid}" in b["error"]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _start_two(args: list[str]) -> list[subprocess.Popen]:

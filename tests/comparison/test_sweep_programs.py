@@ -13,6 +13,7 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_same_bits
 
 import jaxgd as gd
 from jaxgd import optimizers
@@ -37,10 +38,7 @@ def _arrays(c):
 
 
 def _same_bits(a, b):
-    for x, y in zip(_arrays(a), _arrays(b), strict=True):
-        assert x[:2] == y[:2]
-        for u, v in zip(x[2:], y[2:], strict=True):
-            assert u.tobytes() == v.tobytes(), x[:2]
+    assert_same_bits(_arrays(a), _arrays(b))
 
 
 def test_a_kept_sweep_is_loaded_not_traced_and_gives_the_same_bits(cache, monkeypatch):

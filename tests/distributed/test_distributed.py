@@ -29,10 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_same_bits
 from jax.sharding import Mesh
 
 import jaxgd as gd
-from jaxgd.distributed._launch import launch_local
 
 ROOT = Path(__file__).resolve().parents[2]
 RTOL = 1e-5  # float32 round-off from another summation order; see the module docstring
@@ -148,8 +148,7 @@ def test_one_device_mesh_gives_the_same_bits():
     kw = dict(data=problem.data, steps=50, batch_size=20, key=jax.random.PRNGKey(1))
     plain = gd.minimize(problem.loss, params, gd.adam(0.1), **kw)
     meshed = gd.minimize(problem.loss, params, gd.adam(0.1), mesh=gd.distributed.data_mesh(), **kw)
-    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(meshed), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert_same_bits(meshed, plain)
 
 
 def test_mesh_without_data_is_an_ordinary_run():
@@ -157,7 +156,7 @@ def test_mesh_without_data_is_an_ordinary_run():
     loss = lambda p: jnp.sum((p - 2.0) ** 2)
     plain = gd.minimize(loss, jnp.zeros(3), gd.sgd(0.1), steps=30)
     meshed = gd.minimize(loss, jnp.zeros(3), gd.sgd(0.1), steps=30, mesh=gd.distributed.data_mesh())
-    np.testing.assert_array_equal(np.asarray(meshed.params), np.asarray(plain.params))
+    assert_same_bits(meshed.params, plain.params)
     assert float(meshed.loss) < 1e-4
 
 
@@ -179,6 +178,29 @@ def test_mesh_helpers():
     assert gd.distributed.data_axis(named) == "data"
     x = gd.distributed.shard_data({"x": np.ones((4, 2))}, mesh)["x"]
     assert x.shape == (4, 2) and x.sharding.spec == jax.sharding.PartitionSpec("data")
+
+
+def test_placement_errors_name_the_function_called():
+    """``shard_data`` called by the user says so; ``minimize`` passes its own name."""
+    mesh = gd.distributed.data_mesh()
+    with pytest.raises(ValueError, match=r"^shard_data: data\['x'\] is a scalar"):
+        gd.distributed.shard_data({"x": np.float32(1.0)}, mesh)
+    with pytest.raises(ValueError, match=r"^minimize: data\['x'\] is a scalar"):
+        gd.distributed.shard_data({"x": np.float32(1.0)}, mesh, caller="minimize")
+
+
+def test_collectives_reads_lowered_compiled_or_text():
+    """One device: nothing to communicate, whatever form the program comes in."""
+    mesh = gd.distributed.data_mesh()
+    data = gd.distributed.shard_data((jnp.ones((8, 3)), jnp.zeros(8)), mesh)
+    loss = lambda w, batch: jnp.mean((batch[0] @ w - batch[1]) ** 2)
+    run = lambda w, data: gd.minimize(loss, w, gd.sgd(0.1), data=data, mesh=mesh, steps=3)
+    lowered = jax.jit(run).lower(gd.distributed.replicate(jnp.zeros(3), mesh), data)
+    compiled = lowered.compile()
+    for program in (lowered, compiled, compiled.as_text()):
+        assert [op.kind for op in gd.distributed.collectives(program)] == []
+    text = "  %ar = f32[3]{0} all-reduce(f32[3]{0} %x), replica_groups={{0,1}}"
+    assert gd.distributed.collectives(text)[0].elements == 3
 
 
 # --------------------------------------------------------------------------- #
@@ -221,7 +243,9 @@ def _results(proc_results) -> list[dict]:
 def test_two_processes_give_the_one_process_result(tmp_path):
     script = tmp_path / "two_processes.py"
     script.write_text(TWO_PROCESSES)
-    procs = launch_local([sys.executable, str(script)], 2, cpu_devices=1, timeout=150, env=_env())
+    procs = gd.distributed.launch_local(
+        [sys.executable, str(script)], 2, cpu_devices=1, timeout=150, env=_env()
+    )
     a, b = _results(procs)
     assert (a["processes"], a["devices"], b["process"]) == (2, 2, 1)
     assert a["rows"] == [0, 100] and b["rows"] == [100, 200]
@@ -248,7 +272,7 @@ def test_multiprocess_compare_example(tmp_path):
     argv = [sys.executable, str(ROOT / "examples" / "multiprocess_compare.py"), "--worker"]
     argv += ["--steps", "50", "--seeds", "1", "--problems", "student_marks", "--fit-steps", "60"]
     argv += ["--out", str(out)]
-    _results_ok = launch_local(argv, 2, cpu_devices=2, timeout=240, env=_env())
+    _results_ok = gd.distributed.launch_local(argv, 2, cpu_devices=2, timeout=240, env=_env())
     for r in _results_ok:
         assert r.returncode == 0, f"process {r.process_id}:\n{r.stdout}\n{r.stderr}"
     a, b = (json.loads(Path(f"{out}.{i}.json").read_text()) for i in range(2))

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_same_bits
 
 import jaxgd as gd
 from jaxgd.run import _checks as checks, _warm as warm_calls
@@ -47,11 +48,6 @@ def forget(monkeypatch):
 def run(optimizer=None, data=(X, Y), **kwargs):
     optimizer = gd.adam(0.05) if optimizer is None else optimizer
     return gd.minimize(mse, P0, optimizer, steps=3, data=data, **kwargs)
-
-
-def assert_same_bits(a, b):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_a_warm_call_warns_about_new_data_holding_nan_on_every_call(forget, monkeypatch):

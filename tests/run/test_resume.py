@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import assert_same_bits as _assert_same_bits
 
 import jaxgd as gd
 from jaxgd.run import _segments as chunks
@@ -21,11 +22,6 @@ from jaxgd.run import _segments as chunks
 PROBLEM = gd.problems.get("student_marks")
 P0 = PROBLEM.init(jax.random.PRNGKey(0))
 KWARGS = dict(data=PROBLEM.data, steps=120, batch_size=25, key=jax.random.PRNGKey(5))
-
-
-def _assert_same_bits(a, b):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_a_chunked_run_equals_the_one_program_run(tmp_path):

@@ -1,7 +1,7 @@
-"""Measurements on a 4-device host, for ``tests/test_distributed.py``.
+"""Measurements on a 4-device host, for ``tests/distributed/test_distributed.py``.
 
 Run as ``XLA_FLAGS=--xla_force_host_platform_device_count=4 python
-tests/_mesh_checks.py [thorough]``; prints ``RESULTS {json}`` on its last
+tests/workers/mesh_checks.py [thorough]``; prints ``RESULTS {json}`` on its last
 line. Importing it runs nothing.
 """
 
@@ -18,7 +18,6 @@ import numpy as np
 
 import jaxgd as gd
 from jaxgd import distributed as dist
-from jaxgd.distributed._launch import collectives
 
 
 def rel(a, b) -> float:
@@ -59,6 +58,16 @@ def compare_runs(out, meshes, name, loss, params, opt, devices=(4,), **kw):
             "final_loss": float(r.loss),
             "start_loss": float(r.history.loss[0]),
         }
+
+
+def mesh_collectives(loss, params, optimizer, *, mesh, data, **kw):
+    """The communication of the compiled ``minimize(..., mesh=mesh)`` run (compiled, not run)."""
+
+    def run(params, data):
+        return gd.minimize(loss, params, optimizer, data=data, mesh=mesh, **kw)
+
+    lowered = jax.jit(run).lower(dist.replicate(params, mesh), dist.shard_data(data, mesh))
+    return dist.collectives(lowered)
 
 
 def sum_loss(p, batch):
@@ -105,7 +114,7 @@ def main(thorough: bool) -> dict:
 
     # Communication of a minibatch run: jaxgd's gather, and a plain jnp.take for contrast.
     kw = dict(data=(x, y), steps=20, batch_size=32, key=key)
-    ops = collectives(sum_loss, lin0, gd.adam(0.01), mesh=meshes[4], **kw)
+    ops = mesh_collectives(sum_loss, lin0, gd.adam(0.01), mesh=meshes[4], **kw)
     out["ops_local"] = [(op.kind, op.elements) for op in ops]
     gather = dist.MeshGather.__call__
     dist.MeshGather.__call__ = lambda self, data, rows: jax.tree.map(
@@ -113,7 +122,7 @@ def main(thorough: bool) -> dict:
     )
     try:
         naive_loss = lambda p, batch: sum_loss(p, batch)  # a new function: no cached trace
-        ops = collectives(naive_loss, lin0, gd.adam(0.01), mesh=meshes[4], **kw)
+        ops = mesh_collectives(naive_loss, lin0, gd.adam(0.01), mesh=meshes[4], **kw)
         out["ops_naive"] = [(op.kind, op.elements) for op in ops]
     finally:
         dist.MeshGather.__call__ = gather
@@ -166,12 +175,10 @@ def main(thorough: bool) -> dict:
         out["checkpointed"] = rel(chunked.params, plain.params)
 
         # compare(mesh=...) against compare().
-        from jaxgd.comparison._engine import compare
-
         kw = dict(learning_rates=[0.01, 0.1], seeds=2, steps=100, batch_size=None)
         names, opts = ["student_marks", "booth"], ["vanilla", "adam"]
-        plain_rows = compare(names, opts, **kw).summary()
-        mesh_rows = compare(names, opts, mesh=meshes[4], **kw).summary()
+        plain_rows = gd.compare(names, opts, **kw).summary()
+        mesh_rows = gd.compare(names, opts, mesh=meshes[4], **kw).summary()
         out["compare"] = [
             (
                 a["learning_rate"] == b["learning_rate"],

@@ -11,9 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from jaxgd.report._figures import limit_formula
 from jaxgd.comparison import Comparison, ProblemResult
-from jaxgd.comparison._tables import cost_cells, format_number, format_table
+from jaxgd.report._axes import limit_formula
+from jaxgd.report._tables import (
+    cost_cells,
+    format_number,
+    format_table,
+    profile_table,
+    summary_table,
+)
 
 __all__ = ["machine_line", "markdown"]
 
@@ -71,7 +77,7 @@ def markdown(comparison: Comparison, figures: dict[str, str] | None = None) -> s
         "the known optimum; *steps to target*: mean over the seeds that reached the target "
         "(how many did, in brackets); *diverged*: seeds at the chosen rate.",
         "",
-        c.summary_table(markdown=True),
+        summary_table(c, markdown=True),
         "",
     ]
     if c.measured_costs:
@@ -85,7 +91,7 @@ def markdown(comparison: Comparison, figures: dict[str, str] | None = None) -> s
     if warnings:
         lines += ["**Choices at the edge of the grid:**", ""]
         lines += [f"- {w}" for w in warnings] + [""]
-    lines += ["## Across problems", "", c.profile_table(markdown=True), ""]
+    lines += ["## Across problems", "", profile_table(c, markdown=True), ""]
     if "performance_profile" in figures:
         lines += [f"![performance profile]({figures['performance_profile']})", ""]
     for p in c.problems:
@@ -99,7 +105,7 @@ def _why(p: ProblemResult) -> list[str]:
         return []
     why = (
         f"Why: the largest curvature at the minimum is L = {p.curvature:.3g}, so plain "
-        f"gradient descent converges there only for rates below 2/L = "
+        f"gradient descent converges there only for rates below {p.stability_formula} = "
         f"{p.stability_limit:.3g}"
     )
     if "vanilla" in p.optimizers:
@@ -209,12 +215,18 @@ def _sharpness_sentence(p: ProblemResult) -> list[str]:
         f" No known limit, or no finite record: {', '.join(said[None])}." if said[None] else ""
     )
     every = next(r.sharpness.every for r in p.optimizers.values() if r.sharpness is not None)
+    formulas = ", ".join(
+        f"{limit_formula(r.sharpness.limit)} for {label}"
+        for label, r in p.optimizers.items()
+        if r.sharpness is not None and r.sharpness.limit is not None
+    )
     return [
         "Sharpness along the run: the figure's top panel shows the largest eigenvalue of the "
         "loss's Hessian (for Adam-type optimizers of the preconditioned Hessian P^-1 H) every "
         f"{every} steps of one run (the first seed) of each optimizer at its chosen rate, "
-        "with its stability limit dashed in the same colour (2/lr for vanilla, (2+2β)/lr for "
-        "momentum, (2+2β1)/((1−β1) lr) for Adam); the bottom panel shows that run's loss on "
+        "with its stability limit dashed in the same colour"
+        + (f" ({formulas})" if formulas else "")
+        + "; the bottom panel shows that run's loss on "
         f"the same steps. Over the last third of the records: {verdicts}.{nolimit}",
         "",
     ]

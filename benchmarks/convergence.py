@@ -16,8 +16,8 @@ import argparse
 import pathlib
 
 import jaxgd as gd
-from jaxgd.comparison._engine import DEFAULT_LEARNING_RATES, DEFAULT_OPTIMIZERS
-from jaxgd.report._text import machine_line
+from jaxgd.comparison import DEFAULT_LEARNING_RATES, DEFAULT_OPTIMIZERS
+from jaxgd.report import machine_line
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -38,9 +38,9 @@ def main() -> None:
         progress=True,
     )
     report = gd.report.save(result, args.out)
-    print(result.summary_table())
+    print(gd.report.summary_table(result))
     print()
-    print(result.profile_table())
+    print(gd.report.profile_table(result))
     for line in result.edge_warnings():
         print(f"note: {line}")
     print(f"\n{result.total_seconds:.0f} s on {machine_line(result.machine)}. Report: {report}")

@@ -376,7 +376,11 @@ def test_the_quadratic_sharpness_is_its_largest_eigenvalue(curved):
         np.testing.assert_allclose(run.loss, r.curves[r.chosen, 0], rtol=1e-4, err_msg=label)
     vanilla = p.optimizers["vanilla"]
     assert vanilla.learning_rate == pytest.approx(0.01)
-    assert vanilla.sharpness.limit == {"kind": "sharpness", "limit": pytest.approx(2 / 0.01), "formula": "2/lr"}
+    assert vanilla.sharpness.limit == {
+        "kind": "sharpness",
+        "limit": pytest.approx(2 / 0.01),
+        "formula": "2/lr",
+    }
     assert vanilla.sharpness.preconditioned is None
     assert vanilla.sharpness.verdict() == "below"  # 100 against 200
     adam = p.optimizers["adam"]
@@ -438,7 +442,9 @@ def test_a_line_search_alone_measures_costs_not_sharpness():
 def test_has_line_search_reads_the_state():
     params = jnp.zeros(3)
     assert chosen.has_line_search(gd.optimizers.get("armijo"), params)
-    assert not any(chosen.has_line_search(gd.optimizers.get(n), params) for n in ("vanilla", "adam"))
+    assert not any(
+        chosen.has_line_search(gd.optimizers.get(n), params) for n in ("vanilla", "adam")
+    )
 
 
 def test_sharpness_results_survive_json(curved, tmp_path):

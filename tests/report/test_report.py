@@ -3,7 +3,6 @@ and a report folder replaced whole or not at all, never over a user's files."""
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import pathlib
@@ -393,10 +392,6 @@ def test_a_file_is_refused(tmp_path):
 
 
 # -- structure and the docs ------------------------------------------------------------------
-
-
-
-
 
 
 def test_the_comparing_guide_counts_the_default_figures():

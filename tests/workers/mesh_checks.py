@@ -166,7 +166,7 @@ def main(thorough: bool) -> dict:
         out["checkpointed"] = rel(chunked.params, plain.params)
 
         # compare(mesh=...) against compare().
-        from jaxgd.comparison._engine import compare
+        from jaxgd.comparison import compare
 
         kw = dict(learning_rates=[0.01, 0.1], seeds=2, steps=100, batch_size=None)
         names, opts = ["student_marks", "booth"], ["vanilla", "adam"]

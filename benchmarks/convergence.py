@@ -41,7 +41,7 @@ def main() -> None:
     print(gd.report.summary_table(result))
     print()
     print(gd.report.profile_table(result))
-    for line in result.edge_warnings():
+    for line in gd.report.edge_warnings(result):
         print(f"note: {line}")
     print(f"\n{result.total_seconds:.0f} s on {machine_line(result.machine)}. Report: {report}")
 

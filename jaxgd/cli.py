@@ -227,7 +227,7 @@ def _compare(kwargs: dict, out: pathlib.Path) -> int:
     print(report.summary_table(result))
     print()
     print(report.profile_table(result))
-    for line in result.edge_warnings():
+    for line in report.edge_warnings(result):
         print(f"note: {line}")
     print(f"\n{result.total_seconds:.1f} s. Report: {path}")
     return 0

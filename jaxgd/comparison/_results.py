@@ -74,18 +74,6 @@ class Comparison:
         """Whether any problem's step costs were measured (see :class:`StepCost`)."""
         return any(p.measured_costs for p in self.problems)
 
-    def edge_warnings(self) -> list[str]:
-        """One line per choice at an end of its grid."""
-        out = []
-        for row in self.summary():
-            if row["grid_edge"]:
-                out.append(
-                    f"{row['optimizer']} on {row['problem']}: the best rate "
-                    f"{row['learning_rate']:.3g} is the {row['grid_edge']} of the grid; "
-                    "the best rate may lie outside it, widen the grid."
-                )
-        return out
-
     # -- JSON ------------------------------------------------------------- #
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ computes (no JAX: the contour grids and the stability limits arrive as data):
 
 | module | concept |
 | --- | --- |
-| ``_text`` | :func:`markdown`, the report as Markdown; :func:`machine_line` |
+| ``_text`` | :func:`markdown`; :func:`edge_warnings`, :func:`machine_line`: sentences |
 | ``_tables`` | :func:`summary_table`, :func:`profile_table`: the tables as text |
 | ``_figures`` | the PNG figures (``figures``), each also a matplotlib ``Figure`` |
 | ``_axes``, ``_curves``, ``_paths`` | what the figures share; the curves; paths and sharpness |
@@ -27,12 +27,13 @@ from jaxgd.report._drawing import FigureDrawer
 from jaxgd.report._folder import check_folder, save
 from jaxgd.report._lr_range import draw_lr_range
 from jaxgd.report._tables import profile_table, summary_table
-from jaxgd.report._text import machine_line, markdown
+from jaxgd.report._text import edge_warnings, machine_line, markdown
 
 __all__ = [
     "FigureDrawer",
     "check_folder",
     "draw_lr_range",
+    "edge_warnings",
     "figures",
     "machine_line",
     "markdown",

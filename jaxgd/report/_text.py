@@ -21,7 +21,7 @@ from jaxgd.report._tables import (
     summary_table,
 )
 
-__all__ = ["machine_line", "markdown"]
+__all__ = ["edge_warnings", "machine_line", "markdown"]
 
 
 def machine_line(machine: dict[str, Any]) -> str:
@@ -42,6 +42,24 @@ def machine_line(machine: dict[str, Any]) -> str:
         return f"{cpus} ({processor}), {jax_version}" if processor else f"{cpus}, {jax_version}"
     devices = f"{machine['devices']} {machine['device_kind']} ({machine['backend']})"
     return f"{devices}, {cpus}, {jax_version}"
+
+
+def edge_warnings(comparison: Comparison) -> list[str]:
+    """One line per choice at an end of its grid (a summary row's ``grid_edge``).
+
+    Example:
+        >>> import jaxgd as gd
+        >>> c = gd.compare(["booth"], ["vanilla"], learning_rates=[0.01, 0.02], seeds=1, steps=5)
+        >>> gd.report.edge_warnings(c)[0].split(":")[0]
+        'vanilla on booth'
+    """
+    return [
+        f"{row['optimizer']} on {row['problem']}: the best rate "
+        f"{row['learning_rate']:.3g} is the {row['grid_edge']} of the grid; "
+        "the best rate may lie outside it, widen the grid."
+        for row in comparison.summary()
+        if row["grid_edge"]
+    ]
 
 
 def markdown(comparison: Comparison, figures: dict[str, str] | None = None) -> str:
@@ -87,7 +105,7 @@ def markdown(comparison: Comparison, figures: dict[str, str] | None = None) -> s
             "per step, the comparison in time.",
             "",
         ]
-    warnings = c.edge_warnings()
+    warnings = edge_warnings(c)
     if warnings:
         lines += ["**Choices at the edge of the grid:**", ""]
         lines += [f"- {w}" for w in warnings] + [""]

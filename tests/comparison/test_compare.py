@@ -102,7 +102,7 @@ def test_grid_edge_is_flagged():
     row = result.summary()[0]
     assert row["learning_rate"] == pytest.approx(0.01)
     assert row["grid_edge"] == "highest"
-    assert any("highest" in w for w in result.edge_warnings())
+    assert any("highest" in w for w in gd.report.edge_warnings(result))
 
 
 @pytest.mark.slow  # minibatch runs compile slowly (minimize's shuffling): ~5 s alone

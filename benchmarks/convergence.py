@@ -16,6 +16,8 @@ import argparse
 import pathlib
 
 import jaxgd as gd
+from jaxgd.comparison import DEFAULT_LEARNING_RATES, DEFAULT_OPTIMIZERS
+from jaxgd.report import machine_line
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -36,14 +38,12 @@ def main() -> None:
         progress=True,
     )
     report = gd.report.save(result, args.out)
-    print(result.summary_table())
+    print(gd.report.summary_table(result))
     print()
-    print(result.profile_table())
-    for line in result.edge_warnings():
+    print(gd.report.profile_table(result))
+    for line in gd.report.edge_warnings(result):
         print(f"note: {line}")
-    m = result.machine
-    where = f"{m['cpu_count']} CPU cores, JAX {m['jax_version']} on {m['backend']}"
-    print(f"\n{result.total_seconds:.0f} s on {where}. Report: {report}")
+    print(f"\n{result.total_seconds:.0f} s on {machine_line(result.machine)}. Report: {report}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 import jaxgd as gd
-from jaxgd.report._lr_range import draw_lr_range
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -101,7 +100,7 @@ def main(out: pathlib.Path) -> dict:
     marks = student_marks()
     lr = marks["lr"]
     draw_overshoot(marks, out / "overshoot.png")
-    draw_lr_range(
+    gd.report.draw_lr_range(
         marks["test"],
         out / "range_test.png",
         title="Student marks: learning-rate range test",

@@ -74,7 +74,7 @@ def run(
     import numpy as np
 
     import jaxgd as gd
-    from jaxgd.comparison._engine import compare
+    from jaxgd.comparison import compare
 
     catalogue = problems(["student_marks", *(p for p in names if p != "student_marks")], devices)
     result = compare(
@@ -110,7 +110,7 @@ def run(
     )
     return {
         "summary": summary,
-        "table": result.summary_table(markdown=True),
+        "table": gd.report.summary_table(result, markdown=True),
         "params": {k: float(np.asarray(v)) for k, v in fit.params.items()},
         "loss": float(np.asarray(fit.loss)),
         "loss_history": np.asarray(fit.history.loss).tolist(),

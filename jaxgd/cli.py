@@ -9,7 +9,7 @@ a line search among the optimizers (``--optimizers vanilla,armijo,adam``) has it
 evaluations and time per step reported.
 
 Every argument is checked before anything compiles (through
-:func:`jaxgd.comparison._engine.check_arguments` and :func:`jaxgd.report.check_folder`):
+:func:`jaxgd.comparison.check_arguments` and :func:`jaxgd.report.check_folder`):
 a bad one gets a one-line error and exit status 2. An error during the run
 itself is a real error: its traceback, exit status 1. Ctrl-C: exit status 130.
 
@@ -72,7 +72,8 @@ def cache_dir() -> pathlib.Path:
 
 def _use_compilation_cache(folder: pathlib.Path) -> None:
     """Turn on JAX's persistent compilation cache in ``folder``, for every program,
-    and keep the compiled sweeps themselves beside it (:mod:`jaxgd.comparison._programs`)."""
+    and keep the compiled sweeps themselves beside it
+    (:func:`jaxgd.comparison.use_program_cache`)."""
     import jax
 
     from jaxgd import comparison
@@ -223,10 +224,10 @@ def _compare(kwargs: dict, out: pathlib.Path) -> int:
     with report.FigureDrawer(list(optimizers), kwargs["seeds"]) as drawer:
         result = comparison.compare(problems, optimizers, on_problem=drawer.add, **kwargs)
         path = report.save(result, out, figures=drawer.finish(result))
-    print(result.summary_table())
+    print(report.summary_table(result))
     print()
-    print(result.profile_table())
-    for line in result.edge_warnings():
+    print(report.profile_table(result))
+    for line in report.edge_warnings(result):
         print(f"note: {line}")
     print(f"\n{result.total_seconds:.1f} s. Report: {path}")
     return 0

@@ -3,7 +3,6 @@ status 2 before anything compiles, real errors with their traceback, and the com
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import pathlib

@@ -11,15 +11,17 @@ chooses each optimizer's rate by the stated :data:`PROTOCOL`, and returns a
 | ``_engine`` | :func:`compare`: the sweeps problem by problem, the machine |
 | ``_checks`` | the defaults, every argument check, the footprint |
 | ``_sweep`` | one problem: every optimizer x rate x seed, vmapped |
-| ``_chosen`` | at each chosen rate: a step's cost, the sharpness |
+| ``_chosen`` | at each chosen rate: a step's cost, the sharpness; the seed rule |
+| ``_landscape`` | the minimiser, vanilla's stability limit, the paths' contour grid |
 | ``_programs`` | traced sweeps kept on disk beside JAX's compilation cache |
 | ``_protocol`` | the choice of rate, steps to target, performance profiles |
-| ``_runs``, ``_results``, ``_schema``, ``_tables`` | the results: plain data, JSON, text tables |
+| ``_runs``, ``_results``, ``_schema`` | the results: plain data and JSON |
 | ``_lr_range`` | the learning-rate range test |
 
-Imports point down: the results import nothing that runs; the engine imports
-the sweep, which imports the checks and the chosen runs. Nothing here imports
-:mod:`jaxgd.report`.
+Imports point down: the engine imports the sweep, which imports the checks,
+the landscape and the chosen runs. Nothing here imports :mod:`jaxgd.report`,
+which renders the results (tables, figures, Markdown) and computes nothing:
+what it draws (the contour grids, the stability limits) is computed here.
 """
 
 from jaxgd.comparison._checks import (
@@ -34,6 +36,7 @@ from jaxgd.comparison._checks import (
     check_arguments,
     footprint,
 )
+from jaxgd.comparison._chosen import seed_keys
 from jaxgd.comparison._engine import compare, machine
 from jaxgd.comparison._lr_range import LRRangeTest, lr_range_test
 from jaxgd.comparison._programs import use_program_cache
@@ -45,7 +48,7 @@ from jaxgd.comparison._protocol import (
     steps_to_target,
 )
 from jaxgd.comparison._results import Comparison
-from jaxgd.comparison._runs import OptimizerRuns, ProblemResult, SharpnessRun, StepCost
+from jaxgd.comparison._runs import Contours, OptimizerRuns, ProblemResult, SharpnessRun, StepCost
 from jaxgd.comparison._schema import SCHEMA, SCHEMA_VERSION, SCHEMA_VERSIONS, load
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SCHEMA_VERSIONS",
     "Comparison",
+    "Contours",
     "Footprint",
     "LRRangeTest",
     "OptimizerRuns",
@@ -75,6 +79,7 @@ __all__ = [
     "lr_range_test",
     "machine",
     "performance_profile",
+    "seed_keys",
     "speedups",
     "steps_to_target",
     "use_program_cache",

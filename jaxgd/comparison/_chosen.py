@@ -21,14 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgd.run._api import minimize
-from jaxgd.comparison._runs import SharpnessRun, StepCost
-from jaxgd.run._batches import batch_indices, take_rows
-from jaxgd.optimizers import stability_limit
-from jaxgd.run._make_step import make_step
 from jaxgd.comparison._checks import n_examples
+from jaxgd.comparison._runs import SharpnessRun, StepCost
+from jaxgd.optimizers import stability_limit
+from jaxgd.run import batch_indices, make_step, minimize
 
-__all__ = ["chosen_start", "sharpness_every", "has_line_search", "measure_chosen"]
+__all__ = ["chosen_start", "has_line_search", "measure_chosen", "seed_keys", "sharpness_every"]
 
 _TIMED_RUNS = 3  # the time per step is the best of up to this many runs (after compiling),
 _TIMED_SECONDS = 0.5  # fewer when they have taken this long already
@@ -48,9 +46,25 @@ def has_line_search(factory: Callable[..., Any], params: Any) -> bool:
     return optax.tree.get(state, "num_linesearch_steps") is not None
 
 
-def chosen_start(problem, seed):
-    """Seed ``seed``'s start and minibatch key, as the sweep draws them."""
+def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """The seed rule of a comparison: seed ``seed`` -> (start params key, minibatch key).
+
+    The sweep (:func:`jaxgd.compare`) and the runs at the chosen rates both draw
+    a seed's start and minibatches with these keys, so a run measured again
+    starts where the sweep's run did.
+
+    Example:
+        >>> init_key, batch_key = seed_keys(0)
+        >>> init_key.shape, bool((init_key != batch_key).any())
+        ((2,), True)
+    """
     init_key, batch_key = jax.random.split(jax.random.PRNGKey(seed))
+    return init_key, batch_key
+
+
+def chosen_start(problem, seed):
+    """Seed ``seed``'s start and minibatch key (:func:`seed_keys`), as the sweep draws them."""
+    init_key, batch_key = seed_keys(seed)
     return problem.init(init_key), batch_key
 
 
@@ -104,12 +118,18 @@ def _evaluations_per_step(problem, factory, rate, seed, steps, batch_size) -> fl
         rows = batch_indices(n_examples(problem), batch_size, steps, batch_key)
     trials = []
     for k in range(steps):
-        batch = () if data is None else (data if rows is None else take_rows(data, rows[k]),)
+        batch = () if data is None else (data if rows is None else _rows(data, rows[k]),)
         params, state, value = step(params, state, *batch)
         if not math.isfinite(float(value)):
             break  # the run diverged: minimize stops there too
         trials.append(int(optax.tree.get(state, "num_linesearch_steps", 0)))
     return 1.0 + float(np.mean(trials)) if trials else math.nan
+
+
+def _rows(data, rows):
+    """The minibatch of ``data`` at ``rows``, as the run loop takes it (``jnp.take``
+    along the example axis; the run wing's face does not export its helper)."""
+    return jax.tree.map(lambda a: jnp.take(a, rows, axis=0), data)
 
 
 def _step_cost(problem, factory, rate, seed, steps, batch_size, mesh) -> StepCost:

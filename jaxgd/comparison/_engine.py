@@ -31,11 +31,30 @@ from typing import Any
 import jax
 
 from jaxgd import problems as _problems
-from jaxgd.comparison._protocol import PROTOCOL, choose_learning_rate, performance_profile, speedups, steps_to_target
+from jaxgd.comparison._checks import (
+    DEFAULT_LEARNING_RATES,
+    DEFAULT_OPTIMIZERS,
+    DEFAULT_PROBLEMS,
+    DEFAULT_RUN_STEPS,
+    DEFAULT_SEEDS,
+    DEFAULT_STEPS,
+    HISTORY_WARNING_BYTES,
+    RUN_STEPS_WARNING,
+    Footprint,
+    SweepSizeWarning,
+    check_arguments,
+    footprint,
+)
+from jaxgd.comparison._chosen import has_line_search, sharpness_every
+from jaxgd.comparison._protocol import (
+    PROTOCOL,
+    choose_learning_rate,
+    performance_profile,
+    speedups,
+    steps_to_target,
+)
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import ProblemResult
-from jaxgd.comparison._checks import DEFAULT_LEARNING_RATES, DEFAULT_OPTIMIZERS, DEFAULT_PROBLEMS, DEFAULT_RUN_STEPS, DEFAULT_SEEDS, DEFAULT_STEPS, HISTORY_WARNING_BYTES, RUN_STEPS_WARNING, Footprint, SweepSizeWarning, check_arguments, footprint
-from jaxgd.comparison._chosen import sharpness_every, has_line_search
 from jaxgd.comparison._sweep import SweepJob, finish_sweep, prepare_sweep
 
 __all__ = [  # DEFAULT_SEEDS and DEFAULT_STEPS are importable too (compare uses them)
@@ -161,7 +180,7 @@ def compare(
             at its chosen rate (from the first seed's start) recording the
             sharpness every ``max(1, steps // 50)`` steps (see
             ``minimize(sharpness_every=...)``), with its stability limit
-            (:func:`jaxgd.optimizers._stability.stability_limit`); the report draws it.
+            (:func:`jaxgd.optimizers.stability_limit`); the report draws it.
             Off by default: it costs a run and a compile per optimizer.
         on_problem: called with each problem's
             :class:`jaxgd.comparison.ProblemResult` as soon as it is ready, in
@@ -177,9 +196,9 @@ def compare(
     target, not only steps (:class:`jaxgd.comparison.StepCost`).
 
     Returns:
-        A :class:`jaxgd.comparison.Comparison`: ``summary()``,
-        ``summary_table()``, ``to_json()``; ``gd.report.save(result, dir)``
-        writes its report.
+        A :class:`jaxgd.comparison.Comparison`: ``summary()``, ``to_json()``;
+        ``gd.report.summary_table(result)`` prints it and
+        ``gd.report.save(result, dir)`` writes its report.
 
     Raises:
         ValueError: an unknown name, an empty or non-positive grid, seeds or

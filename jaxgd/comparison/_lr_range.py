@@ -9,7 +9,7 @@ it is the suggestion.
 
 The run is :func:`jaxgd.minimize` with a schedule (optax's
 ``exponential_decay`` with a growth factor), so it is one compiled program.
-The figure is drawn by :func:`jaxgd.report._lr_range.draw_lr_range`; this module
+The figure is drawn by :func:`jaxgd.report.draw_lr_range`; this module
 computes and imports nothing that draws.
 
 Reference: L. N. Smith, "Cyclical Learning Rates for Training Neural
@@ -26,8 +26,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import optax
 
-from jaxgd.run._api import minimize
 from jaxgd.optimizers import is_optimizer
+from jaxgd.run import minimize
 
 __all__ = ["LRRangeTest", "lr_range_test"]
 
@@ -120,7 +120,7 @@ def lr_range_test(
 
     Returns:
         An :class:`LRRangeTest`. Draw it with
-        ``jaxgd.report._lr_range.draw_lr_range(result, "lr_range.png")``.
+        ``jaxgd.report.draw_lr_range(result, "lr_range.png")``.
 
     Example:
         >>> import jax, jaxgd as gd

@@ -1,4 +1,8 @@
-"""The whole comparison: what :func:`jaxgd.compare` returns, its tables and its JSON."""
+"""The whole comparison: what :func:`jaxgd.compare` returns, and its JSON.
+
+Its tables are rendering: :func:`jaxgd.report.summary_table` and
+:func:`jaxgd.report.profile_table` write them.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,9 @@ import json
 import math
 from typing import Any
 
-from jaxgd.run._api import Status
-from jaxgd.comparison._runs import ProblemResult
+from jaxgd.comparison._runs import OptimizerRuns, ProblemResult
 from jaxgd.comparison._schema import SCHEMA, SCHEMA_VERSION, json_number
-from jaxgd.comparison._tables import COST_HEADERS, SUMMARY_HEADERS, cost_cells, format_table, summary_cells
+from jaxgd.run import Status
 
 __all__ = ["Comparison"]
 
@@ -20,10 +23,10 @@ __all__ = ["Comparison"]
 class Comparison:
     """What :func:`jaxgd.compare` returns: every run, the choices, the profile.
 
-    ``summary()`` gives the rows, ``summary_table()`` / ``profile_table()``
-    the text tables, ``to_json()`` the JSON; ``gd.report.save(comparison,
-    dir)`` writes the report folder and ``gd.report.markdown(comparison)``
-    the Markdown.
+    ``summary()`` gives the rows, ``to_json()`` the JSON;
+    ``gd.report.summary_table(comparison)`` / ``gd.report.profile_table(comparison)``
+    the text tables, ``gd.report.save(comparison, dir)`` the report folder and
+    ``gd.report.markdown(comparison)`` the Markdown.
 
     Attributes:
         problems: one :class:`ProblemResult` per problem, in order.
@@ -31,7 +34,7 @@ class Comparison:
         seeds: the seeds used.
         steps: updates per run.
         profile: ``{"taus", "rho", "score"}`` (see
-            :func:`jaxgd.comparison._engine.performance_profile`).
+            :func:`jaxgd.comparison.performance_profile`).
         speedups: label -> geometric-mean speedup over ``reference``.
         reference: the optimizer speedups are measured against (vanilla).
         machine: where it ran (JAX version, backend, device, CPU count).
@@ -71,113 +74,10 @@ class Comparison:
         """Whether any problem's step costs were measured (see :class:`StepCost`)."""
         return any(p.measured_costs for p in self.problems)
 
-    def summary_table(self, markdown: bool = False) -> str:
-        """The summary as a table: aligned text by default, Markdown if asked.
-
-        Where step costs were measured it also shows the function evaluations
-        and the time per step, and the time to reach the target.
-        """
-        headers, cells = SUMMARY_HEADERS, summary_cells
-        if self.measured_costs:
-            headers = [*SUMMARY_HEADERS, *COST_HEADERS]
-            cells = lambda row: [*summary_cells(row), *cost_cells(row)]
-        return format_table(headers, [cells(r) for r in self.summary()], markdown=markdown)
-
-    def profile_table(self, markdown: bool = False) -> str:
-        """AlgoPerf score and speedup over the reference per optimizer."""
-        n = len(self.problems)
-        rows = []
-        for label in self.optimizer_labels:
-            solved = sum(math.isfinite(p.solved_steps(label)) for p in self.problems)
-            sp = self.speedups.get(label, {})
-            speed = sp.get("geomean_speedup")
-            rows.append(
-                [
-                    label,
-                    f"{self.profile['score'][label]:.3f}",
-                    f"{solved}/{n}",
-                    "-" if speed is None else f"{speed:.2f}x over {sp['problems_compared']}",
-                ]
-            )
-        headers = [
-            "optimizer",
-            "AlgoPerf score",
-            "problems solved (all seeds)",
-            f"speedup over {self.reference} (geomean, problems)",
-        ]
-        return format_table(headers, rows, markdown=markdown)
-
-    def edge_warnings(self) -> list[str]:
-        """One line per choice at an end of its grid."""
-        out = []
-        for row in self.summary():
-            if row["grid_edge"]:
-                out.append(
-                    f"{row['optimizer']} on {row['problem']}: the best rate "
-                    f"{row['learning_rate']:.3g} is the {row['grid_edge']} of the grid; "
-                    "the best rate may lie outside it, widen the grid."
-                )
-        return out
-
     # -- JSON ------------------------------------------------------------- #
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, as JSON-ready data (non-finite numbers become None)."""
-        problems = []
-        for p in self.problems:
-            runs = []
-            for label, r in p.optimizers.items():
-                for i, lr in enumerate(r.learning_rates):
-                    for j, seed in enumerate(self.seeds):
-                        stt = r.steps_to_target[i, j]
-                        runs.append(
-                            {
-                                "optimizer": label,
-                                "learning_rate": float(lr),
-                                "seed": int(seed),
-                                "final_loss": json_number(float(r.final_loss[i, j])),
-                                "status": Status(int(r.status[i, j])).name,
-                                "diverged": bool(r.diverged[i, j]),
-                                "steps": int(r.steps[i, j]),
-                                "steps_to_target": int(stt) if math.isfinite(stt) else None,
-                            }
-                        )
-            problems.append(
-                {
-                    "name": p.name,
-                    "description": p.problem.description,
-                    "optimum_value": p.problem.optimum_value,
-                    "target": p.problem.target,
-                    "parameters": p.problem.dimension,
-                    "batch_size": p.batch_size,
-                    "curvature_at_optimum": p.curvature,
-                    "vanilla_stability_limit": p.stability_limit,
-                    "compile_seconds": p.compile_seconds,
-                    "run_seconds": p.run_seconds,
-                    "seconds_per_step": p.seconds_per_step,
-                    "microseconds_per_run_step": p.microseconds_per_run_step,
-                    "chosen_learning_rates": {
-                        label: r.learning_rate for label, r in p.optimizers.items()
-                    },
-                    "learning_rates": {
-                        label: r.learning_rates.tolist() for label, r in p.optimizers.items()
-                    },
-                    "runs": runs,
-                    "step_costs": {
-                        label: r.cost.to_dict() for label, r in p.optimizers.items() if r.cost
-                    }
-                    if p.measured_costs
-                    else None,
-                    "sharpness": {
-                        label: r.sharpness.to_dict()
-                        for label, r in p.optimizers.items()
-                        if r.sharpness
-                    }
-                    if p.measured_sharpness
-                    else None,
-                }
-            )
-        summary = [{k: json_number(v) for k, v in row.items()} for row in self.summary()]
         return {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
@@ -188,16 +88,69 @@ class Comparison:
             "seeds": list(self.seeds),
             "steps": self.steps,
             "total_seconds": self.total_seconds,
-            "summary": summary,
+            "summary": [{k: json_number(v) for k, v in row.items()} for row in self.summary()],
             "performance_profile": {
                 "taus": self.profile["taus"],
                 "rho": self.profile["rho"],
                 "algoperf_score": self.profile["score"],
             },
             "speedup_over_reference": {"reference": self.reference, **self.speedups},
-            "problems": problems,
+            "problems": [_problem_dict(p, self.seeds) for p in self.problems],
         }
 
     def to_json(self) -> str:
         """:meth:`to_dict` as a JSON string (what ``results.json`` holds)."""
         return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+
+
+def _run_dicts(label: str, r: OptimizerRuns, seeds: tuple[int, ...]) -> list[dict[str, Any]]:
+    """One optimizer's runs on one problem, one dict per rate x seed."""
+    runs = []
+    for i, lr in enumerate(r.learning_rates):
+        for j, seed in enumerate(seeds):
+            stt = r.steps_to_target[i, j]
+            runs.append(
+                {
+                    "optimizer": label,
+                    "learning_rate": float(lr),
+                    "seed": int(seed),
+                    "final_loss": json_number(float(r.final_loss[i, j])),
+                    "status": Status(int(r.status[i, j])).name,
+                    "diverged": bool(r.diverged[i, j]),
+                    "steps": int(r.steps[i, j]),
+                    "steps_to_target": int(stt) if math.isfinite(stt) else None,
+                }
+            )
+    return runs
+
+
+def _measured_dicts(p: ProblemResult) -> dict[str, Any]:
+    """The step costs and sharpness runs at the chosen rates (None where not measured)."""
+    costs = {label: r.cost.to_dict() for label, r in p.optimizers.items() if r.cost}
+    sharpness = {label: r.sharpness.to_dict() for label, r in p.optimizers.items() if r.sharpness}
+    return {
+        "step_costs": costs if p.measured_costs else None,
+        "sharpness": sharpness if p.measured_sharpness else None,
+    }
+
+
+def _problem_dict(p: ProblemResult, seeds: tuple[int, ...]) -> dict[str, Any]:
+    """One problem's part of :meth:`Comparison.to_dict` (its contours are left out)."""
+    return {
+        "name": p.name,
+        "description": p.problem.description,
+        "optimum_value": p.problem.optimum_value,
+        "target": p.problem.target,
+        "parameters": p.problem.dimension,
+        "batch_size": p.batch_size,
+        "curvature_at_optimum": p.curvature,
+        "vanilla_stability_limit": p.stability_limit,
+        "compile_seconds": p.compile_seconds,
+        "run_seconds": p.run_seconds,
+        "seconds_per_step": p.seconds_per_step,
+        "microseconds_per_run_step": p.microseconds_per_run_step,
+        "chosen_learning_rates": {label: r.learning_rate for label, r in p.optimizers.items()},
+        "learning_rates": {label: r.learning_rates.tolist() for label, r in p.optimizers.items()},
+        "runs": [row for label, r in p.optimizers.items() for row in _run_dicts(label, r, seeds)],
+        **_measured_dicts(p),
+    }

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from jaxgd.problems import Problem
 from jaxgd.comparison._schema import json_number
+from jaxgd.problems import Problem
 
-__all__ = ["OptimizerRuns", "ProblemResult", "SharpnessRun", "StepCost"]
+__all__ = ["Contours", "OptimizerRuns", "ProblemResult", "SharpnessRun", "StepCost"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -57,9 +57,9 @@ class SharpnessRun:
         steps: the recorded steps, shape ``(n_records,)``.
         sharpness: the largest Hessian eigenvalue there (NaN after a divergence).
         preconditioned: for Adam-type optimizers the largest eigenvalue of
-            ``P^-1 H`` (see :mod:`jaxgd.optimizers._stability`), else None.
+            ``P^-1 H`` (see :func:`jaxgd.optimizers.stability_limit`), else None.
         loss: the loss at every step of that run, shape ``(steps,)``.
-        limit: :func:`jaxgd.optimizers._stability.stability_limit` of the optimizer at
+        limit: :func:`jaxgd.optimizers.stability_limit` of the optimizer at
             its rate, ``{"kind": "sharpness" | "preconditioned", "limit":
             float}``, or None (no known limit: optax optimizers, line
             searches, Nesterov, RMSprop, Adagrad).
@@ -114,6 +114,30 @@ class SharpnessRun:
             "loss": listed(self.loss),
             "limit": self.limit,
         }
+
+
+@dataclasses.dataclass(eq=False)
+class Contours:
+    """The loss over the frame of a 2-D problem's paths: what the paths figure draws
+    its contours from (computed by the comparison; the report computes nothing).
+
+    Not part of the JSON: a comparison read back from ``results.json`` has none,
+    and its paths figure draws the paths without contours.
+
+    Attributes:
+        lo: the frame's lower corner ``(x, y)``, the paths figure's axis limits.
+        hi: its upper corner.
+        x: the grid along x, from ``lo[0]`` to ``hi[0]``, shape ``(n,)``.
+        y: the grid along y, shape ``(m,)``.
+        gap: the loss minus the optimum at each grid point, shape ``(m, n)``,
+            clipped to ``[1e-6, 1e30]`` (an overflow is ``1e30``).
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    gap: np.ndarray
 
 
 @dataclasses.dataclass(eq=False)
@@ -198,7 +222,12 @@ class ProblemResult:
         n_runs: optimizer x rate x seed runs in the sweep.
         curvature: the largest Hessian eigenvalue ``L`` at the known minimiser
             (None where unknown); plain gradient descent is stable near the
-            minimum for rates below ``2 / L``.
+            minimum for rates below :attr:`stability_limit` (``2 / L``).
+        vanilla_limit: plain gradient descent's stability limit as the
+            optimizer states it at rate 1 (``{"kind", "limit", "formula"}``
+            of :func:`jaxgd.optimizers.stability_limit`), None where not asked.
+        contours: the loss over the paths figure's frame (2-D problems; see
+            :class:`Contours`), else None.
     """
 
     problem: Problem
@@ -208,11 +237,28 @@ class ProblemResult:
     run_seconds: float
     n_runs: int
     curvature: float | None = None
+    vanilla_limit: dict[str, Any] | None = None
+    contours: Contours | None = None
 
     @property
     def stability_limit(self) -> float | None:
-        """``2 / L``: the largest stable rate of plain gradient descent near the minimum."""
-        return None if self.curvature is None else 2.0 / self.curvature
+        """The largest stable rate of plain gradient descent near the minimum (``2 / L``).
+
+        Plain descent states its limit on the sharpness as ``c / lr``
+        (:attr:`vanilla_limit`, at rate 1: ``c``), so at curvature ``L`` the
+        rate must stay below ``c / L``. None where ``L`` or the limit is unknown.
+        """
+        if self.curvature is None or self.vanilla_limit is None:
+            return None
+        return self.vanilla_limit["limit"] / self.curvature
+
+    @property
+    def stability_formula(self) -> str | None:
+        """:attr:`stability_limit` as a formula: the optimizer's own with the rate and
+        the curvature swapped (``2/lr`` -> ``2/L``); None where there is no limit."""
+        if self.stability_limit is None:
+            return None
+        return self.vanilla_limit["formula"].replace("lr", "L")
 
     @property
     def name(self) -> str:

@@ -29,12 +29,13 @@ import numpy as np
 
 from jaxgd import problems as _problems
 from jaxgd.calculus import max_curvature
-from jaxgd.run._api import Status, minimize
-from jaxgd.comparison._protocol import choose_learning_rate, steps_to_target
-from jaxgd.comparison._runs import OptimizerRuns, ProblemResult
 from jaxgd.comparison import _programs as programs
 from jaxgd.comparison._checks import is_2d
-from jaxgd.comparison._chosen import chosen_start, has_line_search, measure_chosen
+from jaxgd.comparison._chosen import chosen_start, has_line_search, measure_chosen, seed_keys
+from jaxgd.comparison._landscape import contours, minimiser, vanilla_limit
+from jaxgd.comparison._protocol import choose_learning_rate, steps_to_target
+from jaxgd.comparison._runs import OptimizerRuns, ProblemResult
+from jaxgd.run import Status, minimize
 
 __all__ = ["SweepJob", "finish_sweep", "prepare_sweep", "sweep_problem"]
 
@@ -42,8 +43,8 @@ __all__ = ["SweepJob", "finish_sweep", "prepare_sweep", "sweep_problem"]
 def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
     """``sweep(rates, keys, data)``: every optimizer x rate x seed, vmapped."""
 
-    def run(factory, lr, key, data):
-        init_key, batch_key = jax.random.split(key)
+    def run(factory, lr, key_pair, data):
+        init_key, batch_key = key_pair  # one seed's keys (seed_keys)
         result = minimize(
             problem.loss,
             problem.init(init_key),
@@ -77,22 +78,6 @@ def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
         return outs
 
     return sweep
-
-
-def _minimiser(problem: _problems.Problem) -> Any:
-    """The known minimiser (the first of several), or None.
-
-    The sweep measures the largest curvature ``L`` there (power iteration on
-    Hessian-vector products): plain gradient descent converges near the
-    minimum only for rates below ``2 / L``, which explains vanilla's choice.
-    """
-    x = problem.optimum_params
-    if x is None:
-        return None
-    leaves = jax.tree.leaves(x)
-    if len(leaves) == 1 and leaves[0].ndim == 2 and is_2d(problem):
-        return leaves[0][0]  # several minimisers (Himmelblau): the first
-    return x
 
 
 @dataclasses.dataclass
@@ -137,9 +122,9 @@ def prepare_sweep(
     """Trace and lower ``problem``'s sweep, or load it from the program cache
     (:mod:`jaxgd.comparison._programs`); arguments as :func:`sweep_problem`."""
     jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    keys = jnp.stack([jnp.stack(seed_keys(s)) for s in seeds])  # (seeds, 2, key)
     # With a mesh, minimize splits the data over the devices itself.
-    args = (jrates, keys, problem.data, _minimiser(problem))
+    args = (jrates, keys, problem.data, minimiser(problem))
     t0 = time.perf_counter()
     lowered = _lower(problem, factories, steps, batch_size, is_2d(problem), mesh, args)
     return SweepJob(
@@ -207,6 +192,8 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
         )  # fmt: skip
     return ProblemResult(
         curvature=curvature if math.isfinite(curvature) and curvature > 0 else None,
+        vanilla_limit=vanilla_limit(),
+        contours=contours(problem, per_opt),
         problem=problem,
         batch_size=job.batch_size,
         optimizers=per_opt,

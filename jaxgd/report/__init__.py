@@ -1,17 +1,18 @@
-"""The report of a comparison: Markdown, figures, and the folder that holds them.
+"""The report of a comparison: Markdown, tables, figures, and the folder that holds them.
 
 :func:`jaxgd.compare` computes a :class:`jaxgd.comparison.Comparison` (plain
 data, with its JSON); this package renders it and imports nothing that
-computes:
+computes (no JAX: the contour grids and the stability limits arrive as data):
 
-- :mod:`jaxgd.report._text`: :func:`markdown`, the report as Markdown;
-- :mod:`jaxgd.report._figures`: the PNG figures, each also available as a
-  matplotlib ``Figure``;
-- :mod:`jaxgd.report._drawing`: :class:`FigureDrawer` draws each problem's
-  figures on a worker thread while the comparison goes on;
-- :mod:`jaxgd.report._folder`: :func:`save` writes ``report.md``,
-  ``results.json`` and ``figures/`` whole or not at all, and never over files
-  jaxgd did not write (:func:`check_folder` says so before a run).
+| module | concept |
+| --- | --- |
+| ``_text`` | :func:`markdown`; :func:`edge_warnings`, :func:`machine_line`: sentences |
+| ``_tables`` | :func:`summary_table`, :func:`profile_table`: the tables as text |
+| ``_figures`` | the PNG figures (``figures``), each also a matplotlib ``Figure`` |
+| ``_axes``, ``_curves``, ``_paths`` | what the figures share; the curves; paths and sharpness |
+| ``_drawing`` | :class:`FigureDrawer` draws each problem's figures on a worker thread |
+| ``_folder`` | :func:`save`: the report folder, whole or not at all (:func:`check_folder`) |
+| ``_lr_range`` | :func:`draw_lr_range`, the figure of a learning-rate range test |
 
 Example:
     >>> import jaxgd as gd
@@ -20,10 +21,23 @@ Example:
     ['loss_booth', 'lr_booth', 'paths_booth', 'performance_profile']
 """
 
+from jaxgd.comparison import Comparison as Comparison  # jaxgd/__init__.py imported it from here
 from jaxgd.report import _figures as figures
 from jaxgd.report._drawing import FigureDrawer
 from jaxgd.report._folder import check_folder, save
-from jaxgd.report._text import markdown
-from jaxgd.comparison import Comparison as Comparison  # jaxgd/__init__.py imported it from here
+from jaxgd.report._lr_range import draw_lr_range
+from jaxgd.report._tables import profile_table, summary_table
+from jaxgd.report._text import edge_warnings, machine_line, markdown
 
-__all__ = ["FigureDrawer", "check_folder", "figures", "markdown", "save"]
+__all__ = [
+    "FigureDrawer",
+    "check_folder",
+    "draw_lr_range",
+    "edge_warnings",
+    "figures",
+    "machine_line",
+    "markdown",
+    "profile_table",
+    "save",
+    "summary_table",
+]

@@ -18,8 +18,8 @@ import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from jaxgd.report._figures import problem_pngs
 from jaxgd.comparison import Comparison, ProblemResult
+from jaxgd.report._figures import problem_pngs
 
 __all__ = ["FigureDrawer"]
 

@@ -21,9 +21,9 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping
 
+from jaxgd.comparison import Comparison, load
 from jaxgd.report._figures import draw_all
 from jaxgd.report._text import markdown
-from jaxgd.comparison import Comparison, load
 
 __all__ = ["REPORT_FILES", "check_folder", "save"]
 

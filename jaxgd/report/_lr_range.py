@@ -1,6 +1,6 @@
 """The figure of a learning-rate range test (matplotlib, Agg backend).
 
-Kept apart from :mod:`jaxgd.comparison._lr_range`, which computes and never draws.
+Kept apart from :func:`jaxgd.comparison.lr_range_test`, which computes and never draws.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pathlib
 
 import numpy as np
 
-from jaxgd.comparison._lr_range import LRRangeTest
+from jaxgd.comparison import LRRangeTest
 
 __all__ = ["draw_lr_range"]
 
@@ -39,12 +39,11 @@ def draw_lr_range(
 
     Example:
         >>> import jax, pathlib, tempfile, jaxgd as gd
-        >>> from jaxgd.report._lr_range import draw_lr_range
         >>> booth = gd.problems.get("booth")
         >>> test = gd.lr_range_test(booth.loss, booth.init(jax.random.PRNGKey(0)), gd.sgd,
         ...                         min_lr=1e-4, max_lr=10.0, steps=100)
-        >>> path = draw_lr_range(test, pathlib.Path(tempfile.mkdtemp()) / "booth.png",
-        ...                      marks={"2/L (calculus)": 2 / 18})
+        >>> png = pathlib.Path(tempfile.mkdtemp()) / "booth.png"
+        >>> path = gd.report.draw_lr_range(test, png, marks={"2/L (calculus)": 2 / 18})
         >>> path.stat().st_size > 0
         True
     """

@@ -11,11 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from jaxgd.report._figures import limit_formula
 from jaxgd.comparison import Comparison, ProblemResult
-from jaxgd.comparison._tables import cost_cells, format_number, format_table
+from jaxgd.report._axes import limit_formula
+from jaxgd.report._tables import (
+    cost_cells,
+    format_number,
+    format_table,
+    profile_table,
+    summary_table,
+)
 
-__all__ = ["machine_line", "markdown"]
+__all__ = ["edge_warnings", "machine_line", "markdown"]
 
 
 def machine_line(machine: dict[str, Any]) -> str:
@@ -36,6 +42,24 @@ def machine_line(machine: dict[str, Any]) -> str:
         return f"{cpus} ({processor}), {jax_version}" if processor else f"{cpus}, {jax_version}"
     devices = f"{machine['devices']} {machine['device_kind']} ({machine['backend']})"
     return f"{devices}, {cpus}, {jax_version}"
+
+
+def edge_warnings(comparison: Comparison) -> list[str]:
+    """One line per choice at an end of its grid (a summary row's ``grid_edge``).
+
+    Example:
+        >>> import jaxgd as gd
+        >>> c = gd.compare(["booth"], ["vanilla"], learning_rates=[0.01, 0.02], seeds=1, steps=5)
+        >>> gd.report.edge_warnings(c)[0].split(":")[0]
+        'vanilla on booth'
+    """
+    return [
+        f"{row['optimizer']} on {row['problem']}: the best rate "
+        f"{row['learning_rate']:.3g} is the {row['grid_edge']} of the grid; "
+        "the best rate may lie outside it, widen the grid."
+        for row in comparison.summary()
+        if row["grid_edge"]
+    ]
 
 
 def markdown(comparison: Comparison, figures: dict[str, str] | None = None) -> str:
@@ -71,7 +95,7 @@ def markdown(comparison: Comparison, figures: dict[str, str] | None = None) -> s
         "the known optimum; *steps to target*: mean over the seeds that reached the target "
         "(how many did, in brackets); *diverged*: seeds at the chosen rate.",
         "",
-        c.summary_table(markdown=True),
+        summary_table(c, markdown=True),
         "",
     ]
     if c.measured_costs:
@@ -81,11 +105,11 @@ def markdown(comparison: Comparison, figures: dict[str, str] | None = None) -> s
             "per step, the comparison in time.",
             "",
         ]
-    warnings = c.edge_warnings()
+    warnings = edge_warnings(c)
     if warnings:
         lines += ["**Choices at the edge of the grid:**", ""]
         lines += [f"- {w}" for w in warnings] + [""]
-    lines += ["## Across problems", "", c.profile_table(markdown=True), ""]
+    lines += ["## Across problems", "", profile_table(c, markdown=True), ""]
     if "performance_profile" in figures:
         lines += [f"![performance profile]({figures['performance_profile']})", ""]
     for p in c.problems:
@@ -99,7 +123,7 @@ def _why(p: ProblemResult) -> list[str]:
         return []
     why = (
         f"Why: the largest curvature at the minimum is L = {p.curvature:.3g}, so plain "
-        f"gradient descent converges there only for rates below 2/L = "
+        f"gradient descent converges there only for rates below {p.stability_formula} = "
         f"{p.stability_limit:.3g}"
     )
     if "vanilla" in p.optimizers:
@@ -209,12 +233,18 @@ def _sharpness_sentence(p: ProblemResult) -> list[str]:
         f" No known limit, or no finite record: {', '.join(said[None])}." if said[None] else ""
     )
     every = next(r.sharpness.every for r in p.optimizers.values() if r.sharpness is not None)
+    formulas = ", ".join(
+        f"{limit_formula(r.sharpness.limit)} for {label}"
+        for label, r in p.optimizers.items()
+        if r.sharpness is not None and r.sharpness.limit is not None
+    )
     return [
         "Sharpness along the run: the figure's top panel shows the largest eigenvalue of the "
         "loss's Hessian (for Adam-type optimizers of the preconditioned Hessian P^-1 H) every "
         f"{every} steps of one run (the first seed) of each optimizer at its chosen rate, "
-        "with its stability limit dashed in the same colour (2/lr for vanilla, (2+2β)/lr for "
-        "momentum, (2+2β1)/((1−β1) lr) for Adam); the bottom panel shows that run's loss on "
+        "with its stability limit dashed in the same colour"
+        + (f" ({formulas})" if formulas else "")
+        + "; the bottom panel shows that run's loss on "
         f"the same steps. Over the last third of the records: {verdicts}.{nolimit}",
         "",
     ]

@@ -12,10 +12,13 @@ import optax
 import pytest
 
 import jaxgd as gd
-from jaxgd.comparison import _protocol as protocol
 from jaxgd.comparison import _checks as checks
+from jaxgd.comparison import _chosen as chosen
+from jaxgd.comparison import _protocol as protocol
 
-cmp = importlib.import_module("jaxgd.comparison._engine")
+cmp = gd.comparison
+# compare's internals, patched where a test watches the sweeps or lowers a threshold
+engine = importlib.import_module("jaxgd.comparison._engine")
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +102,7 @@ def test_grid_edge_is_flagged():
     row = result.summary()[0]
     assert row["learning_rate"] == pytest.approx(0.01)
     assert row["grid_edge"] == "highest"
-    assert any("highest" in w for w in result.edge_warnings())
+    assert any("highest" in w for w in gd.report.edge_warnings(result))
 
 
 @pytest.mark.slow  # minibatch runs compile slowly (minimize's shuffling): ~5 s alone
@@ -186,7 +189,7 @@ def test_performance_profile_by_hand():
 
 
 def test_speedup_is_a_geometric_mean():
-    out = protocol.speedups({"vanilla": [100, 100, np.inf], "adam": [25, 400, 10]}, "vanilla")
+    out = cmp.speedups({"vanilla": [100, 100, np.inf], "adam": [25, 400, 10]}, "vanilla")
     assert out["adam"]["geomean_speedup"] == pytest.approx(1.0)  # sqrt(4 * 1/4)
     assert out["adam"]["problems_compared"] == 2
     assert out["adam"]["solved_where_reference_did_not"] == 1
@@ -200,7 +203,7 @@ def no_compiling(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("compare compiled before checking its arguments")
 
-    monkeypatch.setattr(cmp, "prepare_sweep", fail)
+    monkeypatch.setattr(engine, "prepare_sweep", fail)
 
 
 @pytest.mark.parametrize(
@@ -360,7 +363,7 @@ def test_the_quadratic_sharpness_is_its_largest_eigenvalue(curved):
     hessian = np.asarray(jax.hessian(p.problem.loss)(p.problem.optimum_params), np.float64)
     top = np.linalg.eigvalsh(hessian).max()
     assert top == pytest.approx(100.0, rel=1e-5)
-    every = cmp.sharpness_every(100)
+    every = chosen.sharpness_every(100)
     assert every == 2
     for label, r in p.optimizers.items():
         run = r.sharpness
@@ -373,7 +376,11 @@ def test_the_quadratic_sharpness_is_its_largest_eigenvalue(curved):
         np.testing.assert_allclose(run.loss, r.curves[r.chosen, 0], rtol=1e-4, err_msg=label)
     vanilla = p.optimizers["vanilla"]
     assert vanilla.learning_rate == pytest.approx(0.01)
-    assert vanilla.sharpness.limit == {"kind": "sharpness", "limit": pytest.approx(2 / 0.01), "formula": "2/lr"}
+    assert vanilla.sharpness.limit == {
+        "kind": "sharpness",
+        "limit": pytest.approx(2 / 0.01),
+        "formula": "2/lr",
+    }
     assert vanilla.sharpness.preconditioned is None
     assert vanilla.sharpness.verdict() == "below"  # 100 against 200
     adam = p.optimizers["adam"]
@@ -420,7 +427,7 @@ def test_armijo_in_a_comparison_costs_more_evaluations_per_step(curved):
         assert row["seconds_to_target"] == pytest.approx(seconds) or (
             math.isnan(row["seconds_to_target"]) and row["reached_target"] == 0
         )
-    table = curved.summary_table()
+    table = gd.report.summary_table(curved)
     assert "evaluations per step" in table and "time to target" in table
 
 
@@ -434,8 +441,10 @@ def test_a_line_search_alone_measures_costs_not_sharpness():
 
 def test_has_line_search_reads_the_state():
     params = jnp.zeros(3)
-    assert cmp.has_line_search(gd.optimizers.get("armijo"), params)
-    assert not any(cmp.has_line_search(gd.optimizers.get(n), params) for n in ("vanilla", "adam"))
+    assert chosen.has_line_search(gd.optimizers.get("armijo"), params)
+    assert not any(
+        chosen.has_line_search(gd.optimizers.get(n), params) for n in ("vanilla", "adam")
+    )
 
 
 def test_sharpness_results_survive_json(curved, tmp_path):
@@ -480,9 +489,56 @@ def test_a_sweep_measured_again_is_never_traced_beside(monkeypatch):
 
         return g
 
-    monkeypatch.setattr(cmp, "prepare_sweep", logged("prepare", cmp.prepare_sweep))
-    monkeypatch.setattr(cmp, "finish_sweep", logged("finish", cmp.finish_sweep))
+    monkeypatch.setattr(engine, "prepare_sweep", logged("prepare", engine.prepare_sweep))
+    monkeypatch.setattr(engine, "finish_sweep", logged("finish", engine.finish_sweep))
     c = gd.compare(["booth", "beale"], ["vanilla", "armijo"], learning_rates=[0.1], seeds=1,
                    steps=10)  # fmt: skip
     assert c.problems[0].optimizers["armijo"].cost is not None  # measured again
     assert events.index(("finish", "booth", "end")) < events.index(("prepare", "beale", "start"))
+
+
+# -- what the comparison computes for the report: the seed rule, the limit, the contours ----
+
+
+def test_one_seed_rule_gives_the_sweeps_start_and_minibatches():
+    """A run of seed 3 alone, from seed_keys(3), ends where the sweep's run of seed 3 ends."""
+    c = gd.compare(["student_marks"], ["vanilla"], learning_rates=[0.01], seeds=[3], steps=15,
+                   batch_size=8)  # fmt: skip
+    problem = c.problems[0].problem
+    init_key, batch_key = gd.comparison.seed_keys(3)
+    alone = gd.minimize(problem.loss, problem.init(init_key), gd.sgd(jnp.float32(0.01)),
+                        steps=15, data=problem.data, batch_size=8, key=batch_key)  # fmt: skip
+    assert float(alone.loss) == pytest.approx(c.summary()[0]["final_loss_mean"], rel=1e-6)
+    a, b = gd.comparison.seed_keys(3)
+    assert np.array_equal(a, init_key) and np.array_equal(b, batch_key)  # same bits each call
+
+
+def test_the_rate_limit_is_the_one_the_optimizer_states(booth):
+    p = booth.problems[0]
+    stated = gd.optimizers.stability_limit(gd.sgd(1.0))
+    assert p.vanilla_limit == stated._asdict()
+    assert p.stability_limit == stated.limit / p.curvature
+    assert p.stability_limit == pytest.approx(2 / 18, rel=1e-4)  # Booth: L = 18
+    assert p.stability_formula == "2/L"
+
+
+def test_the_contours_are_computed_with_the_comparison(booth):
+    """The paths figure's grid arrives as data: the loss minus the optimum over the frame."""
+    p = booth.problems[0]
+    grid = p.contours
+    assert isinstance(grid, gd.comparison.Contours)
+    assert grid.gap.shape == (len(grid.y), len(grid.x))
+    assert (grid.x[0], grid.y[0]) == tuple(grid.lo) and (grid.x[-1], grid.y[-1]) == tuple(grid.hi)
+    i, j = len(grid.y) // 3, len(grid.x) // 4
+    point = jnp.asarray([grid.x[j], grid.y[i]], jnp.float32)
+    expected = float(p.problem.loss(point)) - p.problem.optimum_value
+    assert grid.gap[i, j] == pytest.approx(max(expected, 1e-6), rel=1e-5)
+    # Every recorded path at a chosen rate that did not diverge lies in the frame.
+    for r in p.optimizers.values():
+        path = r.paths[r.chosen][~r.diverged[r.chosen]].reshape(-1, 2)
+        assert np.all((path >= grid.lo) & (path <= grid.hi))
+
+
+def test_problems_without_paths_have_no_contours():
+    c = gd.compare(["student_marks"], ["vanilla"], learning_rates=[0.01], seeds=1, steps=5)
+    assert c.problems[0].contours is None

@@ -12,7 +12,6 @@ import optax
 import pytest
 
 import jaxgd as gd
-from jaxgd.report._lr_range import draw_lr_range
 
 BOOTH = gd.problems.get("booth")
 BOOTH_X0 = BOOTH.init(jax.random.PRNGKey(0))
@@ -144,8 +143,8 @@ def test_optax_factories_and_minibatches_work():
 
 
 def test_the_figure_is_drawn_apart_from_the_computation(booth_range, tmp_path):
-    path = draw_lr_range(booth_range, tmp_path / "booth.png", marks={"2/L": 2 / 18})
+    path = gd.report.draw_lr_range(booth_range, tmp_path / "booth.png", marks={"2/L": 2 / 18})
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code = "import sys, jaxgd.comparison._lr_range; print('matplotlib' in sys.modules)"
+    code = "import sys, jaxgd.comparison; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

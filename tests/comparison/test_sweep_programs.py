@@ -17,16 +17,17 @@ from helpers import assert_same_bits
 
 import jaxgd as gd
 from jaxgd import optimizers
-from jaxgd.comparison import _sweep as grid, _programs as programs
+from jaxgd.comparison import _programs as programs  # program_key: the cache's own rule
+from jaxgd.comparison import _sweep as grid  # _sweep: watched, so a kept program is not traced
 
 ARGS = dict(learning_rates=[0.01, 0.1], seeds=2, steps=30)
 
 
 @pytest.fixture
 def cache(tmp_path):
-    programs.use_program_cache(tmp_path / "sweeps")
+    gd.comparison.use_program_cache(tmp_path / "sweeps")
     yield tmp_path / "sweeps"
-    programs.use_program_cache(None)
+    gd.comparison.use_program_cache(None)
 
 
 def _arrays(c):
@@ -42,9 +43,9 @@ def _same_bits(a, b):
 
 
 def test_a_kept_sweep_is_loaded_not_traced_and_gives_the_same_bits(cache, monkeypatch):
-    programs.use_program_cache(None)
+    gd.comparison.use_program_cache(None)
     uncached = gd.compare(["booth", "student_marks"], ["vanilla", "adam"], **ARGS)
-    programs.use_program_cache(cache)
+    gd.comparison.use_program_cache(cache)
     fresh = gd.compare(["booth", "student_marks"], ["vanilla", "adam"], **ARGS)
     assert len(list(cache.iterdir())) == 2  # one program per problem
     _same_bits(uncached, fresh)
@@ -58,7 +59,7 @@ def test_a_kept_sweep_is_loaded_not_traced_and_gives_the_same_bits(cache, monkey
 
 
 def test_without_the_cache_nothing_is_kept(tmp_path):
-    programs.use_program_cache(None)
+    gd.comparison.use_program_cache(None)
     gd.compare(["booth"], ["vanilla"], **ARGS)
     assert not (tmp_path / "sweeps").exists()
 
@@ -112,10 +113,10 @@ def test_the_least_recently_used_programs_go_first(cache, monkeypatch):
 
 def test_a_cache_that_cannot_be_written_is_warned_of_and_skipped(tmp_path):
     (tmp_path / "file").write_text("")
-    programs.use_program_cache(tmp_path / "file" / "sweeps")
+    gd.comparison.use_program_cache(tmp_path / "file" / "sweeps")
     try:
         with pytest.warns(RuntimeWarning, match="could not keep a traced sweep"):
             c = gd.compare(["booth"], ["vanilla"], **ARGS)
     finally:
-        programs.use_program_cache(None)
+        gd.comparison.use_program_cache(None)
     assert c.problems[0].optimizers["vanilla"].final_loss.shape == (2, 2)

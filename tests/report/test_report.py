@@ -3,7 +3,6 @@ and a report folder replaced whole or not at all, never over a user's files."""
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import pathlib
@@ -16,10 +15,11 @@ import numpy as np
 import pytest
 
 import jaxgd as gd
+from jaxgd.report import _axes as axes  # the plain-text log labels, tested alone
 from jaxgd.report import _folder as report_folder
-from jaxgd.comparison._engine import DEFAULT_PROBLEMS
-from jaxgd.report import _figures as figures
-from jaxgd.comparison._checks import is_2d
+from jaxgd.report import _paths as paths  # cutting a path at the frame, tested alone
+
+figures = gd.report.figures
 
 ROOT = pathlib.Path(__file__).parents[2]
 PROBLEMS = ["booth", "student_marks"]
@@ -179,7 +179,7 @@ def test_loss_figure_bands_run_from_the_best_to_the_worst_seed(result):
     fig = figures.loss_figure(result, booth)
     ax = fig.axes[0]
     for label, runs in booth.optimizers.items():
-        gap = np.maximum(runs.curves[runs.chosen], figures._floor(booth))  # optimum 0
+        gap = np.maximum(runs.curves[runs.chosen], 1e-12)  # optimum 0: gaps floored at 1e-12
         band = _artist(ax, f"band:{label}").get_paths()[0].vertices
         for step in (0, 10, 39):
             at = band[np.isclose(band[:, 0], step), 1]
@@ -211,6 +211,33 @@ def test_paths_figure_shows_every_path_whole_and_ends_above_the_minimum(result):
     _inside(fig)
 
 
+def test_paths_figure_draws_the_contours_the_comparison_computed(result):
+    """Rendering computes nothing: the contour grid comes with the comparison, and a
+    problem result without one (built by hand) gets its paths drawn without contours."""
+    import dataclasses
+
+    booth = result.problems[0]
+    fig = figures.paths_figure(result, booth)
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (booth.contours.lo[0], booth.contours.hi[0])
+    assert ax.collections  # the filled contours and their lines
+    bare = figures.paths_figure(result, dataclasses.replace(booth, contours=None))
+    assert len(bare.axes) == len(booth.optimizers)  # no colour bar
+    assert not bare.axes[0].collections
+    runs = booth.optimizers["vanilla"]
+    drawn = _artist(bare.axes[0], "path:vanilla:0").get_xydata()
+    np.testing.assert_array_equal(drawn, runs.paths[runs.chosen, 0])
+
+
+def test_the_limits_text_comes_from_the_optimizer(result):
+    booth = result.problems[0]
+    fig = figures.sensitivity_figure(result, booth)
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith(f"{booth.stability_formula} = ") for t in texts)
+    assert booth.stability_formula == "2/L"
+    assert f"rates below 2/L = {booth.stability_limit:.3g}" in gd.report.markdown(result)
+
+
 @pytest.mark.parametrize("limits", [(1e-12, 1e3), (0.15, 3.0)])  # minor ticks labelled in one
 def test_log_labels_are_matplotlibs_in_plain_text(limits):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -219,7 +246,7 @@ def test_log_labels_are_matplotlibs_in_plain_text(limits):
     fig = Figure()
     FigureCanvasAgg(fig)
     plain, math = fig.subplots(1, 2)
-    figures._log_scale(plain, "y")
+    axes.log_scale(plain, "y")
     math.set_yscale("log")
     for ax in (plain, math):
         ax.set_ylim(*limits)
@@ -239,19 +266,19 @@ def test_log_labels_are_matplotlibs_in_plain_text(limits):
 def test_a_path_leaving_the_frame_is_cut_at_its_edges():
     lo, hi = np.array([0.0, 0.0]), np.array([1.0, 1.0])
     path = np.array([[0.5, 0.5], [5.0, 5.0], [-5.0, 4.0], [6.0, -3.0], [0.2, 0.2], [0.3, 0.3]])
-    drawn = figures._clip_path(path, lo, hi)
+    drawn = paths._clip_path(path, lo, hi)
     # Steps 0->1 (leaves) and 3->4 (comes back) are drawn; 1->2 and 2->3 lie outside: a break.
     np.testing.assert_array_equal(drawn[:2], path[:2])
     assert np.isnan(drawn[2]).all()
     np.testing.assert_array_equal(drawn[3:], path[3:])
-    np.testing.assert_array_equal(figures._clip_path(path[4:], lo, hi), path[4:])
+    np.testing.assert_array_equal(paths._clip_path(path[4:], lo, hi), path[4:])
 
 
 def test_markdown_and_json_without_saving(result):
     text = gd.report.markdown(result)
     assert "![" not in text  # no figures drawn, none linked
     assert json.loads(result.to_json())["steps"] == 40
-    table = result.summary_table()
+    table = gd.report.summary_table(result)
     assert table.splitlines()[0].startswith("problem")
     assert len(table.splitlines()) == 2 + len(PROBLEMS) * len(OPTIMIZERS)
 
@@ -367,14 +394,10 @@ def test_a_file_is_refused(tmp_path):
 # -- structure and the docs ------------------------------------------------------------------
 
 
-
-
-
-
 def test_the_comparing_guide_counts_the_default_figures():
     # figure_names draws paths where they were recorded; compare records them on 2-D problems.
-    problems = [gd.problems.get(name) for name in DEFAULT_PROBLEMS]
-    count = 2 * len(problems) + sum(is_2d(p) for p in problems) + 1
+    problems = [gd.problems.get(name) for name in gd.comparison.DEFAULT_PROBLEMS]
+    count = 2 * len(problems) + sum(p.dimension == 2 for p in problems) + 1
     guide = " ".join((ROOT / "docs" / "guides" / "comparing.md").read_text().split())
     said = re.search(r"runs of \d+ steps, then (\d+) figures", guide)
     assert said and int(said.group(1)) == count
@@ -445,7 +468,7 @@ def test_the_report_shows_evaluations_and_time_per_step(curved):
     assert f"| {armijo.evaluations_per_step:.3g} |" in row
     assert re.search(r"\| [\d.]+ (µs|ms|s) \|", row)  # the time per step, with its unit
     assert "Steps are not time: armijo is a line search" in " ".join(text.split())
-    summary = c.summary_table()
+    summary = gd.report.summary_table(c)
     assert "evaluations per step" in summary.splitlines()[0]
 
 

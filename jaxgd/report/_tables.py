@@ -1,15 +1,18 @@
-"""Numbers, durations and tables as text: what the summary tables are made of.
+"""A comparison's tables as text: :func:`summary_table` and :func:`profile_table`.
 
 The plain-text tables printed by the ``jaxgd`` command and the Markdown ones
-of the report use these (:func:`format_table`, :func:`format_number`,
-:func:`format_seconds`, :func:`cost_cells`), as do the summary's own columns
-(:data:`SUMMARY_HEADERS`, :func:`summary_cells`).
+of the report are these, made of :func:`format_table`, :func:`format_number`,
+:func:`format_seconds` and :func:`cost_cells`, and the summary's own columns
+(:data:`SUMMARY_HEADERS`, :func:`summary_cells`). The comparison computes the
+rows (:meth:`jaxgd.comparison.Comparison.summary`); this module writes them.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from jaxgd.comparison import Comparison
 
 __all__ = [
     "COST_HEADERS",
@@ -18,7 +21,9 @@ __all__ = [
     "format_number",
     "format_seconds",
     "format_table",
+    "profile_table",
     "summary_cells",
+    "summary_table",
 ]
 
 
@@ -120,3 +125,50 @@ def format_table(headers: list[str], rows: list[list[str]], markdown: bool = Tru
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+def summary_table(comparison: Comparison, markdown: bool = False) -> str:
+    """The summary (:meth:`jaxgd.comparison.Comparison.summary`) as a table: aligned
+    text by default, Markdown if asked.
+
+    Where step costs were measured it also shows the function evaluations
+    and the time per step, and the time to reach the target.
+
+    Example:
+        >>> import jaxgd as gd
+        >>> c = gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=20)
+        >>> gd.report.summary_table(c).splitlines()[0].split("  ")[:2]
+        ['problem', 'optimizer']
+    """
+    headers, cells = SUMMARY_HEADERS, summary_cells
+    if comparison.measured_costs:
+        headers = [*SUMMARY_HEADERS, *COST_HEADERS]
+        cells = lambda row: [*summary_cells(row), *cost_cells(row)]
+    return format_table(headers, [cells(r) for r in comparison.summary()], markdown=markdown)
+
+
+def profile_table(comparison: Comparison, markdown: bool = False) -> str:
+    """The AlgoPerf score, the problems solved and the speedup over the reference, per
+    optimizer: aligned text by default, Markdown if asked."""
+    c = comparison
+    n = len(c.problems)
+    rows = []
+    for label in c.optimizer_labels:
+        solved = sum(math.isfinite(p.solved_steps(label)) for p in c.problems)
+        sp = c.speedups.get(label, {})
+        speed = sp.get("geomean_speedup")
+        rows.append(
+            [
+                label,
+                f"{c.profile['score'][label]:.3f}",
+                f"{solved}/{n}",
+                "-" if speed is None else f"{speed:.2f}x over {sp['problems_compared']}",
+            ]
+        )
+    headers = [
+        "optimizer",
+        "AlgoPerf score",
+        "problems solved (all seeds)",
+        f"speedup over {c.reference} (geomean, problems)",
+    ]
+    return format_table(headers, rows, markdown=markdown)

@@ -1,0 +1,189 @@
+"""The figures of curves over steps and rates: ``loss_<problem>``, ``lr_<problem>``
+and ``performance_profile`` (see :mod:`jaxgd.report.figures`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxgd.comparison import Comparison, ProblemResult
+from jaxgd.report._axes import (
+    FLOOR,
+    LEGEND_GAP,
+    color,
+    gap,
+    gap_floor,
+    lines,
+    log_scale,
+    loss_axis,
+    new_figure,
+    place_axes,
+    quiet_nan_warnings,
+)
+
+__all__ = ["loss_figure", "profile_figure", "sensitivity_figure"]
+
+
+def loss_figure(c: Comparison, p: ProblemResult):
+    """Loss over steps at each optimizer's chosen rate: median over seeds, band best to worst."""
+    use_gap, ylabel = loss_axis(p)
+    fig, ax = new_figure((7, 4.2))
+    steps = np.arange(p.steps)
+    for label, r in p.optimizers.items():
+        curves = r.curves[r.chosen]  # (n_seeds, steps)
+        y = gap(p, curves) if use_gap else np.maximum(curves, FLOOR)
+        with np.errstate(invalid="ignore"), quiet_nan_warnings():
+            mid = np.nanmedian(y, axis=0)
+            lo, hi = np.nanmin(y, axis=0), np.nanmax(y, axis=0)
+        col = color(label, c.optimizer_labels)
+        div = int(r.diverged[r.chosen].sum())
+        extra = f", {div} diverged" if div else ""
+        ax.plot(
+            steps,
+            mid,
+            color=col,
+            lw=1.8,
+            label=f"{label} (lr {r.learning_rate:.2g}{extra})",
+            gid=f"median:{label}",
+        )
+        if curves.shape[0] > 1:
+            ax.fill_between(steps, lo, hi, color=col, alpha=0.2, lw=0, gid=f"band:{label}")
+    target = p.problem.target - p.problem.optimum_value if use_gap else p.problem.target
+    ax.axhline(target, color="0.3", ls="--", lw=1, label="target", gid="target")
+    if not use_gap and p.problem.optimum_value > 0:
+        ax.axhline(p.problem.optimum_value, color="0.3", ls=":", lw=1, label="optimum (full data)")
+    log_scale(ax, "y")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    band = f"line: median of {len(c.seeds)} seeds, band: best to worst seed"
+    if use_gap and p.problem.optimum_value != 0:
+        band += f"\ngaps below {gap_floor(p):.0e} (float32 round-off at the optimum) drawn at it"
+    title = f"{p.name}: loss at each optimizer's chosen learning rate\n{band}"
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    place_axes(fig, title_lines=lines(title))
+    return fig
+
+
+def _sensitivity_legend(ax, p: ProblemResult, any_div: bool):
+    """The legend of :func:`sensitivity_figure`, outside the axes: inside, every corner
+    holds data on some problem."""
+    from matplotlib.lines import Line2D
+
+    limit = p.stability_limit
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="0.3", ls="--", lw=1))
+    labels.append("target")
+    if limit is not None:
+        handles.append(Line2D([], [], color="0.3", ls=":", lw=1.2))
+        labels.append(f"{p.stability_formula} = {limit:.3g}:\nvanilla's stability limit")
+    handles.append(Line2D([], [], color="k", marker="*", ls="", ms=10))
+    labels.append("chosen rate")
+    if any_div:
+        handles.append(Line2D([], [], color="k", marker="x", ls="", ms=7, mew=2))
+        labels.append("diverged\n(drawn at the top)")
+    return ax.legend(
+        handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1 + LEGEND_GAP, 1.0)
+    )
+
+
+def sensitivity_figure(c: Comparison, p: ProblemResult):
+    """Final loss against learning rate; the legend sits outside the axes, beside them."""
+    fig, ax = new_figure((9, 4.2))
+    any_div = False
+    finite_all = np.concatenate(
+        [r.final_loss[~r.diverged & np.isfinite(r.final_loss)] for r in p.optimizers.values()]
+    )
+    top = float(gap(p, finite_all).max()) * 3 if finite_all.size else 1.0
+    n = len(p.optimizers)
+    for k, (label, r) in enumerate(p.optimizers.items()):
+        col = color(label, c.optimizer_labels)
+        y = gap(p, r.final_loss)
+        ok = ~r.diverged & np.isfinite(y)
+        with quiet_nan_warnings():
+            mean = np.array(
+                [np.mean(y[i][ok[i]]) if ok[i].any() else np.nan for i in range(len(y))]
+            )
+        ax.plot(r.learning_rates, mean, "-", color=col, lw=1.5, label=label, gid=f"mean:{label}")
+        # Each seed a dot, nudged sideways a little so optimizers do not cover each other.
+        nudge = 10 ** (0.03 * (k - (n - 1) / 2))
+        xs = np.repeat(r.learning_rates[:, None], y.shape[1], axis=1) * nudge
+        ax.plot(xs[ok], y[ok], "o", color=col, ms=3, alpha=0.6, gid=f"seeds:{label}")
+        if (~ok).any():
+            any_div = True
+            ax.plot(
+                xs[~ok],
+                np.full((~ok).sum(), top),
+                "x",
+                color=col,
+                ms=7,
+                mew=2,
+                gid=f"diverged:{label}",
+            )
+        best = mean[r.chosen]
+        if np.isfinite(best):
+            ax.plot(
+                r.learning_rate,
+                best,
+                "*",
+                color=col,
+                ms=16,
+                mec="k",
+                mew=0.8,
+                zorder=5,
+                gid=f"chosen:{label}",
+            )
+    target = p.problem.target - p.problem.optimum_value
+    ax.axhline(target, color="0.3", ls="--", lw=1, gid="target")
+    limit = p.stability_limit
+    if limit is not None:
+        ax.axvline(limit, color="0.3", ls=":", lw=1.2, gid="stability-limit")
+    log_scale(ax, "x")
+    log_scale(ax, "y")
+    ax.set_xlabel("learning rate (log scale)")
+    zero = p.problem.optimum_value == 0
+    ax.set_ylabel("final loss (log scale)" if zero else "final loss − optimum (log scale)")
+    ax.set_title(
+        f"{p.name}: final loss against learning rate after {p.steps} steps\n"
+        f"line: mean of {len(c.seeds)} seeds (dots); star: chosen rate (the lowest final loss;\n"
+        "of rates whose every seed ends below the target, the fastest to reach it)",
+        fontsize=10,
+    )
+    legend = _sensitivity_legend(ax, p, any_div)
+    ax.grid(True, which="major", alpha=0.3)
+    place_axes(fig, title_lines=3, beside=[legend])
+    return fig
+
+
+def profile_figure(c: Comparison):
+    """The performance profile of every optimizer, with its AlgoPerf score."""
+    fig, ax = new_figure((7, 4.2))
+    taus = np.asarray(c.profile["taus"])
+    n = len(c.optimizer_labels)
+    for k, label in enumerate(c.optimizer_labels):
+        rho = np.asarray(c.profile["rho"][label])
+        # A small vertical offset keeps equal curves apart; the score is exact.
+        ax.step(
+            taus,
+            rho + 0.006 * (k - (n - 1) / 2),
+            where="post",
+            color=color(label, c.optimizer_labels),
+            lw=2,
+            label=f"{label} (AlgoPerf score {c.profile['score'][label]:.2f})",
+        )
+    ax.set_xscale("log")
+    ticks = [1, 1.5, 2, 3, 4]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("tau: steps to target / fastest optimizer's steps on that problem")
+    ax.set_ylabel(f"fraction of the {len(c.problems)} problems")
+    ax.set_title(
+        "Performance profile: on what fraction of problems does each optimizer\n"
+        "reach the target within a factor tau of the fastest? (higher is better)",
+        fontsize=10,
+    )
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    place_axes(fig, title_lines=2)
+    return fig

@@ -16,7 +16,6 @@ import argparse
 import pathlib
 
 import jaxgd as gd
-from jaxgd.comparison import DEFAULT_LEARNING_RATES, DEFAULT_OPTIMIZERS
 from jaxgd.report import machine_line
 
 HERE = pathlib.Path(__file__).resolve().parent

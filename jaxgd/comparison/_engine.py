@@ -31,6 +31,7 @@ from typing import Any
 import jax
 
 from jaxgd import problems as _problems
+from jaxgd._host import progress_bar
 from jaxgd.comparison._protocol import PROTOCOL, choose_learning_rate, performance_profile, speedups, steps_to_target
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import ProblemResult
@@ -81,11 +82,7 @@ def machine() -> dict[str, Any]:
 
 
 def _progress_bar(total, enabled):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="compare", unit="problem", leave=True)
+    return progress_bar(total, desc="compare", unit="problem", leave=True) if enabled else None
 
 
 def _sweep_all(

@@ -109,7 +109,7 @@ def check_call(call: Call) -> Call:
     sharpness_every = _check_sharpness(call.sharpness_every, call.sharpness_iters)
     _check_schedule(call.optimizer, steps)
     check_loss_output(call.loss, params, data, batch_size, has_aux=has_aux)
-    warn_if_not_finite(data)
+    warn_if_not_finite(data, stacklevel=5)  # the user's call: minimize, cold path, here
     return call._replace(
         params=params,
         steps=steps,
@@ -400,7 +400,9 @@ def all_finite(arrays: list, last: list) -> bool:
     return True
 
 
-def warn_if_not_finite(data: Any) -> None:
+def warn_if_not_finite(data: Any, stacklevel: int = 4) -> None:
+    """Warn that the data holds NaN or inf (``stacklevel``: the user's call, from a
+    warm call's :meth:`~jaxgd.run._warm.SeenCall.run`)."""
     if data is None:
         return
     bad = [
@@ -412,5 +414,5 @@ def warn_if_not_finite(data: Any) -> None:
         warnings.warn(
             f"minimize: {', '.join(bad)} holds NaN or inf; the run stops at step 0 with status "
             "DIVERGED and the initial params. Clean the data first.",
-            stacklevel=4,
+            stacklevel=stacklevel,
         )

@@ -1,16 +1,39 @@
-"""The host process: its memory, and the caches jaxgd keeps in it.
+"""The host process: its memory, Ctrl-C, a progress bar, and the caches jaxgd keeps.
 
-Every cache jaxgd keeps between calls (the warm-call memory of
-:func:`jaxgd.minimize`, the compiled transforms of :mod:`jaxgd.calculus`, the
-checks' memos) registers how to empty itself here, so that
-:func:`clear_caches` forgets them all.
+One home each for what every wing asks of the machine it runs on:
+
+* :func:`memory_bytes` (the default device's memory) and :func:`tree_bytes`
+  (what a pytree of arrays holds), for the checks that refuse what cannot fit;
+* :func:`ctrl_c_held`, the one Ctrl-C guard: a run between two segments and a
+  report folder between two renames both hold Ctrl-C off and act on it after;
+* :func:`progress_bar`, the one tqdm bar of ``minimize`` and ``compare``;
+* :func:`register_cache` and :func:`clear_caches`: every cache jaxgd keeps
+  between calls (the warm-call memory of :func:`jaxgd.minimize`, the checks'
+  memos, ...) registers how to empty itself here, so that
+  :func:`clear_caches` forgets them all.
+
+Imports nothing of jaxgd, and JAX only inside the functions that need it (the
+report wing, which computes nothing, imports this module too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
-__all__ = ["clear_caches", "register_cache"]
+__all__ = [
+    "CtrlC",
+    "clear_caches",
+    "ctrl_c_held",
+    "memory_bytes",
+    "progress_bar",
+    "register_cache",
+    "tree_bytes",
+]
 
 _CLEARERS: list[Callable[[], None]] = []
 
@@ -37,3 +60,93 @@ def clear_caches() -> None:
     """
     for clear in _CLEARERS:
         clear()
+
+
+def physical_memory() -> int | None:
+    """The host's physical memory in bytes (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return None
+
+
+def memory_bytes() -> int:
+    """The memory of the default device (the host's physical memory for a CPU)."""
+    import jax
+
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # noqa: BLE001 - not every backend reports it
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return physical_memory() or 0
+
+
+def tree_bytes(tree: Any) -> int:
+    """The bytes the array leaves of ``tree`` hold (shapes and dtypes only: nothing is read).
+
+    Example:
+        >>> import numpy as np
+        >>> tree_bytes({"w": np.zeros((2, 3), np.float32), "b": np.zeros((), np.float64)})
+        32
+    """
+    import jax
+    import numpy as np
+
+    return sum(np.size(a) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(tree))
+
+
+class CtrlC:
+    """What :func:`ctrl_c_held` saw: ``pressed`` once a Ctrl-C came in the block."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple] = []
+
+    @property
+    def pressed(self) -> bool:
+        return bool(self.received)
+
+
+@contextlib.contextmanager
+def ctrl_c_held(*, deliver: bool = True, second_interrupts: bool = False) -> Iterator[CtrlC]:
+    """Hold off SIGINT (Ctrl-C) in the block; yields a :class:`CtrlC` that says if one came.
+
+    Args:
+        deliver: after the block, hand a Ctrl-C
+            that came to the handler there was before (Python's raises
+            ``KeyboardInterrupt``): for a block that must finish whole, such
+            as swapping a folder in. False: the block acts on
+            ``CtrlC.pressed`` itself (a run stops between two segments).
+        second_interrupts: a second Ctrl-C in the block raises
+            ``KeyboardInterrupt`` at once (the user does not want to wait).
+
+    Outside the main thread signals cannot be caught: the block runs unguarded.
+    """
+    seen = CtrlC()
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def handler(*args):
+        if second_interrupts and seen.received:
+            raise KeyboardInterrupt
+        seen.received.append(args)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if deliver and seen.received:
+            if callable(previous):
+                previous(*seen.received[0])  # Python's own handler raises KeyboardInterrupt
+            elif previous == signal.SIG_DFL:
+                raise KeyboardInterrupt
+
+
+def progress_bar(total: int, *, desc: str, unit: str, initial: int = 0, leave: bool = False):
+    """A tqdm progress bar (tqdm is imported only when a bar is asked for)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit=unit, desc=desc, leave=leave)

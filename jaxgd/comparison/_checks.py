@@ -12,7 +12,6 @@ too, since the checks name them and the footprint is measured against them.
 from __future__ import annotations
 
 import dataclasses
-import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -24,6 +23,7 @@ import optax
 from jaxgd import optimizers as _opt
 from jaxgd import problems as _problems
 from jaxgd._checks import positive_int
+from jaxgd._host import physical_memory
 
 __all__ = [
     "DEFAULT_LEARNING_RATES",
@@ -276,16 +276,9 @@ def footprint(
     return Footprint(runs=runs, run_steps=runs * steps, history_bytes=history)
 
 
-def _physical_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not a POSIX system
-        return None
-
-
 def _check_footprint(size: Footprint) -> None:
     """Refuse a comparison whose history cannot fit in memory; warn of a big or long one."""
-    memory = _physical_memory()
+    memory = physical_memory()
     if memory is not None and size.history_bytes > memory:
         raise ValueError(
             f"compare: seeds x steps x learning_rates too large: {size.describe()}, more than "

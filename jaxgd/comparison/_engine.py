@@ -31,6 +31,7 @@ from typing import Any
 import jax
 
 from jaxgd import problems as _problems
+from jaxgd._host import progress_bar
 from jaxgd.comparison._checks import (
     DEFAULT_LEARNING_RATES,
     DEFAULT_OPTIMIZERS,
@@ -100,11 +101,7 @@ def machine() -> dict[str, Any]:
 
 
 def _progress_bar(total, enabled):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="compare", unit="problem", leave=True)
+    return progress_bar(total, desc="compare", unit="problem", leave=True) if enabled else None
 
 
 def _sweep_all(

@@ -12,15 +12,13 @@ a file, or a folder holding anything but a jaxgd report (recognised by its
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import shutil
-import signal
-import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
+from jaxgd._host import ctrl_c_held
 from jaxgd.comparison import Comparison, load
 from jaxgd.report._figures import draw_all
 from jaxgd.report._text import markdown
@@ -136,22 +134,7 @@ def _clean_up(folder: pathlib.Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _ctrl_c_held() -> Iterator[None]:
-    """Hold off SIGINT (Ctrl-C) in the block; an interrupt that came is raised after it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda *args: received.append(args))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received and callable(previous):
-            previous(*received[0])  # Python's own handler raises KeyboardInterrupt
-        elif received and previous == signal.SIG_DFL:
-            raise KeyboardInterrupt
+_ctrl_c_held = ctrl_c_held  # the one guard: Ctrl-C held off until the swap is done
 
 
 def _swap_in(new: pathlib.Path, folder: pathlib.Path) -> None:

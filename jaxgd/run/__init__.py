@@ -2,19 +2,24 @@
 
 | module | concept |
 | --- | --- |
-| ``_api`` | :func:`minimize`: check, plan, execute |
+| ``_api`` | :func:`minimize`: warm call, or check -> plan -> execute |
 | ``_result`` | what a run returns: :class:`Status`, :class:`History`, :class:`Result` |
 | ``_batches`` | minibatch order, and the default gather |
-| ``_loop`` | the compiled loop: evaluate, record, stop rules, update |
-| ``_checks`` | every argument check of a run, before anything compiles |
+| ``_state`` | plain data: the static ``Spec``, ``LoopKind``, ``Carry``, ``Inputs``, ``Finish`` |
+| ``_checks`` | the run's own argument checks (the generic ones: :mod:`jaxgd._checks`) |
+| ``_plan`` | every static decision once: history layout, loop kind, backend knobs |
+| ``_body`` | the one step: evaluate, record, stop rules, update; start and finish |
+| ``_loop`` | the compiled programs: four small drivers of the step, chosen by ``LoopKind`` |
 | ``_fingerprint`` | what a checkpoint must agree on to be resumed |
 | ``_segments`` | runs in segments: checkpoints, progress, Ctrl-C |
-| ``_warm`` | calls seen before: what makes a warm call cheap |
+| ``_warm`` | calls seen before: what makes a warm call cheap (one clearable cache) |
 | ``_make_step`` | :func:`make_step`: one compiled step for a loop of your own |
 
 Imports point down: ``_result`` and ``_batches`` import nothing of the wing;
-``_loop`` imports them; ``_segments`` imports ``_loop`` and
-:mod:`jaxgd.checkpoint`; ``_api`` sits above them all.
+``_state`` imports them; ``_body`` imports ``_state``; ``_loop`` imports
+``_body``; ``_checks`` and ``_plan`` sit beside; ``_segments`` imports
+``_loop`` and :mod:`jaxgd.checkpoint`; ``_warm`` imports ``_segments``;
+``_api`` sits above them all.
 """
 
 from jaxgd.run._api import minimize

@@ -1,52 +1,155 @@
-"""Every argument check of a run, before anything is traced or compiled.
+"""The argument checks of a run alone, before anything is traced or compiled.
 
-Each check names the argument and says the fix; the README's error table
-lists them and ``tests/test_errors.py`` calls each one. The checks that cost
-most (tracing the loss abstractly, scanning the data for NaN) are remembered
-for the arguments they saw, so a repeated call, as in a sweep or a
-benchmark, spends microseconds here.
+The generic checks (counts, flags, thresholds, keys, params, data) live in
+:mod:`jaxgd._checks` and are called from here with the caller's name; this
+module holds what only a run asks: the minibatch size and order, checkpoints
+and progress, the sharpness options, the learning-rate schedule, the loss's
+output and the data's finiteness. :func:`check_call` runs them all in order
+on one :class:`Call`. Each check names the argument and says the fix; the
+docs' error table lists them and ``tests/test_errors.py`` calls each one. The
+checks that cost most (tracing the loss abstractly, scanning the data for
+NaN) are remembered for the arguments they saw, so a repeated call, as in a
+sweep or a benchmark, spends microseconds here; ``jaxgd.clear_caches()``
+forgets them.
 """
 
 from __future__ import annotations
 
 import warnings
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgd._checks import boolean, positive_int
+from jaxgd import _checks as generic
+from jaxgd import checkpoint as _checkpoint
+from jaxgd import distributed
+from jaxgd._host import register_cache
+from jaxgd.optimizers import check_optimizer
 
 __all__ = [
+    "Call",
     "all_finite",
     "check_aux_output",
-    "check_bool",
-    "check_data",
-    "check_key",
+    "check_call",
     "check_loss_output",
-    "check_params",
-    "check_positive_int",
-    "check_threshold",
-    "is_traced",
+    "warn_if_not_finite",
 ]
 
+CALLER = "minimize"
 MAX_STEPS = 2**31 - 1  # the step counter is an int32
 
-check_positive_int = positive_int  # the shared checks, under the names the run layer uses
-check_bool = boolean
+
+class Call(NamedTuple):
+    """The arguments of one ``minimize`` call; :func:`check_call` returns them
+    checked and normalised, with what the checks learnt."""
+
+    loss: Any
+    params: Any
+    optimizer: Any
+    steps: Any
+    data: Any = None
+    batch_size: Any = None
+    key: Any = None
+    tol: Any = None
+    target: Any = None
+    has_aux: Any = False
+    record_params: Any = False
+    history_every: Any = None
+    sharpness_every: Any = None  # checked: 0 for off
+    sharpness_iters: Any = 20
+    checkpoint: Any = None
+    checkpoint_every: Any = None  # checked: steps between two checkpoints (None: none)
+    progress: Any = False
+    mesh: Any = None
+    n_examples: int = 0  # learnt by the checks: examples in the data (all processes')
+    traced: bool = False  # called under jit or vmap
+    no_rule: bool = True  # neither tol nor target: only divergence stops a run early
+
+    @property
+    def plain(self) -> bool:
+        """No checkpoint, progress or mesh: a call the warm-call memory may remember."""
+        return (
+            self.checkpoint is None
+            and self.checkpoint_every is None
+            and self.progress is False
+            and self.mesh is None
+        )
 
 
-def is_traced(*trees: Any) -> bool:
-    """Whether any leaf is being traced (minimize called under vmap or jit)."""
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
+def check_call(call: Call) -> Call:
+    """Check every argument of ``call`` (in this order: the first error found is raised)."""
+    generic.function(CALLER, call.loss, "loss(params[, batch])")
+    check_optimizer(call.optimizer, CALLER)
+    steps = generic.positive_int(CALLER, "steps", call.steps, most=MAX_STEPS)
+    has_aux = generic.boolean(CALLER, "has_aux", call.has_aux)
+    record_params = generic.boolean(CALLER, "record_params", call.record_params)
+    progress = generic.boolean(CALLER, "progress", call.progress)
+    params = generic.float_params(CALLER, call.params)
+    data, n_examples = generic.example_data(CALLER, call.data)
+    mesh = call.mesh
+    if mesh is not None:  # the data split over the mesh: in several processes, the global rows
+        mesh = distributed.auto_mesh(mesh)
+        distributed.data_axis(mesh)
+        if data is not None:
+            data = distributed.shard_data(data, mesh)
+            n_examples = jax.tree.leaves(data)[0].shape[0]
+    batch_size = _check_batch_size(call.batch_size, data, n_examples)
+    key = generic.prng_key(CALLER, call.key, required=batch_size is not None, why="a minibatch run")
+    _check_order_size(steps, batch_size, n_examples)
+    tol = generic.threshold(CALLER, "tol", call.tol, nonnegative=True)
+    target = generic.threshold(CALLER, "target", call.target, nonnegative=False)
+    traced = generic.is_traced(call.loss, params, call.optimizer, data, key, tol, target)
+    every = _check_chunking(call.checkpoint, call.checkpoint_every, progress, traced, steps)
+    history_every = call.history_every
+    if history_every is not None:
+        history_every = generic.positive_int(CALLER, "history_every", history_every)
+    sharpness_every = _check_sharpness(call.sharpness_every, call.sharpness_iters)
+    _check_schedule(call.optimizer, steps)
+    check_loss_output(call.loss, params, data, batch_size, has_aux=has_aux)
+    warn_if_not_finite(data, stacklevel=5)  # the user's call: minimize, cold path, here
+    return call._replace(
+        params=params,
+        steps=steps,
+        data=data,
+        batch_size=batch_size,
+        key=key,
+        tol=tol,
+        target=target,
+        has_aux=has_aux,
+        record_params=record_params,
+        history_every=history_every,
+        sharpness_every=sharpness_every,
+        checkpoint_every=every,
+        progress=progress,
+        mesh=mesh,
+        n_examples=n_examples,
+        traced=traced,
+        no_rule=call.tol is None and call.target is None,
+    )
+
+
+def _check_batch_size(batch_size: Any, data: Any, n_examples: int) -> int | None:
+    if batch_size is None:
+        return None
+    if data is None:
+        raise ValueError("minimize: batch_size needs data to draw minibatches from; pass data=.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise TypeError(f"minimize: batch_size must be an integer, got {batch_size!r}.")
+    if not 1 <= batch_size <= n_examples:
+        raise ValueError(
+            f"minimize: batch_size must be between 1 and the number of examples ({n_examples}), "
+            f"got {batch_size}; pass batch_size=None for full-batch descent."
+        )
+    return int(batch_size)
 
 
 MAX_ORDER_BYTES = 1 << 30  # the minibatch order table of a run (int32 rows), at most
 
 
-def check_order_size(steps: int, batch_size: int | None, n_examples: int) -> None:
+def _check_order_size(steps: int, batch_size: int | None, n_examples: int) -> None:
     """A minibatch run's order table (one row of indices a step) must fit."""
     if batch_size is None:
         return
@@ -61,139 +164,55 @@ def check_order_size(steps: int, batch_size: int | None, n_examples: int) -> Non
         )
 
 
-def _as_array(a):
-    if isinstance(a, jax.Array):
-        return a
-    if isinstance(a, float | int | complex):  # a strongly typed array, as numpy would give
-        return jnp.asarray(a, dtype=jnp.result_type(type(a)))
-    return jnp.asarray(a)
-
-
-def _list_hint(where: str, leaf: Any) -> None:
-    if isinstance(leaf, list | tuple) or not hasattr(leaf, "shape") and not np.isscalar(leaf):
-        raise TypeError(
-            f"minimize: {where} is a {type(leaf).__name__}, not an array; pass "
-            f"np.asarray(...) (or jnp.asarray) of it."
-        )
-
-
-def _whole_model_hint(where: str, leaf: Any) -> str:
-    """What to pass instead of a whole model (RNG counters, functions, ints in params)."""
-    dtype = getattr(leaf, "dtype", None)
-    if dtype is None and isinstance(leaf, int | bool):
-        dtype = jnp.result_type(type(leaf))
-    what = f"has dtype {dtype}" if dtype is not None else f"is a {type(leaf).__name__}"
-    return (
-        f"minimize: {where} {what}; gradient descent needs floating-point params: pass "
-        "jnp.asarray(..., dtype=jnp.float32) for numbers. If params is a whole model, pass "
-        "only its trainable arrays: eqx.partition(model, eqx.is_inexact_array) (Equinox) or "
-        "nnx.split(model, nnx.Param, ...) (Flax NNX), and close over the rest in the loss."
-    )
-
-
-def check_params(params: Any) -> Any:
-    """Floating-point arrays, at least one; returned as JAX arrays."""
-    leaves_with_path = jax.tree_util.tree_leaves_with_path(params)
-    if not leaves_with_path:
+def _check_chunking(path, every, progress, traced, steps) -> int | None:
+    """Steps between two checkpoints (None: no checkpoint)."""
+    if path is None and every is not None:
         raise ValueError(
-            "minimize: params has no arrays; pass the starting point, e.g. jnp.zeros(3)."
+            "minimize: checkpoint_every needs checkpoint=PATH, the folder to write the run to."
         )
-    for path, leaf in leaves_with_path:
-        where = f"params{jax.tree_util.keystr(path)}"
-        if isinstance(leaf, list):
-            _list_hint(where, leaf)
-        if isinstance(leaf, int | float) and not isinstance(leaf, bool):
-            dtype = jnp.result_type(type(leaf))
-        else:
-            dtype = getattr(leaf, "dtype", None)
-        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
-            raise TypeError(_whole_model_hint(where, leaf))
-    return jax.tree.map(_as_array, params)
-
-
-def check_data(data: Any) -> tuple[Any, int]:
-    """Arrays with one common, non-zero leading example axis: ``(data, n_examples)``."""
-    if data is None:
-        return None, 0
-    leaves_with_path = jax.tree_util.tree_leaves_with_path(data)
-    if not leaves_with_path:
-        raise ValueError("minimize: data has no arrays; pass None for a loss without data.")
-    sizes = {}
-    for path, leaf in leaves_with_path:
-        where = f"data{jax.tree_util.keystr(path)}"
-        if not hasattr(leaf, "shape"):
-            if any(isinstance(k, jax.tree_util.SequenceKey) for k in path):
-                raise TypeError(
-                    f"minimize: data{jax.tree_util.keystr(path[:1])} is a Python list or tuple "
-                    "of numbers, not an array; pass np.asarray(...) of it (a tuple of arrays, "
-                    "such as (x, y), is fine)."
-                )
-            if np.isscalar(leaf):
-                raise ValueError(
-                    f"minimize: {where} is a scalar; every data array needs a leading example "
-                    "axis (close over constants in the loss instead)."
-                )
-            _list_hint(where, leaf)
-        shape = np.shape(leaf)
-        if len(shape) == 0:
-            raise ValueError(
-                f"minimize: {where} is a scalar; every data array needs a leading example axis "
-                "(close over constants in the loss instead)."
-            )
-        sizes[where] = shape[0]
-    if len(set(sizes.values())) > 1:
-        listing = ", ".join(f"{w}: {n}" for w, n in sizes.items())
+    if traced and (path is not None or progress):
         raise ValueError(
-            f"minimize: data arrays disagree on the number of examples ({listing}); every "
-            "leaf needs the same leading axis."
+            "minimize: checkpoint= and progress= run Python between compiled chunks, so they "
+            "cannot be used inside jax.vmap or jax.jit; call minimize directly."
         )
-    n = next(iter(sizes.values()))
-    if n == 0:
+    if path is None:
+        return None
+    try:  # a file, or a folder holding what jaxgd did not write, is never written to
+        _checkpoint.check_path(path)
+    except ValueError as err:
+        raise ValueError(f"minimize: {err}") from None
+    if every is None:
+        return -(-steps // 10)
+    return generic.positive_int(CALLER, "checkpoint_every", every)
+
+
+def _check_sharpness(every: Any, iters: Any) -> int:
+    """``sharpness_every`` as an int (0: off); ``sharpness_iters`` a positive int."""
+    generic.positive_int(CALLER, "sharpness_iters", iters)
+    if every is None:
+        return 0
+    return generic.positive_int(CALLER, "sharpness_every", every)
+
+
+_SCHEDULE_PROBES = 1 << 16  # schedule values checked before a run (all of them for short runs)
+
+
+def _check_schedule(optimizer: Any, steps: int) -> None:
+    """A learning-rate schedule that turns negative (or NaN) within the run is refused."""
+    schedule = getattr(optimizer, "learning_rate", None)
+    if not callable(schedule) or generic.is_traced(optimizer):
+        return
+    at = np.unique(np.linspace(0, steps - 1, min(steps, _SCHEDULE_PROBES)).astype(np.int64))
+    with jax.ensure_compile_time_eval():
+        values = np.asarray(jax.vmap(schedule)(jnp.asarray(at, jnp.int32)), np.float64)
+    bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0)))
+    if bad.size:
+        i = bad[0]
         raise ValueError(
-            "minimize: data has 0 examples (the leading axis is empty); pass at least one "
-            "example, or data=None for a loss without data."
+            f"minimize: the learning-rate schedule gives {values[i]:.4g} at step {at[i]} (of "
+            f"{steps}); a rate must stay a finite number >= 0 through the run: clip it, e.g. "
+            "optax.schedules' end_value, or shorten steps."
         )
-    return jax.tree.map(_as_array, data), n
-
-
-def check_key(key: Any, *, required: bool, why: str) -> Any:
-    """A JAX PRNG key (typed, or the raw ``uint32[2]`` of ``jax.random.PRNGKey``)."""
-    if key is None:
-        if required:
-            raise ValueError(
-                f"minimize: {why} needs key= (a jax.random.PRNGKey) ; e.g. "
-                "key=jax.random.PRNGKey(0)."
-            )
-        return np.zeros((2,), np.uint32)
-    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return key
-    if (
-        isinstance(key, jax.Array | np.ndarray)
-        and key.shape == (2,)
-        and jnp.issubdtype(key.dtype, jnp.unsignedinteger)
-    ):
-        return key
-    raise TypeError(
-        f"minimize: key must be a jax.random key (jax.random.PRNGKey(0) or jax.random.key(0)), "
-        f"got {key!r}; an integer seed goes through jax.random.PRNGKey(seed)."
-    )
-
-
-def check_threshold(name: str, value: Any, *, nonnegative: bool) -> Any:
-    if value is None:
-        return np.float32(-np.inf)  # a NumPy scalar: no device work on every call
-    if not isinstance(value, jax.core.Tracer):
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(f"minimize: {name} must be a number, got {value!r}.") from None
-        if np.isnan(v) or (nonnegative and v < 0):
-            rule = "a number >= 0" if nonnegative else "a number (not NaN)"
-            raise ValueError(
-                f"minimize: {name} must be {rule}, got {value!r}; or None to switch it off."
-            )
-        return np.float32(v)
-    return jnp.asarray(value, jnp.float32)
 
 
 # --------------------------------------------------------------------------- #
@@ -222,7 +241,7 @@ def _loss_output(loss, params, args):
     """``jax.eval_shape(loss, params, *args)``, remembered by the argument types
     for as long as ``loss`` lives (nothing is kept alive by the memory)."""
     leaves, treedef = jax.tree.flatten((loss, params, args))
-    if is_traced(leaves):
+    if generic.is_traced(leaves):
         return jax.eval_shape(loss, params, *args)
     memo = _remembered(_OUTPUTS, loss)
     key = (treedef, tuple((np.shape(a), getattr(a, "dtype", type(a))) for a in leaves))
@@ -327,6 +346,15 @@ def _describe(value: Any) -> str:
 # --------------------------------------------------------------------------- #
 
 _FINITE: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+@register_cache
+def _forget() -> None:
+    """Forget the remembered loss outputs and finite arrays (``jaxgd.clear_caches``)."""
+    _OUTPUTS.clear()
+    _FINITE.clear()
+
+
 _all_finite = jax.jit(lambda a: jnp.all(jnp.isfinite(a)))
 
 
@@ -372,7 +400,9 @@ def all_finite(arrays: list, last: list) -> bool:
     return True
 
 
-def warn_if_not_finite(data: Any) -> None:
+def warn_if_not_finite(data: Any, stacklevel: int = 4) -> None:
+    """Warn that the data holds NaN or inf (``stacklevel``: the user's call, from a
+    warm call's :meth:`~jaxgd.run._warm.SeenCall.run`)."""
     if data is None:
         return
     bad = [
@@ -384,5 +414,5 @@ def warn_if_not_finite(data: Any) -> None:
         warnings.warn(
             f"minimize: {', '.join(bad)} holds NaN or inf; the run stops at step 0 with status "
             "DIVERGED and the initial params. Clean the data first.",
-            stacklevel=4,
+            stacklevel=stacklevel,
         )

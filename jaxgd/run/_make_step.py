@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgd._checks import boolean
-from jaxgd.optimizers import Optimizer, check_optimizer
+from jaxgd import _checks as checks
 from jaxgd._partition import Static, combine, partition
+from jaxgd.optimizers import Optimizer, check_optimizer
 
 __all__ = ["Step", "make_step"]
 
@@ -155,7 +155,7 @@ def make_step(loss: Callable[..., Any], optimizer: Any, *, has_aux: bool = False
         >>> value  # the loss before the last step: 2 * 1**2
         Array(2., dtype=float32)
     """
-    if not callable(loss):
-        raise TypeError(f"make_step: loss must be a function loss(params, *batch), got {loss!r}.")
+    checks.function("make_step", loss, "loss(params, *batch)")
     check_optimizer(optimizer, "make_step")
-    return Step(loss=loss, optimizer=optimizer, has_aux=boolean("make_step", "has_aux", has_aux))
+    has_aux = checks.boolean("make_step", "has_aux", has_aux)
+    return Step(loss=loss, optimizer=optimizer, has_aux=has_aux)

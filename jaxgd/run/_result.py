@@ -8,6 +8,7 @@ import enum
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["History", "Result", "Status"]
@@ -70,6 +71,36 @@ class History:
     def step(self) -> np.ndarray:
         """The step number of each entry: ``arange(len) * stride``."""
         return np.arange(np.shape(self.loss)[-1]) * self.stride
+
+    def record(self, step, loss, grad_norm, params, sharpness=None) -> History:
+        """This history with step ``step``'s entry written (inside the compiled loop).
+
+        A step that is not a multiple of ``stride``, or past the end, has no
+        entry: its writes are dropped. ``sharpness``: ``(plain,
+        preconditioned)`` where measured (None leaves those entries as they are).
+        """
+        at = step
+        if self.stride != 1:
+            length = self.loss.shape[0]
+            at = jnp.where(step % self.stride == 0, step // self.stride, length)
+
+        def put(buffer, value):
+            if buffer is None:
+                return None
+            return buffer.at[at].set(value.astype(buffer.dtype), mode="drop")
+
+        return History(
+            loss=put(self.loss, loss),
+            grad_norm=put(self.grad_norm, grad_norm),
+            params=None
+            if self.params is None
+            else jax.tree.map(lambda path, p: path.at[at].set(p, mode="drop"), self.params, params),
+            sharpness=self.sharpness if sharpness is None else put(self.sharpness, sharpness[0]),
+            preconditioned=self.preconditioned
+            if sharpness is None
+            else put(self.preconditioned, sharpness[1]),
+            stride=self.stride,
+        )
 
 
 class Result(NamedTuple):

@@ -26,19 +26,18 @@ the segment that ends the run evaluates the full-data loss.
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import jax
 import numpy as np
 
 from jaxgd import checkpoint as _checkpoint
-from jaxgd.run._loop import Carry, Finish, Spec, first_segment, next_segment, result_of, start
+from jaxgd._host import ctrl_c_held, progress_bar, tree_bytes
 from jaxgd.run._loop import finish as finish_run
+from jaxgd.run._loop import first_segment, next_segment, result_of, start
 from jaxgd.run._result import RUNNING, Result, Status
+from jaxgd.run._state import Carry, Finish, Spec
 
 __all__ = ["RunInterrupted", "run_in_segments"]
 
@@ -64,43 +63,12 @@ class RunInterrupted(KeyboardInterrupt):
 def first_length(spec: Spec, params: Any, data: Any) -> int:
     """Steps of the first segment: all of them unless a guess of the time a
     step takes (the bytes it moves) says the run would last over a segment."""
-    n_params = sum(np.size(p) * np.dtype(p.dtype).itemsize for p in jax.tree.leaves(params))
-    n_data = sum(np.size(a) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(data))
+    n_params = tree_bytes(params)
+    n_data = tree_bytes(data)
     if spec.batch_size is not None and spec.n_examples:
         n_data = n_data * spec.batch_size // spec.n_examples
     seconds = (8 * n_params + 3 * n_data) / _BYTES_PER_SECOND + 1e-6
     return max(1, min(spec.steps, int(SEGMENT_SECONDS / seconds)))
-
-
-class _CtrlC:
-    """Remembers a Ctrl-C while a segment runs; a second one interrupts at once."""
-
-    def __init__(self) -> None:
-        self.pressed = False
-
-    @contextlib.contextmanager
-    def watching(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.getsignal(signal.SIGINT)
-
-        def handler(signum, frame):
-            if self.pressed:  # the second Ctrl-C: the user does not want to wait
-                raise KeyboardInterrupt
-            self.pressed = True
-
-        signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-
-def _progress_bar(total: int, initial: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", desc="minimize", leave=False)
 
 
 def _check_resumed(carry: Carry, spec: Spec, path: str) -> None:
@@ -152,15 +120,18 @@ def run_in_segments(
     """The run of ``spec`` as one or more compiled segments (see the module docstring)."""
     steps = spec.steps
     every = every or steps
-    ctrl_c = _CtrlC()
     lock = _checkpoint.lock(checkpoint) if checkpoint else contextlib.nullcontext()
-    with lock, ctrl_c.watching():
+    # Ctrl-C is acted on between two segments; a second one interrupts at once.
+    with lock, ctrl_c_held(deliver=False, second_interrupts=True) as ctrl_c:
         # The run's fingerprint is computed (compiled) only once the path is ours.
         fingerprint = fingerprint() if fingerprint is not None else None
         carry = finish = None
         if checkpoint is not None and _checkpoint.exists(checkpoint):
             carry = _resume(checkpoint, start(spec, traced, params, data), fingerprint, spec)
-        bar = _progress_bar(steps, 0 if carry is None else int(carry.step)) if progress else None
+        bar = None
+        if progress:
+            done = 0 if carry is None else int(carry.step)
+            bar = progress_bar(steps, initial=done, desc="minimize", unit="step")
         length = first_length(spec, params, data)
         try:
             while True:

@@ -3,10 +3,15 @@
 A plain call (no checkpoint, progress or mesh) whose arguments have the same
 structure, shapes, dtypes and compiled-in parts as one of the last
 :data:`MOST` calls skips the checks they passed: only ``tol``, ``target`` and
-the data's finiteness are checked again (:func:`jaxgd.minimize`), and
+the data's finiteness are checked again (:meth:`SeenCall.run`), and
 learning rates given as Python numbers are placed on the device once per new
 value. Each remembered call holds its loss and optimizer, as ``jax.jit``'s
 own cache of compiled programs does.
+
+Everything remembered lives in one :class:`WarmCalls`, :data:`CALLS`, which
+``jaxgd.clear_caches()`` empties: :func:`jaxgd.minimize` asks it for a call
+it remembers (:meth:`WarmCalls.recall`) and otherwise runs the cold path,
+which hands the checked call back (:meth:`WarmCalls.remember`).
 """
 
 from __future__ import annotations
@@ -22,26 +27,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import jaxgd.run._checks as checks
+import jaxgd.run._segments as chunks
+from jaxgd import _checks as generic
+from jaxgd._host import register_cache
 from jaxgd._partition import Static
-from jaxgd.run import _checks as checks, _segments as chunks
-from jaxgd.run._segments import run_in_segments
-from jaxgd.run._loop import Spec, whole_run
+from jaxgd.run._loop import whole_run
 from jaxgd.run._result import History, Result
+from jaxgd.run._state import Spec
 
-__all__ = [
-    "MOST",
-    "RUNNERS",
-    "SEEN",
-    "SeenCall",
-    "recall",
-    "remember",
-    "runner",
-    "signature",
-    "traced_leaves",
-]
+__all__ = ["CALLS", "MOST", "SeenCall", "WarmCalls", "traced_leaves"]
 
-
-SEEN: collections.OrderedDict = collections.OrderedDict()  # signature -> SeenCall
+CALLER = "minimize"
 MOST = 32  # calls remembered (each holds its loss and optimizer, as jit's cache does)
 
 
@@ -72,60 +69,94 @@ def _plan(kinds: tuple[type, ...]) -> _Plan | None:
     return _Plan(**{name: _getter(at) for name, at in where.items()})
 
 
-_PLANS: dict[tuple[type, ...], _Plan | None] = {}  # leaf types -> their plan
 _AVAL = operator.attrgetter("aval")  # shape, dtype and weak type, interned: cheap to compare
 _SHAPE_DTYPE = operator.attrgetter("shape", "dtype")
 
 
-def signature(loss, params, optimizer, data, key, *options) -> tuple[Any, list]:
-    """``(signature, leaves)``: the signature holds everything the argument checks
-    of a plain call depend on, but the values of ``tol``, ``target`` and the
-    arrays (checked on every call): the tree structure, each leaf's type, each
-    array's abstract value (shape, dtype, weak type), each compiled-in leaf's
-    value, and the options with their types (``True`` is not ``1``). None
-    (not remembered) under jit or vmap. ``leaves``: those of ``(loss, params,
-    optimizer, data, key)``. A signature that cannot be hashed is never
-    remembered (:func:`recall`, :func:`remember`)."""
-    leaves, treedef = jax.tree.flatten((loss, params, optimizer, data, key))
-    kinds = tuple(map(type, leaves))
-    try:
-        plan = _PLANS[kinds]
-    except KeyError:
-        if len(_PLANS) > 4 * MOST:
-            _PLANS.clear()
-        plan = _PLANS[kinds] = _plan(kinds)
-    if plan is None:
-        return None, leaves
-    try:
-        arrays = tuple(map(_AVAL, plan.arrays(leaves)))
-        numpy = tuple(map(_SHAPE_DTYPE, plan.numpy(leaves)))
-    except AttributeError:  # an unusual array: checked afresh
-        return None, leaves
-    described = (treedef, kinds, arrays, numpy, plan.static(leaves), tuple(map(type, options)))
-    return (*described, options), leaves
+class WarmCalls:
+    """The calls remembered, the plans of their leaf types and one compiled
+    runner per spec: every cache of a warm ``minimize``, behind one boundary."""
 
+    def __init__(self) -> None:
+        self.plans: dict[tuple[type, ...], _Plan | None] = {}  # leaf types -> their plan
+        self.seen: collections.OrderedDict = collections.OrderedDict()  # signature -> SeenCall
+        self.runners: collections.OrderedDict = collections.OrderedDict()  # spec -> its runner
 
-def recall(signature: Any) -> SeenCall | None:
-    """The call remembered under ``signature`` (None: not seen, or not rememberable)."""
-    if signature is None:
-        return None
-    try:
-        seen = SEEN.get(signature)
-    except TypeError:  # an unhashable compiled-in leaf
-        return None
-    if seen is not None:
-        SEEN.move_to_end(signature)
-    return seen
+    def clear(self) -> None:
+        """Forget everything (``jaxgd.clear_caches``)."""
+        self.plans.clear()
+        self.seen.clear()
+        self.runners.clear()
 
+    def signature(self, loss, params, optimizer, data, key, options) -> tuple[Any, list]:
+        """``(signature, leaves)``: the signature holds everything the argument checks
+        of a plain call depend on, but the values of ``tol``, ``target`` and the
+        arrays (checked on every call): the tree structure, each leaf's type, each
+        array's abstract value (shape, dtype, weak type), each compiled-in leaf's
+        value, and the options with their types (``True`` is not ``1``). None
+        (not remembered) under jit or vmap. ``leaves``: those of ``(loss, params,
+        optimizer, data, key)``. A signature that cannot be hashed is never
+        remembered."""
+        leaves, treedef = jax.tree.flatten((loss, params, optimizer, data, key))
+        kinds = tuple(map(type, leaves))
+        try:
+            plan = self.plans[kinds]
+        except KeyError:
+            if len(self.plans) > 4 * MOST:
+                self.plans.clear()
+            plan = self.plans[kinds] = _plan(kinds)
+        if plan is None:
+            return None, leaves
+        try:
+            arrays = tuple(map(_AVAL, plan.arrays(leaves)))
+            numpy = tuple(map(_SHAPE_DTYPE, plan.numpy(leaves)))
+        except AttributeError:  # an unusual array: checked afresh
+            return None, leaves
+        described = (treedef, kinds, arrays, numpy, plan.static(leaves), tuple(map(type, options)))
+        return (*described, options), leaves
 
-def remember(signature: Any, seen: SeenCall) -> None:
-    """Remember ``seen`` under ``signature`` (the oldest of :data:`MOST` calls goes)."""
-    try:
-        SEEN[signature] = seen
-    except TypeError:  # an unhashable compiled-in leaf: checked afresh every call
-        return
-    if len(SEEN) > MOST:
-        SEEN.popitem(last=False)
+    def recall(self, loss, params, optimizer, data, key, options) -> tuple[SeenCall | None, tuple]:
+        """``(seen, memo)``: the call remembered with these arguments (None: not
+        seen, or not rememberable), and what :meth:`remember` needs of them."""
+        signature, leaves = self.signature(loss, params, optimizer, data, key, options)
+        seen = None
+        if signature is not None:
+            try:
+                seen = self.seen.get(signature)
+            except TypeError:  # an unhashable compiled-in leaf
+                signature = None
+        if seen is not None:
+            self.seen.move_to_end(signature)
+        return seen, (signature, leaves)
+
+    def remember(self, memo: tuple, spec: Spec, params: Any, data: Any, key: Any) -> SeenCall:
+        """The :class:`SeenCall` of a checked plain call (``memo``: from :meth:`recall`),
+        remembered under its signature (the oldest of :data:`MOST` calls goes)."""
+        signature, leaves = memo
+        seen = SeenCall.of(spec, leaves, params, data, key, self.runner(spec))
+        if signature is not None:
+            try:
+                self.seen[signature] = seen
+            except TypeError:  # an unhashable compiled-in leaf: checked afresh every call
+                return seen
+            if len(self.seen) > MOST:
+                self.seen.popitem(last=False)
+        return seen
+
+    def runner(self, spec: Spec) -> Callable[..., tuple]:
+        """:func:`jaxgd.run._loop.whole_run` with ``spec`` bound, jitted: the same
+        program, but a call dispatches without hashing and comparing the spec (a
+        static argument) every time, and returns plain tuples (see
+        :func:`_whole_run_as_tuples`). One per spec, shared by the remembered calls
+        of that spec (so a spec compiles once, as in ``whole_run``'s own cache)."""
+        run = self.runners.get(spec)
+        if run is None:
+            run = self.runners[spec] = jax.jit(functools.partial(_whole_run_as_tuples, spec))
+            if len(self.runners) > MOST:
+                self.runners.popitem(last=False)
+        else:
+            self.runners.move_to_end(spec)
+        return run
 
 
 class SeenCall(NamedTuple):
@@ -136,17 +167,16 @@ class SeenCall(NamedTuple):
     convert: bool  # params or data hold leaves that are not JAX arrays yet
     key: Any  # the key when none is passed (a device array, made once)
     one_call: bool  # the whole run is one compiled call (else segments, see run_in_segments)
-    rule: Callable  # what decided one_call (chunks.first_length; decided afresh if replaced)
     numbers: Callable | None  # the traced leaves of the loss and optimizer from the
     # signature's leaves, where they are all Python or NumPy numbers (else None)
     placed: list  # [those numbers, the same on the device] of the last call
     off: Any  # tol or target None: -inf, on the device
     data: slice  # where the data's leaves are among the signature's leaves
     finite: list  # the data last found finite (see checks.all_finite)
-    whole_run: Callable  # loop.whole_run with the spec bound (see runner)
+    whole_run: Callable  # loop.whole_run with the spec bound (see WarmCalls.runner)
 
     @classmethod
-    def of(cls, spec: Spec, leaves: list, params: Any, data: Any, key: Any) -> SeenCall:
+    def of(cls, spec, leaves: list, params, data, key, whole_run: Callable) -> SeenCall:
         split = (len(spec.loss.leaves), len(jax.tree.leaves(params)), len(spec.optimizer.leaves))
         at = sum(split)
         n_data = len(jax.tree.leaves(data))
@@ -164,13 +194,12 @@ class SeenCall(NamedTuple):
             convert=not all(isinstance(leaf, jax.Array) for leaf in given),
             key=jnp.asarray(key) if isinstance(key, np.ndarray) else None,
             one_call=chunks.first_length(spec, params, data) >= spec.steps,
-            rule=chunks.first_length,
             numbers=_getter(traced_at) if numbers else None,
             placed=[None, None],
-            off=jnp.asarray(checks.check_threshold("tol", None, nonnegative=True)),
+            off=jnp.asarray(generic.threshold(CALLER, "tol", None, nonnegative=True)),
             data=slice(at, at + n_data),
             finite=[],
-            whole_run=runner(spec),
+            whole_run=whole_run,
         )
 
     def traced(self, leaves: list) -> tuple[list, list]:
@@ -183,6 +212,24 @@ class SeenCall(NamedTuple):
         )
 
     def run(self, leaves: list, params: Any, data: Any, key: Any, tol: Any, target: Any) -> Result:
+        """The run of a call like this one: the values its signature leaves out
+        (``tol``, ``target``, the data's finiteness) are checked as a cold call
+        checks them, then :meth:`execute`."""
+        off = self.off  # a rule switched off, placed once
+        tol = off if tol is None else generic.threshold(CALLER, "tol", tol, nonnegative=True)
+        if target is None:
+            target = off
+        else:
+            target = generic.threshold(CALLER, "target", target, nonnegative=False)
+        if self.convert:
+            params = generic.float_params(CALLER, params)
+            data = generic.example_data(CALLER, data)[0]
+            checks.warn_if_not_finite(data)
+        elif not checks.all_finite(leaves[self.data], self.finite):
+            checks.warn_if_not_finite(data)
+        return self.execute(leaves, params, data, key, tol, target)
+
+    def execute(self, leaves: list, params, data, key, tol, target) -> Result:
         """The run of checked arguments (``leaves``: the signature's)."""
         spec = self.spec
         if self.numbers is not None:  # hyperparameters as numbers: placed once per new value
@@ -193,32 +240,14 @@ class SeenCall(NamedTuple):
         else:
             traced = self.traced(leaves)
         key = self.key if key is None else key
-        one_call = self.one_call
-        if chunks.first_length is not self.rule:
-            one_call = chunks.first_length(spec, params, data) >= spec.steps
-        if one_call:  # one compiled call, returned without waiting for it
+        if self.one_call:  # one compiled call, returned without waiting for it
             out = self.whole_run(traced, params, data, key, tol, target)
             return _as_result(out, spec.history_stride)
-        return run_in_segments(spec, traced, params, data, key, tol, target)
+        return chunks.run_in_segments(spec, traced, params, data, key, tol, target)
 
 
-RUNNERS: collections.OrderedDict = collections.OrderedDict()  # spec -> its runner
-
-
-def runner(spec: Spec) -> Callable[..., Result]:
-    """:func:`jaxgd.run._loop.whole_run` with ``spec`` bound, jitted: the same
-    program, but a call dispatches without hashing and comparing the spec (a
-    static argument) every time, and returns plain tuples (see
-    :func:`_whole_run_as_tuples`). One per spec, shared by the remembered calls
-    of that spec (so a spec compiles once, as in ``whole_run``'s own cache)."""
-    run = RUNNERS.get(spec)
-    if run is None:
-        run = RUNNERS[spec] = jax.jit(functools.partial(_whole_run_as_tuples, spec))
-        if len(RUNNERS) > MOST:
-            RUNNERS.popitem(last=False)
-    else:
-        RUNNERS.move_to_end(spec)
-    return run
+CALLS = WarmCalls()
+register_cache(CALLS.clear)
 
 
 _HISTORY_ARRAYS = tuple(

@@ -1,11 +1,9 @@
-"""Warm calls (jaxgd/run/warm_calls.py): a call like one seen before skips the
+"""Warm calls (jaxgd/run/_warm.py): a call like one seen before skips the
 checks its arguments passed, but refuses and warns about every value that the
-cold path would, and compiles nothing new."""
+cold path would, and compiles nothing new; ``gd.clear_caches()`` forgets them."""
 
-import collections
 import gc
 import re
-import sys
 import warnings
 
 import jax
@@ -15,7 +13,8 @@ import pytest
 from helpers import assert_same_bits
 
 import jaxgd as gd
-from jaxgd.run import _checks as checks, _warm as warm_calls
+from jaxgd.run import _api, _plan
+from jaxgd.run import _checks as checks
 
 X = jax.random.normal(jax.random.PRNGKey(0), (32, 2))
 Y = X @ jnp.array([1.0, -2.0]) + 0.5
@@ -35,14 +34,27 @@ def no_cold_calls(monkeypatch):
     def cold(*args, **kwargs):
         raise AssertionError("the cold path ran")
 
-    monkeypatch.setattr(checks, "check_loss_output", cold)
+    monkeypatch.setattr(_api, "_minimize_cold", cold)
+
+
+def count_cold_calls(monkeypatch) -> list:
+    """From now on each cold call (checks, plan, execute) appends to the list returned."""
+    calls, real = [], _api._minimize_cold
+
+    def cold(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_api, "_minimize_cold", cold)
+    return calls
 
 
 @pytest.fixture
-def forget(monkeypatch):
+def forget():
     """Empties the warm-call memory (and the per-spec programs) for this test."""
-    monkeypatch.setattr(warm_calls, "SEEN", collections.OrderedDict())
-    monkeypatch.setattr(warm_calls, "RUNNERS", collections.OrderedDict())
+    gd.clear_caches()
+    yield
+    gd.clear_caches()
 
 
 def run(optimizer=None, data=(X, Y), **kwargs):
@@ -99,7 +111,7 @@ def test_a_warm_call_with_a_new_learning_rate_compiles_nothing_and_matches_a_col
         warm = [run(opt) for opt in optimizers]
     assert compiles.count == 0
     for lr, result in zip(lrs, warm, strict=True):
-        monkeypatch.setattr(warm_calls, "SEEN", collections.OrderedDict())  # cold again
+        gd.clear_caches()  # cold again
         assert_same_bits(result, run(gd.adam(lr)))
     assert not np.array_equal(warm[0].params["w"], warm[1].params["w"])
 
@@ -118,12 +130,27 @@ def test_calls_of_one_spec_share_its_compiled_program(forget, count_compiles):
     the same compiled program."""
     run()
     numpy_params = jax.tree.map(np.asarray, P0)
-    checks.check_params(numpy_params)  # converting NumPy arrays compiles a little program
+    jax.tree.map(jnp.asarray, numpy_params)  # converting NumPy arrays compiles a little program
     with count_compiles() as compiles:
         result = gd.minimize(mse, numpy_params, gd.adam(0.05), steps=3, data=(X, Y))
     assert compiles.count == 0
     assert_same_bits(result, run())
-    assert len(warm_calls.SEEN) == 2 and len(warm_calls.RUNNERS) == 1
+
+
+def test_clear_caches_makes_the_next_call_cold_again(forget, count_compiles, monkeypatch):
+    """After ``gd.clear_caches()`` the next call runs its checks and builds its
+    program again, as a first call does; until then calls are warm."""
+    cold = count_cold_calls(monkeypatch)
+    first = run()
+    run()
+    assert len(cold) == 1
+    gd.clear_caches()
+    with count_compiles() as compiles:
+        again = run()
+    assert len(cold) == 2 and compiles.count >= 1  # the per-spec program was forgotten too
+    assert_same_bits(first, again)
+    with pytest.raises(ValueError, match="tol must be a number >= 0"):
+        run(tol=-1.0)  # still refused, cold or warm
 
 
 def test_an_option_equal_to_a_bool_is_still_checked(forget):
@@ -173,20 +200,15 @@ def mse_with_aux(p, batch):
         {"sharpness_every": 2, "sharpness_iters": 3},  # Adam: the preconditioned sharpness too
     ],
 )
-def test_a_warm_result_is_the_loops_own_result(forget, options):
+def test_a_warm_result_is_the_loops_own_result(forget, options, capsys):
     """The warm path builds the Result from plain tuples (a cheaper jit output):
-    the same tree, the same bits as jaxgd.run._loop.whole_run's Result."""
-    from jaxgd.run._loop import Spec, whole_run
-
+    the same tree, the same bits as the loop's own Result (here from a run in
+    segments, which progress= asks for)."""
     loss = mse_with_aux if options.get("has_aux") else mse
-    call = lambda: gd.minimize(loss, P0, gd.adam(0.05), steps=5, data=(X, Y), **options)  # noqa: E731
+    call = lambda **kw: gd.minimize(loss, P0, gd.adam(0.05), steps=5, data=(X, Y), **options, **kw)  # noqa: E731
     call()
     warm = call()
-    (signature, seen), *_ = warm_calls.SEEN.items()
-    assert isinstance(seen.spec, Spec)
-    leaves = warm_calls.signature(loss, P0, gd.adam(0.05), (X, Y), None, *signature[-1])[1]
-    off = seen.off
-    own = whole_run(seen.spec, seen.traced(leaves), P0, (X, Y), seen.key, off, off)
+    own = call(progress=True)
     assert jax.tree.structure(warm) == jax.tree.structure(own)
     assert warm.history.stride == own.history.stride
     assert_same_bits(warm, own)
@@ -204,19 +226,16 @@ def test_a_warm_result_is_the_loops_own_result(forget, options):
 def test_one_or_two_steps_per_loop_iteration_give_the_same_bits(lr, options, status, monkeypatch):
     """Params over ``_UNROLL_BYTES`` run one step per while-loop iteration, smaller
     ones two: the same run either way, to the bit, wherever it stops."""
-    minimize_module = sys.modules["jaxgd.run._api"]
-    _prepared = minimize_module._prepared
 
     def fresh_run():
-        monkeypatch.setattr(warm_calls, "SEEN", collections.OrderedDict())
-        monkeypatch.setattr(warm_calls, "RUNNERS", collections.OrderedDict())
+        gd.clear_caches()
         return gd.minimize(mse, P0, gd.sgd(lr), steps=301, data=(X, Y), **options)
 
     two = fresh_run()
-    assert _prepared(mse, P0, gd.sgd(lr), steps=301, data=(X, Y))[0].inner_steps == 2
-    monkeypatch.setattr(minimize_module, "_UNROLL_BYTES", 8)  # P0 holds 12 bytes
+    assert _plan.inner_steps(False, P0) == 2
+    monkeypatch.setattr(_plan, "_UNROLL_BYTES", 8)  # P0 holds 12 bytes
     one = fresh_run()
-    assert _prepared(mse, P0, gd.sgd(lr), steps=301, data=(X, Y))[0].inner_steps == 1
+    assert _plan.inner_steps(False, P0) == 1
     assert gd.Status(int(two.status)) == status
     assert int(one.steps) == int(two.steps)
     if status == gd.Status.CONVERGED:

@@ -5,8 +5,8 @@ Save/load exactness over random pytrees lives in tests/test_checkpoint.py.
 
 import jax
 import jax.numpy as jnp
-import optax
 import numpy as np
+import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -3,8 +3,8 @@ stability on a small network (Cohen et al. 2021), Adam's preconditioned sharpnes
 
 import jax
 import jax.numpy as jnp
-import optax
 import numpy as np
+import optax
 import pytest
 from sklearn.datasets import load_digits
 

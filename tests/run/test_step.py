@@ -93,11 +93,14 @@ def test_new_hyperparameters_do_not_recompile(count_compiles):
     np.testing.assert_allclose(moved, 0.001, rtol=1e-3)
 
 
-def test_bad_arguments_are_named():
-    with pytest.raises(TypeError, match="optimizer"):
+def test_bad_arguments_are_named_with_the_function_called():
+    """The shared checks say ``make_step:``, not ``minimize:``."""
+    with pytest.raises(TypeError, match="^make_step: .*optimizer"):
         gd.make_step(_loss, gd.adam)
-    with pytest.raises(TypeError, match="loss"):
+    with pytest.raises(TypeError, match=r"^make_step: loss must be a function loss\(params"):
         gd.make_step("not a function", gd.adam(0.1))
+    with pytest.raises(TypeError, match="^make_step: has_aux must be True or False, got 1"):
+        gd.make_step(_loss, gd.adam(0.1), has_aux=1)
 
 
 def test_make_step_hands_line_searches_the_loss():

@@ -1,0 +1,230 @@
+"""One step of a run, written once: evaluate, record, stop rules, update.
+
+Each step ``k`` (from 0):
+
+1. evaluate ``loss(params_k)`` and ``g_k = grad loss(params_k)`` (on the
+   ``k``-th minibatch when ``batch_size`` is given) and record them in the
+   history (:meth:`jaxgd.History.record`);
+2. stop with ``DIVERGED`` if either is not finite, ``REACHED_TARGET`` if the
+   loss is ``<= target``, ``CONVERGED`` if ``|g_k| <= tol``;
+3. otherwise ``params_{k+1} = params_k + update(g_k)``.
+
+:func:`start` is the carry before the first step and :func:`finish` the
+full-data evaluation after the last. Every function takes what it needs as
+arguments (the static :class:`~jaxgd.run._state.Spec`, the rejoined
+:class:`~jaxgd.run._state.Run`, the :class:`~jaxgd.run._state.Inputs`): the
+drivers of :mod:`jaxgd.run._loop` bind them and loop. The optimizer is asked
+for what it knows through its protocol (``update``, ``init`` and, where it
+has one, ``preconditioner``), never by its class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+from jaxgd.calculus import hessian_matvec, top_eigenvalue
+from jaxgd.run._result import RUNNING, History, Status
+from jaxgd.run._state import Carry, Finish, Inputs, Run, Spec
+
+__all__ = ["classify", "finish", "running", "start", "step"]
+
+
+def classify(loss, grad_norm, tol, target, otherwise):
+    """The status after seeing ``loss`` and ``grad_norm`` (``otherwise`` if no rule fires)."""
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    return jnp.where(
+        ~finite,
+        Status.DIVERGED,
+        jnp.where(
+            loss <= target,
+            Status.REACHED_TARGET,
+            jnp.where(grad_norm <= tol, Status.CONVERGED, otherwise),
+        ),
+    ).astype(jnp.int32)
+
+
+def _history_dtype(params):
+    leaves = jax.tree.leaves(params)
+    return jnp.result_type(jnp.float32, *(leaf.dtype for leaf in leaves))
+
+
+def _data_is_finite(data):
+    checks = [
+        jnp.all(jnp.isfinite(a))
+        for a in jax.tree.leaves(data)
+        if jnp.issubdtype(a.dtype, jnp.inexact)
+    ]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
+
+
+def start(spec: Spec, run: Run, params, data) -> Carry:
+    """The state before the first step; a run whose data holds NaN or inf is
+    over before it starts (``DIVERGED`` at step 0, the initial params kept)."""
+    length = spec.history_length or -(-spec.steps // spec.history_stride)
+    nan = jnp.full((length,), jnp.nan, _history_dtype(params))
+    path = curvature = preconditioned = probe = None
+    if spec.record_params:
+        path = jax.tree.map(lambda p: jnp.full((length, *p.shape), jnp.nan, p.dtype), params)
+    opt_state = run.optimizer.init(params)
+    if spec.sharpness_every:
+        curvature = nan
+        flat = ravel_pytree(params)[0]
+        first = jax.random.normal(jax.random.PRNGKey(0), flat.shape, flat.dtype)
+        probe = (first, first)
+        if _preconditioner(run, params, opt_state) is not None:
+            preconditioned = nan
+    return Carry(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=opt_state,
+        status=jnp.where(_data_is_finite(data), RUNNING, Status.DIVERGED).astype(jnp.int32),
+        history=History(
+            loss=nan,
+            grad_norm=nan,
+            params=path,
+            sharpness=curvature,
+            preconditioned=preconditioned,
+            stride=spec.history_stride,
+        ),
+        probe=probe,
+    )
+
+
+def _preconditioner(run: Run, grads, opt_state):
+    """The optimizer's preconditioner for this step (None for a rule without one,
+    and for optax's optimizers, which do not answer ``preconditioner``)."""
+    preconditioner = getattr(run.optimizer, "preconditioner", None)
+    return None if preconditioner is None else preconditioner(grads, opt_state)
+
+
+def _loss_and_aux(spec: Spec, run: Run, params, batch):
+    """``(loss, aux)`` at ``params`` whatever the loss's own signature."""
+    out = run.loss(params, batch) if spec.has_data else run.loss(params)
+    return out if spec.has_aux else (out, None)
+
+
+def _evaluate(spec: Spec, run: Run, params, batch):
+    """Loss, aux, gradient and gradient norm at ``params``."""
+    f = lambda p, b: _loss_and_aux(spec, run, p, b)  # noqa: E731
+    (loss, aux), grads = jax.value_and_grad(f, has_aux=True)(params, batch)
+    grad_norm = optax.tree.norm(jax.tree.map(lambda g: g.astype(jnp.float32), grads))
+    return loss, aux, grads, grad_norm
+
+
+def _measure(spec: Spec, run: Run, c: Carry, batch, grads):
+    """The sharpness at ``c.params`` (and the preconditioned one for Adam), warm-started."""
+    loss = lambda p: _loss_and_aux(spec, run, p, batch)[0]  # noqa: E731
+    matvec = hessian_matvec(loss, c.params)
+    plain, plain_vector = top_eigenvalue(matvec, c.probe[0], spec.sharpness_iters)
+    p = _preconditioner(run, grads, c.opt_state)
+    if p is None:
+        return (plain, plain_vector), (jnp.nan, c.probe[1])
+    scale = jax.lax.rsqrt(p)  # P^-1/2 H P^-1/2 has the eigenvalues of P^-1 H, and is symmetric
+    value, vector = top_eigenvalue(
+        lambda v: scale * matvec(scale * v), c.probe[1], spec.sharpness_iters
+    )
+    return (plain, plain_vector), (value, vector)
+
+
+def _sharpness_at(spec: Spec, run: Run, c: Carry, batch, grads, at):
+    """The sharpness where ``at`` is a multiple of ``sharpness_every`` (else NaN),
+    and the eigenvectors to warm-start the next measurement from."""
+    nan = jnp.asarray(jnp.nan, c.history.sharpness.dtype)
+
+    def measure(_):
+        (plain, v), (pre, w) = _measure(spec, run, c, batch, grads)
+        return (plain.astype(nan.dtype), jnp.asarray(pre, nan.dtype)), (v, w)
+
+    due = (at % spec.sharpness_every == 0) & (at < spec.steps)
+    return jax.lax.cond(due, measure, lambda _: ((nan, nan), c.probe), None)
+
+
+def _update(spec: Spec, run: Run, c: Carry, batch, loss, grads, go):
+    """``(params, opt_state)`` after the update where ``go``, unchanged elsewhere."""
+
+    def update(params_and_state):
+        params, opt_state = params_and_state
+        extra = {}
+        if spec.extra_args:  # optax's line searches and L-BFGS evaluate the loss themselves
+            extra = dict(
+                value=loss,
+                grad=grads,
+                value_fn=lambda p: _loss_and_aux(spec, run, p, batch)[0],
+            )
+        updates, new_state = run.optimizer.update(grads, opt_state, params, **extra)
+        return optax.apply_updates(params, updates), new_state
+
+    # On a CPU a cond, not where(go, new, old): the update then writes params
+    # and state in place, as a plain optax step does. With where(), XLA:CPU
+    # fuses the new moments into both the select and the params update, so
+    # both read the old moments after they are overwritten, and it copies
+    # params, mu and nu every step (3 extra passes over memory). On a GPU a
+    # cond waits for its predicate on the host every step, and where() is
+    # faster (benchmarks/results/speed.md). Under vmap the cond becomes that
+    # select anyway, with the same values. The plan chooses (Spec.select_update).
+    if spec.select_update:
+        new = update((c.params, c.opt_state))
+        return jax.tree.map(lambda a, b: jnp.where(go, a, b), new, (c.params, c.opt_state))
+    return jax.lax.cond(go, update, lambda ps: ps, (c.params, c.opt_state))
+
+
+def _batch_at(spec: Spec, inputs: Inputs, at):
+    """The batch of step ``at``: the data, or its ``at``-th minibatch."""
+    if spec.batch_size is None:
+        return inputs.data
+    return spec.gather(inputs.data, inputs.order[at])
+
+
+def running(stop_at, c: Carry):
+    """Whether the run goes on: no rule has fired and ``stop_at`` is not reached."""
+    return (c.status == RUNNING) & (c.step < stop_at)
+
+
+def step(spec: Spec, run: Run, inputs: Inputs, c: Carry, live=None, index=None) -> Carry:
+    """One step; with ``live`` (a traced bool), a no-op where it is False.
+
+    ``index``: the step a fixed-length scan is at (the same for every run
+    of a vmapped sweep, equal to ``c.step`` while the run is live).
+    """
+    batch = _batch_at(spec, inputs, c.step)
+    loss, _, grads, grad_norm = _evaluate(spec, run, c.params, batch)
+    status = classify(loss, grad_norm, inputs.tol, inputs.target, RUNNING)
+    at = c.step
+    if live is not None:  # a stopped run keeps its status; its writes are dropped
+        status = jnp.where(live, status, c.status)
+        at = jnp.where(live, c.step, spec.steps)
+    probe = c.probe
+    sharpness = None
+    if spec.sharpness_every:
+        # In a scan, due by its index rather than ``at``: unbatched under
+        # vmap, so the measurement stays a cond instead of running every
+        # step. A stopped run's value is dropped (``at``), its probe kept.
+        sharpness, probe = _sharpness_at(spec, run, c, batch, grads, at if index is None else index)
+        if live is not None and index is not None:
+            probe = jax.tree.map(lambda a, b: jnp.where(live, a, b), probe, c.probe)
+    history = c.history.record(at, loss, grad_norm, c.params, sharpness)
+    go = status == RUNNING
+    if live is not None:
+        go = go & live
+    params, opt_state = _update(spec, run, c, batch, loss, grads, go)
+    return Carry(
+        step=c.step + go.astype(jnp.int32),
+        params=params,
+        opt_state=opt_state,
+        status=status,
+        history=history,
+        probe=probe,
+    )
+
+
+def finish(spec: Spec, run: Run, carry: Carry, data: Any, tol, target) -> Finish:
+    """Evaluate the params on the full data and settle the status."""
+    loss, aux, _, grad_norm = _evaluate(spec, run, carry.params, data)
+    done = (carry.status == RUNNING) & (carry.step >= spec.steps)
+    status = jnp.where(done, classify(loss, grad_norm, tol, target, Status.MAX_STEPS), carry.status)
+    return Finish(loss=loss, status=status.astype(jnp.int32), aux=aux)

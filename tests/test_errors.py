@@ -272,7 +272,7 @@ CATALOGUE = [
     ),
     ("history-every-zero", lambda: run(history_every=0), ValueError, "history_every must be"),
     (
-        "curvature-every-zero",
+        "sharpness-every-zero",
         lambda: run(sharpness_every=0),
         ValueError,
         "sharpness_every must be a positive integer",
@@ -602,10 +602,10 @@ CATALOGUE = [
         r"memory; use fewer seeds, steps",
     ),
     (
-        "compare-curvature-not-bool",
-        lambda: gd.compare(["booth"], ["adam"], steps=5, curvature="yes"),
+        "compare-sharpness-not-bool",
+        lambda: gd.compare(["booth"], ["adam"], steps=5, sharpness="yes"),
         TypeError,
-        r"curvature must be True or False, got 'yes'; pass sharpness=True to record",
+        r"sharpness must be True or False, got 'yes'; pass sharpness=True to record",
     ),
     (
         "report-folder-unwritable",

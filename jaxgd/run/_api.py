@@ -184,6 +184,7 @@ def _minimize_cold(call: Call, memo: tuple | None) -> Result:
             call.n_examples,
             call.batch_size,
             (optimizer_traced, loss_traced, params, key, tol, target),
+            caller="minimize",
         )
         optimizer_traced, loss_traced, params, key, tol, target = placed
     spec = plan(call, loss_static, optimizer_static, gather)

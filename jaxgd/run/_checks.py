@@ -94,7 +94,7 @@ def check_call(call: Call) -> Call:
         mesh = distributed.auto_mesh(mesh)
         distributed.data_axis(mesh)
         if data is not None:
-            data = distributed.shard_data(data, mesh)
+            data = distributed.shard_data(data, mesh, caller=CALLER)
             n_examples = jax.tree.leaves(data)[0].shape[0]
     batch_size = _check_batch_size(call.batch_size, data, n_examples)
     key = generic.prng_key(CALLER, call.key, required=batch_size is not None, why="a minibatch run")

@@ -53,8 +53,10 @@ def _imports(path: pathlib.Path) -> set[str]:
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
-            names |= {f"{node.module}.{a.name}" for a in node.names}
+            submodules = {f"{node.module}.{a.name}" for a in node.names} & set(MODULES)
+            names |= submodules
+            if len(submodules) < len(node.names):  # names from the module itself
+                names.add(node.module)
     return {n for n in names if n in MODULES and n != "jaxgd"}
 
 

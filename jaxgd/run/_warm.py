@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgd._partition import Static
+from jaxgd._partition import Static, see_through
 from jaxgd.run import _checks as checks, _segments as chunks
 from jaxgd.run._segments import run_in_segments
 from jaxgd.run._loop import Spec, whole_run
@@ -86,7 +86,7 @@ def signature(loss, params, optimizer, data, key, *options) -> tuple[Any, list]:
     (not remembered) under jit or vmap. ``leaves``: those of ``(loss, params,
     optimizer, data, key)``. A signature that cannot be hashed is never
     remembered (:func:`recall`, :func:`remember`)."""
-    leaves, treedef = jax.tree.flatten((loss, params, optimizer, data, key))
+    leaves, treedef = jax.tree.flatten((loss, params, see_through(optimizer), data, key))
     kinds = tuple(map(type, leaves))
     try:
         plan = _PLANS[kinds]

@@ -236,7 +236,9 @@ class _Closure:
         is_fixed = lambda x: isinstance(x, _Fixed)
         cells = jax.tree.map(lambda x: x.value if is_fixed(x) else x, self.cells, is_leaf=is_fixed)
         closure = tuple(map(types.CellType, cells)) if fn.__closure__ else None
-        rebuilt = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, closure)
+        rebuilt = types.FunctionType(
+            fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, closure
+        )
         rebuilt.__kwdefaults__ = fn.__kwdefaults__
         return rebuilt(*args, **kwargs)
 

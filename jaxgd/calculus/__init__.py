@@ -17,10 +17,13 @@ a function of named numbers gets its partials named
 
 | module | concept |
 | --- | --- |
-| :mod:`~jaxgd.calculus._derivatives` | derivatives and gradients, compiled once per function |
+| :mod:`~jaxgd.calculus._derivatives` | derivatives and gradients, compiled once per transform |
 | :mod:`~jaxgd.calculus._partials` | partials named like the variables |
 | :mod:`~jaxgd.calculus._gradient_check` | gradients checked against float64 differences |
 | :mod:`~jaxgd.calculus._curvature` | curvature (``L``) and the step sizes it allows |
+
+Each compiled transform takes the function split by :mod:`jaxgd._partition`
+(traced leaves as arguments, the static rest compiled in), as a run does.
 
 Imports point down: ``partials`` and ``gradient_check`` import
 ``derivatives``; ``curvature`` stands alone. The package imports nothing else
@@ -36,9 +39,14 @@ from jaxgd.calculus._curvature import (
     suggest_learning_rate,
     top_eigenvalue,
 )
-from jaxgd.calculus._derivatives import derivative, directional_derivative, gradient, value_and_gradient
+from jaxgd.calculus._derivatives import (
+    derivative,
+    directional_derivative,
+    gradient,
+    value_and_gradient,
+)
 from jaxgd.calculus._gradient_check import GradientCheck, GradientCheckError, check_gradient
-from jaxgd.calculus._partials import partial as partial_derivative, partials
+from jaxgd.calculus._partials import partial_derivative, partials
 
 __all__ = [
     "GradientCheck",

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from jaxgd._checks import positive_int
+from jaxgd._partition import combine, partition
 
 __all__ = [
     "LearningRateSuggestion",
@@ -39,14 +40,14 @@ def hvp(f: Callable[..., Any], x: Any, v: Any, *args: Any) -> Any:
         >>> gd.hvp(f, jnp.array([1.0, 1.0]), jnp.array([1.0, 0.0]))
         Array([2., 3.], dtype=float32)
     """
-    return _hvp_jit(f, x, v, args)
+    traced, static = partition(f)
+    return _hvp(static, traced, x, v, args)
 
 
-def _hvp(f, x, v, args):
+@functools.partial(jax.jit, static_argnums=0)
+def _hvp(static, traced, x, v, args):
+    f = combine(traced, static)  # f split as jaxgd._partition splits it
     return jax.jvp(lambda y: jax.grad(f)(y, *args), (x,), (v,))[1]
-
-
-_hvp_jit = jax.jit(_hvp, static_argnums=0)
 
 
 def max_curvature(
@@ -79,11 +80,13 @@ def max_curvature(
     """
     iters = positive_int("max_curvature", "iters", iters)
     key = jax.random.PRNGKey(0) if key is None else key
-    return _power_iteration(f, iters, x, key, args)
+    traced, static = partition(f)
+    return _power_iteration(static, iters, traced, x, key, args)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _power_iteration(f, iters, x, key, args):
+def _power_iteration(static, iters, traced, x, key, args):
+    f = combine(traced, static)
     flat = ravel_pytree(x)[0]
     matvec = hessian_matvec(lambda y: f(y, *args), x)
     start = jax.random.normal(key, flat.shape, flat.dtype)

@@ -3,7 +3,7 @@
 A compiled program depends on its *static* inputs (a change compiles a new
 program) and takes its *traced* inputs as values (a change reuses the
 program). The loss, the optimizer and anything else a user hands to
-:func:`jaxgd.minimize` or :func:`jaxgd.make_step` go through the same split,
+`jaxgd.minimize` or `jaxgd.make_step` go through the same split,
 as ``equinox.filter_jit`` and optimistix's ``closure_to_pytree`` do:
 
 * the object is flattened as a pytree (``jax.tree_util``): a plain function
@@ -17,7 +17,7 @@ as ``equinox.filter_jit`` and optimistix's ``closure_to_pytree`` do:
   and compiled in: it usually decides the program's shape.
 
 An optax ``GradientTransformation`` is a pair of functions whose
-hyperparameters live in their closures; :func:`partition` sees through them,
+hyperparameters live in their closures; `partition` sees through them,
 as optimistix does (``equinox.internal.closure_to_pytree``): each closure
 becomes a pytree node whose cells are its children. Arrays held in a closure
 are traced, and so is the step size (a cell named ``learning_rate`` or
@@ -49,7 +49,7 @@ _BY_VALUE = (int, bool, str, bytes, type(None))
 def is_traced_leaf(leaf: Any) -> bool:
     """Whether a pytree leaf is a value the program takes (not compiled in).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> [is_traced_leaf(x) for x in (jnp.ones(2), 0.1, 3, True, print)]
         [True, True, False, False, False]
@@ -100,9 +100,9 @@ def partition(obj: Any) -> tuple[list[Any], Static]:
         ``(traced, static)``: ``traced`` is the list of traced leaves (None
         where a leaf is static), to pass to a compiled function as an
         argument; ``static`` is hashable and goes into its static arguments.
-        :func:`combine` puts the two together again.
+        `combine` puts the two together again.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from jax.tree_util import Partial
         >>> loss = lambda p, lam: lam * jnp.sum(p**2)
@@ -119,7 +119,7 @@ def partition(obj: Any) -> tuple[list[Any], Static]:
 
 
 def combine(traced: list[Any], static: Static) -> Any:
-    """The object :func:`partition` split (with ``traced`` possibly tracers)."""
+    """The object `partition` split (with ``traced`` possibly tracers)."""
     leaves = [t if s is None else s.value for t, s in zip(traced, static.leaves, strict=True)]
     return jax.tree.unflatten(static.treedef, leaves)
 
@@ -135,11 +135,11 @@ def see_through(obj: Any) -> Any:
     """``obj`` with each optax ``GradientTransformation``'s functions made pytrees.
 
     The functions (``init``, ``update``, and those their closures hold) become
-    :class:`_Closure` nodes that call as the functions do and have their
+    `_Closure` nodes that call as the functions do and have their
     closure cells as children (see the module's docstring for which are
     traced). Anything else is returned as it is.
 
-    Example:
+    Examples:
         >>> import jax, optax
         >>> jax.tree.leaves(see_through(optax.sgd(0.1)))  # the step size, -0.1
         [-0.1]
@@ -152,7 +152,7 @@ def see_through(obj: Any) -> Any:
 
 
 def _convert(value: Any, traced_numbers: bool, seen: set[int]) -> Any:
-    """``value`` with its functions made :class:`_Closure` nodes; its Python
+    """``value`` with its functions made `_Closure` nodes; its Python
     numbers kept as leaves (``traced_numbers``) or compiled in."""
 
     def one(leaf):

@@ -17,17 +17,17 @@ a function of named numbers gets its partials named
 
 | module | concept |
 | --- | --- |
-| :mod:`~jaxgd.calculus._derivatives` | derivatives and gradients, compiled once per transform |
-| :mod:`~jaxgd.calculus._partials` | partials named like the variables |
-| :mod:`~jaxgd.calculus._gradient_check` | gradients checked against float64 differences |
-| :mod:`~jaxgd.calculus._curvature` | curvature (``L``) and the step sizes it allows |
+| `jaxgd.calculus._derivatives` | derivatives and gradients, compiled once per transform |
+| `jaxgd.calculus._partials` | partials named like the variables |
+| `jaxgd.calculus._gradient_check` | gradients checked against float64 differences |
+| `jaxgd.calculus._curvature` | curvature (``L``) and the step sizes it allows |
 
-Each compiled transform takes the function split by :mod:`jaxgd._partition`
+Each compiled transform takes the function split by `jaxgd._partition`
 (traced leaves as arguments, the static rest compiled in), as a run does.
 
 Imports point down: ``partials`` and ``gradient_check`` import
 ``derivatives``; ``curvature`` stands alone. The package imports nothing else
-of jaxgd (it is a floor: :mod:`jaxgd.optimizers._stability` and the run layer may import
+of jaxgd (it is a floor: `jaxgd.optimizers._stability` and the run layer may import
 it, never the reverse).
 """
 

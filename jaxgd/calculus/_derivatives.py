@@ -3,14 +3,14 @@
 
 Each is ``jax.jit`` of a JAX transform (``jax.grad``, ``jax.value_and_grad``,
 ``jax.jvp``). The function is split as a run splits its loss
-(:mod:`jaxgd._partition`): its traced leaves (the arrays and floats of a
+(`jaxgd._partition`): its traced leaves (the arrays and floats of a
 ``jax.tree_util.Partial`` or an Equinox module) are arguments of one jitted
 function per transform, its static rest a static argument; so a ``Partial``
 with new values reuses the compiled program, and no cache is kept besides
 ``jax.jit``'s own. A function whose output does not fit ``has_aux`` is
 refused while tracing, with an error that names the public function called.
-That machinery (:func:`compiled_transform`, :func:`check_has_aux`) is shared
-with :mod:`~jaxgd.calculus._partials` and :mod:`~jaxgd.calculus._gradient_check`.
+That machinery (`compiled_transform`, `check_has_aux`) is shared
+with `jaxgd.calculus._partials` and `jaxgd.calculus._gradient_check`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def derivative(f: Callable[[Any], Any]) -> Callable[[Any], jax.Array]:
 
     An integer input is taken as a float (``df(2)`` is ``df(2.0)``).
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> df = gd.derivative(lambda x: x**3)
         >>> float(df(2.0))  # 3 * 2**2
@@ -81,7 +81,7 @@ def gradient(
     The result has the structure of the differentiated argument. Calling
     ``gradient`` again with the same ``f``, or with a ``jax.tree_util.Partial``
     or Equinox module that holds new array or float values, reuses the
-    compiled program (see :mod:`jaxgd._partition`).
+    compiled program (see `jaxgd._partition`).
 
     Args:
         f: a function returning a scalar, or ``(scalar, aux)`` with
@@ -91,7 +91,7 @@ def gradient(
             returns ``(grad, aux)``, as ``jax.grad(..., has_aux=True)`` does.
             A tuple returned without ``has_aux=True`` is an error that says so.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> g = gd.gradient(lambda w: jnp.sum(w**2))
         >>> g(jnp.array([1.0, -2.0]))
@@ -116,7 +116,7 @@ def check_has_aux(has_aux):
 
 def compiled_transform(transform, f, argnums, has_aux, who):
     """``jax.jit(transform(f, argnums, has_aux))``, with ``f`` split into traced
-    leaves and a static rest (:mod:`jaxgd._partition`); ``who`` (the public
+    leaves and a static rest (`jaxgd._partition`); ``who`` (the public
     function's name) only labels the errors about ``f``'s output."""
     traced, static = partition(f)
 
@@ -180,7 +180,7 @@ def value_and_gradient(
     With ``has_aux=True`` (``f`` returns ``(value, aux)``) it returns
     ``((value, aux), grad)``, as ``jax.value_and_grad`` does.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> value, grad = gd.value_and_gradient(lambda w: jnp.sum(w**2))(jnp.array([3.0]))
         >>> float(value), grad
@@ -200,7 +200,7 @@ def directional_derivative(f: Callable[..., Any], x: Any, v: Any, *args: Any) ->
 
     Computed as one forward-mode product (a JVP), without forming the gradient.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> f = lambda x: jnp.sum(x**2)
         >>> float(gd.directional_derivative(f, jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0])))

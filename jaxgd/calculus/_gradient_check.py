@@ -3,7 +3,7 @@
 The gradient (autodiff's or your own) is compared with central differences of
 ``f``, evaluated in float64, along each layer's gradient and a few random
 directions; the tolerance is float32 round-off, not a guess (see
-:func:`check_gradient`).
+`check_gradient`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class GradientCheckError(AssertionError):
 
 
 class GradientCheck(NamedTuple):
-    """The outcome of :func:`check_gradient`.
+    """The outcome of `check_gradient`.
 
     Attributes:
         ok: ``max_relative_error <= rtol``.
@@ -121,10 +121,10 @@ def check_gradient(
         rtol: tolerance on the largest relative error (see above).
         random_directions: how many random directions over all of ``x``.
         seed: seed of the random directions (NumPy's ``default_rng``).
-        raise_on_fail: raise :class:`GradientCheckError` instead of returning
+        raise_on_fail: raise `GradientCheckError` instead of returning
             a result with ``ok=False``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> f = lambda x: jnp.sum(jnp.sin(x) * x)
         >>> gd.check_gradient(f, jnp.array([0.5, 2.0])).ok
@@ -172,7 +172,7 @@ def check_gradient(
 
 
 def _checked_point(x, grad, has_aux, random_directions, eps):
-    """``x``'s leaves and structure, once the arguments of :func:`check_gradient`
+    """``x``'s leaves and structure, once the arguments of `check_gradient`
     are checked (a clear error for each that is not what it should be)."""
     check_has_aux(has_aux)
     for path, leaf in jax.tree_util.tree_flatten_with_path(x)[0]:
@@ -205,7 +205,7 @@ def _checked_point(x, grad, has_aux, random_directions, eps):
 
 def _differences(f, has_aux, x, g, args, eps, random_directions, seed):
     """``(fd, gv, f(x), h, eps, u)``: the central differences of ``f`` in float64
-    and ``<g, v>`` along each direction (see :func:`check_gradient`), the step
+    and ``<g, v>`` along each direction (see `check_gradient`), the step
     ``h`` and base step ``eps`` used, and ``u``, the machine epsilon of ``f``'s
     value."""
     with jax.enable_x64(True):
@@ -228,7 +228,7 @@ def _differences(f, has_aux, x, g, args, eps, random_directions, seed):
 
 def _relative_errors(g, fd, gv, value, h, u_value, random_directions):
     """``|<g, v> - fd| / max(|<g, v>|, |fd|, s, 10 u |f(x)| / h)`` along each
-    direction ``v`` (see :func:`check_gradient`); NaN counts as infinite."""
+    direction ``v`` (see `check_gradient`); NaN counts as infinite."""
     g_leaves = jax.tree.leaves(g)
     sizes = [int(np.size(a)) for a in g_leaves]
     # s = |g_S| / sqrt(n_S) for each direction's support S.
@@ -282,7 +282,7 @@ def _direction_names(x, random_directions):
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _directional_check(static, has_aux, traced, x, g, directions, eps, args):
     """Central differences of ``f`` and ``<g, v>`` along each direction ``v``
-    (see :func:`check_gradient`), one direction at a time (memory: a few ``x``).
+    (see `check_gradient`), one direction at a time (memory: a few ``x``).
 
     ``directions`` is ``(leaf_of, in_leaves, over_all)``: ``leaf_of[i]`` is the
     leaf of flat coordinate ``i``; ``in_leaves`` holds,

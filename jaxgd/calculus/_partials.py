@@ -3,7 +3,7 @@
 One rule says which arguments are the variables: every argument when all are
 plain numbers or all are given by keyword (the partials come back named by
 ``f``'s parameters), else the first argument, a params pytree, with the rest
-held fixed (see :func:`partials`).
+held fixed (see `partials`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def partials(f: Callable[..., Any], *args: Any, has_aux: bool = False, **kwargs:
             returned.
         **kwargs: named variables, as above.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> def marks(hours, attendance):
         ...     return 2 * hours + 0.5 * attendance + 0.01 * hours * attendance
@@ -95,7 +95,7 @@ def _is_plain_number(a) -> bool:
 
 def _variable_names(f, args, kwargs, who):
     """``(positional names, keyword names)`` when every argument is a named
-    variable (see :func:`partials`); None for the params-and-data form."""
+    variable (see `partials`); None for the params-and-data form."""
     if not args and not kwargs:
         raise TypeError(
             f"{who}: no point to differentiate at; pass it: {who}(f, params) or "
@@ -147,12 +147,12 @@ def partial_derivative(f: Callable[..., Any], name: Any) -> Callable[..., Any]:
     """The partial derivative of ``f`` with respect to one variable, ``name``.
 
     The result is a function of the same arguments as ``f``; its variables
-    follow the rule of :func:`partials`. ``name`` is the parameter's name
+    follow the rule of `partials`. ``name`` is the parameter's name
     (``"hours"``) or its position among the arguments (``0``) when every
     argument is a plain number or given by keyword; otherwise it is a key of
     the params dict (or an index of a params tuple, list or array).
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> def marks(hours, attendance):
         ...     return 2 * hours + 0.5 * attendance + 0.01 * hours * attendance

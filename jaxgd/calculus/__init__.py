@@ -5,8 +5,11 @@
   fixed (how predicted marks move with hours studied, attendance held fixed).
 * The **gradient** collects the partial derivatives; it points uphill, so
   gradient descent steps against it.
-* The **curvature** (largest Hessian eigenvalue ``L``) says how large a step
-  may be: plain gradient descent is stable for step sizes below ``2 / L``.
+* The **curvature** (largest Hessian eigenvalue ``L`` at a point) says how
+  large a step may be: plain gradient descent is stable for step sizes below
+  ``2 / L``. The same eigenvalue recorded along a run is the **sharpness**
+  (``jaxgd.minimize(..., sharpness_every=)``); both come from the one power
+  iteration here, ``top_eigenvalue`` on ``hessian_matvec``.
 
 Every function here is built from ``jax.grad``, ``jax.jvp`` and ``jax.jit``;
 nothing forms a Hessian. Functions of several arguments take the extra ones

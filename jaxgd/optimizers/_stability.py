@@ -1,6 +1,8 @@
 """The stability limit of any optimizer, at a step of its schedule.
 
-The *sharpness* is the largest eigenvalue ``lambda_1`` of the loss's Hessian.
+The *sharpness* is the largest eigenvalue ``lambda_1`` of the loss's Hessian
+recorded along a run (at one point, ``jaxgd.calculus`` calls it the curvature
+``L``; both come from ``jaxgd.calculus.top_eigenvalue``).
 On a quadratic, plain gradient descent with rate ``lr`` is stable exactly when
 ``lambda_1 < 2 / lr``. On a neural network, full-batch gradient descent drives
 the sharpness up ("progressive sharpening") until it reaches ``2 / lr`` and

@@ -143,6 +143,9 @@ def see_through(obj: Any) -> Any:
         >>> import jax, optax
         >>> jax.tree.leaves(see_through(optax.sgd(0.1)))  # the step size, -0.1
         [-0.1]
+        >>> jax.tree.structure(see_through(optax.sgd(0.2))) == jax.tree.structure(
+        ...     see_through(optax.sgd(0.1)))  # the same program
+        True
     """
     is_transformation = lambda x: isinstance(x, optax.GradientTransformation)
     if not any(map(is_transformation, jax.tree.leaves(obj, is_leaf=is_transformation))):
@@ -156,13 +159,15 @@ def _convert(value: Any, traced_numbers: bool, seen: set[int]) -> Any:
     numbers kept as leaves (``traced_numbers``) or compiled in."""
 
     def one(leaf):
+        if isinstance(leaf, _Closure):
+            return leaf  # seen through already
         if isinstance(leaf, types.FunctionType):
             return _Closure.of(leaf, seen)
         if isinstance(leaf, float | complex | np.generic) and not traced_numbers:
             return _Fixed(leaf)
         return leaf
 
-    return jax.tree.map(one, value)
+    return jax.tree.map(one, value, is_leaf=lambda x: isinstance(x, _Closure))
 
 
 @jax.tree_util.register_static
@@ -218,8 +223,10 @@ class _Closure:
 
     @classmethod
     def of(cls, fn: types.FunctionType, seen: set[int]) -> Any:
-        if fn.__closure__ is None or id(fn) in seen:
-            return fn if fn.__closure__ else cls(_Code(fn), ())
+        if fn.__closure__ is None:  # keyed by its code: optax makes local ones afresh
+            return cls(_Code(fn), ())
+        if id(fn) in seen:  # a function that holds itself: compiled in
+            return fn
         try:
             contents = [cell.cell_contents for cell in fn.__closure__]
         except ValueError:  # an empty cell: the function stays as it is, compiled in

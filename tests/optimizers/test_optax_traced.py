@@ -25,6 +25,8 @@ def test_the_step_size_is_a_traced_leaf_and_the_rest_compiled_in():
     assert static != partition(optax.adam(0.1, b1=0.8))[1]  # b1 is compiled in
     chained = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.1, momentum=0.9))
     assert [t for t in partition(chained)[0] if t is not None] == [-0.1]
+    again = partition(combine(traced, static))  # seen through twice: the same split
+    assert again[1] == static and [t for t in again[0] if t is not None] == [-0.1]
 
 
 def test_a_seen_through_optax_optimizer_gives_optax_bits():

@@ -155,19 +155,45 @@ def see_through(obj: Any) -> Any:
 
 
 def _convert(value: Any, traced_numbers: bool, seen: set[int]) -> Any:
-    """``value`` with its functions made `_Closure` nodes; its Python
-    numbers kept as leaves (``traced_numbers``) or compiled in."""
+    """``value`` (a closure cell's content) with its functions made `_Closure`
+    nodes, looking into tuples (optax's ``chain`` holds its transformations
+    in one); its Python numbers kept as leaves (``traced_numbers``) or
+    compiled in. Anything else is held as it is: arrays are traced, and a
+    mutable object (a list, a dict) is compiled in by identity, never copied,
+    so what the function does to it is seen outside."""
+    if isinstance(value, _Closure):
+        return value  # seen through already
+    if isinstance(value, types.FunctionType):
+        return _Closure.of(value, seen)
+    if isinstance(value, float | complex | np.generic) and not isinstance(value, bool):
+        return value if traced_numbers else _Fixed(value)
+    if isinstance(value, tuple):
+        items = [_convert(v, traced_numbers, seen) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    if isinstance(value, jax.Array | np.ndarray) or not _is_node(value):
+        return value
+    return _Held(value)
 
-    def one(leaf):
-        if isinstance(leaf, _Closure):
-            return leaf  # seen through already
-        if isinstance(leaf, types.FunctionType):
-            return _Closure.of(leaf, seen)
-        if isinstance(leaf, float | complex | np.generic) and not traced_numbers:
-            return _Fixed(leaf)
-        return leaf
 
-    return jax.tree.map(one, value, is_leaf=lambda x: isinstance(x, _Closure))
+def _is_node(value: Any) -> bool:
+    """Whether ``value`` is a pytree node (flattening would rebuild it)."""
+    return jax.tree.structure(value) != jax.tree.structure(0)
+
+
+@jax.tree_util.register_static
+class _Held:
+    """A container held in a closure, compiled in by identity (a leafless node)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Held) and self.value is other.value
 
 
 @jax.tree_util.register_static
@@ -215,7 +241,7 @@ class _Closure:
     function does, rebuilt with whatever values the cells hold now (tracers
     inside a compiled program)."""
 
-    __slots__ = ("code", "cells")
+    __slots__ = ("code", "cells", "__weakref__")
 
     def __init__(self, code: _Code, cells: tuple[Any, ...]) -> None:
         self.code = code
@@ -240,7 +266,7 @@ class _Closure:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         fn = self.code.fn
-        is_fixed = lambda x: isinstance(x, _Fixed)
+        is_fixed = lambda x: isinstance(x, _Fixed | _Held)
         cells = jax.tree.map(lambda x: x.value if is_fixed(x) else x, self.cells, is_leaf=is_fixed)
         closure = tuple(map(types.CellType, cells)) if fn.__closure__ else None
         rebuilt = types.FunctionType(

@@ -73,3 +73,16 @@ def test_an_optax_optimizer_swept_in_compare_equals_separate_minimize_runs():
                 problem.loss, problem.init(init_key), optax.adam(lr), steps=steps, key=batch_key
             )
             np.testing.assert_allclose(swept[i, j], run.loss, rtol=1e-5, atol=1e-7)
+
+
+def test_a_list_held_in_a_closure_is_the_same_list_not_a_copy():
+    seen = []
+
+    def update(updates, state, params=None):
+        seen.append(len(updates))
+        return updates, state
+
+    tx = optax.GradientTransformation(lambda p: optax.EmptyState(), update)
+    ours = combine(*partition(tx))
+    ours.update(jnp.ones(2), ours.init(jnp.ones(2)))
+    assert seen == [2]

@@ -85,7 +85,7 @@ class sgd(Optimizer):  # noqa: N801 - named like optax's factory
 
     Equals ``optax.sgd(learning_rate)``.
 
-    Args:
+    Attributes:
         learning_rate: the step size ``lr`` (>= 0), or a schedule ``step -> lr``.
 
     Examples:
@@ -126,7 +126,7 @@ class momentum(Optimizer):  # noqa: N801
     Equals ``optax.sgd(learning_rate, momentum=beta, nesterov=nesterov)``;
     the velocity is the state's ``trace``, as in optax.
 
-    Args:
+    Attributes:
         learning_rate: the step size (>= 0), or a schedule ``step -> lr``.
         beta: how much velocity survives a step, in ``[0, 1)``.
         nesterov: look ahead: step along ``g + beta * v`` instead of ``v``.
@@ -185,7 +185,7 @@ class adam(Optimizer):  # noqa: N801
 
     ``eps`` sits outside the square root. Equals ``optax.adam(...)``.
 
-    Args:
+    Attributes:
         learning_rate: the step size (>= 0), or a schedule ``step -> lr``.
         b1: decay of the first moment, in ``[0, 1)``.
         b2: decay of the second moment, in ``[0, 1)``.
@@ -260,7 +260,7 @@ class adamw(adam):  # noqa: N801
     with ``m_hat``, ``v_hat`` as in `adam` and ``lambda`` the
     ``weight_decay``. Equals ``optax.adamw(...)``.
 
-    Args:
+    Attributes:
         learning_rate: the step size (>= 0), or a schedule ``step -> lr``.
         b1: decay of the first moment, in ``[0, 1)``.
         b2: decay of the second moment, in ``[0, 1)``.
@@ -302,7 +302,7 @@ class rmsprop(Optimizer):  # noqa: N801
     ``eps`` sits inside the square root, as in optax. Equals
     ``optax.rmsprop(learning_rate, decay=decay, eps=eps)``.
 
-    Args:
+    Attributes:
         learning_rate: the step size (>= 0), or a schedule ``step -> lr``.
         decay: ``rho``, the decay of the running mean, in ``[0, 1)``.
         eps: added inside the square root (> 0).
@@ -345,7 +345,7 @@ class adagrad(Optimizer):  # noqa: N801
     Each coordinate's step shrinks as its gradients add up. Equals
     ``optax.adagrad(learning_rate, initial_accumulator_value, eps)``.
 
-    Args:
+    Attributes:
         learning_rate: the step size (>= 0), or a schedule ``step -> lr``.
         initial_accumulator_value: the starting sum of squares (>= 0).
         eps: added inside the square root (> 0).
@@ -396,7 +396,7 @@ class armijo(Optimizer):  # noqa: N801
     ``value=`` (the loss at ``params``), ``grad=`` and ``value_fn=`` (the loss
     function), as optax's documented loop passes them.
 
-    Args:
+    Attributes:
         learning_rate: the first (and longest) step tried (>= 0), or a schedule.
         max_backtracking_steps: how many times a step may be shrunk.
 

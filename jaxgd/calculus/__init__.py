@@ -5,8 +5,11 @@
   fixed (how predicted marks move with hours studied, attendance held fixed).
 * The **gradient** collects the partial derivatives; it points uphill, so
   gradient descent steps against it.
-* The **curvature** (largest Hessian eigenvalue ``L``) says how large a step
-  may be: plain gradient descent is stable for step sizes below ``2 / L``.
+* The **curvature** (largest Hessian eigenvalue ``L`` at a point) says how
+  large a step may be: plain gradient descent is stable for step sizes below
+  ``2 / L``. The same eigenvalue recorded along a run is the **sharpness**
+  (``jaxgd.minimize(..., sharpness_every=)``); both come from the one power
+  iteration here, ``top_eigenvalue`` on ``hessian_matvec``.
 
 Every function here is built from ``jax.grad``, ``jax.jvp`` and ``jax.jit``;
 nothing forms a Hessian. Functions of several arguments take the extra ones
@@ -17,14 +20,17 @@ a function of named numbers gets its partials named
 
 | module | concept |
 | --- | --- |
-| :mod:`~jaxgd.calculus._derivatives` | derivatives and gradients, compiled once per function |
-| :mod:`~jaxgd.calculus._partials` | partials named like the variables |
-| :mod:`~jaxgd.calculus._gradient_check` | gradients checked against float64 differences |
-| :mod:`~jaxgd.calculus._curvature` | curvature (``L``) and the step sizes it allows |
+| `jaxgd.calculus._derivatives` | derivatives and gradients, compiled once per transform |
+| `jaxgd.calculus._partials` | partials named like the variables |
+| `jaxgd.calculus._gradient_check` | gradients checked against float64 differences |
+| `jaxgd.calculus._curvature` | curvature (``L``) and the step sizes it allows |
+
+Each compiled transform takes the function split by `jaxgd._partition`
+(traced leaves as arguments, the static rest compiled in), as a run does.
 
 Imports point down: ``partials`` and ``gradient_check`` import
 ``derivatives``; ``curvature`` stands alone. The package imports nothing else
-of jaxgd (it is a floor: :mod:`jaxgd.optimizers._stability` and the run layer may import
+of jaxgd (it is a floor: `jaxgd.optimizers._stability` and the run layer may import
 it, never the reverse).
 """
 
@@ -36,9 +42,14 @@ from jaxgd.calculus._curvature import (
     suggest_learning_rate,
     top_eigenvalue,
 )
-from jaxgd.calculus._derivatives import derivative, directional_derivative, gradient, value_and_gradient
+from jaxgd.calculus._derivatives import (
+    derivative,
+    directional_derivative,
+    gradient,
+    value_and_gradient,
+)
 from jaxgd.calculus._gradient_check import GradientCheck, GradientCheckError, check_gradient
-from jaxgd.calculus._partials import partial as partial_derivative, partials
+from jaxgd.calculus._partials import partial_derivative, partials
 
 __all__ = [
     "GradientCheck",

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from jaxgd._checks import positive_int
+from jaxgd._partition import combine, partition
 
 __all__ = [
     "LearningRateSuggestion",
@@ -33,20 +34,20 @@ def hvp(f: Callable[..., Any], x: Any, v: Any, *args: Any) -> Any:
 
     Costs about two gradient evaluations; the Hessian is never formed.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> f = lambda x: x[0] ** 2 + 3 * x[0] * x[1]  # H = [[2, 3], [3, 0]]
         >>> gd.hvp(f, jnp.array([1.0, 1.0]), jnp.array([1.0, 0.0]))
         Array([2., 3.], dtype=float32)
     """
-    return _hvp_jit(f, x, v, args)
+    traced, static = partition(f)
+    return _hvp(static, traced, x, v, args)
 
 
-def _hvp(f, x, v, args):
+@functools.partial(jax.jit, static_argnums=0)
+def _hvp(static, traced, x, v, args):
+    f = combine(traced, static)  # f split as jaxgd._partition splits it
     return jax.jvp(lambda y: jax.grad(f)(y, *args), (x,), (v,))[1]
-
-
-_hvp_jit = jax.jit(_hvp, static_argnums=0)
 
 
 def max_curvature(
@@ -58,7 +59,7 @@ def max_curvature(
 ) -> jax.Array:
     """The largest Hessian eigenvalue ``L`` of ``f`` at ``x``, by power iteration.
 
-    Repeats ``v <- H v / |H v|`` with :func:`hvp` (``iters`` times, inside one
+    Repeats ``v <- H v / |H v|`` with `hvp` (``iters`` times, inside one
     compiled loop) from a random start, and returns the Rayleigh quotient
     ``v . H v``. Power iteration finds the eigenvalue of largest magnitude; for
     a convex loss that is the largest curvature. It converges at the rate
@@ -71,7 +72,7 @@ def max_curvature(
         iters: power-iteration steps.
         key: PRNG key of the random start (default ``PRNGKey(0)``).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> f = lambda x: 0.5 * (10 * x[0] ** 2 + x[1] ** 2)
         >>> round(float(gd.max_curvature(f, jnp.zeros(2))), 4)
@@ -79,11 +80,13 @@ def max_curvature(
     """
     iters = positive_int("max_curvature", "iters", iters)
     key = jax.random.PRNGKey(0) if key is None else key
-    return _power_iteration(f, iters, x, key, args)
+    traced, static = partition(f)
+    return _power_iteration(static, iters, traced, x, key, args)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _power_iteration(f, iters, x, key, args):
+def _power_iteration(static, iters, traced, x, key, args):
+    f = combine(traced, static)
     flat = ravel_pytree(x)[0]
     matvec = hessian_matvec(lambda y: f(y, *args), x)
     start = jax.random.normal(key, flat.shape, flat.dtype)
@@ -92,7 +95,7 @@ def _power_iteration(f, iters, x, key, args):
 
 def hessian_matvec(f: Callable[[Any], jax.Array], x: Any) -> Callable[[jax.Array], jax.Array]:
     """``v -> H v`` on flat vectors, for the Hessian of scalar ``f`` at ``x``
-    (forward-over-reverse, as :func:`hvp`: about two gradients' cost; no
+    (forward-over-reverse, as `hvp`: about two gradients' cost; no
     Hessian formed)."""
     flat, unravel = ravel_pytree(x)
     grad = jax.grad(f)
@@ -113,9 +116,9 @@ def top_eigenvalue(
     ``|lambda_2 / lambda_1|`` per iteration; warm-started from the previous
     eigenvector (as the run loop's sharpness records are), a few iterations
     follow a slowly moving top eigenvalue. The one power iteration of jaxgd:
-    :func:`max_curvature` and the sharpness along a run both use it.
+    `max_curvature` and the sharpness along a run both use it.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> A = jnp.diag(jnp.array([3.0, 1.0]))
         >>> value, vector = top_eigenvalue(lambda v: A @ v, jnp.ones(2), 50)
@@ -154,10 +157,10 @@ def suggest_learning_rate(
 ) -> LearningRateSuggestion:
     """Suggest a step size for gradient descent on ``f`` near ``x``.
 
-    Measures ``L`` with :func:`max_curvature`; plain gradient descent is stable
+    Measures ``L`` with `max_curvature`; plain gradient descent is stable
     for learning rates below ``2 / L`` and ``1 / L`` is a safe choice.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> s = gd.suggest_learning_rate(lambda x: 2.0 * jnp.sum(x**2), jnp.ones(3))
         >>> round(s.curvature, 4), round(s.max_stable, 4), round(s.recommended, 4)

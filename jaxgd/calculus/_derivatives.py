@@ -2,11 +2,15 @@
 ``value_and_gradient`` and ``directional_derivative``.
 
 Each is ``jax.jit`` of a JAX transform (``jax.grad``, ``jax.value_and_grad``,
-``jax.jvp``). The compiled transforms are built once per function (a small
-cache), and a function whose output does not fit ``has_aux`` is refused while
-tracing, with an error that names the public function called. That machinery
-(:func:`compiled_transform`, :func:`once`, :func:`check_has_aux`) is shared
-with :mod:`~jaxgd.calculus._partials` and :mod:`~jaxgd.calculus._gradient_check`.
+``jax.jvp``). The function is split as a run splits its loss
+(`jaxgd._partition`): its traced leaves (the arrays and floats of a
+``jax.tree_util.Partial`` or an Equinox module) are arguments of one jitted
+function per transform, its static rest a static argument; so a ``Partial``
+with new values reuses the compiled program, and no cache is kept besides
+``jax.jit``'s own. A function whose output does not fit ``has_aux`` is
+refused while tracing, with an error that names the public function called.
+That machinery (`compiled_transform`, `check_has_aux`) is shared
+with `jaxgd.calculus._partials` and `jaxgd.calculus._gradient_check`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxgd._partition import combine, partition
+
 __all__ = [
     "as_floating",
     "check_has_aux",
@@ -25,9 +31,6 @@ __all__ = [
     "derivative",
     "directional_derivative",
     "gradient",
-    "jit_transform",
-    "labelled",
-    "once",
     "value_and_gradient",
 ]
 
@@ -37,7 +40,7 @@ def derivative(f: Callable[[Any], Any]) -> Callable[[Any], jax.Array]:
 
     An integer input is taken as a float (``df(2)`` is ``df(2.0)``).
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> df = gd.derivative(lambda x: x**3)
         >>> float(df(2.0))  # 3 * 2**2
@@ -45,8 +48,13 @@ def derivative(f: Callable[[Any], Any]) -> Callable[[Any], jax.Array]:
         >>> float(df(2))
         12.0
     """
-    df = jax.jit(lambda x: jax.grad(f)(as_floating(x)))
-    return functools.wraps(f)(lambda x: df(x))
+    traced, static = partition(f)
+    return functools.update_wrapper(lambda x: _derivative(static, traced, x), f, updated=())
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _derivative(static, traced, x):
+    return jax.grad(combine(traced, static))(as_floating(x))
 
 
 def _default_float():
@@ -71,7 +79,9 @@ def gradient(
     """``jax.jit(jax.grad(f, argnums, has_aux))``: the compiled gradient of scalar ``f``.
 
     The result has the structure of the differentiated argument. Calling
-    ``gradient`` twice with the same ``f`` returns the same compiled function.
+    ``gradient`` again with the same ``f``, or with a ``jax.tree_util.Partial``
+    or Equinox module that holds new array or float values, reuses the
+    compiled program (see `jaxgd._partition`).
 
     Args:
         f: a function returning a scalar, or ``(scalar, aux)`` with
@@ -81,7 +91,7 @@ def gradient(
             returns ``(grad, aux)``, as ``jax.grad(..., has_aux=True)`` does.
             A tuple returned without ``has_aux=True`` is an error that says so.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> g = gd.gradient(lambda w: jnp.sum(w**2))
         >>> g(jnp.array([1.0, -2.0]))
@@ -105,49 +115,28 @@ def check_has_aux(has_aux):
 
 
 def compiled_transform(transform, f, argnums, has_aux, who):
-    """``jax.jit(transform(f, argnums, has_aux))``, built once per function; ``who``
-    (the public function's name) only labels the errors about ``f``'s output."""
-    return once(_labelled_cached, transform, f, argnums, has_aux, who)
+    """``jax.jit(transform(f, argnums, has_aux))``, with ``f`` split into traced
+    leaves and a static rest (`jaxgd._partition`); ``who`` (the public
+    function's name) only labels the errors about ``f``'s output."""
+    traced, static = partition(f)
+
+    def call(*args, **kwargs):
+        try:
+            return _transformed(transform, static, argnums, has_aux, traced, *args, **kwargs)
+        except _OutputMismatch as error:
+            raise TypeError(str(error).replace("{who}", who)) from None
+
+    return functools.update_wrapper(call, f, updated=())
 
 
-def once(cached, *key):
-    """``cached(*key)``, or, for an unhashable callable in ``key``, built afresh."""
-    try:
-        return cached(*key)
-    except TypeError as error:
-        if "unhashable" not in str(error):
-            raise
-        return cached.__wrapped__(*key)
-
-
-@functools.lru_cache(maxsize=64)
-def _labelled_cached(transform, f, argnums, has_aux, who):
-    # The caches hold the 64 most recent, so they keep few closures alive.
-    return labelled(once(_compiled_cached, transform, f, argnums, has_aux), who)
-
-
-@functools.lru_cache(maxsize=64)
-def _compiled_cached(transform, f, argnums, has_aux):
-    return jit_transform(transform, f, argnums, has_aux)
-
-
-def jit_transform(transform, f, argnums, has_aux):
-    return jax.jit(transform(_checked_output(f, has_aux), argnums=argnums, has_aux=has_aux))
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _transformed(transform, static, argnums, has_aux, traced, *args, **kwargs):
+    f = _checked_output(combine(traced, static), has_aux)
+    return transform(f, argnums=argnums, has_aux=has_aux)(*args, **kwargs)
 
 
 class _OutputMismatch(TypeError):
     """``f``'s output does not fit ``has_aux``; the message names ``{who}``."""
-
-
-def labelled(compiled, who):
-    @functools.wraps(compiled)
-    def call(*args, **kwargs):
-        try:
-            return compiled(*args, **kwargs)
-        except _OutputMismatch as error:
-            raise TypeError(str(error).replace("{who}", who)) from None
-
-    return call
 
 
 def _checked_output(f, has_aux):
@@ -191,7 +180,7 @@ def value_and_gradient(
     With ``has_aux=True`` (``f`` returns ``(value, aux)``) it returns
     ``((value, aux), grad)``, as ``jax.value_and_grad`` does.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> value, grad = gd.value_and_gradient(lambda w: jnp.sum(w**2))(jnp.array([3.0]))
         >>> float(value), grad
@@ -211,15 +200,17 @@ def directional_derivative(f: Callable[..., Any], x: Any, v: Any, *args: Any) ->
 
     Computed as one forward-mode product (a JVP), without forming the gradient.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> f = lambda x: jnp.sum(x**2)
         >>> float(gd.directional_derivative(f, jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0])))
         2.0
     """
-    return _jvp(f, x, v, args)
+    traced, static = partition(f)
+    return _jvp(static, traced, x, v, args)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _jvp(f, x, v, args):
+def _jvp(static, traced, x, v, args):
+    f = combine(traced, static)
     return jax.jvp(lambda y: f(y, *args), (x,), (v,))[1]

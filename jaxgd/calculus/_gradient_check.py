@@ -3,7 +3,7 @@
 The gradient (autodiff's or your own) is compared with central differences of
 ``f``, evaluated in float64, along each layer's gradient and a few random
 directions; the tolerance is float32 round-off, not a guess (see
-:func:`check_gradient`).
+`check_gradient`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jaxgd.calculus._derivatives import check_has_aux, compiled_transform, once
+from jaxgd._partition import combine, partition
+from jaxgd.calculus._derivatives import check_has_aux, compiled_transform
 
 __all__ = ["GradientCheck", "GradientCheckError", "check_gradient"]
 
@@ -29,7 +30,7 @@ class GradientCheckError(AssertionError):
 
 
 class GradientCheck(NamedTuple):
-    """The outcome of :func:`check_gradient`.
+    """The outcome of `check_gradient`.
 
     Attributes:
         ok: ``max_relative_error <= rtol``.
@@ -120,10 +121,10 @@ def check_gradient(
         rtol: tolerance on the largest relative error (see above).
         random_directions: how many random directions over all of ``x``.
         seed: seed of the random directions (NumPy's ``default_rng``).
-        raise_on_fail: raise :class:`GradientCheckError` instead of returning
+        raise_on_fail: raise `GradientCheckError` instead of returning
             a result with ``ok=False``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> f = lambda x: jnp.sum(jnp.sin(x) * x)
         >>> gd.check_gradient(f, jnp.array([0.5, 2.0])).ok
@@ -133,67 +134,19 @@ def check_gradient(
         >>> check.ok, round(check.max_relative_error, 3)  # 0.05 / 1.05
         (False, 0.048)
     """
-    check_has_aux(has_aux)
-    leaves, treedef = jax.tree.flatten(x)
-    for path, leaf in jax.tree_util.tree_flatten_with_path(x)[0]:
-        if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
-            raise TypeError(
-                f"check_gradient: x{jax.tree_util.keystr(path)} must hold floating-point "
-                f"values, got dtype {jnp.result_type(leaf)}; pass floats "
-                "(e.g. jnp.asarray(x, jnp.float32))."
-            )
-    if grad is not None and not callable(grad):
-        raise TypeError(
-            f"check_gradient: grad must be your gradient function grad(x, *args), got "
-            f"{type(grad).__name__}; pass the function itself (or grad=None for autodiff's)."
-        )
-    if (
-        isinstance(random_directions, bool)
-        or not isinstance(random_directions, int)
-        or random_directions < 0
-    ):
-        raise ValueError(
-            f"check_gradient: random_directions must be an integer >= 0, got {random_directions!r}."
-        )
-    if eps is not None and not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise ValueError(f"check_gradient: eps must be a finite number > 0, got {eps!r}.")
-    if not leaves:
-        raise ValueError("check_gradient: x holds no arrays; pass the point to check at.")
-
+    leaves, treedef = _checked_point(x, grad, has_aux, random_directions, eps)
     if grad is None:
         g = compiled_transform(jax.grad, f, 0, has_aux, "gd.check_gradient")(x, *args)
         g = g[0] if has_aux else g
     else:
         g = grad(x, *args)
     g = _same_structure_as_x(g, x, treedef, leaves)
-    u_gradient = max(float(jnp.finfo(jnp.result_type(a)).eps) for a in jax.tree.leaves(g))
-
-    with jax.enable_x64(True):
-        x64, g64 = (jax.tree.map(lambda a: np.asarray(a, np.float64), t) for t in (x, g))
-        args64 = jax.tree.map(_to_float64, args)
-        value_dtype = jax.eval_shape(_value_of(f, has_aux), x64, *args64).dtype
-        u_value = float(jnp.finfo(value_dtype).eps)
-        eps = u_value ** (1 / 3) if eps is None else float(eps)
-        sizes = [int(np.size(a)) for a in leaves]
-        leaf_of = np.repeat(np.arange(len(leaves)), sizes)
-        rng = np.random.default_rng(seed)
-        in_leaves = rng.standard_normal(leaf_of.size)
-        over_all = rng.standard_normal((random_directions, leaf_of.size))
-        check = once(_compiled_directional_check, f, has_aux)
-        out = check(x64, g64, leaf_of, in_leaves, over_all, eps, args64)
-        fd, gv, value, h = (np.asarray(a, np.float64) for a in out)
-    # s = |g_S| / sqrt(n_S) for each direction's support S (see above).
-    leaf_norms = np.array([np.linalg.norm(np.asarray(a, np.float64)) for a in jax.tree.leaves(g)])
-    in_leaf = leaf_norms / np.sqrt(sizes)
-    over_x = np.linalg.norm(leaf_norms) / np.sqrt(sum(sizes))
-    scale = np.concatenate([in_leaf, in_leaf, np.full(random_directions, over_x)])
-    # The central difference's own round-off, u |f| / h, is no error of g.
-    noise = 10 * u_value * abs(float(value)) / float(h)
-    denominator = np.maximum.reduce([np.abs(gv), np.abs(fd), scale, np.full_like(fd, noise)])
-    difference = np.abs(gv - fd)
-    rel = np.where(difference == 0, 0.0, difference / np.where(denominator > 0, denominator, 1))
-    rel = np.where(np.isnan(rel), np.inf, rel)
+    fd, gv, value, h, eps, u_value = _differences(
+        f, has_aux, x, g, args, eps, random_directions, seed
+    )
+    rel = _relative_errors(g, fd, gv, value, h, u_value, random_directions)
     if rtol is None:
+        u_gradient = max(float(jnp.finfo(jnp.result_type(a)).eps) for a in jax.tree.leaves(g))
         rtol = 1e-6 if max(u_gradient, u_value) <= 1e-15 else 1e-3
     names = _direction_names(x, random_directions)
     worst = int(np.argmax(rel))
@@ -216,6 +169,79 @@ def check_gradient(
             f"float64 {fd[worst]:.6g})."
         )
     return result
+
+
+def _checked_point(x, grad, has_aux, random_directions, eps):
+    """``x``'s leaves and structure, once the arguments of `check_gradient`
+    are checked (a clear error for each that is not what it should be)."""
+    check_has_aux(has_aux)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(x)[0]:
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+            raise TypeError(
+                f"check_gradient: x{jax.tree_util.keystr(path)} must hold floating-point "
+                f"values, got dtype {jnp.result_type(leaf)}; pass floats "
+                "(e.g. jnp.asarray(x, jnp.float32))."
+            )
+    if grad is not None and not callable(grad):
+        raise TypeError(
+            f"check_gradient: grad must be your gradient function grad(x, *args), got "
+            f"{type(grad).__name__}; pass the function itself (or grad=None for autodiff's)."
+        )
+    if (
+        isinstance(random_directions, bool)
+        or not isinstance(random_directions, int)
+        or random_directions < 0
+    ):
+        raise ValueError(
+            f"check_gradient: random_directions must be an integer >= 0, got {random_directions!r}."
+        )
+    if eps is not None and not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        raise ValueError(f"check_gradient: eps must be a finite number > 0, got {eps!r}.")
+    leaves, treedef = jax.tree.flatten(x)
+    if not leaves:
+        raise ValueError("check_gradient: x holds no arrays; pass the point to check at.")
+    return leaves, treedef
+
+
+def _differences(f, has_aux, x, g, args, eps, random_directions, seed):
+    """``(fd, gv, f(x), h, eps, u)``: the central differences of ``f`` in float64
+    and ``<g, v>`` along each direction (see `check_gradient`), the step
+    ``h`` and base step ``eps`` used, and ``u``, the machine epsilon of ``f``'s
+    value."""
+    with jax.enable_x64(True):
+        x64, g64 = (jax.tree.map(lambda a: np.asarray(a, np.float64), t) for t in (x, g))
+        args64 = jax.tree.map(_to_float64, args)
+        value_dtype = jax.eval_shape(_value_of(f, has_aux), x64, *args64).dtype
+        u_value = float(jnp.finfo(value_dtype).eps)
+        eps = u_value ** (1 / 3) if eps is None else float(eps)
+        sizes = [int(np.size(a)) for a in jax.tree.leaves(x)]
+        leaf_of = np.repeat(np.arange(len(sizes)), sizes)
+        rng = np.random.default_rng(seed)
+        in_leaves = rng.standard_normal(leaf_of.size)
+        over_all = rng.standard_normal((random_directions, leaf_of.size))
+        traced, static = partition(f)
+        directions = (leaf_of, in_leaves, over_all)
+        out = _directional_check(static, has_aux, traced, x64, g64, directions, eps, args64)
+        fd, gv, value, h = (np.asarray(a, np.float64) for a in out)
+    return fd, gv, value, h, eps, u_value
+
+
+def _relative_errors(g, fd, gv, value, h, u_value, random_directions):
+    """``|<g, v> - fd| / max(|<g, v>|, |fd|, s, 10 u |f(x)| / h)`` along each
+    direction ``v`` (see `check_gradient`); NaN counts as infinite."""
+    g_leaves = jax.tree.leaves(g)
+    sizes = [int(np.size(a)) for a in g_leaves]
+    # s = |g_S| / sqrt(n_S) for each direction's support S.
+    leaf_norms = np.array([np.linalg.norm(np.asarray(a, np.float64)) for a in g_leaves])
+    in_leaf = leaf_norms / np.sqrt(sizes)
+    over_x = np.linalg.norm(leaf_norms) / np.sqrt(sum(sizes))
+    scale = np.concatenate([in_leaf, in_leaf, np.full(random_directions, over_x)])
+    # The central difference's own round-off, u |f| / h, is no error of g.
+    noise = 10 * u_value * abs(float(value)) / float(h)
+    denominator = np.maximum.reduce([np.abs(gv), np.abs(fd), scale, np.full_like(fd, noise)])
+    difference = np.abs(gv - fd)
+    rel = np.where(difference == 0, 0.0, difference / np.where(denominator > 0, denominator, 1))
+    return np.where(np.isnan(rel), np.inf, rel)
 
 
 def _to_float64(a):
@@ -253,19 +279,18 @@ def _direction_names(x, random_directions):
     )
 
 
-@functools.lru_cache(maxsize=64)
-def _compiled_directional_check(f, has_aux):
-    return jax.jit(functools.partial(_directional_check, f, has_aux))
-
-
-def _directional_check(f, has_aux, x, g, leaf_of, in_leaves, over_all, eps, args):
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _directional_check(static, has_aux, traced, x, g, directions, eps, args):
     """Central differences of ``f`` and ``<g, v>`` along each direction ``v``
-    (see :func:`check_gradient`), one direction at a time (memory: a few ``x``).
+    (see `check_gradient`), one direction at a time (memory: a few ``x``).
 
-    ``leaf_of[i]`` is the leaf of flat coordinate ``i``; ``in_leaves`` holds,
+    ``directions`` is ``(leaf_of, in_leaves, over_all)``: ``leaf_of[i]`` is the
+    leaf of flat coordinate ``i``; ``in_leaves`` holds,
     in each leaf's coordinates, the random direction within that leaf;
     ``over_all[k]`` is the ``k``-th random direction over all of ``x``.
     """
+    f = combine(traced, static)  # f split as jaxgd._partition splits it
+    leaf_of, in_leaves, over_all = directions
     flat, unravel = ravel_pytree(x)  # here, not outside: a new unravel would recompile
     value = lambda y: _value_of(f, has_aux)(unravel(y), *args)
     g = ravel_pytree(g)[0]

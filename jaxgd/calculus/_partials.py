@@ -1,14 +1,13 @@
-"""Partial derivatives, named like the variables: ``partials`` and ``partial``.
+"""Partial derivatives, named like the variables: ``partials`` and ``partial_derivative``.
 
 One rule says which arguments are the variables: every argument when all are
 plain numbers or all are given by keyword (the partials come back named by
 ``f``'s parameters), else the first argument, a params pytree, with the rest
-held fixed (see :func:`partials`).
+held fixed (see `partials`).
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -17,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgd.calculus._derivatives import as_floating, check_has_aux, compiled_transform, jit_transform, labelled, once
+from jaxgd.calculus._derivatives import as_floating, check_has_aux, compiled_transform
 
-__all__ = ["partial", "partials"]
+__all__ = ["partial_derivative", "partials"]
 
 
 def partials(f: Callable[..., Any], *args: Any, has_aux: bool = False, **kwargs: Any) -> Any:
@@ -48,7 +47,7 @@ def partials(f: Callable[..., Any], *args: Any, has_aux: bool = False, **kwargs:
             returned.
         **kwargs: named variables, as above.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> def marks(hours, attendance):
         ...     return 2 * hours + 0.5 * attendance + 0.01 * hours * attendance
@@ -74,7 +73,8 @@ def partials(f: Callable[..., Any], *args: Any, has_aux: bool = False, **kwargs:
         return compiled_transform(jax.grad, f, 0, has_aux, "gd.partials")(*args)
     positional, keywords = names
     values = as_floating({**dict(zip(positional, args, strict=True)), **kwargs})
-    out = once(_named_gradient, f, positional, keywords, has_aux)(values)
+    of_values = jax.tree_util.Partial(_of_named_values, f, positional, keywords)
+    out = compiled_transform(jax.grad, of_values, 0, has_aux, "gd.partials")(values)
     grads, aux = out if has_aux else (out, None)
     grads = {name: grads[name] for name in positional + keywords}  # call order, not sorted
     return (grads, aux) if has_aux else grads
@@ -95,7 +95,7 @@ def _is_plain_number(a) -> bool:
 
 def _variable_names(f, args, kwargs, who):
     """``(positional names, keyword names)`` when every argument is a named
-    variable (see :func:`partials`); None for the params-and-data form."""
+    variable (see `partials`); None for the params-and-data form."""
     if not args and not kwargs:
         raise TypeError(
             f"{who}: no point to differentiate at; pass it: {who}(f, params) or "
@@ -138,26 +138,21 @@ def _variable_names(f, args, kwargs, who):
     return tuple(positional), tuple(kwargs)
 
 
-@functools.lru_cache(maxsize=64)
-def _named_gradient(f, positional, keywords, has_aux):
-    """The compiled gradient of ``values -> f(*positional values, **keyword values)``."""
-
-    def of_named_values(values):
-        return f(*(values[n] for n in positional), **{k: values[k] for k in keywords})
-
-    return labelled(jit_transform(jax.grad, of_named_values, 0, has_aux), "gd.partials")
+def _of_named_values(f, positional, keywords, values):
+    """``f(*positional values, **keyword values)``, the values given as one dict."""
+    return f(*(values[n] for n in positional), **{k: values[k] for k in keywords})
 
 
-def partial(f: Callable[..., Any], name: Any) -> Callable[..., Any]:
+def partial_derivative(f: Callable[..., Any], name: Any) -> Callable[..., Any]:
     """The partial derivative of ``f`` with respect to one variable, ``name``.
 
     The result is a function of the same arguments as ``f``; its variables
-    follow the rule of :func:`partials`. ``name`` is the parameter's name
+    follow the rule of `partials`. ``name`` is the parameter's name
     (``"hours"``) or its position among the arguments (``0``) when every
     argument is a plain number or given by keyword; otherwise it is a key of
     the params dict (or an index of a params tuple, list or array).
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> def marks(hours, attendance):
         ...     return 2 * hours + 0.5 * attendance + 0.01 * hours * attendance
@@ -170,7 +165,7 @@ def partial(f: Callable[..., Any], name: Any) -> Callable[..., Any]:
         12.0
     """
 
-    def partial_derivative(*args, **kwargs):
+    def of_args(*args, **kwargs):
         names = _variable_names(f, args, kwargs, "gd.partial_derivative")
         if names is not None:
             named = names[0] + names[1]
@@ -185,11 +180,12 @@ def partial(f: Callable[..., Any], name: Any) -> Callable[..., Any]:
         params = args[0]
         if not _has_part(params, name):
             raise KeyError(
-                f"gd.partial_derivative: no parameter named {name!r}; the params have {_parts(params)}."
+                f"gd.partial_derivative: no parameter named {name!r}; the params have "
+                f"{_parts(params)}."
             )
         return partials(f, *args)[name]
 
-    return partial_derivative
+    return of_args
 
 
 def _is_index(name) -> bool:

@@ -126,8 +126,8 @@ def _check_optimizers(optimizers: Any) -> dict[str, Callable[..., Any]]:
             )
         made = factory(1e-3)
         if isinstance(made, optax.GradientTransformation):
-            # The learning rate must be a traced value to be vmapped: optax keeps
-            # it in a closure, so inject_hyperparams moves it into the state.
+            # The learning rate must be a traced value to be vmapped: it is,
+            # in the closures minimize sees through (jaxgd._partition).
             optimizers[label] = _optax_factory(factory)
         elif not isinstance(made, _opt.Optimizer):
             raise TypeError(
@@ -139,10 +139,10 @@ def _check_optimizers(optimizers: Any) -> dict[str, Callable[..., Any]]:
 
 
 def _optax_factory(factory: Callable[..., Any]) -> Callable[[Any], Any]:
-    """``lr -> optax.inject_hyperparams(factory)(learning_rate=lr)``: an optax
-    optimizer whose learning rate lives in its state, so a sweep can vmap it."""
-    injected = optax.inject_hyperparams(factory)
-    return lambda learning_rate: injected(learning_rate=learning_rate)
+    """The optax factory itself: ``minimize`` sees through the closures of the
+    optimizer it builds (:mod:`jaxgd._partition`), so a learning rate that a
+    sweep vmaps over is a traced leaf there, as a jaxgd optimizer's is."""
+    return factory
 
 
 def _check_rates(rates: Any, label: str) -> np.ndarray:

@@ -6,7 +6,7 @@ Every optimizer here follows optax's protocol:
   fields carry optax's names: ``count``, ``trace``, ``mu``, ``nu``,
   ``sum_of_squares``, so ``optax.tree.get(state, "mu")`` finds them);
 * ``update(grads, state, params=None, **extra_args) -> (updates, state)``
-  returns the updates to be **added** to the params (``apply_updates``),
+  returns the updates to be **added** to the params (``optax.apply_updates``),
   exactly as optax does; extra keyword arguments (``value=``, ``grad=``,
   ``value_fn=``, which optax's line searches use) are accepted and ignored.
 
@@ -29,13 +29,13 @@ rate, a decay rate outside ``[0, 1)``, a non-positive ``eps`` raise
 ``ValueError`` naming the argument); values that are being traced (inside
 ``jit``/``vmap``) are left alone, so sweeps over hyperparameters still work.
 
-Writing a rule of your own: subclass :class:`Optimizer` (see its docstring).
+Writing a rule of your own: subclass `Optimizer` (see its docstring).
 
-Layout: :mod:`jaxgd.optimizers._base` holds the base class and the
+Layout: `jaxgd.optimizers._base` holds the base class and the
 declarations of hyperparameters (``decay_rate``, ``positive``,
-``nonnegative``, ``static``); :mod:`jaxgd.optimizers._rules` the built-in
+``nonnegative``, ``static``); `jaxgd.optimizers._rules` the built-in
 variants; this module re-exports them and keeps the registry by label
-(:func:`names`, :func:`get`).
+(`names`, `get`).
 
 Notation in the docstrings: ``g`` is the gradient, ``t`` the step counted from
 1, ``lr`` the learning rate (``lr_t`` when it is a schedule).
@@ -43,12 +43,17 @@ Notation in the docstrings: ``g`` is the gradient, ``t`` the step counted from
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-
-import optax
-
-from jaxgd.optimizers._base import Optimizer, StabilityLimit, check_optimizer, decay_rate, is_optimizer, nonnegative, positive, static
+from jaxgd.optimizers._base import (  # noqa: F401 (other wings')
+    Optimizer,
+    StabilityLimit,
+    check_optimizer,
+    decay_rate,
+    is_optimizer,
+    nonnegative,
+    positive,
+    static,
+)
+from jaxgd.optimizers._registry import get, names
 from jaxgd.optimizers._rules import adagrad, adam, adamw, armijo, momentum, rmsprop, sgd
 from jaxgd.optimizers._stability import stability_limit
 
@@ -58,11 +63,9 @@ __all__ = [
     "adagrad",
     "adam",
     "adamw",
-    "apply_updates",
     "armijo",
     "decay_rate",
     "get",
-    "is_optimizer",
     "momentum",
     "names",
     "nonnegative",
@@ -72,49 +75,3 @@ __all__ = [
     "stability_limit",
     "static",
 ]
-
-apply_updates = optax.apply_updates
-"""``params + updates`` leaf by leaf, keeping each param's dtype (optax's own)."""
-
-
-# --------------------------------------------------------------------------- #
-# The registry: optimizers by label
-# --------------------------------------------------------------------------- #
-
-_REGISTRY: dict[str, Callable[..., Optimizer]] = {
-    "vanilla": sgd,
-    "momentum": momentum,
-    "nesterov": functools.partial(momentum, nesterov=True),
-    "adam": adam,
-    "adamw": adamw,
-    "rmsprop": rmsprop,
-    "adagrad": adagrad,
-    "armijo": armijo,
-}
-
-
-def names() -> list[str]:
-    """The registered optimizer labels, in registry order.
-
-    Example:
-        >>> import jaxgd as gd
-        >>> gd.optimizers.names()
-        ['vanilla', 'momentum', 'nesterov', 'adam', 'adamw', 'rmsprop', 'adagrad', 'armijo']
-    """
-    return list(_REGISTRY)
-
-
-def get(label: str) -> Callable[..., Optimizer]:
-    """The factory registered as ``label``: ``factory(learning_rate, **hyperparameters)``.
-
-    Example:
-        >>> import jaxgd as gd
-        >>> gd.optimizers.get("nesterov")(0.1, beta=0.8)
-        momentum(learning_rate=0.1, beta=0.8, nesterov=True)
-    """
-    if not isinstance(label, str) or label not in _REGISTRY:
-        raise ValueError(
-            f"unknown optimizer {label!r}; known optimizers: {', '.join(names())} "
-            "(gd.optimizers.names() lists them)."
-        )
-    return _REGISTRY[label]

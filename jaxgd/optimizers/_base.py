@@ -1,11 +1,12 @@
 """The base class of the descent variants, and of a rule of your own.
 
-Subclassing :class:`Optimizer` makes a frozen dataclass registered with
-``jax.tree_util.register_dataclass``: the hyperparameters declared as fields
-are traced leaves (``decay_rate``, ``positive``, ``nonnegative`` check them),
-flags declared ``static`` are compiled in, and a learning-rate schedule is
-held static. :meth:`Optimizer.update` is optax's protocol around the
-subclass's ``rule``.
+Subclassing `Optimizer` makes a frozen dataclass registered as a
+pytree: the hyperparameters declared as fields are traced leaves
+(``decay_rate``, ``positive``, ``nonnegative`` check them), flags declared
+``static`` are compiled in, and a learning-rate schedule is held static. A
+decay rate ``b`` travels with ``1 - b`` as a second leaf, rounded as optax
+rounds it (see `one_minus`). `Optimizer.update` is optax's
+protocol around the subclass's ``rule``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "decay_rate",
     "is_optimizer",
     "nonnegative",
+    "one_minus",
     "positive",
     "static",
 ]
@@ -48,28 +50,23 @@ ScalarOrSchedule = float | jax.Array | Schedule
 # --------------------------------------------------------------------------- #
 
 _CHECK = "jaxgd_check"  # field metadata: the rule a concrete value must obey
-_ONE_MINUS = "jaxgd_one_minus"  # field metadata: also carry ``1 - value``
 
 
-def decay_rate(default: Any = dataclasses.MISSING, *, one_minus: bool = False) -> Any:
+def decay_rate(default: Any = dataclasses.MISSING) -> Any:
     """A hyperparameter in ``[0, 1)``: a decay rate such as Adam's ``b1``.
 
-    Args:
-        default: the default value (none: the argument is required).
-        one_minus: also carry ``1 - value``, computed once when the optimizer
-            is built, in the precision the value was given in (Python floats:
-            float64), as :meth:`Optimizer.one_minus` returns it. Computed later
-            from a traced float32 value, ``1 - b1`` rounds differently from the
-            constant optax folds in, and trajectories part by an ulp; with
-            ``one_minus=True`` a rule written ``one_minus("b1") * g + b1 * m``
-            matches optax bit for bit even when ``b1`` is traced.
+    It travels with its complement ``1 - b`` as a second traced leaf,
+    computed when the optimizer is flattened (`one_minus`), and
+    `Optimizer.one_minus` returns it: a rule written
+    ``one_minus("b1") * g + b1 * m`` has optax's bits even where ``b1`` is
+    traced (as it is in `jaxgd.minimize`).
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> from jaxgd.optimizers import decay_rate
         >>> class ema_sgd(gd.Optimizer):  # declares its hyperparameters only
         ...     learning_rate: float
-        ...     b1: float = decay_rate(0.9, one_minus=True)
+        ...     b1: float = decay_rate(0.9)
         >>> ema_sgd(0.1).one_minus("b1")
         0.09999999999999998
         >>> ema_sgd(0.1, b1=1.0)
@@ -77,13 +74,43 @@ def decay_rate(default: Any = dataclasses.MISSING, *, one_minus: bool = False) -
         ...
         ValueError: ema_sgd: b1 must be a number in [0, 1), got 1.0; use a value such as 0.9; ...
     """
-    return dataclasses.field(default=default, metadata={_CHECK: "decay", _ONE_MINUS: one_minus})
+    return dataclasses.field(default=default, metadata={_CHECK: "decay"})
+
+
+def one_minus(value: Any) -> Any:
+    """``1 - value``, rounded as optax rounds ``1 - b1``: in float64 for a
+    Python number (optax folds ``1 - 0.9`` in as a float64 constant), in its
+    own dtype for a concrete array (NumPy: nothing compiles), and with
+    ``jax.numpy`` for a traced value.
+
+    Only the last can part from optax: a decay rate that is itself traced
+    when the optimizer is built (``jax.vmap(lambda b1: gd.adam(0.1, b1=b1))``)
+    computes ``1 - b1`` from a float32 ``b1``: off optax's constant by
+    float32's rounding of ``b1``, at most one ulp of ``b1``
+    (tests/optimizers/test_optimizers.py checks the bound). A rate
+    traced only later, as `jaxgd.minimize` traces every hyperparameter,
+    keeps the complement computed here, which travels with it as a leaf.
+
+    Examples:
+        >>> import numpy as np
+        >>> one_minus(0.9), one_minus(np.float32(0.9))
+        (0.09999999999999998, np.float32(0.100000024))
+    """
+    if isinstance(value, bool) or value is None:
+        return value  # a placeholder that a filter unflattens with (equinox's masks)
+    if isinstance(value, int | float):
+        return 1.0 - value
+    if isinstance(value, jax.core.Tracer):
+        return 1 - value
+    if isinstance(value, jax.Array | np.ndarray | np.generic | list | tuple):
+        return 1 - np.asarray(value)
+    return value  # another placeholder (object(), a shape)
 
 
 def positive(default: Any = dataclasses.MISSING) -> Any:
     """A hyperparameter that must be a finite number > 0, such as ``eps``.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> gd.adam(eps=-1e-8)  # adam declares ``eps: float = positive(1e-8)``
         Traceback (most recent call last):
@@ -96,7 +123,7 @@ def positive(default: Any = dataclasses.MISSING) -> Any:
 def nonnegative(default: Any = dataclasses.MISSING) -> Any:
     """A hyperparameter that must be a finite number >= 0, such as ``weight_decay``.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd  # adamw declares ``weight_decay: float = nonnegative(1e-4)``
         >>> gd.adamw(weight_decay=0.0).weight_decay
         0.0
@@ -108,10 +135,13 @@ def static(default: Any = dataclasses.MISSING) -> Any:
     """A flag or setting that is not a number to trace (``nesterov``): part of
     the compiled program, so a new value compiles again.
 
-    Example:
+    Examples:
         >>> import jax, jaxgd as gd  # momentum declares ``nesterov: bool = static(False)``
-        >>> jax.tree.leaves(gd.momentum(0.1, beta=0.5, nesterov=True))  # no leaf for the flag
-        [0.1, 0.5]
+        >>> flagged, plain = gd.momentum(0.1, nesterov=True), gd.momentum(0.1)
+        >>> jax.tree.structure(flagged) == jax.tree.structure(plain)  # the flag is compiled in
+        False
+        >>> len(jax.tree.leaves(gd.momentum(0.1, nesterov=True)))  # lr, beta, 1 - beta: no flag
+        3
     """
     return dataclasses.field(default=default, metadata={"static": True})
 
@@ -142,12 +172,12 @@ class _Schedule:
 
 
 class StabilityLimit(NamedTuple):
-    """Where an optimizer's step starts to overshoot (see :meth:`Optimizer.stability_limit`).
+    """Where an optimizer's step starts to overshoot (see `Optimizer.stability_limit`).
 
     Attributes:
         kind: ``"sharpness"`` (the largest eigenvalue of the Hessian ``H``) or
             ``"preconditioned"`` (of ``P^-1 H``, with the optimizer's
-            :meth:`~Optimizer.preconditioner` ``P``): the value the limit bounds.
+            `Optimizer.preconditioner` ``P``): the value the limit bounds.
         limit: the limit's value at the rate asked for.
         formula: the limit as a formula of the rate and the hyperparameters.
     """
@@ -164,8 +194,8 @@ class StabilityLimit(NamedTuple):
 class Optimizer:
     """Base class of the descent variants, and of yours.
 
-    A subclass is made a frozen dataclass and registered as a pytree
-    (``jax.tree_util.register_dataclass``) when it is defined. Declare its
+    A subclass is made a frozen dataclass and registered as a pytree when it
+    is defined. Declare its
     hyperparameters as fields:
 
     * ``learning_rate`` (by that name): checked as a step size (>= 0); it may
@@ -177,13 +207,14 @@ class Optimizer:
 
     Then write ``init(params) -> state`` (a ``NamedTuple`` with a ``count``)
     and ``rule(grads, state, params) -> (updates, state)``: the formula.
-    :meth:`update` (optax's protocol) calls ``rule``, accepts optax's extra
+    `update` (optax's protocol) calls ``rule``, accepts optax's extra
     keyword arguments, and returns the updates in the dtype of the grads and
     the state in its own dtypes, so a rule need not cast anything. Helpers:
-    :meth:`descend` (``-lr_t * direction``), :meth:`learning_rate_at`,
-    :meth:`one_minus` (``1 - decay``, rounded as optax rounds it).
+    `descend` (``-lr_t * direction``), `learning_rate_at`,
+    `one_minus` (``1 - decay``, rounded as optax rounds it; each
+    ``decay_rate`` carries it as a leaf).
 
-    Example:
+    Examples:
         Lion (Chen et al., 2023) in a few lines, checked against optax's:
 
         >>> import jax, jax.numpy as jnp, optax
@@ -194,8 +225,8 @@ class Optimizer:
         ...     mu: jax.Array
         >>> class lion(Optimizer):
         ...     learning_rate: float
-        ...     b1: float = decay_rate(0.9, one_minus=True)
-        ...     b2: float = decay_rate(0.99, one_minus=True)
+        ...     b1: float = decay_rate(0.9)
+        ...     b2: float = decay_rate(0.99)
         ...
         ...     def init(self, params):
         ...         return LionState(jnp.zeros([], jnp.int32), jnp.zeros_like(params))
@@ -219,9 +250,8 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _add_complement_fields(cls)
         dataclasses.dataclass(frozen=True)(cls)
-        jax.tree_util.register_dataclass(cls)
+        _register(cls)
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -233,9 +263,6 @@ class Optimizer:
                     object.__setattr__(self, field.name, _Schedule(value))
             elif _CHECK in field.metadata:
                 _check_hyperparameter(owner, field.name, value, field.metadata[_CHECK])
-            if field.metadata.get(_ONE_MINUS):
-                hidden = _complement_name(field.name)
-                object.__setattr__(self, hidden, _one_minus_value(value, getattr(self, hidden)))
 
     # -- optax's protocol ------------------------------------------------------
     def init(self, params: Any) -> Any:
@@ -272,7 +299,7 @@ class Optimizer:
 
         None (the default) where no limit is known. A rule of your own may
         override it; the run loop, the comparison and the report ask the
-        optimizer, never its class (see :func:`jaxgd.optimizers.stability_limit`).
+        optimizer, never its class (see `jaxgd.optimizers.stability_limit`).
         """
         return None
 
@@ -300,66 +327,42 @@ class Optimizer:
         return jax.tree.map(lambda d: -jnp.asarray(lr, d.dtype) * d, direction)
 
     def one_minus(self, name: str) -> Any:
-        """``1 - getattr(self, name)`` for a ``decay_rate(..., one_minus=True)``
-        field, computed when the optimizer was built (see :func:`decay_rate`)."""
-        return getattr(self, _complement_name(name))
+        """``1 - getattr(self, name)`` for a ``decay_rate`` field, rounded as
+        optax rounds it: the complement that came with the rate as a leaf, or
+        `one_minus` of the rate."""
+        carried = self.__dict__.get("_carried_complements")
+        if carried is not None and name in carried:
+            return carried[name]
+        return one_minus(getattr(self, name))
 
 
-def _complement_name(name: str) -> str:
-    return f"_one_minus_{name}"
+def _register(cls: type) -> None:
+    """Register ``cls`` as a pytree: its numeric fields are children, then each
+    decay rate's complement (`Optimizer.one_minus`); its static fields
+    are compiled in."""
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    data = [f.name for f in fields if not f.metadata.get("static")]
+    meta = [f.name for f in fields if f.metadata.get("static")]
+    decays = [f.name for f in fields if f.metadata.get(_CHECK) == "decay" and f.name in data]
+    keys = [jax.tree_util.GetAttrKey(n) for n in data]
+    keys += [jax.tree_util.GetAttrKey(f"one_minus('{n}')") for n in decays]
 
+    def flatten_with_keys(opt):
+        children = [getattr(opt, n) for n in data] + [opt.one_minus(n) for n in decays]
+        return list(zip(keys, children, strict=True)), tuple(getattr(opt, n) for n in meta)
 
-def _add_complement_fields(cls: type) -> None:
-    """For each ``decay_rate(..., one_minus=True)`` field declared on ``cls``, add
-    the hidden keyword-only field that carries ``1 - value`` as a leaf."""
-    annotations = dict(cls.__dict__.get("__annotations__", {}))
-    for name in list(annotations):
-        field = cls.__dict__.get(name)
-        if isinstance(field, dataclasses.Field) and field.metadata.get(_ONE_MINUS):
-            hidden = _complement_name(name)
-            annotations[hidden] = "Any"
-            setattr(
-                cls,
-                hidden,
-                dataclasses.field(default=None, kw_only=True, repr=False, compare=False),
-            )
-    cls.__annotations__ = annotations
+    def unflatten(static, children):
+        given = dict(zip(data, children[: len(data)], strict=True))
+        opt = cls(**given, **dict(zip(meta, static, strict=True)))
+        carried = dict(zip(decays, children[len(data) :], strict=True))
+        object.__setattr__(opt, "_carried_complements", carried)
+        return opt
 
+    def flatten(opt):
+        pairs, static = flatten_with_keys(opt)
+        return [child for _, child in pairs], static
 
-def _one_minus_value(value: Any, given: Any) -> Any:
-    """``1 - value`` for a decay rate, or the complement ``given`` with it.
-
-    A complement that came with its decay rate is kept, even where the rate
-    was rounded since (``jax.tree.map(jnp.asarray, opt)`` makes 0.9 a float32
-    0.89999998, whose ``1 - b1`` is not optax's 0.1). One that belongs to
-    another rate (``dataclasses.replace(opt, b1=0.8)`` copies the old one) is
-    computed afresh. Placeholders that JAX or a filter unflattens with (None,
-    ``object()``, equinox's bool masks) pass through.
-    """
-    if isinstance(value, bool) or value is None:
-        return given
-    if isinstance(value, int | float):
-        fresh = 1.0 - value  # Python float64, rounded once where it is used
-    elif isinstance(value, np.ndarray | np.generic | list | tuple):
-        fresh = 1 - np.asarray(value)
-    elif isinstance(value, jax.core.Tracer):
-        return 1 - value if given is None else given
-    elif isinstance(value, jax.Array):  # concrete: numpy computes it, nothing compiles
-        fresh = 1 - np.asarray(value)
-    else:
-        return given
-    if given is None or isinstance(given, jax.core.Tracer):
-        return fresh if given is None else given
-    # Both concrete: the given complement stays unless it is another rate's.
-    tol = 2 * max(_resolution(value), _resolution(given))
-    stale = not np.allclose(given, 1 - np.asarray(value, np.float64), rtol=0, atol=tol)
-    return fresh if stale else given
-
-
-def _resolution(x: Any) -> float:
-    """Machine epsilon of ``x``'s float type (float64 for Python numbers)."""
-    dtype = np.dtype(x.dtype) if hasattr(x, "dtype") else np.result_type(x)
-    return float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.inexact) else 2.0**-52
+    jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
 
 
 def _is_leaf(value: Any) -> bool:

@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-
 from jax.flatten_util import ravel_pytree
 
 from jaxgd.optimizers._base import (
@@ -86,10 +85,10 @@ class sgd(Optimizer):  # noqa: N801 - named like optax's factory
 
     Equals ``optax.sgd(learning_rate)``.
 
-    Args:
+    Attributes:
         learning_rate: the step size ``lr`` (>= 0), or a schedule ``step -> lr``.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, jaxgd as gd
         >>> opt = gd.sgd(0.1)
         >>> params = jnp.array([1.0, -2.0])
@@ -127,12 +126,12 @@ class momentum(Optimizer):  # noqa: N801
     Equals ``optax.sgd(learning_rate, momentum=beta, nesterov=nesterov)``;
     the velocity is the state's ``trace``, as in optax.
 
-    Args:
+    Attributes:
         learning_rate: the step size (>= 0), or a schedule ``step -> lr``.
         beta: how much velocity survives a step, in ``[0, 1)``.
         nesterov: look ahead: step along ``g + beta * v`` instead of ``v``.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, jaxgd as gd
         >>> opt = gd.momentum(0.1, beta=0.5)
         >>> params = jnp.array([1.0])
@@ -186,13 +185,13 @@ class adam(Optimizer):  # noqa: N801
 
     ``eps`` sits outside the square root. Equals ``optax.adam(...)``.
 
-    Args:
+    Attributes:
         learning_rate: the step size (>= 0), or a schedule ``step -> lr``.
         b1: decay of the first moment, in ``[0, 1)``.
         b2: decay of the second moment, in ``[0, 1)``.
         eps: added to the denominator (> 0).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> opt = gd.adam(0.1)
         >>> params = jnp.array([3.0, -3.0])
@@ -206,8 +205,8 @@ class adam(Optimizer):  # noqa: N801
     """
 
     learning_rate: ScalarOrSchedule = 1e-3
-    b1: float = decay_rate(0.9, one_minus=True)
-    b2: float = decay_rate(0.999, one_minus=True)
+    b1: float = decay_rate(0.9)
+    b2: float = decay_rate(0.999)
     eps: float = positive(1e-8)
 
     def init(self, params):
@@ -234,7 +233,9 @@ class adam(Optimizer):  # noqa: N801
         ``P^-1 H``), 38 / lr at ``b1 = 0.9``: Adam is heavy ball on
         ``m = b1 m + (1 - b1) g`` with preconditioner ``P`` (Cohen et al. 2022, eq. 2)."""
         b1 = float(self.b1)
-        return StabilityLimit("preconditioned", (2 + 2 * b1) / ((1 - b1) * lr), "(2+2β1)/((1−β1) lr)")
+        return StabilityLimit(
+            "preconditioned", (2 + 2 * b1) / ((1 - b1) * lr), "(2+2β1)/((1−β1) lr)"
+        )
 
     def preconditioner(self, grads, state):
         """``P = (1 - b1^t) (sqrt(v / (1 - b2^t)) + eps)``, flat, where ``v``
@@ -256,17 +257,17 @@ class adamw(adam):  # noqa: N801
         p \leftarrow p - lr \cdot \big(\hat m / (\sqrt{\hat v} + \epsilon)
         + \lambda p\big)
 
-    with ``m_hat``, ``v_hat`` as in :class:`adam` and ``lambda`` the
+    with ``m_hat``, ``v_hat`` as in `adam` and ``lambda`` the
     ``weight_decay``. Equals ``optax.adamw(...)``.
 
-    Args:
+    Attributes:
         learning_rate: the step size (>= 0), or a schedule ``step -> lr``.
         b1: decay of the first moment, in ``[0, 1)``.
         b2: decay of the second moment, in ``[0, 1)``.
         eps: added to the denominator (> 0).
         weight_decay: ``lambda`` (>= 0); it is multiplied by the learning rate.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> opt = gd.adamw(0.1, weight_decay=0.5)
         >>> params = jnp.array([2.0])
@@ -301,12 +302,12 @@ class rmsprop(Optimizer):  # noqa: N801
     ``eps`` sits inside the square root, as in optax. Equals
     ``optax.rmsprop(learning_rate, decay=decay, eps=eps)``.
 
-    Args:
+    Attributes:
         learning_rate: the step size (>= 0), or a schedule ``step -> lr``.
         decay: ``rho``, the decay of the running mean, in ``[0, 1)``.
         eps: added inside the square root (> 0).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> opt = gd.rmsprop(0.01, decay=0.75)
         >>> params = jnp.array([1.0])
@@ -320,7 +321,7 @@ class rmsprop(Optimizer):  # noqa: N801
     """
 
     learning_rate: ScalarOrSchedule
-    decay: float = decay_rate(0.9, one_minus=True)
+    decay: float = decay_rate(0.9)
     eps: float = positive(1e-8)
 
     def init(self, params):
@@ -344,12 +345,12 @@ class adagrad(Optimizer):  # noqa: N801
     Each coordinate's step shrinks as its gradients add up. Equals
     ``optax.adagrad(learning_rate, initial_accumulator_value, eps)``.
 
-    Args:
+    Attributes:
         learning_rate: the step size (>= 0), or a schedule ``step -> lr``.
         initial_accumulator_value: the starting sum of squares (>= 0).
         eps: added inside the square root (> 0).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> opt = gd.adagrad(1.0, initial_accumulator_value=0.0, eps=1e-12)
         >>> params = jnp.array([5.0])
@@ -395,11 +396,11 @@ class armijo(Optimizer):  # noqa: N801
     ``value=`` (the loss at ``params``), ``grad=`` and ``value_fn=`` (the loss
     function), as optax's documented loop passes them.
 
-    Args:
+    Attributes:
         learning_rate: the first (and longest) step tried (>= 0), or a schedule.
         max_backtracking_steps: how many times a step may be shrunk.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, jaxgd as gd
         >>> f = lambda p: jnp.sum(p**2)
         >>> opt = gd.optimizers.armijo(1.0)

@@ -1,6 +1,8 @@
 """The stability limit of any optimizer, at a step of its schedule.
 
-The *sharpness* is the largest eigenvalue ``lambda_1`` of the loss's Hessian.
+The *sharpness* is the largest eigenvalue ``lambda_1`` of the loss's Hessian
+recorded along a run (at one point, ``jaxgd.calculus`` calls it the curvature
+``L``; both come from ``jaxgd.calculus.top_eigenvalue``).
 On a quadratic, plain gradient descent with rate ``lr`` is stable exactly when
 ``lambda_1 < 2 / lr``. On a neural network, full-batch gradient descent drives
 the sharpness up ("progressive sharpening") until it reaches ``2 / lr`` and
@@ -10,8 +12,8 @@ Occurs at the Edge of Stability", ICLR 2021). Adaptive methods do the same
 with the *preconditioned* sharpness (Cohen et al., "Adaptive Gradient Methods
 at the Edge of Stability", 2022).
 
-Each optimizer states its own limit (:meth:`Optimizer.stability_limit`) and
-preconditioner (:meth:`Optimizer.preconditioner`); this module reads the
+Each optimizer states its own limit (`Optimizer.stability_limit`) and
+preconditioner (`Optimizer.preconditioner`); this module reads the
 rate a schedule gives at a step and asks it.
 """
 
@@ -28,12 +30,12 @@ def stability_limit(optimizer: Any, step: int = 0) -> StabilityLimit | None:
     """The sharpness above which ``optimizer``'s step at ``step`` overshoots.
 
     Returns:
-        The optimizer's :class:`StabilityLimit` (which sharpness it bounds,
+        The optimizer's `StabilityLimit` (which sharpness it bounds,
         the value, the formula) at the rate it uses at ``step`` (a schedule
         is read there), or None: for optax's optimizers, a rate of 0, or a
         rule without a known limit.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> gd.optimizers.stability_limit(gd.sgd(0.1))
         StabilityLimit(kind='sharpness', limit=20.0, formula='2/lr')

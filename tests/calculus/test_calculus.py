@@ -24,15 +24,44 @@ def test_derivative_takes_integer_inputs_as_floats():
     assert df(2).dtype == jnp.float32
 
 
-def test_gradient_is_cached_and_compiled():
+def test_gradient_is_compiled():
     f = lambda w: jnp.sum(jnp.sin(w))
-    assert gd.gradient(f) is gd.gradient(f)
     assert gd.gradient(lambda a, b: a * b, argnums=[0, 1])(2.0, 3.0) == (3.0, 2.0)
     w = jnp.array([0.0, 1.0])
     np.testing.assert_allclose(gd.gradient(f)(w), jnp.cos(w), rtol=1e-6)
     value, grad = gd.value_and_gradient(f)(w)
     assert float(value) == pytest.approx(float(jnp.sum(jnp.sin(w))), rel=1e-6)
     np.testing.assert_allclose(grad, jnp.cos(w), rtol=1e-6)
+
+
+def _weighted(w, lam, X):
+    return lam * jnp.sum((X @ w) ** 2)
+
+
+def test_a_partial_with_new_values_reuses_every_compiled_transform(count_compiles):
+    """The function is split as a run splits its loss (jaxgd._partition): a
+    ``Partial``'s arrays and floats are traced, so new values compile nothing."""
+    from jax.tree_util import Partial
+
+    w, v, X1, X2 = jnp.ones(3), jnp.array([1.0, 0.0, 0.0]), jnp.eye(3), 2 * jnp.eye(3)
+    first, second = Partial(_weighted, lam=0.5, X=X1), Partial(_weighted, lam=2.0, X=X2)
+    calls = [
+        lambda f: gd.gradient(f)(w),
+        lambda f: gd.value_and_gradient(f)(w),
+        lambda f: gd.partials(f, w),
+        lambda f: gd.directional_derivative(f, w, v),
+        lambda f: gd.hvp(f, w, v),
+        lambda f: gd.max_curvature(f, w, iters=5),
+        lambda f: gd.check_gradient(f, w).max_relative_error,
+    ]
+    for call in calls:
+        jax.block_until_ready(call(first))
+    with count_compiles() as compiles:
+        outs = [jax.block_until_ready(call(second)) for call in calls]
+    assert compiles.count == 0
+    np.testing.assert_allclose(outs[0], 2 * 2.0 * 4 * w)  # lam * 2 X^T X w
+    assert float(outs[5]) == pytest.approx(16.0, rel=1e-4)  # 2 lam * 4
+    assert gd.derivative(Partial(lambda x, c: c * x**2, c=3.0))(2.0) == 12.0
 
 
 def marks(hours, attendance):
@@ -82,9 +111,9 @@ def test_partial_by_position_and_by_name():
         d = gd.partial_derivative(marks, name)(6.0, 90.0)
         assert float(d) == pytest.approx(MARKS_PARTIALS[expected], rel=1e-6)
     for name, value in MARKS_PARTIALS.items():
-        assert float(gd.partial_derivative(marks, name)(hours=6.0, attendance=90.0)) == pytest.approx(
-            value, rel=1e-6
-        )
+        assert float(
+            gd.partial_derivative(marks, name)(hours=6.0, attendance=90.0)
+        ) == pytest.approx(value, rel=1e-6)
     f = lambda p, data: jnp.sum(p * data)
     assert float(gd.partial_derivative(f, 1)(jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0]))) == 4.0
     assert float(gd.partial_derivative(lambda p: p[0] * p[1], 0)((2.0, 5.0))) == 5.0
@@ -252,7 +281,11 @@ def _digits_mlp(activation, dtype):
     model = gd.problems.models.mlp((64, 32, 10), activation=activation)
     params = jax.tree.map(lambda a: a.astype(dtype), model.init(jax.random.PRNGKey(1)))
     data = (jnp.asarray(x[:200] / 16.0, dtype), jnp.asarray(y[:200]))
-    return gd.problems.losses.objective(model, gd.problems.losses.softmax_cross_entropy), params, data
+    return (
+        gd.problems.losses.objective(model, gd.problems.losses.softmax_cross_entropy),
+        params,
+        data,
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -27,11 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import CASES, SCHEDULE, STEPS
 from jax.flatten_util import ravel_pytree
 
 import jaxgd as gd
 from jaxgd.optimizers import Optimizer, decay_rate, static
-from helpers import CASES, SCHEDULE, STEPS
 
 get = gd.optimizers.get  # the registry: label -> factory
 
@@ -134,8 +134,8 @@ def test_drops_into_optax_chain(name, ours, theirs):
 def test_hyperparameters_are_leaves_and_flags_are_static():
     opt = gd.momentum(0.1, beta=0.5, nesterov=True)
     leaves, treedef = jax.tree.flatten(opt)
-    assert leaves == [0.1, 0.5]
-    rebuilt = jax.tree.unflatten(treedef, [0.2, 0.7])
+    assert leaves == [0.1, 0.5, 0.5]  # lr, beta and 1 - beta (a decay rate's complement)
+    rebuilt = jax.tree.unflatten(treedef, [0.2, 0.7, 0.3])
     assert rebuilt == gd.momentum(0.2, beta=0.7, nesterov=True)
     assert jax.tree.leaves(gd.sgd(SCHEDULE)) == []  # a schedule is static
     assert "learning_rate=0.1" in repr(opt)
@@ -147,7 +147,8 @@ def test_one_minus_decay_travels_as_a_leaf_computed_in_float64():
     opt = gd.adam(0.01, b1=0.9, b2=0.999)
     assert jax.tree.leaves(opt) == [0.01, 0.9, 0.999, 1e-8, 1.0 - 0.9, 1.0 - 0.999]
     assert opt.one_minus("b1") == 1.0 - 0.9 != float(1 - jnp.float32(0.9))
-    # a copy with a new decay rate does not keep the old complement
+    assert not any(f.name.startswith("_") for f in dataclasses.fields(opt))  # no hidden fields
+    # a copy with a new decay rate computes its own complement
     assert dataclasses.replace(opt, b1=0.8).one_minus("b1") == 1.0 - 0.8
     # rounding the leaves (as make_step does) keeps optax's complement, not 1 - f32(0.9)
     as_arrays = jax.tree.map(jnp.asarray, opt)
@@ -155,6 +156,21 @@ def test_one_minus_decay_travels_as_a_leaf_computed_in_float64():
     replaced = dataclasses.replace(as_arrays, b1=jnp.asarray(0.8))
     assert abs(float(replaced.one_minus("b1")) - 0.2) < 1e-7
     assert repr(opt) == "adam(learning_rate=0.01, b1=0.9, b2=0.999, eps=1e-08)"
+    # traced by jit after it was built, b1 keeps its float64 complement: optax's bits
+    carried = jax.jit(lambda o: o.one_minus("b1"))(opt)
+    assert float(carried) == float(jnp.float32(1.0 - 0.9))
+
+
+def test_a_decay_rate_traced_when_built_is_at_most_one_ulp_from_optax():
+    """Built inside vmap from a traced b1, 1 - b1 is computed from a float32 b1:
+    the one place a jaxgd optimizer may part from optax, by float32's rounding
+    of b1 (at most one ulp of b1; a few ulps of 1 - b1)."""
+    b1s = jnp.array([0.9, 0.95, 0.99])
+    traced = jax.vmap(lambda b1: gd.adam(0.1, b1=b1).one_minus("b1"))(b1s)
+    for b1, complement in zip([0.9, 0.95, 0.99], traced, strict=True):
+        exact = np.float32(1.0 - b1)
+        assert abs(float(complement) - float(exact)) <= float(np.spacing(np.float32(b1)))
+    assert float(traced[0]) != float(np.float32(1.0 - 0.9))  # the ulp is real
 
 
 def test_a_schedule_is_static_and_still_the_learning_rate():
@@ -354,7 +370,7 @@ class _decaying_heavy_ball(Optimizer):  # noqa: N801
 
 def test_a_rule_of_ones_own_is_a_registered_checked_optimizer():
     opt = _decaying_heavy_ball(0.1, beta=0.5)
-    assert jax.tree.leaves(opt) == [0.1, 0.5, 0.5]  # clip is static
+    assert jax.tree.leaves(opt) == [0.1, 0.5, 0.5, 0.5]  # lr, beta, decay, 1 - beta; clip static
     params = jnp.array([2.0])
     state = opt.init(params)
     steps = []
@@ -418,7 +434,12 @@ def test_the_guide_rule_of_ones_own_runs(capsys):
     exec(compile(code, "docs descent variants", "exec"), namespace)
     assert capsys.readouterr().out.strip() == "[-0.4]"
     opt = namespace["opt"]
-    assert isinstance(opt, gd.Optimizer) and jax.tree.leaves(opt) == [0.1, 0.5, 0.1]
+    assert isinstance(opt, gd.Optimizer) and jax.tree.leaves(opt) == [
+        0.1,
+        0.5,
+        0.1,
+        0.5,
+    ]  # 1 - beta last
     with pytest.raises(ValueError, match=r"beta must be a number in \[0, 1\)"):
         namespace["heavy_ball"](0.1, beta=1.0)
 

@@ -5,7 +5,7 @@ compiled gradient functions (:mod:`jaxgd.calculus`); the descent variants
 (:mod:`jaxgd.optimizers`) follow optax's protocol; :func:`minimize` runs them
 in one compiled loop that records the trajectory and says how the run ended.
 
-Example:
+Examples:
     >>> import jax.numpy as jnp, jaxgd as gd
     >>> loss = lambda w: jnp.sum((w - 1.0) ** 2)
     >>> result = gd.minimize(loss, jnp.zeros(3), gd.adam(0.1), steps=300)

@@ -30,7 +30,7 @@ __all__ = [
 def positive_int(caller: str, name: str, value: Any, *, most: int | None = None) -> int:
     """``value`` as a Python int >= 1 (NumPy and 0-d JAX integers accepted).
 
-    Example:
+    Examples:
         >>> positive_int("minimize", "steps", 3)
         3
         >>> positive_int("minimize", "steps", 0)

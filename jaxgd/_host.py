@@ -53,7 +53,7 @@ def clear_caches() -> None:
     ``jax.clear_caches()`` empties it). For tests and for long sessions that
     want the memory back.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> _ = gd.minimize(lambda w: jnp.sum(w**2), jnp.ones(2), gd.sgd(0.1), steps=3)
         >>> gd.clear_caches()
@@ -86,7 +86,7 @@ def memory_bytes() -> int:
 def tree_bytes(tree: Any) -> int:
     """The bytes the array leaves of ``tree`` hold (shapes and dtypes only: nothing is read).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> tree_bytes({"w": np.zeros((2, 3), np.float32), "b": np.zeros((), np.float64)})
         32

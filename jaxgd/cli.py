@@ -55,7 +55,7 @@ def cache_dir() -> pathlib.Path:
     ``%LOCALAPPDATA%`` on Windows and ``~/.cache`` elsewhere (the
     conventions platformdirs follows).
 
-    Example:
+    Examples:
         >>> cache_dir().parts[-2:]
         ('jaxgd', 'xla')
     """
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     propagates with its traceback (the console script exits 1), Ctrl-C
     returns 130.
 
-    Example:
+    Examples:
         >>> main(["compare", "--steps", "0"])  # prints the one-line error to stderr
         2
     """

@@ -132,8 +132,10 @@ def test_a_small_root_and_face():
 
 def test_no_function_shadows_its_module():
     for name in gd.__all__:
-        assert f"jaxgd.{name}" not in MODULES or not callable(getattr(gd, name)) or isinstance(
-            getattr(gd, name), type(gd)
+        assert (
+            f"jaxgd.{name}" not in MODULES
+            or not callable(getattr(gd, name))
+            or isinstance(getattr(gd, name), type(gd))
         ), name
 
 

@@ -78,7 +78,7 @@ def check_path(path: str | os.PathLike[str]) -> pathlib.Path:
             folder that does not exist or cannot be written. The message says what to
             do.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> from jaxgd import checkpoint
         >>> folder = tempfile.mkdtemp()
@@ -141,7 +141,7 @@ def exists(path: str | os.PathLike[str]) -> bool:
     Returns:
         True if ``path`` is a directory holding at least one finished save.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> import jax.numpy as jnp
         >>> from jaxgd import checkpoint

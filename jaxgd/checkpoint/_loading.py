@@ -71,7 +71,7 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
             match ``like``: the message lists each leaf that differs, with its key path
             and what differs.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> from typing import NamedTuple
         >>> import jax.numpy as jnp
@@ -142,7 +142,7 @@ def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         FileNotFoundError: There is nothing at ``path``.
         ValueError: ``path`` is not a readable jaxgd checkpoint.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> import numpy as np
         >>> from jaxgd import checkpoint

@@ -54,7 +54,7 @@ def lock(path: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
             its pid and host. It is a :class:`ValueError`.
         ValueError: ``path`` cannot hold a checkpoint (see :func:`check_path`).
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> from jaxgd import checkpoint
         >>> path = os.path.join(tempfile.mkdtemp(), "run.ckpt")

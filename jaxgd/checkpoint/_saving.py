@@ -59,7 +59,7 @@ def save(
         ValueError: ``path`` cannot hold a checkpoint (see :func:`check_path`).
         OSError: Writing failed (the message names the path).
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> import jax.numpy as jnp
         >>> from jaxgd import checkpoint

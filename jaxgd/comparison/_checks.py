@@ -245,7 +245,7 @@ class Footprint:
     def describe(self) -> str:
         """One line with the numbers.
 
-        Example:
+        Examples:
             >>> print(Footprint(runs=972, run_steps=486_000, history_bytes=10_752_000).describe())
             972 runs x their steps = 486,000 run-steps (1x the default comparison),
             0.01 GiB of history
@@ -264,7 +264,7 @@ def footprint(
 ) -> Footprint:
     """The :class:`Footprint` of comparing on ``problems`` (built) with these grids.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> f = footprint([gd.problems.get("booth")], {"adam": [0.1, 0.01]}, seeds=3, steps=100)
         >>> f.runs, f.run_steps, f.history_bytes  # 6 runs x 100 steps x 32 bytes (2-D)
@@ -310,7 +310,7 @@ def check_arguments(
         factory, a dict label -> sorted rate array, a tuple of seeds, and two
         ints (or None / ``"problem"`` for ``batch_size``).
 
-    Example:
+    Examples:
         >>> check_arguments(["booth"], ["adam"], [0.1, 0.01], 2, 10, None)[2:]
         ({'adam': array([0.01, 0.1 ])}, (0, 1), 10, None)
     """

@@ -36,7 +36,7 @@ def has_line_search(factory: Callable[..., Any], params: Any) -> bool:
     """Whether ``factory``'s optimizer keeps optax's ``num_linesearch_steps`` in its state
     (a line search: each step evaluates the loss more than once). Nothing is computed.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> has_line_search(gd.optimizers.get("armijo"), jnp.zeros(2)), has_line_search(
         ...     gd.sgd, jnp.zeros(2))
@@ -53,7 +53,7 @@ def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
     a seed's start and minibatches with these keys, so a run measured again
     starts where the sweep's run did.
 
-    Example:
+    Examples:
         >>> init_key, batch_key = seed_keys(0)
         >>> init_key.shape, bool((init_key != batch_key).any())
         ((2,), True)
@@ -151,7 +151,7 @@ def _step_cost(problem, factory, rate, seed, steps, batch_size, mesh) -> StepCos
 def sharpness_every(steps: int) -> int:
     """Steps between two sharpness records in ``compare(sharpness=True)``: about 50 records.
 
-    Example:
+    Examples:
         >>> sharpness_every(500), sharpness_every(20)
         (10, 1)
     """

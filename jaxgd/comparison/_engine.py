@@ -83,7 +83,7 @@ __all__ = [  # DEFAULT_SEEDS and DEFAULT_STEPS are importable too (compare uses 
 def machine() -> dict[str, Any]:
     """The machine a comparison ran on: JAX version, backend, devices, CPUs.
 
-    Example:
+    Examples:
         >>> sorted(machine())[:3]
         ['backend', 'cpu_count', 'device_kind']
     """
@@ -158,8 +158,8 @@ def compare(
             (:func:`jaxgd.optimizers.names`), or a dict label -> factory
             taking ``learning_rate`` and returning a jaxgd optimizer
             (``{"vanilla": gd.sgd, "adam": gd.adam}``) or an optax one
-            (``{"optax-lamb": optax.lamb}``: swept through
-            ``optax.inject_hyperparams``, which keeps the rate in the state).
+            (``{"optax-lamb": optax.lamb}``: its learning rate is traced, as
+            ``minimize`` traces it, so the rates vmap into one program).
         learning_rates: the grid (positive; sorted for you), shared by all
             optimizers, or a dict label -> grid.
         seeds: a count ``n`` (seeds ``0..n-1``) or a list of seeds.
@@ -208,7 +208,7 @@ def compare(
         SweepSizeWarning: a comparison of more than 1 GiB of history or 100
             times the default's run-steps, with its numbers.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> result = gd.compare(["booth"], ["vanilla"], learning_rates=[0.01, 0.1], seeds=1,
         ...                     steps=50)

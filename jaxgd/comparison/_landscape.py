@@ -53,7 +53,7 @@ def vanilla_limit() -> dict[str, Any]:
     Its limit is ``c / lr`` on the sharpness, so the largest stable rate at
     curvature ``L`` is ``c / L`` (the formula with ``lr`` and ``L`` swapped).
 
-    Example:
+    Examples:
         >>> vanilla_limit()
         {'kind': 'sharpness', 'limit': 2.0, 'formula': '2/lr'}
     """

@@ -122,7 +122,7 @@ def lr_range_test(
         An :class:`LRRangeTest`. Draw it with
         ``jaxgd.report.draw_lr_range(result, "lr_range.png")``.
 
-    Example:
+    Examples:
         >>> import jax, jaxgd as gd
         >>> booth = gd.problems.get("booth")  # curvature L = 18: stable below 2/18
         >>> test = gd.lr_range_test(booth.loss, booth.init(jax.random.PRNGKey(0)), gd.sgd,

@@ -65,7 +65,7 @@ def use_program_cache(folder: str | os.PathLike | None) -> None:
 
     The folder is made when the first program is stored.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> use_program_cache(tempfile.mkdtemp())
         >>> use_program_cache(None)
@@ -145,7 +145,7 @@ def program_key(
         args: the program's arguments (their shapes and dtypes go into the key).
         mesh: a mesh run has no key.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> booth, vanilla = gd.problems.get("booth"), {"v": gd.optimizers.get("vanilla")}
         >>> len(program_key(booth, vanilla, (100,), (jnp.zeros(3),)))
@@ -220,7 +220,7 @@ def store(key: str | None, exported: jax.export.Exported) -> jax.export.Exported
 def enabled() -> bool:
     """Whether the cache is on (:func:`use_program_cache`).
 
-    Example:
+    Examples:
         >>> use_program_cache(None); enabled()
         False
     """

@@ -67,7 +67,7 @@ def steps_to_target(curves: np.ndarray, target: float) -> np.ndarray:
         curves: losses with the step on the last axis (NaN after a run stopped).
         target: the loss that counts as solved.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> steps_to_target(np.array([[3.0, 2.0, 0.5, 0.1], [3.0, 2.0, np.nan, np.nan]]), 1.0)
         array([ 2., inf])
@@ -92,7 +92,7 @@ def choose_learning_rate(
         to_target: ``(n_rates, n_seeds)`` steps to target (``inf``: never).
         target: the problem's target loss.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> loss = np.array([[0.5, 0.4], [1e-9, 1e-9], [1e-12, 1e-12], [np.nan, 1e-20]])
         >>> div = np.array([[0, 0], [0, 0], [0, 0], [1, 0]], bool)
@@ -129,7 +129,7 @@ def performance_profile(
         best: fastest on every problem). Problems no optimizer solved count
         against every optimizer.
 
-    Example:
+    Examples:
         >>> prof = performance_profile({"a": [10, 100], "b": [20, 40]}, taus=[1, 2, 4])
         >>> prof["rho"]
         {'a': [0.5, 0.5, 1.0], 'b': [0.5, 1.0, 1.0]}

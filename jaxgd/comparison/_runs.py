@@ -85,7 +85,7 @@ class SharpnessRun:
         records (their median within 10 % of the limit is "at"); None without a limit
         or a finite record.
 
-        Example:
+        Examples:
             >>> run = SharpnessRun(1, np.arange(3), np.array([5.0, 9.5, 10.2]), None,
             ...                    np.ones(3), {"kind": "sharpness", "limit": 10.0})
             >>> run.verdict()

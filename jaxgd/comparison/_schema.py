@@ -30,7 +30,7 @@ SCHEMA_VERSIONS = (1, 2)
 def json_number(x: Any) -> Any:
     """``x`` for JSON: a Python number, None where not finite (anything else as is).
 
-    Example:
+    Examples:
         >>> json_number(np.float32(0.5)), json_number(float("nan")), json_number(np.int64(3))
         (0.5, None, 3)
     """
@@ -51,7 +51,7 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
         ValueError: the file is missing, is not JSON, or is not a jaxgd
             comparison of a schema version this jaxgd reads.
 
-    Example:
+    Examples:
         >>> import json, pathlib, tempfile
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "results.json"
         >>> _ = path.write_text(json.dumps({"schema": SCHEMA, "schema_version": 1, "steps": 5}))

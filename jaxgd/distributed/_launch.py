@@ -83,7 +83,7 @@ def collectives(program: Any) -> list[Collective]:
     Returns:
         A list of :class:`Collective`; empty on a one-device mesh.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, jaxgd as gd
         >>> loss = lambda w, batch: jnp.mean((batch[0] @ w - batch[1]) ** 2)
         >>> mesh = gd.distributed.data_mesh()

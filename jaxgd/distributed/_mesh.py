@@ -44,7 +44,7 @@ def data_mesh(devices: Sequence[jax.Device] | None = None, *, axis_name: str = D
     Returns:
         A :class:`jax.sharding.Mesh` with the single axis ``axis_name``.
 
-    Example:
+    Examples:
         >>> import jax, jaxgd as gd
         >>> mesh = gd.distributed.data_mesh()
         >>> mesh.axis_names, mesh.devices.size == jax.device_count()
@@ -61,7 +61,7 @@ def data_axis(mesh: Mesh) -> str:
 
     It is the axis named ``"data"``, or the only axis of a 1-D mesh.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> gd.distributed.data_axis(gd.distributed.data_mesh(axis_name="batch"))
         'batch'
@@ -134,7 +134,7 @@ def process_rows(n_examples: int, mesh: Mesh) -> slice:
     (of the same global data set, or just those rows read from its own shard
     of the files); in a single process that is all of it.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> gd.distributed.process_rows(8, gd.distributed.data_mesh())  # one process: all rows
         slice(0, 8, None)

@@ -39,7 +39,7 @@ def shard_data(data: Any, mesh: Mesh, *, whole: bool = False, caller: str = "sha
         caller: the function the user called, named in error messages
             (``minimize`` passes its own name).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> x = gd.distributed.shard_data(jnp.ones((8, 3)), gd.distributed.data_mesh())
         >>> x.shape, x.sharding.spec
@@ -85,7 +85,7 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     Python numbers stay as they are. In a multi-process run every process
     must pass the same values.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> w = gd.distributed.replicate(jnp.zeros(3), gd.distributed.data_mesh())
         >>> w.sharding.is_fully_replicated

@@ -78,7 +78,7 @@ def catalogue_entry(problem: Problem) -> tuple[str, tuple, tuple] | None:
     A :class:`Problem` is frozen, so this says what its loss and start compute:
     :mod:`jaxgd.comparison._programs` keys the compiled sweeps it keeps on it.
 
-    Example:
+    Examples:
         >>> import dataclasses
         >>> import jaxgd as gd
         >>> booth = gd.problems.get("booth")
@@ -93,7 +93,7 @@ def catalogue_entry(problem: Problem) -> tuple[str, tuple, tuple] | None:
 def names() -> list[str]:
     """The catalogue's problem names, in catalogue order.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> "quadratic" in gd.problems.names()
         True
@@ -104,7 +104,7 @@ def names() -> list[str]:
 def get(name: str, **options: Any) -> Problem:
     """Build the catalogue problem ``name`` (``options`` go to its builder).
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> gd.problems.get("quadratic", condition_number=10).description
         '2-D rotated quadratic bowl, condition number 10'
@@ -131,7 +131,7 @@ def device_array(x: Any, dtype: Any = np.float32) -> jax.Array:
 def summary(name: str) -> str:
     """The problem's one-line summary (its builder's first docstring line), without building it.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> gd.problems.summary("booth")
         'f(x, y) = (x + 2y - 7)^2 + (2x + y - 5)^2: a tilted quadratic bowl.'

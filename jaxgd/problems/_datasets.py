@@ -20,7 +20,7 @@ __all__ = ["l2_cross_entropy_optimum", "load", "standardise"]
 def standardise(x: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance per column; constant columns (std 0) become 0.
 
-    Example:
+    Examples:
         >>> standardise(np.array([[1.0, 5.0], [3.0, 5.0]]))
         array([[-1.,  0.],
                [ 1.,  0.]])
@@ -35,7 +35,7 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
 
     ``name``: ``"diabetes"``, ``"breast_cancer"`` or ``"digits"`` (cached per process).
 
-    Example:
+    Examples:
         >>> x, y = load("diabetes")
         >>> x.shape, round(float(x.std(axis=0).max()), 6)
         ((442, 10), 1.0)
@@ -69,7 +69,7 @@ def l2_cross_entropy_optimum(
         ``(d,)`` and a float ``b`` for the binary case, ``(d, k)`` and
         ``(k,)`` otherwise).
 
-    Example:
+    Examples:
         Two points, one per class, ``l2 = 1``: by symmetry ``b = 0``, and the
         gradient vanishes where ``w = 1 - sigmoid(w)``.
 

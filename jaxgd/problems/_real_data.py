@@ -48,7 +48,7 @@ def diabetes_linear() -> Problem:
     Correlated serum features make the problem ill-conditioned (condition
     number of the Hessian about 470). Target: within 1% of the optimum.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> round(gd.problems.get("diabetes_linear").optimum_value, 1)
         2859.7
@@ -88,7 +88,7 @@ def breast_cancer_logistic() -> Problem:
     objective, to a gradient norm of ``1e-10`` (cached per process).
     Target: within 1% of the optimum.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> round(gd.problems.get("breast_cancer_logistic").optimum_value, 4)
         0.0598
@@ -127,7 +127,7 @@ def digits_softmax() -> Problem:
     norm of ``1e-10`` (cached per process). Target: within 1% of the optimum.
     Comparisons use full-batch gradients by default.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> problem = gd.problems.get("digits_softmax")
         >>> problem.dimension, problem.batch_size
@@ -161,7 +161,7 @@ def digits_mlp(hidden: int = 32) -> Problem:
     of 256 by default (so the seed also draws the minibatch order, and the
     recorded loss, which steps to target is read from, is the minibatch loss).
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> problem = gd.problems.get("digits_mlp")
         >>> problem.dimension, problem.optimum_value

@@ -108,7 +108,7 @@ def rosenbrock() -> Problem:
     curvature across the valley (up to about 1000) is far larger than along
     it, so plain gradient descent needs a small step and then crawls.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> float(gd.problems.get("rosenbrock").loss(jnp.array([1.0, 1.0])))
         0.0
@@ -130,7 +130,7 @@ def beale() -> Problem:
     Minimum 0 at ``(3, 0.5)``; flat plateaus and steep walls (the ``y^3``
     term) make the step size delicate. Starts around ``(1, 1.2)`` (sd 0.1).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> float(gd.problems.get("beale").loss(jnp.array([3.0, 0.5])))
         0.0
@@ -156,7 +156,7 @@ def booth() -> Problem:
     for steps below ``2/L = 0.111`` and fastest at ``2/(mu + L) = 0.1``.
     Starts around ``(-3, -2)`` (sd 0.5).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> float(gd.problems.get("booth").loss(jnp.array([1.0, 3.0])))
         0.0
@@ -189,7 +189,7 @@ def himmelblau() -> Problem:
     around ``(0, 0)`` with sd 1, so different seeds may end in different
     minima: any of them counts.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> problem = gd.problems.get("himmelblau")
         >>> [round(float(problem.loss(p)), 8) for p in problem.optimum_params]
@@ -223,7 +223,7 @@ def student_marks_data(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndar
     ``marks = 5 * hours + 0.4 * attendance + 20 + noise`` (noise sd 5), drawn
     from a fixed-seed NumPy generator so every run sees the same students.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> x, y = gd.problems.student_marks_data()
         >>> x.shape, y.shape

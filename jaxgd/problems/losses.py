@@ -29,7 +29,7 @@ __all__ = [
 def mse(predictions: jax.Array, targets: jax.Array) -> jax.Array:
     """Mean squared error, ``mean((y_hat - y)**2)``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> float(gd.problems.losses.mse(jnp.array([1.0, 3.0]), jnp.array([0.0, 1.0])))
         2.5
@@ -40,7 +40,7 @@ def mse(predictions: jax.Array, targets: jax.Array) -> jax.Array:
 def mae(predictions: jax.Array, targets: jax.Array) -> jax.Array:
     """Mean absolute error, ``mean(|y_hat - y|)``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> float(gd.problems.losses.mae(jnp.array([1.0, 3.0]), jnp.array([0.0, 1.0])))
         1.5
@@ -51,7 +51,7 @@ def mae(predictions: jax.Array, targets: jax.Array) -> jax.Array:
 def huber(predictions: jax.Array, targets: jax.Array, delta: float = 1.0) -> jax.Array:
     """Mean Huber loss: quadratic for errors below ``delta``, linear above (optax's).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> float(gd.problems.losses.huber(jnp.array([0.5, 3.0]), jnp.array([0.0, 0.0])))
         1.3125
@@ -62,7 +62,7 @@ def huber(predictions: jax.Array, targets: jax.Array, delta: float = 1.0) -> jax
 def binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean binary cross-entropy from logits; labels are 0 or 1 (optax's, stable).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> loss = gd.problems.losses.binary_cross_entropy(jnp.zeros(2), jnp.array([0.0, 1.0]))
         >>> round(float(loss), 4)
@@ -75,7 +75,7 @@ def binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean softmax cross-entropy from logits and integer class labels (optax's).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> loss = gd.problems.losses.softmax_cross_entropy(jnp.zeros((1, 4)), jnp.array([2]))
         >>> round(float(loss), 4)
@@ -87,7 +87,7 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 def l2_penalty(params: Any) -> jax.Array:
     """``0.5 * sum(p**2)`` over every leaf of ``params``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> float(gd.problems.losses.l2_penalty({"w": jnp.array([3.0, 4.0]), "b": jnp.array(0.0)}))
         12.5
@@ -111,7 +111,7 @@ def objective(
         loss: ``loss(predictions, targets)``, such as :func:`mse`.
         l2: weight of the L2 penalty (>= 0).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, jaxgd as gd
         >>> model = gd.problems.models.linear(2)
         >>> f = gd.problems.losses.objective(model, gd.problems.losses.mse)

@@ -41,7 +41,7 @@ def linear(n_features: int, n_outputs: int | None = None) -> Model:
 
     Params start small and random (``w ~ N(0, 1/n_features)``), ``b = 0``.
 
-    Example:
+    Examples:
         >>> import jax, jaxgd as gd
         >>> model = gd.problems.models.linear(3)
         >>> params = model.init(jax.random.PRNGKey(0))
@@ -62,7 +62,7 @@ def linear(n_features: int, n_outputs: int | None = None) -> Model:
 def logistic(n_features: int) -> Model:
     """Logistic regression: the logit ``x @ w + b`` of the positive class.
 
-    Example:
+    Examples:
         >>> import jax, jaxgd as gd
         >>> model = gd.problems.models.logistic(4)
         >>> model(model.init(jax.random.PRNGKey(0)), jax.numpy.zeros((2, 4)))
@@ -74,7 +74,7 @@ def logistic(n_features: int) -> Model:
 def softmax(n_features: int, n_classes: int) -> Model:
     """Multinomial logistic regression: class logits ``x @ W + b``.
 
-    Example:
+    Examples:
         >>> import jax, jaxgd as gd
         >>> model = gd.problems.models.softmax(64, 10)
         >>> model(model.init(jax.random.PRNGKey(0)), jax.numpy.ones((2, 64))).shape
@@ -94,7 +94,7 @@ def mlp(
     ``1/sqrt(fan_in)``, biases at zero; the last layer is linear (logits).
     Params are ``{"layer0": {"w", "b"}, "layer1": ...}``.
 
-    Example:
+    Examples:
         >>> import jax, jaxgd as gd
         >>> model = gd.problems.models.mlp((64, 32, 10))
         >>> params = model.init(jax.random.PRNGKey(0))

@@ -14,7 +14,7 @@ computes (no JAX: the contour grids and the stability limits arrive as data):
 | ``_folder`` | :func:`save`: the report folder, whole or not at all (:func:`check_folder`) |
 | ``_lr_range`` | :func:`draw_lr_range`, the figure of a learning-rate range test |
 
-Example:
+Examples:
     >>> import jaxgd as gd
     >>> c = gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=20)
     >>> gd.report.figures.figure_names(c)

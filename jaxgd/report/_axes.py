@@ -162,7 +162,7 @@ def quiet_nan_warnings() -> Iterator[None]:
 def limit_formula(limit: dict | None) -> str:
     """The stability limit's formula, as the optimizer stated it, for a legend or a sentence.
 
-    Example:
+    Examples:
         >>> limit_formula({"kind": "sharpness", "limit": 20.0, "formula": "2/lr"})
         '2/lr'
         >>> limit_formula(None)

@@ -55,7 +55,7 @@ class FigureDrawer:
     ends); :meth:`add` is ``compare``'s ``on_problem``; :meth:`finish` waits
     for the drawing and gives the figures for ``report.save(figures=...)``.
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> import jaxgd as gd
         >>> with gd.report.FigureDrawer(["vanilla"], (0,)) as drawer:

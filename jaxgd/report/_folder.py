@@ -69,7 +69,7 @@ def check_folder(directory: str | os.PathLike) -> pathlib.Path:
     Raises:
         ValueError: naming the folder, what is wrong and what to do.
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> folder = pathlib.Path(tempfile.mkdtemp()) / "report"
         >>> check_folder(folder) == folder.resolve(), folder.exists()
@@ -167,7 +167,7 @@ def save(
     Returns:
         The path of ``report.md``.
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> import jaxgd as gd
         >>> c = gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=20)

@@ -37,7 +37,7 @@ def draw_lr_range(
     Returns:
         The path written.
 
-    Example:
+    Examples:
         >>> import jax, pathlib, tempfile, jaxgd as gd
         >>> booth = gd.problems.get("booth")
         >>> test = gd.lr_range_test(booth.loss, booth.init(jax.random.PRNGKey(0)), gd.sgd,

@@ -30,7 +30,7 @@ __all__ = [
 def format_number(x: Any, digits: int = 3) -> str:
     """A number for a table: ``digits`` significant digits, ``-`` for None/NaN, ``never`` for inf.
 
-    Example:
+    Examples:
         >>> format_number(0.000123456), format_number(float("inf")), format_number(None)
         ('0.000123', 'never', '-')
     """
@@ -84,7 +84,7 @@ COST_HEADERS = ["evaluations per step", "time per step", "time to target"]
 def format_seconds(seconds: float) -> str:
     """A duration for a table, in a unit that suits it.
 
-    Example:
+    Examples:
         >>> format_seconds(3.2e-5), format_seconds(0.0123), format_seconds(4.56)
         ('32 µs', '12.3 ms', '4.56 s')
         >>> format_seconds(float("nan"))
@@ -112,7 +112,7 @@ def cost_cells(row: dict[str, Any]) -> list[str]:
 def format_table(headers: list[str], rows: list[list[str]], markdown: bool = True) -> str:
     """A table as Markdown (``markdown=True``) or as aligned plain text.
 
-    Example:
+    Examples:
         >>> print(format_table(["a", "bb"], [["1", "2"]], markdown=False))
         a  bb
         -  --
@@ -134,7 +134,7 @@ def summary_table(comparison: Comparison, markdown: bool = False) -> str:
     Where step costs were measured it also shows the function evaluations
     and the time per step, and the time to reach the target.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> c = gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=20)
         >>> gd.report.summary_table(c).splitlines()[0].split("  ")[:2]

@@ -27,7 +27,7 @@ __all__ = ["edge_warnings", "machine_line", "markdown"]
 def machine_line(machine: dict[str, Any]) -> str:
     """Where a comparison ran, said once: the devices, the CPUs and the JAX version.
 
-    Example:
+    Examples:
         >>> machine_line({"backend": "cpu", "device_kind": "cpu", "devices": 1, "cpu_count": 2,
         ...               "processor": "x86_64", "jax_version": "0.10.2"})
         '2 CPU cores (x86_64), JAX 0.10.2'
@@ -47,7 +47,7 @@ def machine_line(machine: dict[str, Any]) -> str:
 def edge_warnings(comparison: Comparison) -> list[str]:
     """One line per choice at an end of its grid (a summary row's ``grid_edge``).
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> c = gd.compare(["booth"], ["vanilla"], learning_rates=[0.01, 0.02], seeds=1, steps=5)
         >>> gd.report.edge_warnings(c)[0].split(":")[0]
@@ -70,7 +70,7 @@ def markdown(comparison: Comparison, figures: dict[str, str] | None = None) -> s
         figures: figure name (``loss_booth``, ``performance_profile``, ...) ->
             the path to link; None links none.
 
-    Example:
+    Examples:
         >>> import jaxgd as gd
         >>> c = gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, steps=20)
         >>> gd.report.markdown(c).splitlines()[0]

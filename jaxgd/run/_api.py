@@ -123,7 +123,7 @@ def minimize(
             ``result`` holds the run so far (a subclass of
             ``KeyboardInterrupt``).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> loss = lambda p: jnp.sum((p - 3.0) ** 2)
         >>> result = gd.minimize(loss, jnp.zeros(2), gd.sgd(0.25), steps=100, tol=1e-5)

@@ -28,7 +28,7 @@ def batch_indices(n_examples: int, batch_size: int, steps: int, key: jax.Array) 
     depend on how the rows are split over devices: a device that holds whole
     strata draws its part of every minibatch from its own rows.
 
-    Example:
+    Examples:
         >>> import jax
         >>> rows = batch_indices(6, 2, 3, jax.random.PRNGKey(0))
         >>> rows.shape, sorted(rows.ravel().tolist())  # one epoch: every row once

@@ -142,7 +142,7 @@ def make_step(loss: Callable[..., Any], optimizer: Any, *, has_aux: bool = False
         A :class:`Step`: call it as ``params, state, loss = step(params,
         state, *batch)``; ``step.init(params)`` builds the starting state.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> loss = lambda p, x: jnp.sum((p - x) ** 2)
         >>> step = gd.make_step(loss, gd.sgd(0.25))

@@ -285,8 +285,8 @@ def test_a_factory_must_make_an_optimizer(no_compiling):
 
 
 def test_optax_factories_are_swept_like_jaxgd_ones():
-    """An optax factory runs through inject_hyperparams and gives jaxgd's numbers
-    (sgd is exact in both: p - lr * g)."""
+    """An optax factory is swept with its rate traced (as minimize traces it) and
+    gives jaxgd's numbers (sgd is exact in both: p - lr * g)."""
     import optax
 
     c = gd.compare(

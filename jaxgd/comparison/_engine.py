@@ -8,14 +8,11 @@ then applies the protocol below and returns a
 :mod:`jaxgd.report` renders (this module computes and never imports the
 renderer).
 
-The protocol is :data:`jaxgd.comparison._protocol.PROTOCOL`, stated in every report;
-:mod:`jaxgd.comparison._protocol` applies it (its names are importable from here too).
-
-This module is the public entry; its pieces are in :mod:`jaxgd.comparison`: the
-argument checks, defaults and footprint (:mod:`jaxgd.comparison._checks`), one
-problem's vmapped sweep (:mod:`jaxgd.comparison._sweep`) and the measurements at the
-chosen rates (:mod:`jaxgd.comparison._chosen`), whose public names are importable
-from here too.
+The protocol is :data:`jaxgd.comparison.PROTOCOL`, stated in every report;
+``_protocol`` applies it. The pieces: the argument checks, defaults and
+footprint (``_checks``), one problem's vmapped sweep (``_sweep``) and the
+measurements at the chosen rates (``_chosen``); their public names are
+exported by :mod:`jaxgd.comparison`.
 """
 
 from __future__ import annotations
@@ -36,48 +33,16 @@ from jaxgd.comparison._checks import (
     DEFAULT_LEARNING_RATES,
     DEFAULT_OPTIMIZERS,
     DEFAULT_PROBLEMS,
-    DEFAULT_RUN_STEPS,
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
-    HISTORY_WARNING_BYTES,
-    RUN_STEPS_WARNING,
-    Footprint,
-    SweepSizeWarning,
     check_arguments,
-    footprint,
 )
-from jaxgd.comparison._chosen import has_line_search, sharpness_every
-from jaxgd.comparison._protocol import (
-    PROTOCOL,
-    choose_learning_rate,
-    performance_profile,
-    speedups,
-    steps_to_target,
-)
+from jaxgd.comparison._protocol import PROTOCOL, performance_profile, speedups
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import ProblemResult
 from jaxgd.comparison._sweep import SweepJob, finish_sweep, prepare_sweep
 
-__all__ = [  # DEFAULT_SEEDS and DEFAULT_STEPS are importable too (compare uses them)
-    "DEFAULT_LEARNING_RATES",
-    "DEFAULT_OPTIMIZERS",
-    "DEFAULT_PROBLEMS",
-    "DEFAULT_RUN_STEPS",
-    "HISTORY_WARNING_BYTES",
-    "PROTOCOL",
-    "RUN_STEPS_WARNING",
-    "Footprint",
-    "SweepSizeWarning",
-    "check_arguments",
-    "choose_learning_rate",
-    "compare",
-    "sharpness_every",
-    "footprint",
-    "has_line_search",
-    "machine",
-    "performance_profile",
-    "steps_to_target",
-]
+__all__ = ["compare", "machine"]
 
 
 def machine() -> dict[str, Any]:

@@ -122,9 +122,10 @@ def performance_profile(
             200 points log-spaced over ``[1, 4]``.
 
     Returns:
-        ``{"taus": [...], "rho": {label: [...]}, "score": {label: float}}``:
-        ``rho[label][j]`` is the fraction of problems whose steps to target is
-        at most ``taus[j]`` times the best optimizer's on that problem; the
+        A dict with ``taus``, ``rho`` (label -> a list, one value per tau) and
+        ``score`` (label -> float). For each ``tau``, ``rho`` holds the fraction
+        of problems whose steps to target is at most ``tau`` times the best
+        optimizer's on that problem; the
         score is the area under ``rho`` over ``[1, 4]`` divided by 3 (1 is
         best: fastest on every problem). Problems no optimizer solved count
         against every optimizer.

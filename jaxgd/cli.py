@@ -195,7 +195,7 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
     if args.batch_size is not None and args.batch_size < 0:
         raise ValueError(f"--batch-size must be >= 1 (or 0 for full batch), got {args.batch_size}.")
     batch_size = {None: "problem", 0: None}.get(args.batch_size, args.batch_size)
-    out = check_folder(args.out)
+    out = check_folder(args.out, caller="--out")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         problems, optimizers, rates, seeds, steps, batch_size = check_arguments(

@@ -157,7 +157,7 @@ def test_bad_out_folders_exit_2_and_leave_everything(out, match, tmp_path, monke
     (tmp_path / "a-file").write_text("")
     assert main(["compare", "--out", out, "--no-cache"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and match in err
+    assert err.count("\n") == 0 and match in err and "--out: " in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "mine"]
     assert (tmp_path / "mine" / "report.md").read_text() == "my own notes"
 

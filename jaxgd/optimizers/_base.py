@@ -347,9 +347,22 @@ def _register(cls: type) -> None:
     keys = [jax.tree_util.GetAttrKey(n) for n in data]
     keys += [jax.tree_util.GetAttrKey(f"one_minus('{n}')") for n in decays]
 
+    def flatten(opt):
+        # Made at the first flatten and kept: the optimizer is frozen, so its
+        # children cannot go stale, and a warm minimize flattens it every call.
+        flat = opt.__dict__.get("_flat")
+        if flat is None:
+            carried = opt.__dict__.get("_carried_complements")
+            if carried is None:
+                carried = {n: one_minus(getattr(opt, n)) for n in decays}
+            children = (*(getattr(opt, n) for n in data), *(carried[n] for n in decays))
+            flat = (children, tuple(getattr(opt, n) for n in meta))
+            object.__setattr__(opt, "_flat", flat)
+        return flat
+
     def flatten_with_keys(opt):
-        children = [getattr(opt, n) for n in data] + [opt.one_minus(n) for n in decays]
-        return list(zip(keys, children, strict=True)), tuple(getattr(opt, n) for n in meta)
+        children, static = flatten(opt)
+        return list(zip(keys, children, strict=True)), static
 
     def unflatten(static, children):
         given = dict(zip(data, children[: len(data)], strict=True))
@@ -357,10 +370,6 @@ def _register(cls: type) -> None:
         carried = dict(zip(decays, children[len(data) :], strict=True))
         object.__setattr__(opt, "_carried_complements", carried)
         return opt
-
-    def flatten(opt):
-        pairs, static = flatten_with_keys(opt)
-        return [child for _, child in pairs], static
 
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
 

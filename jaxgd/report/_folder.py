@@ -56,7 +56,7 @@ def _foreign_entries(folder: pathlib.Path) -> list[str]:
     return foreign
 
 
-def check_folder(directory: str | os.PathLike) -> pathlib.Path:
+def check_folder(directory: str | os.PathLike, *, caller: str = "check_folder") -> pathlib.Path:
     """Check that a report may be saved to ``directory``; nothing is written there.
 
     A new folder, an empty one, or a jaxgd report (its ``results.json`` of
@@ -67,7 +67,9 @@ def check_folder(directory: str | os.PathLike) -> pathlib.Path:
         The folder as an absolute path.
 
     Raises:
-        ValueError: naming the folder, what is wrong and what to do.
+        ValueError: naming the folder, what is wrong and what to do, after
+            ``caller``: the function the user called (``save``), or the
+            command's option (``--out``).
 
     Examples:
         >>> import pathlib, tempfile
@@ -77,31 +79,31 @@ def check_folder(directory: str | os.PathLike) -> pathlib.Path:
     """
     if directory is None or not str(directory).strip():
         raise ValueError(
-            "out: the report folder is an empty name (an unset variable?); pass a folder "
+            f"{caller}: the report folder is an empty name (an unset variable?); pass a folder "
             "name such as jaxgd-report."
         )
     folder = pathlib.Path(directory).expanduser().resolve()
     cwd = pathlib.Path.cwd().resolve()
     if folder == cwd or folder in cwd.parents:
         raise ValueError(
-            f"out: {str(folder)!r} is the current folder (or holds it); a report replaces "
+            f"{caller}: {str(folder)!r} is the current folder (or holds it); a report replaces "
             "its folder whole, so pass a folder of its own, such as jaxgd-report."
         )
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"out: {str(folder)!r} is a file, not a folder; {_fix(folder)}.")
+        raise ValueError(f"{caller}: {str(folder)!r} is a file, not a folder; {_fix(folder)}.")
     if folder.is_dir() and any(folder.iterdir()):
         try:
             load(folder / "results.json")
         except ValueError:
             raise ValueError(
-                f"out: {str(folder)!r} holds files and is not a jaxgd report (no results.json "
+                f"{caller}: {str(folder)!r} holds files and is not a jaxgd report (no results.json "
                 f"of schema jaxgd.comparison); jaxgd never writes over files it did not "
                 f"write: {_fix(folder)}."
             ) from None
         foreign = _foreign_entries(folder)
         if foreign:
             raise ValueError(
-                f"out: the jaxgd report {str(folder)!r} also holds files jaxgd did not write "
+                f"{caller}: the jaxgd report {str(folder)!r} also holds files jaxgd did not write "
                 f"({', '.join(foreign)}); {_fix(folder)}."
             )
     try:
@@ -111,7 +113,7 @@ def check_folder(directory: str | os.PathLike) -> pathlib.Path:
         probe.rmdir()
     except OSError as err:
         raise ValueError(
-            f"out: cannot write the report folder {str(folder)!r} ({err.strerror or err}); "
+            f"{caller}: cannot write the report folder {str(folder)!r} ({err.strerror or err}); "
             "pass a folder you can write to."
         ) from None
     return folder
@@ -175,7 +177,7 @@ def save(
         >>> sorted(p.name for p in path.parent.iterdir())
         ['figures', 'report.md', 'results.json']
     """
-    folder = check_folder(directory)
+    folder = check_folder(directory, caller="save")
     _clean_up(folder)
     new = folder.parent / f".{folder.name}.{_TMP}-{uuid.uuid4().hex[:8]}"
     try:

@@ -32,6 +32,7 @@ import jaxgd.run._segments as chunks
 from jaxgd import _checks as generic
 from jaxgd._host import register_cache
 from jaxgd._partition import Static, see_through
+from jaxgd.optimizers import Optimizer
 from jaxgd.run._loop import whole_run
 from jaxgd.run._result import History, Result
 from jaxgd.run._state import Spec
@@ -97,7 +98,9 @@ class WarmCalls:
         (not remembered) under jit or vmap. ``leaves``: those of ``(loss, params,
         optimizer, data, key)``. A signature that cannot be hashed is never
         remembered."""
-        leaves, treedef = jax.tree.flatten((loss, params, see_through(optimizer), data, key))
+        if not isinstance(optimizer, Optimizer):  # jaxgd's hold no optax closures
+            optimizer = see_through(optimizer)
+        leaves, treedef = jax.tree.flatten((loss, params, optimizer, data, key))
         kinds = tuple(map(type, leaves))
         try:
             plan = self.plans[kinds]

@@ -385,10 +385,12 @@ def test_the_current_folder_and_an_empty_name_are_refused(tmp_path, monkeypatch,
         gd.report.check_folder(out)
 
 
-def test_a_file_is_refused(tmp_path):
+def test_a_file_is_refused_naming_the_function_called(tmp_path):
     (tmp_path / "report").write_text("")
-    with pytest.raises(ValueError, match="is a file, not a folder"):
+    with pytest.raises(ValueError, match="^check_folder: .* is a file, not a folder"):
         gd.report.check_folder(tmp_path / "report")
+    with pytest.raises(ValueError, match="^save: .* is a file, not a folder"):
+        gd.report.save(None, tmp_path / "report")
 
 
 # -- structure and the docs ------------------------------------------------------------------

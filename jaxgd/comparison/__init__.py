@@ -5,6 +5,8 @@ several seeds on each problem (one vmapped, compiled program per optimizer),
 chooses each optimizer's rate by the stated :data:`PROTOCOL`, and returns a
 :class:`Comparison`: plain data with its JSON (:func:`load` reads it back).
 :func:`lr_range_test` is the quick one-run scan of learning rates.
+:func:`paired_comparison` and :func:`pairwise` state how two optimizers differ
+over paired evaluation seeds (ratio, interval, test, verdict).
 
 | module | concept |
 | --- | --- |
@@ -15,6 +17,7 @@ chooses each optimizer's rate by the stated :data:`PROTOCOL`, and returns a
 | ``_landscape`` | the minimiser, vanilla's stability limit, the paths' contour grid |
 | ``_programs`` | traced sweeps kept on disk beside JAX's compilation cache |
 | ``_protocol`` | the choice of rate, steps to target, performance profiles |
+| ``_statistics`` | paired ratios, bootstrap intervals, Holm-corrected tests, verdicts |
 | ``_runs``, ``_results``, ``_schema`` | the results: plain data and JSON |
 | ``_lr_range`` | the learning-rate range test |
 
@@ -50,8 +53,16 @@ from jaxgd.comparison._protocol import (
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import Contours, OptimizerRuns, ProblemResult, SharpnessRun, StepCost
 from jaxgd.comparison._schema import SCHEMA, SCHEMA_VERSION, SCHEMA_VERSIONS, load
+from jaxgd.comparison._statistics import (
+    DEFAULT_BOOTSTRAPS,
+    VERDICTS,
+    holm,
+    paired_comparison,
+    pairwise,
+)
 
 __all__ = [
+    "DEFAULT_BOOTSTRAPS",
     "DEFAULT_LEARNING_RATES",
     "DEFAULT_OPTIMIZERS",
     "DEFAULT_PROBLEMS",
@@ -62,6 +73,7 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "SCHEMA_VERSIONS",
+    "VERDICTS",
     "Comparison",
     "Contours",
     "Footprint",
@@ -75,9 +87,12 @@ __all__ = [
     "choose_learning_rate",
     "compare",
     "footprint",
+    "holm",
     "load",
     "lr_range_test",
     "machine",
+    "paired_comparison",
+    "pairwise",
     "performance_profile",
     "seed_keys",
     "speedups",

@@ -367,11 +367,37 @@ def _register(cls: type) -> None:
     def unflatten(static, children):
         given = dict(zip(data, children[: len(data)], strict=True))
         opt = cls(**given, **dict(zip(meta, static, strict=True)))
-        carried = dict(zip(decays, children[len(data) :], strict=True))
+        carried = {
+            n: _complement(given[n], c) for n, c in zip(decays, children[len(data) :], strict=True)
+        }
         object.__setattr__(opt, "_carried_complements", carried)
         return opt
 
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+
+
+def _complement(rate: Any, carried: Any) -> Any:
+    """The complement an unflattened optimizer uses for ``rate``: the one that
+    travelled with it where it still belongs to it, else `one_minus` afresh, so
+    a rate changed alone (``eqx.tree_at``, a replaced leaf) is never paired with
+    a stale ``1 - b``.
+
+    It belongs to the rate when both are traced together (a run's program, a
+    vmapped batch), or when both are concrete and ``1 - complement`` rounds to
+    the rate in the rate's dtype (a ``tree_map(jnp.asarray, opt)`` keeps
+    optax's float64 complement). A placeholder (None, a mask, a shape) keeps
+    what came.
+    """
+    if isinstance(rate, jax.core.Tracer):
+        return carried if isinstance(carried, jax.core.Tracer) else one_minus(rate)
+    concrete = float | int | np.ndarray | np.generic | jax.Array
+    if isinstance(rate, bool) or not isinstance(rate, concrete):
+        return carried
+    if isinstance(carried, concrete) and not isinstance(carried, jax.core.Tracer):
+        dtype = np.asarray(rate).dtype
+        if np.array_equal(1 - np.asarray(carried, dtype), np.asarray(rate)):
+            return carried
+    return one_minus(rate)
 
 
 def _is_leaf(value: Any) -> bool:

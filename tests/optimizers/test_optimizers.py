@@ -449,3 +449,25 @@ def test_the_guide_lists_every_registry_label():
     labels = re.findall(r"^\| `[^|]*` \| ((?:`[a-z]+`(?:, )?)+) \|", section, re.M)
     listed = [label for cell in labels for label in re.findall(r"`([a-z]+)`", cell)]
     assert listed == gd.optimizers.names()
+
+
+def test_a_decay_rate_changed_alone_never_keeps_a_stale_complement():
+    """``1 - b`` travels with ``b`` as a leaf, but is trusted only where both are
+    traced together: a rate changed alone (tree_at, a flattened leaf replaced,
+    inside jit or not) gets its complement afresh, and the update is optax's."""
+    import equinox as eqx
+
+    opt = gd.adam(0.1)
+    leaves, treedef = jax.tree.flatten(opt)
+    leaves[1] = 0.5  # b1
+    changed = jax.tree.unflatten(treedef, leaves)
+    g, p = jnp.array([1.0, -2.0]), jnp.zeros(2)
+    reference = optax.adam(0.1, b1=0.5)
+    expected = reference.update(g, reference.init(p))[0]
+    for candidate in (changed, eqx.tree_at(lambda o: o.b1, opt, 0.5)):
+        assert candidate.one_minus("b1") == 0.5
+        np.testing.assert_array_equal(candidate.update(g, candidate.init(p))[0], expected)
+    traced = jax.jit(lambda b: eqx.tree_at(lambda o: o.b1, opt, b).one_minus("b1"))(0.5)
+    assert float(traced) == 0.5
+    # Traced together (as minimize traces an optimizer), the carried complement is kept.
+    assert jax.jit(lambda o: o.one_minus("b1"))(opt) == np.float32(opt.one_minus("b1"))

@@ -33,7 +33,7 @@ class Comparison:
         optimizer_labels: the optimizers, in order.
         seeds: the seeds used.
         steps: updates per run.
-        profile: ``{"taus", "rho", "score"}`` (see
+        profile: ``{"taus", "rho", "score", "exact_area"}`` (see
             :func:`jaxgd.comparison.performance_profile`).
         speedups: label -> geometric-mean speedup over ``reference``.
         reference: the optimizer speedups are measured against (vanilla).

@@ -162,11 +162,12 @@ def profile_figure(c: Comparison):
     n = len(c.optimizer_labels)
     for k, label in enumerate(c.optimizer_labels):
         rho = np.asarray(c.profile["rho"][label])
-        # A small vertical offset keeps equal curves apart; the score is exact.
-        ax.step(
+        # rho on AlgoPerf's grid, joined by straight lines as the trapezoid rule of
+        # the score joins them (and as AlgoPerf draws it). A small vertical offset
+        # keeps equal curves apart.
+        ax.plot(
             taus,
             rho + 0.006 * (k - (n - 1) / 2),
-            where="post",
             color=color(label, c.optimizer_labels),
             lw=2,
             label=f"{label} (AlgoPerf score {c.profile['score'][label]:.2f})",

@@ -172,20 +172,45 @@ def test_performance_profile_by_hand():
     assert prof["rho"]["a"] == pytest.approx([1 / 3, 2 / 3, 2 / 3])
     # b is best on problems 2 and 3, within 2x on problem 1.
     assert prof["rho"]["b"] == pytest.approx([2 / 3, 1.0, 1.0])
-    # The score is the area under rho over [1, 4] over 3: a problem solved at ratio r adds
-    # (4 - r) / 3 / n_problems. a: ratios 1, 2, inf -> (3 + 2 + 0) / 9; b: 2, 1, 1 -> 8 / 9.
-    assert prof["score"]["a"] == pytest.approx(5 / 9, rel=1e-12)
-    assert prof["score"]["b"] == pytest.approx(8 / 9, rel=1e-12)
+    # The exact area under the step function rho over [1, 4] over 3: a problem solved at
+    # ratio r adds (4 - r) / 3 / n_problems. a: ratios 1, 2, inf -> (3 + 2 + 0) / 9;
+    # b: 2, 1, 1 -> 8 / 9.
+    assert prof["exact_area"]["a"] == pytest.approx(5 / 9, rel=1e-12)
+    assert prof["exact_area"]["b"] == pytest.approx(8 / 9, rel=1e-12)
+    # AlgoPerf's score: rho at 100 evenly spaced tau from 1 to 4 (a step of 1/33, so 2
+    # and 3 are grid points), trapezoid rule, over 3. A jump at a grid point ramps up
+    # from the point before, adding half a step (1/66) to that problem's area.
+    assert prof["score"]["a"] == pytest.approx((3 + 2 + 1 / 66) / 9, rel=1e-12)
+    assert prof["score"]["b"] == pytest.approx((2 + 1 / 66 + 3 + 3) / 9, rel=1e-12)
     fastest = cmp.performance_profile({"x": [1, 2], "y": [3, 4]})
-    assert fastest["score"]["x"] == 1.0
-    assert fastest["score"]["y"] == pytest.approx(((4 - 3) + (4 - 2)) / 2 / 3, rel=1e-12)
-    # The area of the profile the figure draws, on a fine grid, agrees to the grid's step.
+    assert fastest["score"]["x"] == pytest.approx(1.0, rel=1e-15)
+    assert fastest["exact_area"]["x"] == 1.0
+    assert fastest["exact_area"]["y"] == pytest.approx(((4 - 3) + (4 - 2)) / 2 / 3, rel=1e-12)
+    assert fastest["score"]["y"] == pytest.approx((1 + 2 + 2 / 66) / 2 / 3, rel=1e-12)
+    # The area of the profile on a fine grid agrees with the exact area to the grid's step.
     taus = np.linspace(1.0, 4.0, 30_001)
     fine = cmp.performance_profile({"a": [10, 100, np.inf], "b": [20, 50, 30]}, taus=taus)
     for label in "ab":
         rho = np.asarray(fine["rho"][label])
         riemann = np.sum(rho[:-1] * np.diff(taus)) / 3  # left sums of a right-continuous step
-        assert riemann == pytest.approx(prof["score"][label], abs=3 * 1e-4)
+        assert riemann == pytest.approx(prof["exact_area"][label], abs=3 * 1e-4)
+
+
+def test_performance_profile_counts_as_algoperf_does():
+    # More than 4 times the best is not solved; exactly 4 times counts from tau = 4 on.
+    prof = cmp.performance_profile({"a": [1, 1], "b": [4, 4.5]}, taus=[1.0, 3.99, 4.0])
+    assert prof["rho"]["b"] == [0.0, 0.0, 0.5]
+    assert prof["exact_area"]["b"] == 0.0
+    # NaN (no result) is not solved, and the best is taken over the others; a problem
+    # nobody solved counts against everyone; where the best is 0 steps, only 0 counts.
+    prof = cmp.performance_profile(
+        {"a": [np.nan, np.inf, 0, 5], "b": [10, np.inf, 1, 5]}, taus=[1.0, 4.0]
+    )
+    assert prof["rho"]["a"] == [0.5, 0.5]  # problems 3 and 4
+    assert prof["rho"]["b"] == [0.5, 0.5]  # problems 1 and 4
+    # Ratios are divided by the best as is (no floor at one step).
+    prof = cmp.performance_profile({"a": [0.5], "b": [1.0]}, taus=[1.0, 2.0])
+    assert prof["rho"]["b"] == [0.0, 1.0]
 
 
 def test_speedup_is_a_geometric_mean():

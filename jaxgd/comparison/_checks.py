@@ -125,24 +125,15 @@ def _check_optimizers(optimizers: Any) -> dict[str, Callable[..., Any]]:
                 f"(e.g. {{'adam': gd.adam}}), got {label!r}: {factory!r}."
             )
         made = factory(1e-3)
-        if isinstance(made, optax.GradientTransformation):
-            # The learning rate must be a traced value to be vmapped: it is,
-            # in the closures minimize sees through (jaxgd._partition).
-            optimizers[label] = _optax_factory(factory)
-        elif not isinstance(made, _opt.Optimizer):
+        # An optax optimizer's learning rate is a traced value, so a sweep vmaps
+        # over it: minimize sees through the closures (jaxgd._partition).
+        if not isinstance(made, optax.GradientTransformation | _opt.Optimizer):
             raise TypeError(
                 f"compare: optimizers[{label!r}](learning_rate) returned {type(made).__name__}, "
                 "not an optimizer; pass a factory of jaxgd optimizers (gd.sgd, gd.momentum, "
                 "gd.adam, ...) or of optax ones (optax.adam, ...)."
             )
     return dict(optimizers)
-
-
-def _optax_factory(factory: Callable[..., Any]) -> Callable[[Any], Any]:
-    """The optax factory itself: ``minimize`` sees through the closures of the
-    optimizer it builds (:mod:`jaxgd._partition`), so a learning rate that a
-    sweep vmaps over is a traced leaf there, as a jaxgd optimizer's is."""
-    return factory
 
 
 def _check_rates(rates: Any, label: str) -> np.ndarray:

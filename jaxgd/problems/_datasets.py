@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxgd._host import register_cache
+
 __all__ = ["l2_cross_entropy_optimum", "load", "standardise"]
 
 
@@ -112,3 +114,6 @@ def l2_cross_entropy_optimum(
     if n_classes is None:
         w, b = w[:, 0], float(b[0])
     return float(out.fun), w, b
+
+
+register_cache(load.cache_clear)

@@ -12,6 +12,7 @@ import functools
 import numpy as np
 
 import jaxgd.problems._datasets as datasets
+from jaxgd._host import register_cache
 from jaxgd.problems._catalogue import Problem, device_array, register
 from jaxgd.problems.losses import binary_cross_entropy, mse, objective, softmax_cross_entropy
 from jaxgd.problems.models import linear, logistic, mlp, softmax
@@ -180,3 +181,8 @@ def digits_mlp(hidden: int = 32) -> Problem:
         description=f"handwritten digits, MLP 64-{hidden}-10 (tanh), cross-entropy (not convex)",
         batch_size=256,
     )
+
+
+register_cache(_diabetes_optimum.cache_clear)
+register_cache(_breast_cancer_optimum.cache_clear)
+register_cache(_digits_optimum.cache_clear)

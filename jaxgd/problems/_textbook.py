@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgd._host import register_cache
 from jaxgd.problems._catalogue import Problem, device_array, register
 
 __all__ = [
@@ -288,3 +289,6 @@ def student_marks(n: int = 200, seed: int = 0) -> Problem:
         target=optimum_value * 1.01,
         description="marks from hours studied and attendance (standardised), least squares",
     )
+
+
+register_cache(student_marks_data.cache_clear)

@@ -8,7 +8,7 @@ computes (no JAX: the contour grids and the stability limits arrive as data):
 | --- | --- |
 | ``_text`` | :func:`markdown`; :func:`edge_warnings`, :func:`machine_line`: sentences |
 | ``_tables`` | :func:`summary_table`, :func:`profile_table`: the tables as text |
-| ``_figures`` | the PNG figures (``figures``), each also a matplotlib ``Figure`` |
+| ``figures`` | the PNG figures (public: ``gd.report.figures``), each also a matplotlib ``Figure`` |
 | ``_axes``, ``_curves``, ``_paths`` | what the figures share; the curves; paths and sharpness |
 | ``_drawing`` | :class:`FigureDrawer` draws each problem's figures on a worker thread |
 | ``_folder`` | :func:`save`: the report folder, whole or not at all (:func:`check_folder`) |
@@ -22,7 +22,7 @@ Examples:
 """
 
 from jaxgd.comparison import Comparison as Comparison  # jaxgd/__init__.py imported it from here
-from jaxgd.report import _figures as figures
+from jaxgd.report import figures
 from jaxgd.report._drawing import FigureDrawer
 from jaxgd.report._folder import check_folder, save
 from jaxgd.report._lr_range import draw_lr_range

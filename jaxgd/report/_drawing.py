@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from jaxgd.comparison import Comparison, ProblemResult
-from jaxgd.report._figures import problem_pngs
+from jaxgd.report.figures import problem_pngs
 
 __all__ = ["FigureDrawer"]
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 
 from jaxgd._host import ctrl_c_held
 from jaxgd.comparison import Comparison, load
-from jaxgd.report._figures import draw_all
 from jaxgd.report._text import markdown
+from jaxgd.report.figures import draw_all
 
 __all__ = ["REPORT_FILES", "check_folder", "save"]
 
@@ -136,13 +136,10 @@ def _clean_up(folder: pathlib.Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-_ctrl_c_held = ctrl_c_held  # the one guard: Ctrl-C held off until the swap is done
-
-
 def _swap_in(new: pathlib.Path, folder: pathlib.Path) -> None:
     """Put ``new`` where ``folder`` is; the old folder is kept until that succeeded."""
     old = folder.parent / f".{folder.name}.{_OLD}-{uuid.uuid4().hex[:8]}"
-    with _ctrl_c_held():
+    with ctrl_c_held():  # the one guard: Ctrl-C held off until the swap is done
         if folder.exists():
             folder.rename(old)
         try:

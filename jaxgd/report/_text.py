@@ -1,7 +1,7 @@
 """The report as Markdown: protocol, summary, and a section per problem.
 
 :func:`markdown` renders a :class:`jaxgd.comparison.Comparison`; the figures it
-links are drawn by :mod:`jaxgd.report._figures` and written beside it by
+links are drawn by :mod:`jaxgd.report.figures` and written beside it by
 :func:`jaxgd.report.save`.
 """
 

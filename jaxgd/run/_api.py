@@ -69,8 +69,8 @@ def minimize(
             ``optax.lbfgs`` and the line searches, are handed ``value``,
             ``grad`` and ``value_fn``; in minibatch runs ``value_fn``
             evaluates the current batch). jaxgd optimizers are traced values,
-            so a new learning rate reuses the compiled program; optax ones
-            are compiled in.
+            so a new learning rate reuses the compiled program; so is an
+            optax optimizer's step size (the rest of it is compiled in).
         steps: the most updates to take (>= 1, at most 2**31 - 1).
         data: a pytree of arrays with a leading example axis, passed to
             ``loss`` as ``batch``.
@@ -89,10 +89,12 @@ def minimize(
             largest Hessian eigenvalue at the current params) in
             ``history.sharpness`` (NaN between), by ``sharpness_iters``
             power iterations on Hessian-vector products warm-started from the
-            previous eigenvector; for jaxgd's Adam also the preconditioned
-            sharpness in ``history.preconditioned``. In minibatch runs it is
-            the current batch's. See :mod:`jaxgd.optimizers._stability` for the limits
-            (``2/lr`` for gradient descent). Off (None) it costs nothing;
+            previous eigenvector; for an optimizer with a preconditioner
+            (jaxgd's Adam) also the preconditioned sharpness in
+            ``history.preconditioned``. In minibatch runs it is the current
+            batch's. Each optimizer states its limit
+            (:func:`jaxgd.optimizers.stability_limit`: ``2/lr`` for gradient
+            descent). Off (None) it costs nothing;
             on, each record costs about ``4 * sharpness_iters`` gradients.
             Only steps that are multiples of ``history.stride`` are kept.
         sharpness_iters: power iterations per record (default 20).
@@ -132,21 +134,6 @@ def minimize(
         >>> result.params.round(4)
         Array([3., 3.], dtype=float32)
     """
-    plain = checkpoint is None and checkpoint_every is None and progress is False and mesh is None
-    memo = None
-    if plain:  # a call like one seen before: its checks passed, only values are checked again
-        options = (
-            steps,
-            batch_size,
-            has_aux,
-            record_params,
-            history_every,
-            sharpness_every,
-            sharpness_iters,
-        )
-        seen, memo = CALLS.recall(loss, params, optimizer, data, key, options)
-        if seen is not None:
-            return seen.run(memo[1], params, data, key, tol, target)
     call = Call(
         loss,
         params,
@@ -167,7 +154,7 @@ def minimize(
         progress,
         mesh,
     )
-    return _minimize_cold(call, memo)
+    return CALLS.run(call, _minimize_cold)
 
 
 def _minimize_cold(call: Call, memo: tuple | None) -> Result:

@@ -15,6 +15,7 @@ forgets them.
 
 from __future__ import annotations
 
+import operator
 import warnings
 import weakref
 from typing import Any, NamedTuple
@@ -77,6 +78,31 @@ class Call(NamedTuple):
             and self.progress is False
             and self.mesh is None
         )
+
+    @property
+    def options(self) -> tuple:
+        """The arguments a plain call's checks depend on besides its arrays and
+        ``tol``/``target`` (which are checked every call): part of the warm-call
+        signature (``jaxgd.run._warm``)."""
+        return _options(self)
+
+
+# How the warm-call memory treats each field of a Call (tests/run checks that
+# every field is named once, so a new argument cannot be forgotten here).
+ARRAYS = ("loss", "params", "optimizer", "data", "key")  # described by their leaves
+PER_CALL = ("tol", "target")  # checked on every call, warm or cold
+OPTIONS = (
+    "steps",
+    "batch_size",
+    "has_aux",
+    "record_params",
+    "history_every",
+    "sharpness_every",
+    "sharpness_iters",
+)
+NOT_PLAIN = ("checkpoint", "checkpoint_every", "progress", "mesh")  # never remembered
+LEARNT = ("n_examples", "traced", "no_rule")  # filled in by check_call
+_options = operator.attrgetter(*OPTIONS)
 
 
 def check_call(call: Call) -> Call:
@@ -346,6 +372,8 @@ def _describe(value: Any) -> str:
 # --------------------------------------------------------------------------- #
 
 _FINITE: dict[int, tuple[weakref.ref, dict]] = {}
+register_cache(_OUTPUTS.clear)
+register_cache(_FINITE.clear)
 
 
 @register_cache

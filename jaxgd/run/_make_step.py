@@ -129,8 +129,8 @@ def make_step(loss: Callable[..., Any], optimizer: Any, *, has_aux: bool = False
     shapes and dtypes of the arguments: a second ``make_step(loss, gd.adam(lr))``
     with another learning rate (or other betas, eps ...) reuses it without
     compiling; so does a pytree loss (``jax.tree_util.Partial``, an Equinox
-    module) with new array or float values. Optax optimizers are compiled in
-    (their hyperparameters are Python closures), as in any optax loop.
+    module) with new array or float values, and an optax optimizer with a new
+    step size (its other numbers, held in its closures, are compiled in).
 
     Args:
         loss: ``loss(params, *batch)``, returning a floating-point scalar.

@@ -118,6 +118,24 @@ class WarmCalls:
         described = (treedef, kinds, arrays, numpy, plan.static(leaves), tuple(map(type, options)))
         return (*described, options), leaves
 
+    def run(self, call: Any, cold: Callable[[Any, tuple | None], Result]) -> Result:
+        """``call`` (a :class:`jaxgd.run._checks.Call`) run as the remembered call
+        like it, or else by ``cold(call, memo)``, which checks, plans and
+        executes it (and, for a plain call, remembers it with ``memo``)."""
+        if not call.plain:
+            return cold(call, None)
+        loss, params, optimizer, data, key = (
+            call.loss,
+            call.params,
+            call.optimizer,
+            call.data,
+            call.key,
+        )
+        seen, memo = self.recall(loss, params, optimizer, data, key, call.options)
+        if seen is None:
+            return cold(call, memo)
+        return seen.run(memo[1], params, data, key, call.tol, call.target)
+
     def recall(self, loss, params, optimizer, data, key, options) -> tuple[SeenCall | None, tuple]:
         """``(seen, memo)``: the call remembered with these arguments (None: not
         seen, or not rememberable), and what :meth:`remember` needs of them."""

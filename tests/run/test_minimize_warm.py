@@ -241,3 +241,16 @@ def test_one_or_two_steps_per_loop_iteration_give_the_same_bits(lr, options, sta
     if status == gd.Status.CONVERGED:
         assert int(two.steps) % 2 == 1  # the run stopped on the second step of an iteration
     assert_same_bits(one, two)
+
+
+def test_the_warm_memory_classifies_every_argument_of_a_call():
+    """Every field of a call is described by its leaves, checked on every call,
+    part of the signature's options, never remembered, or learnt by the checks:
+    an argument added to minimize without a place here would let a warm call
+    reuse a remembered call that differs in it."""
+    from jaxgd.run import _checks
+
+    groups = (_checks.ARRAYS, _checks.PER_CALL, _checks.OPTIONS, _checks.NOT_PLAIN, _checks.LEARNT)
+    named = [name for group in groups for name in group]
+    assert sorted(named) == sorted(_checks.Call._fields)
+    assert len(named) == len(set(named))

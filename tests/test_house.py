@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import re
 
 import pytest
 
@@ -46,18 +47,42 @@ def _modules() -> dict[str, pathlib.Path]:
 MODULES = _modules()
 
 
+def _absolute(node: ast.ImportFrom, path: pathlib.Path) -> str:
+    """The module an ``from ... import`` names, relative imports resolved."""
+    if not node.level:
+        return node.module or ""
+    package = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if path.name != "__init__.py":
+        package = package[:-1]
+    base = package[: len(package) - node.level + 1]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
 def _imports(path: pathlib.Path) -> set[str]:
     """The jaxgd modules a file imports, at the top or inside functions."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            submodules = {f"{node.module}.{a.name}" for a in node.names} & set(MODULES)
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(node, path)
+            submodules = {f"{module}.{a.name}" for a in node.names} & set(MODULES)
             names |= submodules
             if len(submodules) < len(node.names):  # names from the module itself
-                names.add(node.module)
+                names.add(module)
     return {n for n in names if n in MODULES and n != "jaxgd"}
+
+
+# The compiled loop knows no files, devices, progress bars, reports or optimizer
+# classes: what it needs it is handed as a value, or asks the optimizer.
+LOOP = ("jaxgd.run._body", "jaxgd.run._loop", "jaxgd.run._state", "jaxgd.run._result")
+NOT_IN_THE_LOOP = ("jaxgd.optimizers", "jaxgd.distributed", "jaxgd.checkpoint", "jaxgd._host")
+
+
+@pytest.mark.parametrize("module", LOOP)
+def test_the_loop_knows_no_files_devices_progress_or_optimizer_classes(module):
+    for imported in _imports(MODULES[module]):
+        assert not imported.startswith(NOT_IN_THE_LOOP), f"{module} imports {imported}"
 
 
 def _wing(module: str) -> str:
@@ -150,3 +175,30 @@ def test_one_definition_each(name):
         if isinstance(node, ast.FunctionDef) and node.name == name
     ]
     assert len(defined) == 1, defined
+
+
+# Tests go through the public faces; these test modules also unit-test an
+# internal on purpose (or patch one), each for the reason given.
+WHITE_BOX = {
+    "test_cli.py": "the CLI's thresholds, read from the comparison's checks",
+    "report/test_report.py": "log labels, path clipping, the folder's clean-up, the Ctrl-C guard",
+    "comparison/test_compare.py": "the protocol's functions and the engine's sweep, patched",
+    "comparison/test_sweep_programs.py": "the program cache's key and the traced sweep, watched",
+    "optimizers/test_optax_traced.py": "the traced/static rule itself (jaxgd._partition)",
+    "checkpoint/test_checkpoint.py": "checksums and leaf storage, alone",
+    "run/test_minimize_warm.py": "the warm-call memory and the unroll knob, patched",
+    "run/test_resume.py": "segment lengths, patched to cut a run where a test wants",
+    "run/test_long_runs.py": "segment lengths, patched to cut a run where a test wants",
+}
+
+
+def test_only_the_listed_tests_reach_private_modules():
+    tests = PACKAGE.parent / "tests"
+    private = re.compile(
+        r"^\s*(from|import) jaxgd(\.\w+)*\._|^\s*from jaxgd(\.\w+)* import _", re.M
+    )
+    reaching = {
+        str(p.relative_to(tests)) for p in tests.rglob("*.py") if private.search(p.read_text())
+    }
+    unlisted = reaching - set(WHITE_BOX)
+    assert not unlisted, f"test through the faces, or list with a reason: {unlisted}"

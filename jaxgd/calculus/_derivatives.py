@@ -101,16 +101,20 @@ def gradient(
         >>> grad, float(aux["norm"])
         (Array([6., 8.], dtype=float32), 5.0)
     """
-    return compiled_transform(jax.grad, f, _argnums(argnums), check_has_aux(has_aux), "gd.gradient")
+    has_aux = check_has_aux(has_aux, "gd.gradient")
+    return compiled_transform(jax.grad, f, _argnums(argnums), has_aux, "gd.gradient")
 
 
 def _argnums(argnums):
     return tuple(argnums) if isinstance(argnums, list) else argnums
 
 
-def check_has_aux(has_aux):
+def check_has_aux(has_aux, who):
     if not isinstance(has_aux, bool):
-        raise TypeError(f"has_aux must be True or False, got {has_aux!r}.")
+        raise TypeError(
+            f"{who}: has_aux must be True or False, got {has_aux!r}; pass has_aux=True when "
+            "the function returns (value, aux)."
+        )
     return has_aux
 
 
@@ -190,8 +194,9 @@ def value_and_gradient(
         >>> float(value), int(size), grad
         (9.0, 1, Array([6.], dtype=float32))
     """
+    has_aux = check_has_aux(has_aux, "gd.value_and_gradient")
     return compiled_transform(
-        jax.value_and_grad, f, _argnums(argnums), check_has_aux(has_aux), "gd.value_and_gradient"
+        jax.value_and_grad, f, _argnums(argnums), has_aux, "gd.value_and_gradient"
     )
 
 

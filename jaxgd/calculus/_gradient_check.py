@@ -174,7 +174,7 @@ def check_gradient(
 def _checked_point(x, grad, has_aux, random_directions, eps):
     """``x``'s leaves and structure, once the arguments of `check_gradient`
     are checked (a clear error for each that is not what it should be)."""
-    check_has_aux(has_aux)
+    check_has_aux(has_aux, "gd.check_gradient")
     for path, leaf in jax.tree_util.tree_flatten_with_path(x)[0]:
         if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
             raise TypeError(

@@ -67,7 +67,7 @@ def partials(f: Callable[..., Any], *args: Any, has_aux: bool = False, **kwargs:
         >>> {name: float(v) for name, v in d.items()}
         {'attendance': 90.0, 'bias': 1.0, 'hours_studied': 6.0}
     """
-    check_has_aux(has_aux)
+    check_has_aux(has_aux, "gd.partials")
     names = _variable_names(f, args, kwargs, "gd.partials")
     if names is None:
         return compiled_transform(jax.grad, f, 0, has_aux, "gd.partials")(*args)

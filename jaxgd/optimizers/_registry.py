@@ -46,7 +46,7 @@ def get(label: str) -> Callable[..., Optimizer]:
     """
     if not isinstance(label, str) or label not in _REGISTRY:
         raise ValueError(
-            f"unknown optimizer {label!r}; known optimizers: {', '.join(names())} "
-            "(gd.optimizers.names() lists them)."
+            f"gd.optimizers.get: unknown optimizer {label!r}; known optimizers: "
+            f"{', '.join(names())} (gd.optimizers.names() lists them)."
         )
     return _REGISTRY[label]

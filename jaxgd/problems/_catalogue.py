@@ -104,14 +104,22 @@ def names() -> list[str]:
 def get(name: str, **options: Any) -> Problem:
     """Build the catalogue problem ``name`` (``options`` go to its builder).
 
+    An unknown name is refused naming the catalogue (see :func:`names`).
+
     Examples:
         >>> import jaxgd as gd
         >>> gd.problems.get("quadratic", condition_number=10).description
         '2-D rotated quadratic bowl, condition number 10'
     """
-    if name not in _CATALOGUE:
-        raise ValueError(f"unknown problem {name!r}; the catalogue has: {', '.join(names())}.")
+    _check_name(name, "gd.problems.get")
     return _CATALOGUE[name](**options)
+
+
+def _check_name(name: Any, caller: str) -> None:
+    if not isinstance(name, str) or name not in _CATALOGUE:
+        raise ValueError(
+            f"{caller}: unknown problem {name!r}; the catalogue has: {', '.join(names())}."
+        )
 
 
 _KEY_SHAPE = jax.ShapeDtypeStruct((2,), np.uint32)
@@ -136,6 +144,5 @@ def summary(name: str) -> str:
         >>> gd.problems.summary("booth")
         'f(x, y) = (x + 2y - 7)^2 + (2x + y - 5)^2: a tilted quadratic bowl.'
     """
-    if name not in _CATALOGUE:
-        raise ValueError(f"unknown problem {name!r}; the catalogue has: {', '.join(names())}.")
+    _check_name(name, "gd.problems.summary")
     return (_CATALOGUE[name].__doc__ or "").strip().splitlines()[0].replace("``", "")

@@ -119,20 +119,21 @@ def float_params(caller: str, params: Any) -> Any:
     return jax.tree.map(_as_array, params)
 
 
-def example_data(caller: str, data: Any) -> tuple[Any, int]:
-    """Arrays with one common, non-zero leading example axis: ``(data, n_examples)``."""
+def example_data(caller: str, data: Any, *, name: str = "data") -> tuple[Any, int]:
+    """Arrays with one common, non-zero leading example axis: ``(data, n_examples)``
+    (``name``: the argument, named in the messages)."""
     if data is None:
         return None, 0
     leaves_with_path = jax.tree_util.tree_leaves_with_path(data)
     if not leaves_with_path:
-        raise ValueError(f"{caller}: data has no arrays; pass None for a loss without data.")
+        raise ValueError(f"{caller}: {name} has no arrays; pass None for a loss without data.")
     sizes = {}
     for path, leaf in leaves_with_path:
-        where = f"data{jax.tree_util.keystr(path)}"
+        where = f"{name}{jax.tree_util.keystr(path)}"
         if not hasattr(leaf, "shape"):
             if any(isinstance(k, jax.tree_util.SequenceKey) for k in path):
                 raise TypeError(
-                    f"{caller}: data{jax.tree_util.keystr(path[:1])} is a Python list or tuple "
+                    f"{caller}: {name}{jax.tree_util.keystr(path[:1])} is a Python list or tuple "
                     "of numbers, not an array; pass np.asarray(...) of it (a tuple of arrays, "
                     "such as (x, y), is fine)."
                 )
@@ -152,13 +153,13 @@ def example_data(caller: str, data: Any) -> tuple[Any, int]:
     if len(set(sizes.values())) > 1:
         listing = ", ".join(f"{w}: {n}" for w, n in sizes.items())
         raise ValueError(
-            f"{caller}: data arrays disagree on the number of examples ({listing}); every "
+            f"{caller}: {name} arrays disagree on the number of examples ({listing}); every "
             "leaf needs the same leading axis."
         )
     n = next(iter(sizes.values()))
     if n == 0:
         raise ValueError(
-            f"{caller}: data has 0 examples (the leading axis is empty); pass at least one "
+            f"{caller}: {name} has 0 examples (the leading axis is empty); pass at least one "
             "example, or data=None for a loss without data."
         )
     return jax.tree.map(_as_array, data), n

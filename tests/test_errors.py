@@ -32,6 +32,7 @@ INTS = jnp.array([1, 2])
 LRS_WITH_NEGATIVE = jnp.array([0.1, -0.1])
 ONES2 = jnp.ones(2)
 X_NONE, Y_NONE = X[:0], Y[:0]
+X_WIDE, Y5 = jnp.ones((5, 3)), jnp.ones(5)  # held-out rows with 3 features where the loss takes 2
 TMP_RUN = os.path.join(tempfile.mkdtemp(), "run")
 ADAMW_STATE = gd.adamw(0.1).init(ONES2)
 ARMIJO = gd.optimizers.get("armijo")(0.1)
@@ -323,6 +324,43 @@ CATALOGUE = [
         lambda: run_data(data=[[1.0, 2.0], [3.0, 4.0]]),
         TypeError,
         r"data\[0\] is a Python list or tuple of numbers.*np.asarray",
+    ),
+    # minimize: held-out evaluation
+    (
+        "eval-every-without-eval-data",
+        lambda: run_data(eval_every=5),
+        ValueError,
+        r"eval_every needs eval_data=, the held-out examples",
+    ),
+    (
+        "eval-data-without-eval-every",
+        lambda: run_data(eval_data=(X, Y)),
+        ValueError,
+        r"eval_data needs eval_every=K, the steps between two evaluations",
+    ),
+    (
+        "eval-data-without-data",
+        lambda: run(eval_data=(X, Y), eval_every=5),
+        ValueError,
+        r"eval_data is passed to the loss as loss\(params, eval_data\).*training data=",
+    ),
+    (
+        "eval-every-zero",
+        lambda: run_data(eval_data=(X, Y), eval_every=0),
+        ValueError,
+        "eval_every must be a positive integer, got 0",
+    ),
+    (
+        "eval-data-lengths-differ",
+        lambda: run_data(eval_data=(X, Y7), eval_every=5),
+        ValueError,
+        r"eval_data\[0\]: 8, eval_data\[1\]: 7",
+    ),
+    (
+        "eval-data-rejected-by-loss",
+        lambda: run_data(eval_data=(X_WIDE, Y5), eval_every=5),
+        ValueError,
+        r"the loss cannot be evaluated on eval_data \(TypeError: .*\); .*structure of data",
     ),
     (
         "batch-size-zero",

@@ -19,7 +19,9 @@ from jaxgd.distributed._mesh import auto_mesh, data_axis, divisibility_message, 
 __all__ = ["MeshGather", "place_run", "replicate", "shard_data"]
 
 
-def shard_data(data: Any, mesh: Mesh, *, whole: bool = False, caller: str = "shard_data") -> Any:
+def shard_data(
+    data: Any, mesh: Mesh, *, whole: bool = False, caller: str = "shard_data", name: str = "data"
+) -> Any:
     """Global arrays of ``data`` split over the mesh's data axis.
 
     In one process ``data`` is the whole data set. In several processes it is
@@ -38,6 +40,8 @@ def shard_data(data: Any, mesh: Mesh, *, whole: bool = False, caller: str = "sha
             this process's rows.
         caller: the function the user called, named in error messages
             (``minimize`` passes its own name).
+        name: the argument ``data`` was passed as, named in error messages
+            (``minimize`` splits its ``eval_data`` too).
 
     Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
@@ -50,7 +54,7 @@ def shard_data(data: Any, mesh: Mesh, *, whole: bool = False, caller: str = "sha
     size = mesh.shape[axis]
 
     def place(path, leaf):
-        where = f"data{jax.tree_util.keystr(path)}"
+        where = f"{name}{jax.tree_util.keystr(path)}"
         if isinstance(leaf, jax.core.Tracer):
             return jax.lax.with_sharding_constraint(leaf, sharding)
         if np.ndim(leaf) == 0:
@@ -72,7 +76,7 @@ def shard_data(data: Any, mesh: Mesh, *, whole: bool = False, caller: str = "sha
             raise ValueError(
                 f"{caller}: this process's {where} has {local.shape[0]} rows, which does not "
                 f"divide by its {local_size} data positions on the mesh; every process passes "
-                "data[gd.distributed.process_rows(n, mesh)]."
+                f"{name}[gd.distributed.process_rows(n, mesh)]."
             )
         return jax.make_array_from_process_local_data(sharding, local)
 

@@ -46,6 +46,8 @@ def minimize(
     tol: float | None = None,
     target: float | None = None,
     has_aux: bool = False,
+    eval_data: Any = None,
+    eval_every: int | None = None,
     record_params: bool = False,
     history_every: int | None = None,
     sharpness_every: int | None = None,
@@ -81,6 +83,22 @@ def minimize(
         target: stop with ``REACHED_TARGET`` once the loss is ``<= target``.
         has_aux: the loss returns ``(loss, aux)``; ``Result.aux`` is the aux
             at the returned params, on the full data.
+        eval_data: held-out examples, a pytree like ``data`` (the same
+            structure and trailing shapes, any number of examples): every
+            ``eval_every`` steps the loss is evaluated on all of it (never
+            minibatched) as ``loss(params, eval_data)`` and recorded in
+            ``history.eval_loss`` (with ``has_aux``, the aux in
+            ``history.eval_aux``). Needs ``data`` and ``eval_every``. With a
+            ``mesh`` it is split over the data axis like ``data`` (its rows
+            must divide by the axis size; in several processes, this
+            process's rows). Off (None) it costs nothing: the compiled
+            program is the one without it.
+        eval_every: steps between two evaluations on ``eval_data`` (a
+            positive integer; required with it). Only steps that are
+            multiples of ``history.stride`` have an entry, so the loss is
+            evaluated at the multiples of both (their least common
+            multiple): ``eval_every=10`` with ``history_every=4`` evaluates
+            at steps 0, 20, 40, ...
         record_params: keep the parameter path in ``history.params``.
         history_every: record every this many steps (default: every step up
             to a million entries, then ``ceil(steps / 1e6)``); ``1`` records
@@ -135,24 +153,26 @@ def minimize(
         Array([3., 3.], dtype=float32)
     """
     call = Call(
-        loss,
-        params,
-        optimizer,
-        steps,
-        data,
-        batch_size,
-        key,
-        tol,
-        target,
-        has_aux,
-        record_params,
-        history_every,
-        sharpness_every,
-        sharpness_iters,
-        checkpoint,
-        checkpoint_every,
-        progress,
-        mesh,
+        loss=loss,
+        params=params,
+        optimizer=optimizer,
+        steps=steps,
+        data=data,
+        batch_size=batch_size,
+        key=key,
+        tol=tol,
+        target=target,
+        has_aux=has_aux,
+        record_params=record_params,
+        history_every=history_every,
+        sharpness_every=sharpness_every,
+        sharpness_iters=sharpness_iters,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
+        mesh=mesh,
+        eval_data=eval_data,
+        eval_every=eval_every,
     )
     return CALLS.run(call, _minimize_cold)
 
@@ -163,7 +183,13 @@ def _minimize_cold(call: Call, memo: tuple | None) -> Result:
     call = check_call(call)
     loss_traced, loss_static = partition(call.loss)
     optimizer_traced, optimizer_static = partition(call.optimizer)
-    params, key, tol, target = call.params, call.key, call.tol, call.target
+    params, key, tol, target, eval_data = (
+        call.params,
+        call.key,
+        call.tol,
+        call.target,
+        call.eval_data,
+    )
     gather = take_rows
     if call.mesh is not None and call.data is not None:  # without data nothing is split
         placed, gather = distributed.place_run(
@@ -177,10 +203,10 @@ def _minimize_cold(call: Call, memo: tuple | None) -> Result:
     spec = plan(call, loss_static, optimizer_static, gather)
     traced = (loss_traced, optimizer_traced)
     if call.traced:  # under jit or vmap: one compiled program, no Python in between
-        return whole_run(spec, traced, params, call.data, key, tol, target)
+        return whole_run(spec, traced, params, call.data, key, tol, target, eval_data)
     if memo is not None:
-        seen = CALLS.remember(memo, spec, params, call.data, key)
-        return seen.execute(memo[1], params, call.data, key, tol, target)
+        seen = CALLS.remember(memo, spec, params, call.data, key, eval_data)
+        return seen.execute(memo[1], params, call.data, key, tol, target, eval_data)
     return run_in_segments(
         spec,
         traced,
@@ -193,6 +219,7 @@ def _minimize_cold(call: Call, memo: tuple | None) -> Result:
         every=call.checkpoint_every,
         fingerprint=None if call.checkpoint is None else lambda: _fingerprint(call, spec),
         progress=call.progress,
+        eval_data=eval_data,
     )
 
 
@@ -204,20 +231,18 @@ def _fingerprint(call: Call, spec) -> dict:
         out = call.loss(p, batch) if call.data is not None else call.loss(p)
         return out if call.has_aux else (out, None)
 
+    settings = {
+        "steps": spec.steps,
+        "batch_size": spec.batch_size,
+        "tol": float(call.tol),
+        "target": float(call.target),
+        "has_aux": spec.has_aux,
+        "record_params": spec.record_params,
+        "history_every": spec.history_stride,
+        "checkpoint_every": call.checkpoint_every,
+    }
+    if call.eval_data is not None:  # absent when off: older checkpoints still resume
+        settings["eval_every"] = call.eval_every
     return fingerprint(
-        loss_fn,
-        call.optimizer,
-        call.params,
-        call.data,
-        call.key,
-        {
-            "steps": spec.steps,
-            "batch_size": spec.batch_size,
-            "tol": float(call.tol),
-            "target": float(call.target),
-            "has_aux": spec.has_aux,
-            "record_params": spec.record_params,
-            "history_every": spec.history_stride,
-            "checkpoint_every": call.checkpoint_every,
-        },
+        loss_fn, call.optimizer, call.params, call.data, call.key, settings, call.eval_data
     )

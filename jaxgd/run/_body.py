@@ -4,7 +4,8 @@ Each step ``k`` (from 0):
 
 1. evaluate ``loss(params_k)`` and ``g_k = grad loss(params_k)`` (on the
    ``k``-th minibatch when ``batch_size`` is given) and record them in the
-   history (:meth:`jaxgd.History.record`);
+   history (:meth:`jaxgd.History.record`), with, where due, the sharpness and
+   the loss on the held-out data;
 2. stop with ``DIVERGED`` if either is not finite, ``REACHED_TARGET`` if the
    loss is ``<= target``, ``CONVERGED`` if ``|g_k| <= tol``;
 3. otherwise ``params_{k+1} = params_k + update(g_k)``.
@@ -62,12 +63,25 @@ def _data_is_finite(data):
     return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
 
 
-def start(spec: Spec, run: Run, params, data) -> Carry:
+def _eval_buffers(spec: Spec, run: Run, params, eval_data, length: int):
+    """``(eval_loss, eval_aux)``: NaN-filled history buffers for the held-out
+    evaluation (aux leaves that cannot hold NaN are kept as floats)."""
+    dtype = _history_dtype(params)
+    out = jax.eval_shape(lambda p, b: _loss_and_aux(spec, run, p, b), params, eval_data)
+
+    def buffer(a):
+        kept = a.dtype if jnp.issubdtype(a.dtype, jnp.inexact) else dtype
+        return jnp.full((length, *a.shape), jnp.nan, kept)
+
+    return jnp.full((length,), jnp.nan, dtype), jax.tree.map(buffer, out[1])
+
+
+def start(spec: Spec, run: Run, params, data, eval_data=None) -> Carry:
     """The state before the first step; a run whose data holds NaN or inf is
     over before it starts (``DIVERGED`` at step 0, the initial params kept)."""
     length = spec.history_length or -(-spec.steps // spec.history_stride)
     nan = jnp.full((length,), jnp.nan, _history_dtype(params))
-    path = curvature = preconditioned = probe = None
+    path = curvature = preconditioned = probe = eval_loss = eval_aux = None
     if spec.record_params:
         path = jax.tree.map(lambda p: jnp.full((length, *p.shape), jnp.nan, p.dtype), params)
     opt_state = run.optimizer.init(params)
@@ -78,6 +92,8 @@ def start(spec: Spec, run: Run, params, data) -> Carry:
         probe = (first, first)
         if _preconditioner(run, params, opt_state) is not None:
             preconditioned = nan
+    if spec.eval_every:
+        eval_loss, eval_aux = _eval_buffers(spec, run, params, eval_data, length)
     return Carry(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -89,6 +105,8 @@ def start(spec: Spec, run: Run, params, data) -> Carry:
             params=path,
             sharpness=curvature,
             preconditioned=preconditioned,
+            eval_loss=eval_loss,
+            eval_aux=eval_aux,
             stride=spec.history_stride,
         ),
         probe=probe,
@@ -142,6 +160,23 @@ def _sharpness_at(spec: Spec, run: Run, c: Carry, batch, grads, at):
 
     due = (at % spec.sharpness_every == 0) & (at < spec.steps)
     return jax.lax.cond(due, measure, lambda _: ((nan, nan), c.probe), None)
+
+
+def _evaluation_at(spec: Spec, run: Run, c: Carry, eval_data, at):
+    """``(loss, aux)`` on the held-out data where ``at`` is a multiple of
+    ``eval_every`` (else NaN), in the history's dtypes."""
+    history = c.history
+    like = (history.eval_loss, history.eval_aux)
+
+    def evaluate(_):
+        out = _loss_and_aux(spec, run, c.params, eval_data)
+        return jax.tree.map(lambda buffer, v: v.astype(buffer.dtype), like, out)
+
+    def skip(_):
+        return jax.tree.map(lambda buffer: jnp.full(buffer.shape[1:], jnp.nan, buffer.dtype), like)
+
+    due = (at % spec.eval_every == 0) & (at < spec.steps)
+    return jax.lax.cond(due, evaluate, skip, None)
 
 
 def _update(spec: Spec, run: Run, c: Carry, batch, loss, grads, go):
@@ -207,7 +242,10 @@ def step(spec: Spec, run: Run, inputs: Inputs, c: Carry, live=None, index=None) 
         sharpness, probe = _sharpness_at(spec, run, c, batch, grads, at if index is None else index)
         if live is not None and index is not None:
             probe = jax.tree.map(lambda a, b: jnp.where(live, a, b), probe, c.probe)
-    history = c.history.record(at, loss, grad_norm, c.params, sharpness)
+    evaluation = None
+    if spec.eval_every:  # due by the scan's index too; a stopped run's value dropped (``at``)
+        evaluation = _evaluation_at(spec, run, c, inputs.eval_data, at if index is None else index)
+    history = c.history.record(at, loss, grad_norm, c.params, sharpness, evaluation)
     go = status == RUNNING
     if live is not None:
         go = go & live

@@ -3,10 +3,11 @@
 The generic checks (counts, flags, thresholds, keys, params, data) live in
 :mod:`jaxgd._checks` and are called from here with the caller's name; this
 module holds what only a run asks: the minibatch size and order, checkpoints
-and progress, the sharpness options, the learning-rate schedule, the loss's
-output and the data's finiteness. :func:`check_call` runs them all in order
-on one :class:`Call`. Each check names the argument and says the fix; the
-docs' error table lists them and ``tests/test_errors.py`` calls each one. The
+and progress, the sharpness options, the held-out evaluation, the
+learning-rate schedule, the loss's output and the data's finiteness.
+:func:`check_call` runs them all in order on one :class:`Call`. Each check
+names the argument and says the fix; the docs' error table lists them and
+``tests/test_errors.py`` calls each one. The
 checks that cost most (tracing the loss abstractly, scanning the data for
 NaN) are remembered for the arguments they saw, so a repeated call, as in a
 sweep or a benchmark, spends microseconds here; ``jaxgd.clear_caches()``
@@ -65,9 +66,12 @@ class Call(NamedTuple):
     checkpoint_every: Any = None  # checked: steps between two checkpoints (None: none)
     progress: Any = False
     mesh: Any = None
+    eval_data: Any = None
+    eval_every: Any = None  # checked: 0 for off
     n_examples: int = 0  # learnt by the checks: examples in the data (all processes')
     traced: bool = False  # called under jit or vmap
     no_rule: bool = True  # neither tol nor target: only divergence stops a run early
+    eval_out: Any = None  # learnt by the checks: the loss's abstract output on eval_data
 
     @property
     def plain(self) -> bool:
@@ -89,7 +93,7 @@ class Call(NamedTuple):
 
 # How the warm-call memory treats each field of a Call (tests/run checks that
 # every field is named once, so a new argument cannot be forgotten here).
-ARRAYS = ("loss", "params", "optimizer", "data", "key")  # described by their leaves
+ARRAYS = ("loss", "params", "optimizer", "data", "key", "eval_data")  # described by their leaves
 PER_CALL = ("tol", "target")  # checked on every call, warm or cold
 OPTIONS = (
     "steps",
@@ -99,9 +103,10 @@ OPTIONS = (
     "history_every",
     "sharpness_every",
     "sharpness_iters",
+    "eval_every",
 )
 NOT_PLAIN = ("checkpoint", "checkpoint_every", "progress", "mesh")  # never remembered
-LEARNT = ("n_examples", "traced", "no_rule")  # filled in by check_call
+LEARNT = ("n_examples", "traced", "no_rule", "eval_out")  # filled in by check_call
 _options = operator.attrgetter(*OPTIONS)
 
 
@@ -122,12 +127,13 @@ def check_call(call: Call) -> Call:
         if data is not None:
             data = distributed.shard_data(data, mesh, caller=CALLER)
             n_examples = jax.tree.leaves(data)[0].shape[0]
+    eval_data, eval_every = _check_eval(call.eval_data, call.eval_every, data, mesh)
     batch_size = _check_batch_size(call.batch_size, data, n_examples)
     key = generic.prng_key(CALLER, call.key, required=batch_size is not None, why="a minibatch run")
     _check_order_size(steps, batch_size, n_examples)
     tol = generic.threshold(CALLER, "tol", call.tol, nonnegative=True)
     target = generic.threshold(CALLER, "target", call.target, nonnegative=False)
-    traced = generic.is_traced(call.loss, params, call.optimizer, data, key, tol, target)
+    traced = generic.is_traced(call.loss, params, call.optimizer, data, key, tol, target, eval_data)
     every = _check_chunking(call.checkpoint, call.checkpoint_every, progress, traced, steps)
     history_every = call.history_every
     if history_every is not None:
@@ -135,6 +141,7 @@ def check_call(call: Call) -> Call:
     sharpness_every = _check_sharpness(call.sharpness_every, call.sharpness_iters)
     _check_schedule(call.optimizer, steps)
     check_loss_output(call.loss, params, data, batch_size, has_aux=has_aux)
+    eval_out = _check_eval_output(call.loss, params, eval_data, has_aux)
     warn_if_not_finite(data, stacklevel=5)  # the user's call: minimize, cold path, here
     return call._replace(
         params=params,
@@ -151,9 +158,12 @@ def check_call(call: Call) -> Call:
         checkpoint_every=every,
         progress=progress,
         mesh=mesh,
+        eval_data=eval_data,
+        eval_every=eval_every,
         n_examples=n_examples,
         traced=traced,
         no_rule=call.tol is None and call.target is None,
+        eval_out=eval_out,
     )
 
 
@@ -218,6 +228,48 @@ def _check_sharpness(every: Any, iters: Any) -> int:
     if every is None:
         return 0
     return generic.positive_int(CALLER, "sharpness_every", every)
+
+
+def _check_eval(eval_data: Any, every: Any, data: Any, mesh: Any) -> tuple[Any, int]:
+    """``(eval_data, eval_every)``: the held-out examples (split over the mesh's
+    data axis like ``data``) and the steps between two evaluations (0: off)."""
+    if eval_data is None:
+        if every is not None:
+            raise ValueError(
+                "minimize: eval_every needs eval_data=, the held-out examples to evaluate the "
+                "loss on (a pytree like data, with a leading example axis)."
+            )
+        return None, 0
+    if data is None:
+        raise ValueError(
+            "minimize: eval_data is passed to the loss as loss(params, eval_data), in place of "
+            "a batch, so it needs a loss of (params, batch) and its training data= too."
+        )
+    if every is None:
+        raise ValueError(
+            "minimize: eval_data needs eval_every=K, the steps between two evaluations of the "
+            "loss on it (each one evaluates all of eval_data): e.g. eval_every=100."
+        )
+    every = generic.positive_int(CALLER, "eval_every", every)
+    eval_data = generic.example_data(CALLER, eval_data, name="eval_data")[0]
+    if mesh is not None:
+        eval_data = distributed.shard_data(eval_data, mesh, caller=CALLER, name="eval_data")
+    return eval_data, every
+
+
+def _check_eval_output(loss: Any, params: Any, eval_data: Any, has_aux: bool) -> Any:
+    """The loss traced abstractly on the whole ``eval_data`` (None: no evaluation)."""
+    if eval_data is None:
+        return None
+    try:
+        return check_loss_output(loss, params, eval_data, None, has_aux=has_aux)
+    except Exception as err:  # the loss took the training data: eval_data is what differs
+        raise ValueError(
+            f"minimize: the loss cannot be evaluated on eval_data ({type(err).__name__}: "
+            f"{str(err).rstrip('.')}); eval_data is passed whole as loss(params, eval_data), so "
+            "give it the structure of data, every leaf with a leading example axis and the shape "
+            "of data's leaf after it."
+        ) from err
 
 
 _SCHEDULE_PROBES = 1 << 16  # schedule values checked before a run (all of them for short runs)

@@ -60,12 +60,20 @@ def _name(obj: Any) -> str:
 
 
 def fingerprint(
-    loss_fn: Any, optimizer: Any, params: Any, data: Any, key: Any, settings: dict
+    loss_fn: Any,
+    optimizer: Any,
+    params: Any,
+    data: Any,
+    key: Any,
+    settings: dict,
+    eval_data: Any = None,
 ) -> dict:
     """The fingerprint of a run (JSON-able), ``settings`` (steps, tol, ...) included.
 
     ``loss_fn(params, data) -> (loss, aux)`` is the run's loss with its
-    calling convention settled; ``optimizer`` a jaxgd or optax optimizer.
+    calling convention settled; ``optimizer`` a jaxgd or optax optimizer;
+    ``eval_data`` the held-out data (its keys are absent when None, so that
+    the fingerprint of a run without it is what it was before it existed).
     """
     traced, static = partition(optimizer)
     value, grads, updates = _probe(loss_fn, static, traced, params, data)
@@ -76,6 +84,9 @@ def fingerprint(
         probes = jnp.asarray(sorted({0, 1, 10, 100, steps // 2, steps - 1}), jnp.int32)
         hyper.append(np.asarray(jax.vmap(schedule)(probes)).tolist())
     key_data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    held_out = {}
+    if eval_data is not None:
+        held_out = {"eval_data": _shapes(eval_data), "eval_data_values": digest(eval_data)}
     return {
         "optimizer": _name(optimizer)
         if not isinstance(optimizer, optax.GradientTransformation)
@@ -88,5 +99,6 @@ def fingerprint(
         "data": _shapes(data) if data is not None else None,
         "data_values": digest(data) if data is not None else None,
         "key": np.asarray(key_data).tolist(),
+        **held_out,
         **settings,
     }

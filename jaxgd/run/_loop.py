@@ -121,45 +121,51 @@ _DRIVERS = {
 }
 
 
-def _advance(spec: Spec, run, carry: Carry, data, key, tol, target, stop_at) -> Carry:
+def _advance(spec: Spec, run, carry: Carry, data, key, tol, target, stop_at, eval_data) -> Carry:
     """Run steps until the run stops or ``carry.step == stop_at``."""
     order = None
     if spec.batch_size is not None:
         order = batch_indices(spec.n_examples, spec.batch_size, spec.steps, key)
-    step = functools.partial(body.step, spec, run, Inputs(data, order, tol, target))
+    step = functools.partial(body.step, spec, run, Inputs(data, order, tol, target, eval_data))
     running = functools.partial(body.running, stop_at)
     return _DRIVERS[spec.loop](spec, step, running, carry)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def start(spec: Spec, traced, params, data) -> Carry:
+def start(spec: Spec, traced, params, data, eval_data=None) -> Carry:
     """The state before the first step (a chunked run's starting point)."""
-    return body.start(spec, rejoin(spec, traced), params, data)
+    return body.start(spec, rejoin(spec, traced), params, data, eval_data)
 
 
-def _first_segment(spec: Spec, traced, params, data, key, tol, target, stop_at, last):
+def _first_segment(spec: Spec, traced, params, data, key, tol, target, stop_at, last, eval_data):
     run = rejoin(spec, traced)
-    carry = body.start(spec, run, params, data)
-    carry = _advance(spec, run, carry, data, key, tol, target, stop_at)
+    carry = body.start(spec, run, params, data, eval_data)
+    carry = _advance(spec, run, carry, data, key, tol, target, stop_at, eval_data)
     return carry, body.finish(spec, run, carry, data, tol, target) if last else None
 
 
 @functools.partial(jax.jit, static_argnums=(0, 8))
-def first_segment(spec: Spec, traced, params, data, key, tol, target, stop_at, last=True):
+def first_segment(
+    spec: Spec, traced, params, data, key, tol, target, stop_at, last=True, eval_data=None
+):
     """Start a run and take its steps up to ``stop_at``: ``(carry, finish)``.
 
     With ``last=False`` (a segment that ``stop_at`` ends before the run's
     end) ``finish`` is None: the full-data evaluation of :func:`finish` is
-    only needed once the run is over.
+    only needed once the run is over. ``eval_data``: the held-out data
+    (with ``spec.eval_every``).
     """
-    return _first_segment(spec, traced, params, data, key, tol, target, stop_at, last)
+    return _first_segment(spec, traced, params, data, key, tol, target, stop_at, last, eval_data)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def whole_run(spec: Spec, traced, params, data, key, tol, target) -> Result:
+def whole_run(spec: Spec, traced, params, data, key, tol, target, eval_data=None) -> Result:
     """A whole run in one program: its :class:`Result` (and nothing a next
     segment would need, such as the optimizer state: fewer outputs to make)."""
-    carry, finish = _first_segment(spec, traced, params, data, key, tol, target, spec.steps, True)
+    steps = spec.steps
+    carry, finish = _first_segment(
+        spec, traced, params, data, key, tol, target, steps, True, eval_data
+    )
     return result_of(carry, finish)
 
 
@@ -175,7 +181,9 @@ def result_of(carry: Carry, finish: Finish) -> Result:
     )
 
 
-def next_segment(spec: Spec, traced, carry: Carry, data, key, tol, target, stop_at, last=True):
+def next_segment(
+    spec: Spec, traced, carry: Carry, data, key, tol, target, stop_at, last=True, eval_data=None
+):
     """Take a started run's steps up to ``stop_at``: ``(carry, finish)`` (see
     :func:`first_segment` for ``last``).
 
@@ -186,14 +194,18 @@ def next_segment(spec: Spec, traced, carry: Carry, data, key, tol, target, stop_
     """
     counters = (carry.step, carry.status)
     rest = carry._replace(step=None, status=None)
-    return _next_segment(spec, traced, counters, rest, data, key, tol, target, stop_at, last)
+    return _next_segment(
+        spec, traced, counters, rest, data, key, tol, target, stop_at, last, eval_data
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 9), donate_argnums=3)
-def _next_segment(spec: Spec, traced, counters, rest: Carry, data, key, tol, target, stop_at, last):
+def _next_segment(
+    spec: Spec, traced, counters, rest: Carry, data, key, tol, target, stop_at, last, eval_data
+):
     run = rejoin(spec, traced)
     carry = rest._replace(step=counters[0], status=counters[1])
-    carry = _advance(spec, run, carry, data, key, tol, target, stop_at)
+    carry = _advance(spec, run, carry, data, key, tol, target, stop_at, eval_data)
     return carry, body.finish(spec, run, carry, data, tol, target) if last else None
 
 

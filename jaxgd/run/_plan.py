@@ -10,6 +10,7 @@ read the spec; they decide nothing of this themselves.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -22,7 +23,7 @@ from jaxgd.run._batches import take_rows
 from jaxgd.run._checks import Call
 from jaxgd.run._state import LoopKind, Spec
 
-__all__ = ["MAX_HISTORY", "history_layout", "inner_steps", "loop_kind", "plan"]
+__all__ = ["MAX_HISTORY", "eval_period", "history_layout", "inner_steps", "loop_kind", "plan"]
 
 MAX_HISTORY = 1_000_000
 """Entries a history holds at most unless ``history_every`` says otherwise."""
@@ -41,7 +42,12 @@ def plan(call: Call, loss: Static, optimizer: Static, gather=take_rows) -> Spec:
     static parts; ``gather`` takes a minibatch's rows (a mesh run's gathers on
     the devices owning them)."""
     params = call.params
-    stride, length = history_layout(call.history_every, call.steps, params, call.record_params)
+    evaluated = (
+        0 if call.eval_out is None else 8 + tree_bytes(call.eval_out[1] if call.has_aux else ())
+    )
+    stride, length = history_layout(
+        call.history_every, call.steps, params, call.record_params, evaluated
+    )
     inner = inner_steps(call.traced, params)
     return Spec(
         loss=loss,
@@ -61,6 +67,7 @@ def plan(call: Call, loss: Static, optimizer: Static, gather=take_rows) -> Spec:
         history_length=length,
         sharpness_every=call.sharpness_every,
         sharpness_iters=call.sharpness_iters,
+        eval_every=eval_period(call.eval_every, stride),
     )
 
 
@@ -82,11 +89,25 @@ def inner_steps(traced_call: bool, params: Any) -> int:
     return 2 if tree_bytes(params) <= _UNROLL_BYTES else 1
 
 
-def history_layout(every: int | None, steps: int, params: Any, record_params: bool):
-    """``(stride, entries)`` of the history, refused before allocating what cannot fit."""
+def eval_period(every: int, stride: int) -> int:
+    """Steps between two evaluations on the held-out data (0: none): the multiples of
+    both ``eval_every`` and the history's stride, as only those steps have an entry.
+
+    Examples:
+        >>> eval_period(10, 1), eval_period(10, 4), eval_period(0, 4)
+        (10, 20, 0)
+    """
+    return math.lcm(every, stride) if every else 0
+
+
+def history_layout(
+    every: int | None, steps: int, params: Any, record_params: bool, evaluated: int = 0
+):
+    """``(stride, entries)`` of the history, refused before allocating what cannot fit
+    (``evaluated``: the bytes an entry of the held-out evaluation adds, about)."""
     stride = -(-steps // MAX_HISTORY) if every is None else every
     length = -(-steps // stride)
-    per_entry = 2 * 8
+    per_entry = 2 * 8 + evaluated
     if record_params:
         per_entry += tree_bytes(params)
     need = length * per_entry

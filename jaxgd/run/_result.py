@@ -57,6 +57,14 @@ class History:
             of ``P^-1 H`` with the optimizer's preconditioner ``P``
             (:meth:`jaxgd.Optimizer.preconditioner`), at the same steps, for
             optimizers that have one (Adam's); else ``None``.
+        eval_loss: the loss on the held-out ``eval_data`` (whole, never
+            minibatched) at the recorded params every ``eval_every`` steps
+            that are also entries (multiples of both), ``NaN`` between; with
+            ``eval_every`` unset, ``None``.
+        eval_aux: with ``has_aux=True`` and ``eval_data``, the loss's aux
+            there, at the same entries: its pytree with a leading entry axis
+            on every leaf (``NaN`` between; integer and bool leaves are kept
+            as floats, so that they can hold ``NaN``); else ``None``.
         stride: steps between two entries (static).
     """
 
@@ -65,6 +73,8 @@ class History:
     params: Any = None
     sharpness: jax.Array | None = None
     preconditioned: jax.Array | None = None
+    eval_loss: jax.Array | None = None
+    eval_aux: Any = None
     stride: int = dataclasses.field(default=1, metadata={"static": True})
 
     @property
@@ -72,12 +82,13 @@ class History:
         """The step number of each entry: ``arange(len) * stride``."""
         return np.arange(np.shape(self.loss)[-1]) * self.stride
 
-    def record(self, step, loss, grad_norm, params, sharpness=None) -> History:
+    def record(self, step, loss, grad_norm, params, sharpness=None, evaluation=None) -> History:
         """This history with step ``step``'s entry written (inside the compiled loop).
 
         A step that is not a multiple of ``stride``, or past the end, has no
         entry: its writes are dropped. ``sharpness``: ``(plain,
-        preconditioned)`` where measured (None leaves those entries as they are).
+        preconditioned)`` where measured; ``evaluation``: ``(eval_loss,
+        eval_aux)`` on the held-out data (None leaves those entries as they are).
         """
         at = step
         if self.stride != 1:
@@ -99,6 +110,10 @@ class History:
             preconditioned=self.preconditioned
             if sharpness is None
             else put(self.preconditioned, sharpness[1]),
+            eval_loss=self.eval_loss if evaluation is None else put(self.eval_loss, evaluation[0]),
+            eval_aux=self.eval_aux
+            if evaluation is None
+            else jax.tree.map(put, self.eval_aux, evaluation[1]),
             stride=self.stride,
         )
 

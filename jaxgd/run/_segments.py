@@ -60,13 +60,15 @@ class RunInterrupted(KeyboardInterrupt):
         self.result = result
 
 
-def first_length(spec: Spec, params: Any, data: Any) -> int:
+def first_length(spec: Spec, params: Any, data: Any, eval_data: Any = None) -> int:
     """Steps of the first segment: all of them unless a guess of the time a
     step takes (the bytes it moves) says the run would last over a segment."""
     n_params = tree_bytes(params)
     n_data = tree_bytes(data)
     if spec.batch_size is not None and spec.n_examples:
         n_data = n_data * spec.batch_size // spec.n_examples
+    if spec.eval_every:  # the held-out data, read every eval_every steps
+        n_data += tree_bytes(eval_data) // spec.eval_every
     seconds = (8 * n_params + 3 * n_data) / _BYTES_PER_SECOND + 1e-6
     return max(1, min(spec.steps, int(SEGMENT_SECONDS / seconds)))
 
@@ -116,8 +118,10 @@ def run_in_segments(
     every: int | None = None,
     fingerprint: Callable[[], dict] | None = None,
     progress: bool = False,
+    eval_data: Any = None,
 ) -> Result:
-    """The run of ``spec`` as one or more compiled segments (see the module docstring)."""
+    """The run of ``spec`` as one or more compiled segments (see the module docstring);
+    ``eval_data``: the held-out data (with ``spec.eval_every``)."""
     steps = spec.steps
     every = every or steps
     lock = _checkpoint.lock(checkpoint) if checkpoint else contextlib.nullcontext()
@@ -127,12 +131,13 @@ def run_in_segments(
         fingerprint = fingerprint() if fingerprint is not None else None
         carry = finish = None
         if checkpoint is not None and _checkpoint.exists(checkpoint):
-            carry = _resume(checkpoint, start(spec, traced, params, data), fingerprint, spec)
+            like = start(spec, traced, params, data, eval_data)
+            carry = _resume(checkpoint, like, fingerprint, spec)
         bar = None
         if progress:
             done = 0 if carry is None else int(carry.step)
             bar = progress_bar(steps, initial=done, desc="minimize", unit="step")
-        length = first_length(spec, params, data)
+        length = first_length(spec, params, data, eval_data)
         try:
             while True:
                 before = 0 if carry is None else int(carry.step)
@@ -141,11 +146,11 @@ def run_in_segments(
                 t0 = time.perf_counter()
                 if carry is None:
                     carry, finish = first_segment(
-                        spec, traced, params, data, key, tol, target, stop_at, last
+                        spec, traced, params, data, key, tol, target, stop_at, last, eval_data
                     )
                 else:
                     carry, finish = next_segment(
-                        spec, traced, carry, data, key, tol, target, stop_at, last
+                        spec, traced, carry, data, key, tol, target, stop_at, last, eval_data
                     )
                 step = int(carry.step)  # waits for the segment
                 seconds = time.perf_counter() - t0

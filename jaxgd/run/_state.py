@@ -60,6 +60,8 @@ class Spec(NamedTuple):
     history_length: int = 0  # entries in the history (0: ceil(steps / history_stride))
     sharpness_every: int = 0  # > 0: record the sharpness every this many steps
     sharpness_iters: int = 20  # power iterations per record (warm-started)
+    eval_every: int = 0  # > 0: the loss on the held-out data every this many steps
+    # (a multiple of history_stride, see jaxgd.run._plan.eval_period)
 
 
 class Carry(NamedTuple):
@@ -80,6 +82,7 @@ class Inputs(NamedTuple):
     order: Any  # the minibatch rows of each step (None: full batch)
     tol: Any
     target: Any
+    eval_data: Any = None  # the held-out data (None: no evaluation)
 
 
 class Finish(NamedTuple):

@@ -89,18 +89,20 @@ class WarmCalls:
         self.seen.clear()
         self.runners.clear()
 
-    def signature(self, loss, params, optimizer, data, key, options) -> tuple[Any, list]:
+    def signature(
+        self, loss, params, optimizer, data, key, options, eval_data=None
+    ) -> tuple[Any, list]:
         """``(signature, leaves)``: the signature holds everything the argument checks
         of a plain call depend on, but the values of ``tol``, ``target`` and the
         arrays (checked on every call): the tree structure, each leaf's type, each
         array's abstract value (shape, dtype, weak type), each compiled-in leaf's
         value, and the options with their types (``True`` is not ``1``). None
         (not remembered) under jit or vmap. ``leaves``: those of ``(loss, params,
-        optimizer, data, key)``. A signature that cannot be hashed is never
-        remembered."""
+        optimizer, data, key, eval_data)``. A signature that cannot be hashed is
+        never remembered."""
         if not isinstance(optimizer, Optimizer):  # jaxgd's hold no optax closures
             optimizer = see_through(optimizer)
-        leaves, treedef = jax.tree.flatten((loss, params, optimizer, data, key))
+        leaves, treedef = jax.tree.flatten((loss, params, optimizer, data, key, eval_data))
         kinds = tuple(map(type, leaves))
         try:
             plan = self.plans[kinds]
@@ -131,15 +133,17 @@ class WarmCalls:
             call.data,
             call.key,
         )
-        seen, memo = self.recall(loss, params, optimizer, data, key, call.options)
+        seen, memo = self.recall(loss, params, optimizer, data, key, call.options, call.eval_data)
         if seen is None:
             return cold(call, memo)
-        return seen.run(memo[1], params, data, key, call.tol, call.target)
+        return seen.run(memo[1], params, data, key, call.tol, call.target, call.eval_data)
 
-    def recall(self, loss, params, optimizer, data, key, options) -> tuple[SeenCall | None, tuple]:
+    def recall(
+        self, loss, params, optimizer, data, key, options, eval_data=None
+    ) -> tuple[SeenCall | None, tuple]:
         """``(seen, memo)``: the call remembered with these arguments (None: not
         seen, or not rememberable), and what :meth:`remember` needs of them."""
-        signature, leaves = self.signature(loss, params, optimizer, data, key, options)
+        signature, leaves = self.signature(loss, params, optimizer, data, key, options, eval_data)
         seen = None
         if signature is not None:
             try:
@@ -150,11 +154,13 @@ class WarmCalls:
             self.seen.move_to_end(signature)
         return seen, (signature, leaves)
 
-    def remember(self, memo: tuple, spec: Spec, params: Any, data: Any, key: Any) -> SeenCall:
+    def remember(
+        self, memo: tuple, spec: Spec, params: Any, data: Any, key: Any, eval_data: Any = None
+    ) -> SeenCall:
         """The :class:`SeenCall` of a checked plain call (``memo``: from :meth:`recall`),
         remembered under its signature (the oldest of :data:`MOST` calls goes)."""
         signature, leaves = memo
-        seen = SeenCall.of(spec, leaves, params, data, key, self.runner(spec))
+        seen = SeenCall.of(spec, leaves, params, data, key, self.runner(spec), eval_data)
         if signature is not None:
             try:
                 self.seen[signature] = seen
@@ -197,11 +203,14 @@ class SeenCall(NamedTuple):
     whole_run: Callable  # loop.whole_run with the spec bound (see WarmCalls.runner)
 
     @classmethod
-    def of(cls, spec, leaves: list, params, data, key, whole_run: Callable) -> SeenCall:
+    def of(
+        cls, spec, leaves: list, params, data, key, whole_run: Callable, eval_data=None
+    ) -> SeenCall:
         split = (len(spec.loss.leaves), len(jax.tree.leaves(params)), len(spec.optimizer.leaves))
         at = sum(split)
         n_data = len(jax.tree.leaves(data))
-        given = leaves[split[0] : split[0] + split[1]] + leaves[at : at + n_data]
+        held_out = jax.tree.leaves(eval_data)  # the last of the signature's leaves
+        given = leaves[split[0] : split[0] + split[1]] + leaves[at : at + n_data] + held_out
         traced_at = [i for i, s in enumerate(spec.loss.leaves) if s is None] + [
             split[0] + split[1] + i for i, s in enumerate(spec.optimizer.leaves) if s is None
         ]
@@ -214,7 +223,7 @@ class SeenCall(NamedTuple):
             split=split,
             convert=not all(isinstance(leaf, jax.Array) for leaf in given),
             key=jnp.asarray(key) if isinstance(key, np.ndarray) else None,
-            one_call=chunks.first_length(spec, params, data) >= spec.steps,
+            one_call=chunks.first_length(spec, params, data, eval_data) >= spec.steps,
             numbers=_getter(traced_at) if numbers else None,
             placed=[None, None],
             off=jnp.asarray(generic.threshold(CALLER, "tol", None, nonnegative=True)),
@@ -232,7 +241,9 @@ class SeenCall(NamedTuple):
             traced_leaves(leaves[at : at + n_optimizer], self.spec.optimizer),
         )
 
-    def run(self, leaves: list, params: Any, data: Any, key: Any, tol: Any, target: Any) -> Result:
+    def run(
+        self, leaves: list, params: Any, data: Any, key: Any, tol: Any, target: Any, eval_data=None
+    ) -> Result:
         """The run of a call like this one: the values its signature leaves out
         (``tol``, ``target``, the data's finiteness) are checked as a cold call
         checks them, then :meth:`execute`."""
@@ -245,13 +256,15 @@ class SeenCall(NamedTuple):
         if self.convert:
             params = generic.float_params(CALLER, params)
             data = generic.example_data(CALLER, data)[0]
+            eval_data = generic.example_data(CALLER, eval_data, name="eval_data")[0]
             checks.warn_if_not_finite(data)
         elif not checks.all_finite(leaves[self.data], self.finite):
             checks.warn_if_not_finite(data)
-        return self.execute(leaves, params, data, key, tol, target)
+        return self.execute(leaves, params, data, key, tol, target, eval_data)
 
-    def execute(self, leaves: list, params, data, key, tol, target) -> Result:
-        """The run of checked arguments (``leaves``: the signature's)."""
+    def execute(self, leaves: list, params, data, key, tol, target, eval_data=None) -> Result:
+        """The run of checked arguments (``leaves``: the signature's; ``eval_data``:
+        the held-out data, None without)."""
         spec = self.spec
         if self.numbers is not None:  # hyperparameters as numbers: placed once per new value
             numbers, placed = self.numbers(leaves), self.placed
@@ -262,9 +275,11 @@ class SeenCall(NamedTuple):
             traced = self.traced(leaves)
         key = self.key if key is None else key
         if self.one_call:  # one compiled call, returned without waiting for it
-            out = self.whole_run(traced, params, data, key, tol, target)
+            out = self.whole_run(traced, params, data, key, tol, target, eval_data)
             return _as_result(out, spec.history_stride)
-        return chunks.run_in_segments(spec, traced, params, data, key, tol, target)
+        return chunks.run_in_segments(
+            spec, traced, params, data, key, tol, target, eval_data=eval_data
+        )
 
 
 CALLS = WarmCalls()

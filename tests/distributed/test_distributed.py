@@ -124,6 +124,14 @@ def test_indivisible_sizes_are_clear_errors(four):
     assert four["error_batch_on_2"] is None  # 10 divides by 2
 
 
+def test_held_out_data_is_split_like_data(four):
+    """eval_data split over 4 devices: the same evaluations to round-off, and rows
+    that do not divide are an error that names eval_data."""
+    assert four["eval_loss"] < RTOL
+    message = four["error_eval_rows"]
+    assert "eval_data[0]'s rows (42) must divide by the mesh's data axis size (4)" in message
+
+
 @pytest.mark.slow
 def test_thorough_mesh_checks():
     """More optimizers, a logistic loss on real data, a sum loss in minibatches,

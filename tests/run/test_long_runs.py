@@ -86,7 +86,7 @@ def test_segments_end_with_the_bits_of_one_call(monkeypatch):
         calls.append(args[-1])
         return real(*args)
 
-    monkeypatch.setattr(chunks, "first_length", lambda spec, params, data: 5)
+    monkeypatch.setattr(chunks, "first_length", lambda spec, params, data, eval_data=None: 5)
     monkeypatch.setattr(chunks, "SEGMENT_SECONDS", 0.0)  # then one step per segment
     monkeypatch.setattr(chunks, "next_segment", counted)
     gd.clear_caches()  # the call above is remembered as one compiled call: decide afresh

@@ -127,6 +127,13 @@ def main(thorough: bool) -> dict:
     finally:
         dist.MeshGather.__call__ = gather
 
+    # Held-out evaluation: eval_data split over the devices like data.
+    held_out = jax.tree.map(lambda a: a[160:], marks.data)  # 40 rows
+    ev = dict(data=marks.data, steps=100, batch_size=20, key=key, eval_data=held_out, eval_every=10)
+    on_4 = gd.minimize(marks.loss, p0, gd.sgd(0.05), mesh=meshes[4], **ev)
+    on_1 = gd.minimize(marks.loss, p0, gd.sgd(0.05), **ev)
+    out["eval_loss"] = hist_rel(on_4.history.eval_loss, on_1.history.eval_loss)
+
     # Errors a user can cause.
     def error(mesh, **kw):
         try:
@@ -139,6 +146,8 @@ def main(thorough: bool) -> dict:
     out["error_rows"] = error(meshes[4], data=odd)
     out["error_batch"] = error(meshes[4], data=marks.data, batch_size=10, key=key)
     out["error_batch_on_2"] = error(meshes[2], data=marks.data, batch_size=10, key=key)
+    odd_held_out = jax.tree.map(lambda a: a[:42], marks.data)
+    out["error_eval_rows"] = error(meshes[4], data=marks.data, eval_data=odd_held_out, eval_every=2)
 
     if thorough:
         for label, opt in {"momentum": gd.momentum(0.05), "adam": gd.adam(0.05)}.items():

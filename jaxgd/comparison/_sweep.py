@@ -27,9 +27,9 @@ import jax.export
 import jax.numpy as jnp
 import numpy as np
 
+import jaxgd.comparison._programs as programs
 from jaxgd import problems as _problems
 from jaxgd.calculus import max_curvature
-from jaxgd.comparison import _programs as programs
 from jaxgd.comparison._checks import is_2d
 from jaxgd.comparison._chosen import chosen_start, has_line_search, measure_chosen, seed_keys
 from jaxgd.comparison._landscape import contours, minimiser, vanilla_limit

@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jaxgd.run._checks as checks
 import jaxgd.run._segments as chunks
+import jaxgd.run._values as checks
 from jaxgd import _checks as generic
 from jaxgd._host import register_cache
 from jaxgd._partition import Static, see_through

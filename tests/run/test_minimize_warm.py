@@ -14,7 +14,7 @@ from helpers import assert_same_bits
 
 import jaxgd as gd
 from jaxgd.run import _api, _plan
-from jaxgd.run import _checks as checks
+from jaxgd.run import _values as checks
 
 X = jax.random.normal(jax.random.PRNGKey(0), (32, 2))
 Y = X @ jnp.array([1.0, -2.0]) + 0.5

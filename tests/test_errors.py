@@ -363,6 +363,30 @@ CATALOGUE = [
         r"the loss cannot be evaluated on eval_data \(TypeError: .*\); .*structure of data",
     ),
     (
+        "diagnostics-unknown",
+        lambda: run(diagnostics=("alpha", "sharpness")),
+        ValueError,
+        r"diagnostics names 'sharpness', which is not one of 'alpha', 'cosine', 'update_ratio'",
+    ),
+    (
+        "diagnostics-not-names",
+        lambda: run(diagnostics=True),
+        TypeError,
+        r"diagnostics must be a tuple of names from 'alpha', .*e\.g\. diagnostics=\('alpha',\)",
+    ),
+    (
+        "noise-scale-without-data",
+        lambda: run(diagnostics=("noise_scale",)),
+        ValueError,
+        r"'noise_scale' .* needs data= with two or more examples a batch.*loss of params alone",
+    ),
+    (
+        "noise-scale-batch-of-one",
+        lambda: run_data(diagnostics=("noise_scale",), batch_size=1, key=KEY),
+        ValueError,
+        r"'noise_scale' .* \(batch_size >= 2\); this run has 1",
+    ),
+    (
         "batch-size-zero",
         lambda: run_data(batch_size=0, key=KEY),
         ValueError,

@@ -1,4 +1,4 @@
-"""The bundled real data sets, split and standardised, and the float64 reference optima of their losses.
+"""The bundled real data sets, split and standardised, and the float64 optima of their losses.
 
 :func:`load` reads a scikit-learn data set (no download: they ship with
 scikit-learn), splits it into a training set and a held-out test set (80/20,

@@ -5,6 +5,8 @@ Adam on textbook functions, student marks and real data by default), shows a
 progress bar, prints the summary table and writes the report folder.
 ``jaxgd problems`` lists the catalogue. ``--sharpness`` also records the
 sharpness along each optimizer's chosen run (see ``gd.compare(sharpness=True)``);
+``--diagnostics`` alpha and the cosine there and one grid step up (see
+``gd.compare(diagnostics=...)``);
 a line search among the optimizers (``--optimizers vanilla,armijo,adam``) has its
 evaluations and time per step reported.
 
@@ -101,6 +103,25 @@ def _rates(text: str) -> list[float]:
     return rates
 
 
+def _measure_flags(c: argparse.ArgumentParser) -> None:
+    """The flags that measure each optimizer again around its chosen rate."""
+    c.add_argument(
+        "--sharpness",
+        action="store_true",
+        help="also run each optimizer once at its chosen rate recording the sharpness (the "
+        "Hessian's largest eigenvalue) against its stability limit, and measure the evaluations "
+        "and time per step; the report draws sharpness_<problem>.png (slower; off by default)",
+    )
+    c.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="also run each optimizer at its chosen rate and one grid step up recording "
+        "Cockpit's alpha and the cosine between updates every step; the report draws "
+        "diagnostics_<problem>.png and says when a rate overshoots (alpha above 1 for long "
+        "stretches; slower; off by default)",
+    )
+
+
 def _parser() -> _Parser:
     from jaxgd import optimizers
     from jaxgd.comparison import (
@@ -164,13 +185,7 @@ def _parser() -> _Parser:
         action="store_true",
         help="a fast smoke run: 4 problems, 100 steps, 2 tuning and 6 evaluation seeds, 4 rates",
     )
-    c.add_argument(
-        "--sharpness",
-        action="store_true",
-        help="also run each optimizer once at its chosen rate recording the sharpness (the "
-        "Hessian's largest eigenvalue) against its stability limit, and measure the evaluations "
-        "and time per step; the report draws sharpness_<problem>.png (slower; off by default)",
-    )
+    _measure_flags(c)
     c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     c.add_argument(
         "--no-cache",
@@ -229,6 +244,7 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
         batch_size=batch_size,
         progress=not args.no_progress,
         sharpness=args.sharpness,
+        diagnostics=("alpha", "cosine") if args.diagnostics else (),
     )
     return kwargs, out
 

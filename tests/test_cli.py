@@ -65,6 +65,17 @@ def test_compare_with_sharpness_and_a_line_search(tmp_path, capsys):
     assert sorted(sharpness) == ["armijo", "vanilla"]
 
 
+def test_compare_with_diagnostics_draws_alpha_and_says_who_overshoots(tmp_path, capsys):
+    out = tmp_path / "report"
+    argv = ["compare", "--problems", "booth", "--optimizers", "vanilla", "--steps", "30"]
+    argv += ["--seeds", "1", "--learning-rates", "0.1,0.3", "--out", str(out), "--no-progress"]
+    assert main([*argv, "--diagnostics", "--no-cache"]) == 0
+    assert (out / "figures" / "diagnostics_booth.png").is_file()
+    diag = json.loads((out / "results.json").read_text())["problems"][0]["diagnostics"]
+    assert diag["vanilla"]["up"]["learning_rate"] == pytest.approx(0.3)
+    assert "one grid step up (0.3) overshoots" in (out / "report.md").read_text()
+
+
 def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
     """`jaxgd compare` with no flags runs what the comparing guide says it runs."""
     called = {}
@@ -83,6 +94,7 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
     assert called["seeds"] == (0, 1, 2) and called["steps"] == 500
     assert called["batch_size"] == "problem" and called["progress"] is True
     assert called["sharpness"] is False  # off by default: the default run costs nothing more
+    assert called["diagnostics"] == ()
     readme = " ".join((ROOT / "docs" / "guides" / "comparing.md").read_text().split())
     said = re.search(
         r"default `jaxgd compare` \((\d+) problems x (\d+) optimizers x (\d+) rates x (\d+) "

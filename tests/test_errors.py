@@ -682,6 +682,12 @@ CATALOGUE = [
         r"sharpness must be True or False, got 'yes'; pass sharpness=True to record",
     ),
     (
+        "compare-diagnostics-unknown",
+        lambda: gd.compare(["booth"], ["adam"], steps=5, diagnostics=("alpha", "curvature")),
+        ValueError,
+        r"compare: diagnostics names 'curvature', which is not one of 'alpha', 'cosine'",
+    ),
+    (
         "report-folder-unwritable",
         "unwritable",
         ValueError,

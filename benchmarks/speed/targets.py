@@ -84,6 +84,13 @@ def ratio_text(r: dict) -> str:
     return f"{r['median']:.2f}x the time (fastest {r['best']:.2f}x; rounds {low:.2f}-{high:.2f}x)"
 
 
+def _fastest(r: dict) -> str:
+    """A ratio whose goal is tested on the fastest rounds: those first, the median beside."""
+    low, high = r["rounds_p10_p90"]
+    spread = f"median {r['median']:.2f}x; rounds {low:.2f}-{high:.2f}x"
+    return f"{r['best']:.2f}x the time, fastest rounds ({spread})"
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f}"
 
@@ -225,34 +232,34 @@ TARGETS = [
         lambda r: f"{r['ratio_vs_torch']:.2f}x the time",
         needs="ratio_vs_torch", skipped=_no_torch, skipped_name="4. MLP on digits vs torch eager",
     ),
-    # 4b. The cost of the instruments (diagnostics.py)
+    # 4b. The cost of the instruments (diagnostics.py; goals on the fastest rounds)
     Target(
         "diagnostics", "4b. MLP, 500 Adam steps, full batch: diagnostics alpha+cosine vs off",
         "gd.minimize(diagnostics=('alpha', 'cosine'))", "the same gd.minimize without",
         "<= 1.3x",
-        lambda r: r["full_batch"]["alpha_cosine_over_plain"],
-        lambda r: f"{r['full_batch']['alpha_cosine_over_plain']:.2f}x the time",
+        lambda r: r["full_batch"]["alpha_cosine_over_plain"]["best"],
+        lambda r: _fastest(r["full_batch"]["alpha_cosine_over_plain"]),
     ),
     Target(
         "diagnostics", "4b. MLP, 500 Adam steps, full batch (1797): all four vs off",
         "gd.minimize(diagnostics=all four: alpha, cosine, update_ratio, noise_scale)",
         "the same gd.minimize without", "<= 2x",
-        lambda r: r["full_batch"]["all_four_over_plain"],
-        lambda r: f"{r['full_batch']['all_four_over_plain']:.2f}x the time",
+        lambda r: r["full_batch"]["all_four_over_plain"]["best"],
+        lambda r: _fastest(r["full_batch"]["all_four_over_plain"]),
     ),
     Target(
         "diagnostics", "4b. MLP, 500 Adam steps, batch 128: alpha+cosine vs off",
         "gd.minimize(diagnostics=('alpha', 'cosine'), batch_size=128)",
         "the same gd.minimize without", "<= 1.3x",
-        lambda r: r["batch_128"]["alpha_cosine_over_plain"],
-        lambda r: f"{r['batch_128']['alpha_cosine_over_plain']:.2f}x the time",
+        lambda r: r["batch_128"]["alpha_cosine_over_plain"]["best"],
+        lambda r: _fastest(r["batch_128"]["alpha_cosine_over_plain"]),
     ),
     Target(
         "diagnostics", "4b. MLP, 500 Adam steps, batch 128: all four vs off",
         "gd.minimize(diagnostics=all four, batch_size=128)", "the same gd.minimize without",
         "<= 2x",
-        lambda r: r["batch_128"]["all_four_over_plain"],
-        lambda r: f"{r['batch_128']['all_four_over_plain']:.2f}x the time",
+        lambda r: r["batch_128"]["all_four_over_plain"]["best"],
+        lambda r: _fastest(r["batch_128"]["all_four_over_plain"]),
     ),
     # 5. Latency (compile_time.py)
     Target(

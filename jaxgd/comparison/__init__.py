@@ -16,6 +16,7 @@ over paired evaluation seeds (ratio, interval, test, verdict).
 | ``_sweep`` | one problem: every optimizer x rate x seed, vmapped |
 | ``_evaluation`` | the chosen rates run again from the evaluation seeds, held-out figures |
 | ``_chosen`` | at each chosen rate: a step's cost, the sharpness; the seed rule |
+| ``_diagnosed`` | at each chosen rate and one grid step up: alpha, cosine (why a step overshoots) |
 | ``_landscape`` | the minimiser, vanilla's stability limit, the paths' contour grid |
 | ``_programs`` | traced sweeps kept on disk beside JAX's compilation cache |
 | ``_protocol`` | the choice of rate, steps to target, performance profiles |
@@ -46,6 +47,7 @@ from jaxgd.comparison._checks import (
     footprint,
 )
 from jaxgd.comparison._chosen import seed_keys
+from jaxgd.comparison._diagnosed import Diagnosed, DiagnosticsRun, Overshoot, long_stretch
 from jaxgd.comparison._engine import compare, machine
 from jaxgd.comparison._evaluation import Evaluation, eval_every
 from jaxgd.comparison._lr_range import LRRangeTest, lr_range_test
@@ -90,10 +92,13 @@ __all__ = [
     "Arguments",
     "Comparison",
     "Contours",
+    "Diagnosed",
+    "DiagnosticsRun",
     "Evaluation",
     "Footprint",
     "LRRangeTest",
     "OptimizerRuns",
+    "Overshoot",
     "ProblemResult",
     "SharpnessRun",
     "StepCost",
@@ -106,6 +111,7 @@ __all__ = [
     "footprint",
     "holm",
     "load",
+    "long_stretch",
     "lr_range_test",
     "machine",
     "mean_interval",

@@ -27,6 +27,7 @@ from typing import Any
 
 import jax
 
+from jaxgd import _checks as generic
 from jaxgd import problems as _problems
 from jaxgd._host import progress_bar
 from jaxgd.comparison._checks import (
@@ -42,6 +43,7 @@ from jaxgd.comparison._protocol import PROTOCOL, performance_profile, speedups
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import ProblemResult
 from jaxgd.comparison._sweep import SweepJob, finish_sweep, prepare_sweep
+from jaxgd.run import DIAGNOSTICS
 
 __all__ = ["compare", "machine"]
 
@@ -111,6 +113,7 @@ def compare(
     progress: bool = False,
     mesh: Any = None,
     sharpness: bool = False,
+    diagnostics: Sequence[str] = (),
     on_problem: Callable[[ProblemResult], Any] | None = None,
 ) -> Comparison:
     """Compare optimizers on problems: tune the rate on some seeds, report on fresh ones.
@@ -156,6 +159,16 @@ def compare(
             ``minimize(sharpness_every=...)``), with its stability limit
             (:func:`jaxgd.optimizers.stability_limit`); the report draws it.
             Off by default: it costs a run and a compile per optimizer.
+        diagnostics: instruments of ``minimize(diagnostics=...)`` (any of
+            ``"alpha"``, ``"cosine"``, ``"update_ratio"``, ``"noise_scale"``;
+            the last only on problems with data) recorded every step of two
+            runs per optimizer after each problem's sweep: at its chosen rate
+            and one grid step up, from the first seed's start
+            (:class:`jaxgd.comparison.Diagnosed`). The report draws alpha
+            against the line alpha = 1 and the cosine
+            (``diagnostics_<problem>``), and says when the chosen rate
+            overshoots (alpha above 1 for a long stretch) and when the next
+            rate starts to. Off by default: two runs per optimizer.
         on_problem: called with each problem's
             :class:`jaxgd.comparison.ProblemResult` as soon as it is ready, in
             problem order, on the calling thread (``jaxgd compare`` draws the
@@ -180,7 +193,7 @@ def compare(
             ``seeds``, a ``batch_size`` above a problem's number of
             examples, a history too big for this machine's memory; raised
             before anything compiles (see :func:`check_arguments`).
-        TypeError: ``sharpness`` not a bool.
+        TypeError: ``sharpness`` not a bool; ``diagnostics`` not a tuple of names.
 
     Warns:
         SweepSizeWarning: a comparison of more than 1 GiB of history or 100
@@ -199,6 +212,7 @@ def compare(
             f"compare: sharpness must be True or False, got {sharpness!r}; pass "
             "sharpness=True to record the sharpness at each chosen rate."
         )
+    diagnostics = generic.choices("compare", "diagnostics", diagnostics, DIAGNOSTICS)
     problem_list, factories, rates, seed_list, steps, batch_size, eval_list = check_arguments(
         problems, optimizers, learning_rates, seeds, steps, batch_size, eval_seeds
     )
@@ -222,7 +236,7 @@ def compare(
         else:
             bs = batch_size
         return prepare_sweep(
-            problem, factories, rates, seed_list, steps, bs, mesh, sharpness, eval_list
+            problem, factories, rates, seed_list, steps, bs, mesh, sharpness, eval_list, diagnostics
         )
 
     started = time.perf_counter()

@@ -207,7 +207,8 @@ def _run_dicts(label: str, r: OptimizerRuns, seeds: tuple[int, ...]) -> list[dic
 
 
 def _measured_dicts(p: ProblemResult) -> dict[str, Any]:
-    """The step costs and sharpness runs at the chosen rates (None where not measured)."""
+    """The step costs, sharpness and diagnostics runs at the chosen rates (None where
+    not measured)."""
     costs = {label: r.cost.to_dict() for label, r in p.optimizers.items() if r.cost}
     sharpness = {label: r.sharpness.to_dict() for label, r in p.optimizers.items() if r.sharpness}
     evaluation = {
@@ -217,6 +218,10 @@ def _measured_dicts(p: ProblemResult) -> dict[str, Any]:
         "evaluation": evaluation or None,
         "step_costs": costs if p.measured_costs else None,
         "sharpness": sharpness if p.measured_sharpness else None,
+        "diagnostics": {
+            label: r.diagnostics.to_dict() for label, r in p.optimizers.items() if r.diagnostics
+        }
+        or None,
     }
 
 

@@ -167,6 +167,9 @@ class OptimizerRuns:
             :class:`StepCost`), else None.
         sharpness: the sharpness along a run at the chosen rate, when
             measured (see :class:`SharpnessRun`), else None.
+        diagnostics: alpha and the cosine along a run at the chosen rate and
+            one grid step up, with ``compare(diagnostics=...)`` (see
+            :class:`jaxgd.comparison.Diagnosed`), else None.
     """
 
     learning_rates: np.ndarray
@@ -181,6 +184,7 @@ class OptimizerRuns:
     evaluation: Evaluation | None = None
     cost: StepCost | None = None
     sharpness: SharpnessRun | None = None
+    diagnostics: Any = None  # jaxgd.comparison._diagnosed.Diagnosed
 
     @property
     def learning_rate(self) -> float:
@@ -296,6 +300,11 @@ class ProblemResult:
     def measured_sharpness(self) -> bool:
         """Whether the sharpness was recorded along the chosen runs (:class:`SharpnessRun`)."""
         return any(r.sharpness is not None for r in self.optimizers.values())
+
+    @property
+    def measured_diagnostics(self) -> bool:
+        """Whether the instruments were recorded at the chosen rates (``compare(diagnostics=)``)."""
+        return any(r.diagnostics is not None for r in self.optimizers.values())
 
     def solved_steps(self, label: str) -> float:
         """Steps to target at the chosen rate, the mean over seeds if all reached it,

@@ -19,7 +19,7 @@ import numpy as np
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "SCHEMA_VERSIONS", "json_number", "load"]
 
 SCHEMA = "jaxgd.comparison"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version 2 adds, per problem, ``step_costs`` and ``sharpness`` (None when not
 measured) and, per summary row, ``evaluations_per_step``,
 ``microseconds_per_step`` and ``seconds_to_target``. Version 3 adds the
@@ -29,8 +29,11 @@ and ``evaluation`` (label -> its runs from the evaluation seeds), per summary
 row ``tuning_seeds`` and the held-out figures (``eval_loss_mean``,
 ``eval_loss_ci_low``, ``eval_loss_ci_high``, ``eval_target``,
 ``steps_to_eval_target_mean``, ``reached_eval_target``,
-``seconds_to_eval_target``); its summary figures are the evaluation seeds'."""
-SCHEMA_VERSIONS = (1, 2, 3)
+``seconds_to_eval_target``); its summary figures are the evaluation seeds'.
+Version 4 adds, per problem, ``diagnostics`` (None when not recorded): label
+-> ``{"chosen", "up"}``, each the instruments along a run at the chosen rate
+and one grid step up (:class:`jaxgd.comparison.DiagnosticsRun`)."""
+SCHEMA_VERSIONS = (1, 2, 3, 4)
 """The versions :func:`load` reads (an older file lacks the later additions)."""
 
 

@@ -36,6 +36,7 @@ from jaxgd import problems as _problems
 from jaxgd.calculus import max_curvature
 from jaxgd.comparison._checks import evaluation_calls, is_2d
 from jaxgd.comparison._chosen import chosen_start, has_line_search, measure_chosen, seed_keys
+from jaxgd.comparison._diagnosed import diagnose_chosen
 from jaxgd.comparison._evaluation import eval_every, evaluation, slot_seeds
 from jaxgd.comparison._landscape import contours, minimiser, vanilla_limit
 from jaxgd.comparison._protocol import choose_learning_rate, steps_to_target
@@ -115,6 +116,7 @@ class SweepJob:
     lowered: Any  # jax.stages.Lowered
     prepare_seconds: float  # tracing and lowering (or loading from the program cache)
     measures: bool  # finish_sweep measures at the chosen rates (calls minimize again)
+    diagnostics: tuple[str, ...] = ()  # the instruments recorded at the chosen rates
 
 
 def _lower(problem, factories, steps, batch_size, record, mesh, args):
@@ -138,7 +140,7 @@ def _keys(seeds) -> jax.Array:
 
 def prepare_sweep(
     problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False,
-    eval_seeds=(),
+    eval_seeds=(), diagnostics=(),
 ) -> SweepJob:  # fmt: skip
     """Trace and lower ``problem``'s sweep, or load it from the program cache
     (:mod:`jaxgd.comparison._programs`); arguments as :func:`sweep_problem`."""
@@ -162,7 +164,8 @@ def prepare_sweep(
         args=args,
         lowered=lowered,
         prepare_seconds=time.perf_counter() - t0,
-        measures=sharpness or _has_line_search(problem, factories, seeds[0]),
+        measures=sharpness or bool(diagnostics) or _has_line_search(problem, factories, seeds[0]),
+        diagnostics=tuple(diagnostics),
     )
 
 
@@ -216,6 +219,11 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
         measure_chosen(
             problem, factories, per_opt, seeds[0], job.steps, job.batch_size, job.mesh,
             job.sharpness,
+        )  # fmt: skip
+    if job.diagnostics:
+        diagnose_chosen(
+            problem, factories, per_opt, seeds[0], job.steps, job.batch_size, job.mesh,
+            job.diagnostics,
         )  # fmt: skip
     return ProblemResult(
         curvature=curvature if math.isfinite(curvature) and curvature > 0 else None,

@@ -10,6 +10,7 @@ computes (no JAX: the contour grids and the stability limits arrive as data):
 | ``_tables`` | :func:`summary_table`, :func:`verdict_table`, :func:`profile_table`: tables |
 | ``figures`` | the PNG figures (public: ``gd.report.figures``), each also a matplotlib ``Figure`` |
 | ``_axes``, ``_curves``, ``_paths`` | what the figures share; the curves; paths and sharpness |
+| ``_diagnosed`` | alpha and the cosine (``compare(diagnostics=...)``): the figure and its words |
 | ``_drawing`` | :class:`FigureDrawer` draws each problem's figures on a worker thread |
 | ``_folder`` | :func:`save`: the report folder, whole or not at all (:func:`check_folder`) |
 | ``_lr_range`` | :func:`draw_lr_range`, the figure of a learning-rate range test |

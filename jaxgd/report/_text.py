@@ -13,6 +13,7 @@ import numpy as np
 
 from jaxgd.comparison import Comparison, ProblemResult
 from jaxgd.report._axes import limit_formula
+from jaxgd.report._diagnosed import diagnostics_sentence
 from jaxgd.report._tables import (
     cost_cells,
     format_number,
@@ -325,4 +326,7 @@ def _problem_section(p: ProblemResult, figures: dict[str, str]) -> list[str]:
     lines += _sharpness_sentence(p)
     if f"sharpness_{p.name}" in figures:
         lines += [f"![{p.name}: sharpness against its limit]({figures[f'sharpness_{p.name}']})", ""]
+    lines += diagnostics_sentence(p)
+    if f"diagnostics_{p.name}" in figures:
+        lines += [f"![{p.name}: alpha and cosine]({figures[f'diagnostics_{p.name}']})", ""]
     return lines

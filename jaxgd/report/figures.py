@@ -20,6 +20,10 @@ comparison as a PNG:
   and its stability limit as a dashed line of the same colour
   (``gid="limit:<label>"``); bottom, that run's loss on the same step axis
   (``gid="loss:<label>"``);
+- ``diagnostics_<problem>`` (with ``compare(diagnostics=...)``): alpha's
+  running median per optimizer against the line alpha = 1 (top;
+  ``gid="alpha:<label>"``, one grid step up ``"alpha-up:<label>"``) and the
+  cosine between successive updates (bottom; ``"cosine:<label>"``);
 - ``ratios_<problem>`` (two optimizers or more): each against the first, per
   metric, the paired ratio over the evaluation seeds with its 95 % bootstrap
   interval as an error bar (``gid="ratio:<metric>:<label>"``);
@@ -43,9 +47,11 @@ from collections.abc import Mapping
 from jaxgd.comparison import Comparison, ProblemResult
 from jaxgd.report._axes import limit_formula
 from jaxgd.report._curves import loss_figure, profile_figure, ratios_figure, sensitivity_figure
+from jaxgd.report._diagnosed import diagnostics_figure
 from jaxgd.report._paths import paths_figure, sharpness_figure
 
 __all__ = [
+    "diagnostics_figure",
     "draw_all",
     "figure_names",
     "figure_png",
@@ -68,12 +74,15 @@ def _has_paths(p: ProblemResult) -> bool:
 def problem_figure_names(p: ProblemResult) -> list[str]:
     """One problem's figures: ``loss_<name>`` and ``lr_<name>``, ``paths_<name>`` for a
     2-D problem (its params recorded), ``sharpness_<name>`` where the sharpness was
-    recorded (``compare(sharpness=True)``), ``ratios_<name>`` for two optimizers or more."""
+    recorded (``compare(sharpness=True)``), ``diagnostics_<name>`` where the instruments
+    were (``compare(diagnostics=...)``), ``ratios_<name>`` for two optimizers or more."""
     names = [f"loss_{p.name}", f"lr_{p.name}"]
     if _has_paths(p):
         names.append(f"paths_{p.name}")
     if p.measured_sharpness:
         names.append(f"sharpness_{p.name}")
+    if p.measured_diagnostics:
+        names.append(f"diagnostics_{p.name}")
     if len(p.optimizers) > 1 and all(r.evaluation for r in p.optimizers.values()):
         names.append(f"ratios_{p.name}")
     return names
@@ -96,6 +105,7 @@ def _draw(name: str):
         "lr": sensitivity_figure,
         "paths": paths_figure,
         "sharpness": sharpness_figure,
+        "diagnostics": diagnostics_figure,
         "ratios": ratios_figure,
     }[name.split("_", 1)[0]]
 

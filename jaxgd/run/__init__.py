@@ -26,11 +26,13 @@ imports ``_state`` and ``_diagnostics``; ``_loop`` imports
 
 from jaxgd.run._api import minimize
 from jaxgd.run._batches import batch_indices
+from jaxgd.run._diagnostics import NAMES as DIAGNOSTICS
 from jaxgd.run._make_step import Step, make_step
 from jaxgd.run._result import History, Result, Status
 from jaxgd.run._segments import RunInterrupted
 
 __all__ = [
+    "DIAGNOSTICS",
     "History",
     "Result",
     "RunInterrupted",

@@ -90,10 +90,9 @@ def _dtype(tree) -> Any:
 
 
 def _dot(a, b, dtype) -> jax.Array:
-    """``sum(a . b)`` over the leaves, in ``dtype`` (at least float32)."""
-    parts = [
-        jnp.sum(jnp.real(x.astype(dtype) * y.astype(dtype))) for x, y in zip(a, b, strict=True)
-    ]
+    """``Re sum(conj(a) . b)`` over the leaves, in ``dtype`` (at least float32)."""
+    wide = lambda x: x.astype(jnp.promote_types(x.dtype, jnp.float32))  # noqa: E731
+    parts = [jnp.real(jnp.vdot(wide(x), wide(y))).astype(dtype) for x, y in zip(a, b, strict=True)]
     return sum(parts, jnp.zeros((), dtype))
 
 
@@ -168,8 +167,8 @@ def noise_scale(loss_of, params, batch) -> jax.Array:
 
 
 def _leaf_ratio(delta, param, dtype) -> jax.Array:
-    top = jnp.sqrt(jnp.sum(jnp.abs(delta.astype(dtype)) ** 2))
-    bottom = jnp.sqrt(jnp.sum(jnp.abs(param.astype(dtype)) ** 2))
+    norm = lambda x: jnp.sqrt(jnp.sum(jnp.abs(x).astype(dtype) ** 2))  # noqa: E731
+    top, bottom = norm(delta), norm(param)
     return jnp.where(bottom > 0, top / bottom, jnp.nan)
 
 

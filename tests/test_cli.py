@@ -65,6 +65,7 @@ def test_compare_with_sharpness_and_a_line_search(tmp_path, capsys):
     assert sorted(sharpness) == ["armijo", "vanilla"]
 
 
+@pytest.mark.slow
 def test_compare_with_diagnostics_draws_alpha_and_says_who_overshoots(tmp_path, capsys):
     out = tmp_path / "report"
     argv = ["compare", "--problems", "booth", "--optimizers", "vanilla", "--steps", "30"]

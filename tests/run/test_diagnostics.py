@@ -90,6 +90,7 @@ def test_the_noise_scale_is_the_trace_of_the_covariance_over_the_squared_gradien
     np.testing.assert_allclose(full.history.noise_scale[0], _noise_scale(W0, (X, Y)), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_in_minibatch_runs_alpha_ends_on_the_next_batch_as_in_cockpit():
     key = jax.random.PRNGKey(3)
     run = gd.minimize(MSE, W0, gd.sgd(0.1), steps=6, data=(X, Y), batch_size=8, key=key,
@@ -106,6 +107,7 @@ def test_in_minibatch_runs_alpha_ends_on_the_next_batch_as_in_cockpit():
     np.testing.assert_allclose(np.asarray(run.history.alpha)[:-1], expected, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_records_follow_the_history_stride():
     kwargs = dict(steps=12, data=(X, Y), diagnostics=ALL)
     every = gd.minimize(MSE, W0, gd.momentum(0.05, beta=0.5), **kwargs)
@@ -117,6 +119,7 @@ def test_records_follow_the_history_stride():
         assert np.isfinite(np.asarray(b)[1:]).all()
 
 
+@pytest.mark.slow
 def test_a_sweep_over_learning_rates_diagnoses_each_run():
     rates = jnp.array([0.1, 0.3, 0.55])
     run = lambda lr: gd.minimize(QUAD, EXCITED, gd.sgd(lr), steps=5, diagnostics=ALL[:3])  # noqa: E731

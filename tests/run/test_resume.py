@@ -321,3 +321,13 @@ def test_a_change_invisible_at_the_start_is_not_resumed(tmp_path, first, second,
     assert int(run(*first).steps) == 20  # the same run resumes (here: the finished run)
     with pytest.raises(ValueError, match=f"belongs to another run.*{differs}"):
         run(*second)
+
+
+def test_a_checkpoint_path_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """issue 23: checkpoint="~/run" is expanded, not a folder named "~"."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "home").mkdir()
+    gd.minimize(_bowl_at_one, jnp.zeros(3), gd.sgd(0.1), steps=10, checkpoint="~/run")
+    assert gd.checkpoint.exists(tmp_path / "home" / "run")
+    assert not (tmp_path / "~").exists()

@@ -31,7 +31,12 @@ import jaxgd.comparison._programs as programs
 from jaxgd import problems as _problems
 from jaxgd.calculus import max_curvature
 from jaxgd.comparison._checks import is_2d
-from jaxgd.comparison._chosen import chosen_start, has_line_search, measure_chosen, seed_keys
+from jaxgd.comparison._chosen import (
+    chosen_start,
+    has_line_search,
+    measure_chosen,
+    seed_key_table,
+)
 from jaxgd.comparison._landscape import contours, minimiser, vanilla_limit
 from jaxgd.comparison._protocol import choose_learning_rate, steps_to_target
 from jaxgd.comparison._runs import OptimizerRuns, ProblemResult
@@ -122,7 +127,7 @@ def prepare_sweep(
     """Trace and lower ``problem``'s sweep, or load it from the program cache
     (:mod:`jaxgd.comparison._programs`); arguments as :func:`sweep_problem`."""
     jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
-    keys = jnp.stack([jnp.stack(seed_keys(s)) for s in seeds])  # (seeds, 2, key)
+    keys = seed_key_table(seeds)  # (seeds, 2, key)
     # With a mesh, minimize splits the data over the devices itself.
     args = (jrates, keys, problem.data, minimiser(problem))
     t0 = time.perf_counter()

@@ -85,9 +85,9 @@ def test_another_process_saving_there_is_waited_for_or_named(small, tmp_path):
     try:
         assert holder.stdout.readline().strip() == "HELD"
         assert not (tmp_path / ".report.jaxgd-tmp-killed").exists()  # cleaned on taking it
-        with pytest.raises(gd.report.FolderInUseError, match=rf"in use by .*pid {holder.pid}"):
-            with gd.report.folder_lock(folder, caller="--out", wait=False):
-                pass
+        in_use = pytest.raises(gd.report.FolderInUseError, match=rf"in use by .*pid {holder.pid}")
+        with in_use, gd.report.folder_lock(folder, caller="--out", wait=False):
+            pass
         waiting = threading.Thread(target=gd.report.save, args=(small, folder))
         waiting.start()
         waiting.join(timeout=1.0)

@@ -193,7 +193,8 @@ class SeenCall(NamedTuple):
     split: tuple[int, int, int]  # leaves of the loss, the params and the optimizer
     convert: bool  # params or data hold leaves that are not JAX arrays yet
     key: Any  # the key when none is passed (a device array, made once)
-    one_call: bool  # the whole run is one compiled call (else segments, see run_in_segments)
+    one_call: list  # [the whole run is one compiled call] (else segments, see
+    # run_in_segments): where it is no longer than a first segment would be
     numbers: Callable | None  # the traced leaves of the loss and optimizer from the
     # signature's leaves, where they are all Python or NumPy numbers (else None)
     placed: list  # [those numbers, the same on the device] of the last call
@@ -223,7 +224,7 @@ class SeenCall(NamedTuple):
             split=split,
             convert=not all(isinstance(leaf, jax.Array) for leaf in given),
             key=jnp.asarray(key) if isinstance(key, np.ndarray) else None,
-            one_call=chunks.first_length(spec, params, data, eval_data) >= spec.steps,
+            one_call=[chunks.first_length(spec, params, data, eval_data) >= spec.steps],
             numbers=_getter(traced_at) if numbers else None,
             placed=[None, None],
             off=jnp.asarray(generic.threshold(CALLER, "tol", None, nonnegative=True)),
@@ -274,12 +275,14 @@ class SeenCall(NamedTuple):
         else:
             traced = self.traced(leaves)
         key = self.key if key is None else key
-        if self.one_call:  # one compiled call, returned without waiting for it
+        if self.one_call[0]:  # one compiled call, returned without waiting for it
             out = self.whole_run(traced, params, data, key, tol, target, eval_data)
             return _as_result(out, spec.history_stride)
-        return chunks.run_in_segments(
+        result = chunks.run_in_segments(
             spec, traced, params, data, key, tol, target, eval_data=eval_data
         )
+        self.one_call[0] = bool(chunks.measured_short(spec))  # its steps are timed now
+        return result
 
 
 CALLS = WarmCalls()

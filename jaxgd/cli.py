@@ -92,6 +92,7 @@ def _use_compilation_cache(folder: pathlib.Path) -> None:
 
     from jaxgd import comparison
 
+    comparison.check_compilation_cache(folder)  # damaged or swapped entries: deleted
     jax.config.update("jax_compilation_cache_dir", str(folder))
     # Every program, however quick to compile: the sweeps take seconds, but the
     # many small ones (random starts, contour grids) add up too.
@@ -343,7 +344,12 @@ def _run(argv: Sequence[str] | None, ctrl_c: CtrlCNoted, parts: dict, t0: float)
         ctrl_c.check()
         if args.command == "problems":
             return _problems()
-        return _compare(kwargs, out, ctrl_c, parts, t0 - parts.get("starting (imports)", 0.0))
+        status = _compare(kwargs, out, ctrl_c, parts, t0 - parts.get("starting (imports)", 0.0))
+        if not args.no_cache:  # what this run added to JAX's cache, sealed against damage
+            from jaxgd import comparison
+
+            comparison.seal_compilation_cache(cache_dir())
+        return status
 
 
 def command() -> int:

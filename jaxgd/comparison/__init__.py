@@ -42,7 +42,12 @@ from jaxgd.comparison._checks import (
 from jaxgd.comparison._chosen import seed_keys
 from jaxgd.comparison._engine import compare, machine
 from jaxgd.comparison._lr_range import LRRangeTest, lr_range_test
-from jaxgd.comparison._programs import use_program_cache
+from jaxgd.comparison._programs import (
+    ProgramCacheWarning,
+    check_compilation_cache,
+    seal_compilation_cache,
+    use_program_cache,
+)
 from jaxgd.comparison._protocol import (
     PROTOCOL,
     choose_learning_rate,
@@ -70,6 +75,8 @@ __all__ = [
     "DEFAULT_SEEDS",
     "DEFAULT_STEPS",
     "PROTOCOL",
+    "ProgramCacheWarning",
+    "check_compilation_cache",
     "SCHEMA",
     "SCHEMA_VERSION",
     "SCHEMA_VERSIONS",
@@ -97,5 +104,6 @@ __all__ = [
     "seed_keys",
     "speedups",
     "steps_to_target",
+    "seal_compilation_cache",
     "use_program_cache",
 ]

@@ -115,9 +115,13 @@ def _lower(problem, factories, steps, batch_size, record, mesh, args):
     if not programs.enabled() or key is None:
         return jax.jit(_sweep(problem, factories, steps, batch_size, record, mesh)).lower(*args)
     exported = programs.load(key)
-    if exported is None:
-        sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
-        exported = programs.store(key, jax.export.export(jax.jit(sweep))(*args))
+    if exported is not None:
+        try:
+            return jax.jit(exported.call).lower(*args)
+        except Exception as err:  # noqa: BLE001 - a damaged program: trace it again
+            programs.discard(key, f"its program cannot be lowered ({type(err).__name__})")
+    sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
+    exported = programs.store(key, jax.export.export(jax.jit(sweep))(*args))
     return jax.jit(exported.call).lower(*args)
 
 

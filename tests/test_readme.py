@@ -20,9 +20,11 @@ README = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
 def test_readme_starts_with_the_two_commands():
     commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)[:2]
     assert commands[0].startswith("pip install") and "jaxgd compare" in commands[0]
-    assert commands[1] == 'pip install -e ".[test]" && python -m pytest'
+    # A newcomer skips the slow cases (issue 23: the whole suite took 33 minutes under
+    # load); CI runs the same line with them.
+    assert commands[1] == 'pip install -e ".[test]" && python -m pytest -m "not slow"'
     ci = (pathlib.Path(__file__).parents[1] / ".ci" / "run").read_text()
-    assert commands[1] in ci.splitlines()
+    assert commands[1].removesuffix(' -m "not slow"') in ci.splitlines()
 
 
 def test_quick_start_runs_and_fits(capsys):

@@ -363,47 +363,41 @@ def _as_result(out: tuple, stride: int) -> Result:
     return Result(params, loss, steps, status, History(*history, stride=stride), aux)
 
 
-def _same_code(leaf: Any) -> Any:
-    """A compiled-in leaf up to its identity: a function by its code, a
-    ``functools.partial`` by its function's code and its arguments' types."""
-    if isinstance(leaf, types.FunctionType):
-        return ("function", leaf.__code__)
-    if isinstance(leaf, functools.partial):
-        kind = lambda v: _same_code(v) if callable(v) else type(v)  # noqa: E731
-        keywords = tuple(sorted((k, kind(v)) for k, v in leaf.keywords.items()))
-        return ("partial", _same_code(leaf.func), tuple(map(kind, leaf.args)), keywords)
-    wrapped = getattr(leaf, "fn", None)  # a wrapper of a function (a jaxgd schedule node)
-    if isinstance(wrapped, types.FunctionType | functools.partial):
-        return (type(leaf), _same_code(wrapped))
-    return leaf
-
-
-def _same_value(value: Any) -> Any:
+def _same_value(value: Any, depth: int) -> Any:
     """A closure cell's content, for :func:`_same_code`: numbers and strings by
     value, functions by their code, arrays by shape and dtype, else its type."""
     if value is None or isinstance(value, int | float | complex | str | bytes | bool):
         return value
     if callable(value):
-        return _same_code(value)
+        return _same_code(value, depth + 1)
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return ("array", tuple(value.shape), str(value.dtype))
     return type(value)
 
 
-def _same_code(leaf: Any) -> Any:
+def _cell(cell: Any, depth: int) -> Any:
+    try:
+        return _same_value(cell.cell_contents, depth)
+    except ValueError:  # an empty cell
+        return None
+
+
+def _same_code(leaf: Any, depth: int = 0) -> Any:
     """A compiled-in leaf up to its identity: a function by its code and the values
     it closes over, a ``functools.partial`` by its function and its arguments'
-    types (those a ``jax.tree_util.Partial`` would trace)."""
+    types (those a ``jax.tree_util.Partial`` would trace). Three levels deep at
+    most (a function may close over itself)."""
+    if depth > 3:
+        return type(leaf)
     if isinstance(leaf, types.FunctionType):
-        cells = tuple(_same_value(c.cell_contents) for c in leaf.__closure__ or ())
-        return ("function", leaf.__code__, cells)
+        return ("function", leaf.__code__, tuple(_cell(c, depth) for c in leaf.__closure__ or ()))
     if isinstance(leaf, functools.partial):
-        kind = lambda v: _same_code(v) if callable(v) else type(v)  # noqa: E731
+        kind = lambda v: _same_code(v, depth + 1) if callable(v) else type(v)  # noqa: E731
         keywords = tuple(sorted((k, kind(v)) for k, v in leaf.keywords.items()))
-        return ("partial", _same_code(leaf.func), tuple(map(kind, leaf.args)), keywords)
+        return ("partial", kind(leaf.func), tuple(map(kind, leaf.args)), keywords)
     wrapped = getattr(leaf, "fn", None)  # a wrapper of a function (a jaxgd schedule node)
     if isinstance(wrapped, types.FunctionType | functools.partial):
-        return (type(leaf), _same_code(wrapped))
+        return (type(leaf), _same_code(wrapped, depth + 1))
     return leaf
 
 

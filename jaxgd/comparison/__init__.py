@@ -49,7 +49,12 @@ from jaxgd.comparison._chosen import seed_keys
 from jaxgd.comparison._engine import compare, machine
 from jaxgd.comparison._evaluation import Evaluation, eval_every
 from jaxgd.comparison._lr_range import LRRangeTest, lr_range_test
-from jaxgd.comparison._programs import use_program_cache
+from jaxgd.comparison._programs import (
+    ProgramCacheWarning,
+    check_compilation_cache,
+    seal_compilation_cache,
+    use_program_cache,
+)
 from jaxgd.comparison._protocol import (
     PROTOCOL,
     choose_learning_rate,
@@ -82,6 +87,8 @@ __all__ = [
     "EVAL_SEED_BASE",
     "PAIRWISE_METRICS",
     "PROTOCOL",
+    "ProgramCacheWarning",
+    "check_compilation_cache",
     "SCHEMA",
     "SCHEMA_VERSION",
     "SCHEMA_VERSIONS",
@@ -115,5 +122,6 @@ __all__ = [
     "seed_keys",
     "speedups",
     "steps_to_target",
+    "seal_compilation_cache",
     "use_program_cache",
 ]

@@ -24,17 +24,19 @@ Examples:
 from jaxgd.comparison import Comparison as Comparison  # jaxgd/__init__.py imported it from here
 from jaxgd.report import figures
 from jaxgd.report._drawing import FigureDrawer
-from jaxgd.report._folder import check_folder, save
+from jaxgd.report._folder import FolderInUseError, check_folder, folder_lock, save
 from jaxgd.report._lr_range import draw_lr_range
 from jaxgd.report._tables import profile_table, summary_table, verdict_table
 from jaxgd.report._text import edge_warnings, machine_line, markdown, seeds_line
 
 __all__ = [
     "FigureDrawer",
+    "FolderInUseError",
     "check_folder",
     "draw_lr_range",
     "edge_warnings",
     "figures",
+    "folder_lock",
     "machine_line",
     "markdown",
     "profile_table",

@@ -25,6 +25,7 @@ from jaxgd.problems._real_data import (  # isort: skip
     digits_mlp,
     digits_softmax,
 )
+from jaxgd.problems._deepobs import quadratic_deep  # isort: skip
 
 __all__ = [
     "Problem",
@@ -41,6 +42,7 @@ __all__ = [
     "models",
     "names",
     "quadratic",
+    "quadratic_deep",
     "rosenbrock",
     "student_marks",
     "student_marks_data",

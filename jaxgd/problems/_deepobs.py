@@ -50,7 +50,8 @@ def _random_rotation(rng: np.random.RandomState, dim: int) -> np.ndarray:
         v = v / np.sqrt(v.T @ v)
         e = np.concatenate((np.array([[1.0]]), np.zeros((d, 1))), axis=0)
         x = (e - v) / np.sqrt((e - v).T @ (e - v))
-        block = np.vstack([np.hstack([[[1.0]], np.zeros((1, d))]), np.hstack([np.zeros((d, 1)), rot])])
+        top = np.hstack([[[1.0]], np.zeros((1, d))])
+        block = np.vstack([top, np.hstack([np.zeros((d, 1)), rot])])
         rot = block - 2 * np.outer(x, x.T @ block)
     return -rot
 
@@ -68,7 +69,7 @@ def _draws(instance: int) -> tuple[np.ndarray, np.ndarray, tuple]:
 
 
 def hessian(instance: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(eigenvalues, hessian)`` of the ``instance``-th ``quadratic_deep`` of a process, float64."""
+    """``(eigenvalues, hessian)`` of a process's ``instance``-th ``quadratic_deep`` (float64)."""
     for k in range(instance + 1):  # fill the cache in order (no deep recursion)
         _draws(k)
     eigenvalues, matrix, _ = _draws(instance)

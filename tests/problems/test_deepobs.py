@@ -41,7 +41,8 @@ def test_definition_matches_deepobs():
     # The training mean is the minimiser: the gradient there is zero (float32).
     grad = np.asarray(gd.gradient(problem.loss)(problem.optimum_params, problem.data))
     assert np.max(np.abs(grad)) < 1e-4
-    assert problem.optimum_value < problem.target < float(problem.loss(problem.init(None), problem.data))
+    start = float(problem.loss(problem.init(None), problem.data))
+    assert problem.optimum_value < problem.target < start
 
 
 def test_largest_curvature_is_the_spectrum_maximum():

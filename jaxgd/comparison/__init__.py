@@ -20,6 +20,10 @@ over paired evaluation seeds (ratio, interval, test, verdict).
 | ``_statistics`` | paired ratios, bootstrap intervals, Holm-corrected tests, verdicts |
 | ``_runs``, ``_results``, ``_schema`` | the results: plain data and JSON |
 | ``_lr_range`` | the learning-rate range test |
+| ``_reproduce`` | :func:`reproduce`: the published results, by name (:func:`reproductions`) |
+| ``_reproduction`` | :class:`Reproduction`, :class:`Check`: published beside measured, plain data |
+| ``_reproduce_published`` | the entries AlgoPerf's scores and Crowded Valley |
+| ``_reproduce_edge`` | the entry edge of stability |
 
 Imports point down: the engine imports the sweep, which imports the checks,
 the landscape and the chosen runs. Nothing here imports :mod:`jaxgd.report`,
@@ -50,6 +54,8 @@ from jaxgd.comparison._protocol import (
     speedups,
     steps_to_target,
 )
+from jaxgd.comparison._reproduce import describe, reproduce, reproductions
+from jaxgd.comparison._reproduction import Check, Panel, Reproduction, Series
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import Contours, OptimizerRuns, ProblemResult, SharpnessRun, StepCost
 from jaxgd.comparison._schema import SCHEMA, SCHEMA_VERSION, SCHEMA_VERSIONS, load
@@ -74,18 +80,23 @@ __all__ = [
     "SCHEMA_VERSION",
     "SCHEMA_VERSIONS",
     "VERDICTS",
+    "Check",
     "Comparison",
     "Contours",
     "Footprint",
     "LRRangeTest",
     "OptimizerRuns",
+    "Panel",
     "ProblemResult",
+    "Reproduction",
+    "Series",
     "SharpnessRun",
     "StepCost",
     "SweepSizeWarning",
     "check_arguments",
     "choose_learning_rate",
     "compare",
+    "describe",
     "footprint",
     "holm",
     "load",
@@ -94,6 +105,8 @@ __all__ = [
     "paired_comparison",
     "pairwise",
     "performance_profile",
+    "reproduce",
+    "reproductions",
     "seed_keys",
     "speedups",
     "steps_to_target",

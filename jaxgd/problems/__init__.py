@@ -25,7 +25,7 @@ from jaxgd.problems._real_data import (  # isort: skip
     digits_mlp,
     digits_softmax,
 )
-from jaxgd.problems._deepobs import quadratic_deep  # isort: skip
+from jaxgd.problems._deepobs import quadratic_deep, quadratic_deep_hessian  # isort: skip
 
 __all__ = [
     "Problem",
@@ -43,6 +43,7 @@ __all__ = [
     "names",
     "quadratic",
     "quadratic_deep",
+    "quadratic_deep_hessian",
     "rosenbrock",
     "student_marks",
     "student_marks_data",

@@ -28,16 +28,12 @@ import numpy as np
 from jaxgd._host import register_cache
 from jaxgd.problems._catalogue import Problem, device_array, register
 
-__all__ = ["quadratic_deep"]
+__all__ = ["quadratic_deep", "quadratic_deep_hessian"]
 
 _DIM = 100
 _TRAIN_SIZE = 1000
 _NOISE = 0.6
-_BATCH = 128
-EPOCHS = 100
-"""DeepOBS's default budget for ``quadratic_deep``: 100 epochs."""
-STEPS = EPOCHS * (_TRAIN_SIZE // _BATCH)
-"""100 epochs of 7 minibatches of 128 (the remainder of 1000 dropped): 700 steps."""
+_BATCH = 128  # DeepOBS's budget: 100 epochs of 7 batches (the remainder dropped), 700 steps
 
 
 def _random_rotation(rng: np.random.RandomState, dim: int) -> np.ndarray:
@@ -68,8 +64,16 @@ def _draws(instance: int) -> tuple[np.ndarray, np.ndarray, tuple]:
     return eigenvalues, hessian, rng.get_state()
 
 
-def hessian(instance: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(eigenvalues, hessian)`` of a process's ``instance``-th ``quadratic_deep`` (float64)."""
+def quadratic_deep_hessian(instance: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(eigenvalues, hessian)`` of a DeepOBS process's ``instance``-th ``quadratic_deep``,
+    in float64, as DeepOBS draws them (see :func:`quadratic_deep`).
+
+    Examples:
+        >>> import jaxgd as gd
+        >>> eigenvalues, hessian = gd.problems.quadratic_deep_hessian()
+        >>> hessian.shape, round(float(eigenvalues.max()), 6)
+        ((100, 100), 53.129015)
+    """
     for k in range(instance + 1):  # fill the cache in order (no deep recursion)
         _draws(k)
     eigenvalues, matrix, _ = _draws(instance)
@@ -86,12 +90,10 @@ def data_sets() -> tuple[np.ndarray, np.ndarray]:
     return train, test[: (_TRAIN_SIZE // _BATCH) * _BATCH]
 
 
-def _quadratic_loss(matrix: jax.Array):
-    def loss(theta: jax.Array, batch: jax.Array) -> jax.Array:
-        q = theta - batch
-        return 0.5 * jnp.mean(jnp.sum((q @ matrix) * q, axis=-1))
-
-    return loss
+def _quadratic_loss(matrix: jax.Array, theta: jax.Array, batch: jax.Array) -> jax.Array:
+    """``mean over the batch of 0.5 (theta - x)^T Q (theta - x)`` (``Q`` = ``matrix``)."""
+    q = theta - batch
+    return 0.5 * jnp.mean(jnp.sum((q @ matrix) * q, axis=-1))
 
 
 def _start(key: jax.Array) -> jax.Array:
@@ -131,7 +133,7 @@ def quadratic_deep(instance: int = 0) -> Problem:
             f"gd.problems.get('quadratic_deep', instance=...): instance must be an int >= 0 "
             f"(the k-th problem a DeepOBS process builds), got {instance!r}."
         )
-    _, matrix = hessian(instance)
+    _, matrix = quadratic_deep_hessian(instance)
     train, test = data_sets()
     centre = train.astype(np.float64).mean(axis=0)
 
@@ -142,7 +144,8 @@ def quadratic_deep(instance: int = 0) -> Problem:
     optimum = value(train)
     return Problem(
         name="quadratic_deep",
-        loss=_quadratic_loss(device_array(matrix, np.float32)),
+        # The Hessian is a leaf of the loss (a Partial): every instance shares one program.
+        loss=jax.tree_util.Partial(_quadratic_loss, device_array(matrix, np.float32)),
         init=_start,
         data=device_array(train, np.float32),
         optimum_value=optimum,

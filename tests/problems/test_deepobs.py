@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 import jaxgd as gd
-from jaxgd.problems._deepobs import STEPS, hessian
 
 LOGGED_EPOCH0_TEST_LOSS = {0: 353.44676426478793, 1: 347.3582327706473, 2: 351.8407985142299}
 
@@ -32,11 +31,11 @@ def test_epoch0_test_loss_is_the_one_deepobs_logged(instance):
 
 def test_definition_matches_deepobs():
     problem = gd.problems.get("quadratic_deep")
-    eigenvalues, matrix = hessian(0)
+    eigenvalues, matrix = gd.problems.quadratic_deep_hessian(0)
     assert np.sum(eigenvalues < 1.0) == 90 and np.sum(eigenvalues > 30.0) == 10
     np.testing.assert_allclose(np.linalg.eigvalsh(matrix), np.sort(eigenvalues), atol=1e-9)
     assert problem.data.shape == (1000, 100) and problem.test_data.shape == (896, 100)
-    assert problem.batch_size == 128 and STEPS == 700
+    assert problem.batch_size == 128 and 100 * (1000 // problem.batch_size) == 700
     np.testing.assert_array_equal(np.asarray(problem.init(None)), np.ones(100, np.float32))
     # The training mean is the minimiser: the gradient there is zero (float32).
     grad = np.asarray(gd.gradient(problem.loss)(problem.optimum_params, problem.data))
@@ -50,7 +49,7 @@ def test_largest_curvature_is_the_spectrum_maximum():
     top = float(gd.max_curvature(problem.loss, problem.init(None), problem.data, iters=1000))
     # The top two eigenvalues are 53.129 and 52.824: 1000 power iterations
     # converge to 1e-5 relative (float32 Hessian-vector products).
-    assert top == pytest.approx(float(np.max(hessian(0)[0])), rel=1e-5)
+    assert top == pytest.approx(float(np.max(gd.problems.quadratic_deep_hessian(0)[0])), rel=1e-5)
     assert top == pytest.approx(53.12901539863683, rel=1e-5)
 
 

@@ -127,7 +127,8 @@ def _parser() -> _Parser:
     c.add_argument(
         "--optimizers",
         type=_names,
-        help=f"comma-separated, from {', '.join(optimizers.names())} (default: "
+        help=f"comma-separated, from {', '.join(optimizers.names())}, or optax.contrib's "
+        f"{', '.join(optimizers.names(contrib=True)[len(optimizers.names()) :])} (default: "
         f"{','.join(DEFAULT_OPTIMIZERS)})",
     )
     c.add_argument("--steps", type=int, help=f"updates per run (default {DEFAULT_STEPS})")

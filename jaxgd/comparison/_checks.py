@@ -80,8 +80,8 @@ DEFAULT_EVAL_SEEDS = 20
 correction, so a consistent difference survives a table of a few hundred rows."""
 
 EVAL_SEED_BASE = 1000
-"""A count of evaluation seeds ``m`` means seeds ``1000, ..., 1000 + m - 1``:
-disjoint from any count of tuning seeds up to 1000."""
+"""A count of evaluation seeds ``m`` means seeds ``1000, ..., 1000 + m - 1`` (or,
+after tuning seeds reaching past 999, the ``m`` seeds after the largest)."""
 
 DEFAULT_RUN_STEPS = (
     len(DEFAULT_PROBLEMS)
@@ -222,7 +222,8 @@ def _check_eval_seeds(eval_seeds: Any, seeds: tuple[int, ...]) -> tuple[int, ...
                 f"compare: eval_seeds must be at least 2, got {eval_seeds}: a verdict compares "
                 f"optimizers over paired evaluation seeds; {advice}."
             )
-        eval_seeds = range(EVAL_SEED_BASE, EVAL_SEED_BASE + int(eval_seeds))
+        base = max(EVAL_SEED_BASE, max(seeds) + 1)  # after the tuning seeds
+        eval_seeds = range(base, base + int(eval_seeds))
     try:
         eval_seeds = tuple(eval_seeds)
     except TypeError:

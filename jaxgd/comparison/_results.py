@@ -144,8 +144,9 @@ class Comparison:
                 "Comparison.pairwise: this comparison has no evaluation seeds; run "
                 "gd.compare again (eval_seeds=20 by default)."
             )
+        present = [m for m in metrics if any(m in v for t in table.values() for v in t.values())]
         return statistics.pairwise(
-            table, list(metrics), baseline=baseline, alpha=alpha, n_boot=n_boot, seed=seed
+            table, present, baseline=baseline, alpha=alpha, n_boot=n_boot, seed=seed
         )
 
     @property

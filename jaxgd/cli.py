@@ -103,6 +103,9 @@ def _rates(text: str) -> list[float]:
     return rates
 
 
+_COMMANDS = "{compare,problems,reproduce}"
+
+
 def _parser() -> _Parser:
     from jaxgd import optimizers
     from jaxgd.comparison import (
@@ -113,9 +116,7 @@ def _parser() -> _Parser:
     )
 
     parser = _Parser(prog="jaxgd", description="Learn, run and compare gradient descent with JAX.")
-    sub = parser.add_subparsers(
-        dest="command", metavar="{compare,problems,reproduce}", parser_class=_Parser
-    )
+    sub = parser.add_subparsers(dest="command", metavar=_COMMANDS, parser_class=_Parser)
     sub.required = True
     c = sub.add_parser(
         "compare",
@@ -127,8 +128,8 @@ def _parser() -> _Parser:
     c.add_argument(
         "--problems",
         type=_names,
-        help="comma-separated problem names, or 'all' (default: every problem but digits_mlp; "
-        "see 'jaxgd problems')",
+        help="comma-separated problem names, or 'all' (default: all but digits_mlp and "
+        "quadratic_deep; see 'jaxgd problems')",
     )
     c.add_argument(
         "--optimizers",

@@ -10,8 +10,6 @@ Full-batch gradient descent at step size ``eta`` trains until the sharpness
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -173,5 +171,4 @@ def edge_of_stability(quick: bool = False) -> Reproduction:
             "such median it reached), never as a pass.",
             f"Budgets: {gd_steps} steps of gradient descent, {adam_steps} of Adam.",
         ),
-        seconds=math.nan,
     )

@@ -620,6 +620,18 @@ CATALOGUE = [
         "seeds must be a positive integer, got 0",
     ),
     (
+        "compare-eval-seeds-one",
+        lambda: gd.compare(["booth"], ["adam"], eval_seeds=1, steps=5),
+        ValueError,
+        "eval_seeds must be at least 2, got 1: a verdict compares optimizers over paired",
+    ),
+    (
+        "compare-eval-seeds-shared",
+        lambda: gd.compare(["booth"], ["adam"], seeds=3, eval_seeds=[2, 50], steps=5),
+        ValueError,
+        r"eval_seeds and seeds share \[2\]: the rate is chosen on seeds and reported on",
+    ),
+    (
         "compare-steps-zero",
         lambda: gd.compare(["booth"], ["adam"], steps=0),
         ValueError,
@@ -636,7 +648,7 @@ CATALOGUE = [
         "compare-too-big",
         lambda: gd.compare(["booth"], ["adam"], seeds=10**6, steps=10**4),
         ValueError,
-        r"12,000,000 runs .* run-steps .* GiB of history, more than this machine's .* GiB of "
+        r"24,000,000 runs .* run-steps .* GiB of history, more than this machine's .* GiB of "
         r"memory; use fewer seeds, steps",
     ),
     (

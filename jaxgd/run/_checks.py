@@ -135,6 +135,7 @@ def check_call(call: Call) -> Call:
     check_loss_output(call.loss, params, data, batch_size, has_aux=has_aux)
     eval_out = _check_eval_output(call.loss, params, eval_data, has_aux)
     warn_if_not_finite(data, stacklevel=5)  # the user's call: minimize, cold path, here
+    warn_if_not_finite(eval_data, stacklevel=5, name="eval_data")
     return call._replace(
         params=params,
         steps=steps,

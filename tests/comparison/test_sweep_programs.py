@@ -120,3 +120,19 @@ def test_a_cache_that_cannot_be_written_is_warned_of_and_skipped(tmp_path):
     finally:
         gd.comparison.use_program_cache(None)
     assert c.problems[0].optimizers["vanilla"].final_loss.shape == (2, 2)
+
+
+def test_the_source_digest_covers_every_wing(monkeypatch):
+    """A cached program is keyed on jaxgd's whole source: a change in the run loop (not
+    only in the problems) must give new keys, or an old program would run stale code."""
+    import pathlib
+
+    before = programs._installed.__wrapped__()[0]
+    body = pathlib.Path(programs.__file__).parents[1] / "run" / "_body.py"
+    real = pathlib.Path.read_bytes
+
+    def edited(path):
+        return real(path) + b"\n# edited" if path == body else real(path)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", edited)
+    assert programs._installed.__wrapped__()[0] != before

@@ -250,7 +250,9 @@ def crowded_valley(quick: bool = False) -> Reproduction:
             f"jaxgd runs each setting on that Hessian with {seeds} minibatch orders; "
             f"the allowance of {_CV_REL:.2%} beyond 3 standard deviations covers what differs "
             "by construction: DeepOBS's TensorFlow shuffle drops 104 examples per epoch, "
-            "jaxgd's sampler stratifies, and TensorFlow's float32 kernels sum in another order.",
+            "jaxgd's sampler stratifies (both see 700 x 128 examples), TensorFlow's Adam adds "
+            "its epsilon before the bias correction, and its float32 kernels sum in another "
+            "order.",
             "A row whose tolerance is wide is a weak check: one-shot momentum (beta 0.99, lr "
             "0.01) ends anywhere over a wide band depending on the minibatch order, so its "
             "3 standard deviations span tens of units; the table states each tolerance.",

@@ -3,10 +3,12 @@
 ``jaxgd compare`` runs the comparison (vanilla gradient descent, momentum and
 Adam on textbook functions, student marks and real data by default), shows a
 progress bar, prints the summary table and writes the report folder.
-``jaxgd problems`` lists the catalogue. ``--sharpness`` also records the
-sharpness along each optimizer's chosen run (see ``gd.compare(sharpness=True)``);
-a line search among the optimizers (``--optimizers vanilla,armijo,adam``) has its
-evaluations and time per step reported.
+``jaxgd problems`` lists the catalogue. ``jaxgd reproduce NAME|all`` reproduces
+a published result offline (``--list`` lists them; see
+:func:`jaxgd.comparison.reproduce`), prints it and writes its report.
+``--sharpness`` also records the sharpness along each optimizer's chosen run (see
+``gd.compare(sharpness=True)``); a line search among the optimizers
+(``--optimizers vanilla,armijo,adam``) has its evaluations and time per step reported.
 
 Every argument is checked before anything compiles (through
 :func:`jaxgd.comparison.check_arguments` and :func:`jaxgd.report.check_folder`):
@@ -116,6 +118,9 @@ def _rates(text: str) -> list[float]:
     return rates
 
 
+_COMMANDS = "{compare,problems,reproduce}"
+
+
 def _parser() -> _Parser:
     from jaxgd import optimizers
     from jaxgd.comparison import (
@@ -126,7 +131,7 @@ def _parser() -> _Parser:
     )
 
     parser = _Parser(prog="jaxgd", description="Learn, run and compare gradient descent with JAX.")
-    sub = parser.add_subparsers(dest="command", metavar="{compare,problems}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar=_COMMANDS, parser_class=_Parser)
     sub.required = True
     c = sub.add_parser(
         "compare",
@@ -138,13 +143,14 @@ def _parser() -> _Parser:
     c.add_argument(
         "--problems",
         type=_names,
-        help="comma-separated problem names, or 'all' (default: every problem but digits_mlp; "
-        "see 'jaxgd problems')",
+        help="comma-separated problem names, or 'all' (default: all but digits_mlp and "
+        "quadratic_deep; see 'jaxgd problems')",
     )
     c.add_argument(
         "--optimizers",
         type=_names,
-        help=f"comma-separated, from {', '.join(optimizers.names())} (default: "
+        help=f"comma-separated, from {', '.join(optimizers.names())}, or optax.contrib's "
+        f"{', '.join(optimizers.names(contrib=True)[len(optimizers.names()) :])} (default: "
         f"{','.join(DEFAULT_OPTIMIZERS)})",
     )
     c.add_argument("--steps", type=int, help=f"updates per run (default {DEFAULT_STEPS})")
@@ -193,7 +199,62 @@ def _parser() -> _Parser:
         help=f"do not keep compiled programs in JAX's persistent cache (default: in {cache_dir()})",
     )
     sub.add_parser("problems", help="list the problem catalogue", description="List the problems.")
+    _reproduce_parser(sub)
     return parser
+
+
+def _reproduce_parser(sub) -> None:
+    r = sub.add_parser(
+        "reproduce",
+        help="reproduce a published result offline; write its report",
+        description="Reproduce a published result (or all of them) offline: print the published "
+        "numbers beside jaxgd's with their tolerances, and write NAME.md and NAME.png.",
+    )
+    r.add_argument("name", nargs="?", help="the reproduction, or 'all' (see --list)")
+    r.add_argument("--list", action="store_true", help="list the reproductions and exit")
+    r.add_argument(
+        "--out",
+        default="jaxgd-reproduce",
+        help="folder for the reports (default ./jaxgd-reproduce)",
+    )
+
+
+def _reproduce_names(args: argparse.Namespace) -> list[str]:
+    """The reproductions ``jaxgd reproduce`` runs (an unknown name: a usage error)."""
+    from jaxgd.comparison import reproductions
+
+    known = reproductions()
+    if args.list:
+        return []
+    if args.name is None:
+        raise _UsageError(f"reproduce: name a reproduction, 'all' or --list: {', '.join(known)}")
+    if args.name != "all" and args.name not in known:
+        raise _UsageError(
+            f"reproduce: unknown reproduction {args.name!r}; the known ones are: "
+            f"{', '.join(known)} (or 'all')"
+        )
+    return known if args.name == "all" else [args.name]
+
+
+def _reproduce(names: list[str], out: str) -> int:
+    from jaxgd import comparison, report
+
+    if not names:  # --list
+        for name in comparison.reproductions():
+            print(f"{name}  {comparison.describe(name)}")
+        return 0
+    failed = []
+    for name in names:
+        rep = comparison.reproduce(name)
+        paths = report.save_reproduction(rep, out)
+        print(report.reproduction_text(rep))
+        print(f"Report: {paths[0]}\n")
+        if not rep.passed:
+            failed.append(name)
+    if len(names) > 1:
+        print(f"{len(names) - len(failed)} of {len(names)} reproduced" + (
+            f"; not: {', '.join(failed)}" if failed else ""))  # fmt: skip
+    return 1 if failed else 0
 
 
 def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
@@ -355,6 +416,8 @@ def _run(argv: Sequence[str] | None, ctrl_c: CtrlCNoted, parts: dict, t0: float)
     with contextlib.ExitStack() as held:
         try:
             args = _parser().parse_args(argv)
+            if args.command == "reproduce":
+                names = _reproduce_names(args)
             if args.command == "compare":
                 kwargs, out = _compare_arguments(args)
                 from jaxgd import report
@@ -370,6 +433,8 @@ def _run(argv: Sequence[str] | None, ctrl_c: CtrlCNoted, parts: dict, t0: float)
         ctrl_c.check()
         if args.command == "problems":
             return _problems()
+        if args.command == "reproduce":
+            return _reproduce(names, args.out)
         status = _compare(kwargs, out, ctrl_c, parts, t0 - parts.get("starting (imports)", 0.0))
         if not args.no_cache:  # what this run added to JAX's cache, sealed against damage
             from jaxgd import comparison

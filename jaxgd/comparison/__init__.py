@@ -22,6 +22,10 @@ over paired evaluation seeds (ratio, interval, test, verdict).
 | ``_statistics`` | paired ratios, bootstrap intervals, Holm-corrected tests, verdicts |
 | ``_runs``, ``_results``, ``_schema`` | the results: plain data and JSON |
 | ``_lr_range`` | the learning-rate range test |
+| ``_reproduce`` | :func:`reproduce`: the published results, by name (:func:`reproductions`) |
+| ``_reproduction`` | :class:`Reproduction`, :class:`Check`: published beside measured, plain data |
+| ``_reproduce_published`` | the entries AlgoPerf's scores and Crowded Valley |
+| ``_reproduce_edge`` | the entry edge of stability |
 
 Imports point down: the engine imports the sweep, which imports the checks,
 the landscape and the chosen runs. Nothing here imports :mod:`jaxgd.report`,
@@ -62,6 +66,8 @@ from jaxgd.comparison._protocol import (
     speedups,
     steps_to_target,
 )
+from jaxgd.comparison._reproduce import describe, reproduce, reproductions
+from jaxgd.comparison._reproduction import Check, Panel, Reproduction, Series
 from jaxgd.comparison._results import PAIRWISE_METRICS, Comparison
 from jaxgd.comparison._runs import Contours, OptimizerRuns, ProblemResult, SharpnessRun, StepCost
 from jaxgd.comparison._schema import SCHEMA, SCHEMA_VERSION, SCHEMA_VERSIONS, load
@@ -95,19 +101,24 @@ __all__ = [
     "TIE_RTOL",
     "VERDICTS",
     "Arguments",
+    "Check",
     "Comparison",
     "Contours",
     "Evaluation",
     "Footprint",
     "LRRangeTest",
     "OptimizerRuns",
+    "Panel",
     "ProblemResult",
+    "Reproduction",
+    "Series",
     "SharpnessRun",
     "StepCost",
     "SweepSizeWarning",
     "check_arguments",
     "choose_learning_rate",
     "compare",
+    "describe",
     "eval_every",
     "evaluation_calls",
     "footprint",
@@ -119,6 +130,8 @@ __all__ = [
     "paired_comparison",
     "pairwise",
     "performance_profile",
+    "reproduce",
+    "reproductions",
     "seed_keys",
     "speedups",
     "steps_to_target",

@@ -22,7 +22,7 @@ from jaxgd.report._axes import (
     quiet_nan_warnings,
 )
 
-__all__ = ["loss_figure", "profile_figure", "sensitivity_figure"]
+__all__ = ["loss_figure", "profile_figure", "ratios_figure", "sensitivity_figure"]
 
 
 def loss_figure(c: Comparison, p: ProblemResult):
@@ -30,14 +30,18 @@ def loss_figure(c: Comparison, p: ProblemResult):
     use_gap, ylabel = loss_axis(p)
     fig, ax = new_figure((7, 4.2))
     steps = np.arange(p.steps)
+    n_seeds = len(c.seeds)
     for label, r in p.optimizers.items():
-        curves = r.curves[r.chosen]  # (n_seeds, steps)
+        curves, diverged = r.curves[r.chosen], r.diverged[r.chosen]  # (n_seeds, steps)
+        if r.evaluation is not None:  # the reported seeds
+            curves, diverged = r.evaluation.curves, r.evaluation.diverged
+            n_seeds = len(r.evaluation.seeds)
         y = gap(p, curves) if use_gap else np.maximum(curves, FLOOR)
         with np.errstate(invalid="ignore"), quiet_nan_warnings():
             mid = np.nanmedian(y, axis=0)
             lo, hi = np.nanmin(y, axis=0), np.nanmax(y, axis=0)
         col = color(label, c.optimizer_labels)
-        div = int(r.diverged[r.chosen].sum())
+        div = int(diverged.sum())
         extra = f", {div} diverged" if div else ""
         ax.plot(
             steps,
@@ -56,7 +60,7 @@ def loss_figure(c: Comparison, p: ProblemResult):
     log_scale(ax, "y")
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
-    band = f"line: median of {len(c.seeds)} seeds, band: best to worst seed"
+    band = f"line: median of {n_seeds} seeds, band: best to worst seed"
     if use_gap and p.problem.optimum_value != 0:
         band += f"\ngaps below {gap_floor(p):.0e} (float32 round-off at the optimum) drawn at it"
     title = f"{p.name}: loss at each optimizer's chosen learning rate\n{band}"
@@ -195,35 +199,35 @@ def profile_figure(c: Comparison):
 def ratios_figure(c: Comparison, p: ProblemResult):
     """Each optimizer against the first, per metric: the paired ratio ``b / a`` over
     the evaluation seeds with its 95 % bootstrap interval as an error bar
-    (``gid="ratio:<metric>:<b>"``); a line at 1 (no difference). Left of it, ``b``
-    was lower. Rows without a finite ratio (incomparable) are named below the axes."""
+    (``gid="ratio:<metric>:<b>"`` the point, ``"interval:<metric>:<b>"`` the bar);
+    a line at 1 (no difference). Left of it, ``b`` was lower. Rows without a finite
+    ratio (incomparable) are named in the title."""
     from jaxgd.report._tables import METRIC_NAMES
 
     rows = p.intervals()
     shown = [r for r in rows if np.isfinite(r["ratio"])]
-    fig, ax = new_figure((7, 1.2 + 0.45 * max(len(shown), 1)))
+    fig, ax = new_figure((8, max(3.0, 1.2 + 0.45 * len(shown))))
     for y, r in enumerate(shown):
         col = color(r["b"], c.optimizer_labels)
         err = [[r["ratio"] - r["ci_low"]], [r["ci_high"] - r["ratio"]]]
-        ax.errorbar(
-            [r["ratio"]], [y], xerr=err, fmt="o", color=col, capsize=4,
-            gid=f"ratio:{r['metric']}:{r['b']}",
-        )  # fmt: skip
+        bar = ax.errorbar([r["ratio"]], [y], xerr=err, fmt="o", color=col, capsize=4)
+        bar.lines[0].set_gid(f"ratio:{r['metric']}:{r['b']}")  # the point
+        bar.lines[2][0].set_gid(f"interval:{r['metric']}:{r['b']}")  # the bar
     ax.axvline(1.0, color="0.3", ls="--", lw=1, gid="no-difference")
     ax.set_yticks(range(len(shown)))
     ax.set_yticklabels([f"{METRIC_NAMES[r['metric']]}: {r['b']} / {r['a']}" for r in shown])
     ax.set_ylim(-0.7, max(len(shown), 1) - 0.3)
-    ends = [v for r in shown for v in (r["ci_low"], r["ci_high"], 1.0) if v > 0]
+    ends = [1.0] + [v for r in shown for v in (r["ci_low"], r["ci_high"]) if v > 0]
     if max(ends) / min(ends) > 10:  # a log axis only where the ratios span a decade
         log_scale(ax, "x")
-    ax.set_xlabel("ratio b / a (geometric mean over paired seeds; < 1: b lower)")
+    ax.set_xlabel("ratio b / a over the paired seeds (< 1: b lower)")
     skipped = [f"{METRIC_NAMES[r['metric']]}: {r['b']} / {r['a']}" for r in rows if r not in shown]
     title = f"{p.name}: paired ratios with 95% bootstrap intervals"
     if skipped:
         title += "\n" + textwrap.fill(
-            "incomparable (one reached the target, one not): " + "; ".join(skipped), 90
+            "incomparable (one reached the target, one not): " + "; ".join(skipped), 60
         )
     ax.set_title(title, fontsize=9)
     ax.grid(True, axis="x", which="major", alpha=0.3)
-    place_axes(fig, title_lines=lines(title), left=2.6)
+    place_axes(fig, title_lines=lines(title), left=3.3, right=0.7)
     return fig

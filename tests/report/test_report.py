@@ -74,7 +74,10 @@ def test_results_json_parses_and_holds_every_run(saved):
     result, out = saved
     data = gd.comparison.load(out / "results.json")
     assert data == json.loads(result.to_json()) | {"created": data["created"]}
-    assert data["schema"] == "jaxgd.comparison" and data["schema_version"] == gd.comparison.SCHEMA_VERSION
+    assert (
+        data["schema"] == "jaxgd.comparison"
+        and data["schema_version"] == gd.comparison.SCHEMA_VERSION
+    )
     assert data["seeds"] == [0, 1] and data["eval_seeds"] == [1000, 1001, 1002, 1003]
     assert len(data["pairwise"]) == len(result.pairwise())
     assert all(p["step_costs"] is None and p["sharpness"] is None for p in data["problems"])

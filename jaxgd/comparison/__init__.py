@@ -75,6 +75,7 @@ from jaxgd.comparison._runs import Contours, OptimizerRuns, ProblemResult, Sharp
 from jaxgd.comparison._schema import SCHEMA, SCHEMA_VERSION, SCHEMA_VERSIONS, load
 from jaxgd.comparison._statistics import (
     DEFAULT_BOOTSTRAPS,
+    MARGIN,
     TIE_RTOL,
     VERDICTS,
     holm,
@@ -93,6 +94,7 @@ __all__ = [
     "DEFAULT_SEEDS",
     "DEFAULT_STEPS",
     "EVAL_SEED_BASE",
+    "MARGIN",
     "PAIRWISE_METRICS",
     "PROTOCOL",
     "ProgramCacheWarning",

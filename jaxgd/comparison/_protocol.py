@@ -64,7 +64,9 @@ PROTOCOL = """\
    bootstrap interval (fixed resampling seed), a paired Wilcoxon
    signed-rank test Holm-corrected across the whole table, and a verdict
    that names a winner only when the corrected test and the interval both
-   say so; values equal to float32 round-off (relative ``1e-5``) are ties.
+   say so, the interval clear of the 0.1 % band around 1 (a smaller
+   difference is no win); values equal to float32 round-off (relative
+   ``1e-5``) are ties.
    A pair where one run reached a target and the other not is
    ``incomparable`` on that metric.
 8. Across problems, an optimizer's steps to target on a problem is the mean

@@ -34,7 +34,10 @@ read them):
   verdict is "no difference".
 - ``p_value``: ``p_raw`` after Holm's correction across the table.
 - ``verdict``: ``"a better"`` or ``"b better"`` only when ``p_value <=
-  alpha`` and the interval excludes 1 on that side; otherwise ``"no
+  alpha`` and the whole interval lies beyond the practical-equivalence band
+  ``[1 / (1 + MARGIN), 1 + MARGIN]`` on that side (``MARGIN = 1e-3``: a
+  difference under 0.1 %, such as two converged runs whose held-out losses
+  differ in the fifth digit, is consistent but no win); otherwise ``"no
   difference"``. A tie is never called a win.
 - Values must be positive; ``inf`` (a run that never reached its target) and
   ``0`` (the target met at the start) are allowed. A pair with both values
@@ -56,6 +59,7 @@ import scipy.stats
 
 __all__ = [
     "DEFAULT_BOOTSTRAPS",
+    "MARGIN",
     "TIE_RTOL",
     "VERDICTS",
     "holm",
@@ -74,6 +78,10 @@ MIN_SEEDS = 2
 
 TIE_RTOL = 1e-5
 """Paired values this close (relative) count as equal: float32 round-off is no win."""
+
+MARGIN = 1e-3
+"""A ratio whose whole interval lies within 0.1 % of 1 names no winner (practical
+equivalence), however small its p-value."""
 
 
 def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -210,9 +218,9 @@ def _verdict(row: dict, p_value: float, lower_is_better: bool, alpha: float) -> 
         return "incomparable"
     if not p_value <= alpha:
         return "no difference"
-    b_smaller = row["ci_high"] < 1.0
-    if not (b_smaller or row["ci_low"] > 1.0):
-        return "no difference"  # the test and the interval disagree: no win
+    b_smaller = row["ci_high"] < 1.0 / (1.0 + MARGIN)
+    if not (b_smaller or row["ci_low"] > 1.0 + MARGIN):
+        return "no difference"  # the interval reaches 1 or stays within 0.1 % of it
     return "b better" if b_smaller == lower_is_better else "a better"
 
 

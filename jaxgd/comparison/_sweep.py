@@ -267,8 +267,9 @@ def _evaluate(job: SweepJob, compiled, per_opt) -> int:
     problem = job.problem
     for label, runs in per_opt.items():
         runs.evaluation = evaluation(
-            outs[label], job.eval_seeds, problem.target, problem.eval_target, eval_every(job.steps)
-        )
+            outs[label], job.eval_seeds, problem.target, problem.eval_target,
+            eval_every(job.steps), job.steps,
+        )  # fmt: skip
     return calls * sum(n * s for n, s in shape.values())
 
 

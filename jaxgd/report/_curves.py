@@ -22,7 +22,13 @@ from jaxgd.report._axes import (
     quiet_nan_warnings,
 )
 
-__all__ = ["loss_figure", "profile_figure", "ratios_figure", "sensitivity_figure"]
+__all__ = [
+    "heldout_figure",
+    "loss_figure",
+    "profile_figure",
+    "ratios_figure",
+    "sensitivity_figure",
+]
 
 
 def loss_figure(c: Comparison, p: ProblemResult):
@@ -37,22 +43,8 @@ def loss_figure(c: Comparison, p: ProblemResult):
             curves, diverged = r.evaluation.curves, r.evaluation.diverged
             n_seeds = len(r.evaluation.seeds)
         y = gap(p, curves) if use_gap else np.maximum(curves, FLOOR)
-        with np.errstate(invalid="ignore"), quiet_nan_warnings():
-            mid = np.nanmedian(y, axis=0)
-            lo, hi = np.nanmin(y, axis=0), np.nanmax(y, axis=0)
-        col = color(label, c.optimizer_labels)
-        div = int(diverged.sum())
-        extra = f", {div} diverged" if div else ""
-        ax.plot(
-            steps,
-            mid,
-            color=col,
-            lw=1.8,
-            label=f"{label} (lr {r.learning_rate:.2g}{extra})",
-            gid=f"median:{label}",
-        )
-        if curves.shape[0] > 1:
-            ax.fill_between(steps, lo, hi, color=col, alpha=0.2, lw=0, gid=f"band:{label}")
+        _median_and_band(ax, steps, y, color(label, c.optimizer_labels), label,
+                         f"{label} (lr {r.learning_rate:.2g}{_diverged(diverged)})")  # fmt: skip
     target = p.problem.target - p.problem.optimum_value if use_gap else p.problem.target
     ax.axhline(target, color="0.3", ls="--", lw=1, label="target", gid="target")
     if not use_gap and p.problem.optimum_value > 0:
@@ -64,6 +56,51 @@ def loss_figure(c: Comparison, p: ProblemResult):
     if use_gap and p.problem.optimum_value != 0:
         band += f"\ngaps below {gap_floor(p):.0e} (float32 round-off at the optimum) drawn at it"
     title = f"{p.name}: loss at each optimizer's chosen learning rate\n{band}"
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    place_axes(fig, title_lines=lines(title))
+    return fig
+
+
+def _diverged(diverged: np.ndarray) -> str:
+    div = int(diverged.sum())
+    return f", {div} diverged" if div else ""
+
+
+def _median_and_band(ax, x: np.ndarray, y: np.ndarray, col, label: str, legend: str) -> None:
+    """The median over seeds (``gid="median:<label>"``) and, for 2+ seeds, a band from the
+    best to the worst seed (``gid="band:<label>"``) of ``y``, ``(n_seeds, len(x))``."""
+    with np.errstate(invalid="ignore"), quiet_nan_warnings():
+        mid = np.nanmedian(y, axis=0)
+        lo, hi = np.nanmin(y, axis=0), np.nanmax(y, axis=0)
+    ax.plot(x, mid, color=col, lw=1.8, label=legend, gid=f"median:{label}")
+    if y.shape[0] > 1:
+        ax.fill_between(x, lo, hi, color=col, alpha=0.2, lw=0, gid=f"band:{label}")
+
+
+def heldout_figure(c: Comparison, p: ProblemResult):
+    """The held-out loss over steps at each optimizer's chosen rate, over the evaluation
+    seeds (median, band best to worst), with the held-out target: where a method that
+    fits the training data faster generalises no better, it shows here."""
+    fig, ax = new_figure((7, 4.2))
+    n_seeds = 0
+    for label, r in p.optimizers.items():
+        ev = r.evaluation
+        steps, y = ev.held_out_steps, np.maximum(ev.held_out_curve, FLOOR)
+        _median_and_band(ax, steps, y, color(label, c.optimizer_labels), label,
+                         f"{label} (lr {r.learning_rate:.2g}{_diverged(ev.diverged)})")  # fmt: skip
+        n_seeds = len(ev.seeds)
+    if p.problem.eval_target is not None:
+        ax.axhline(p.problem.eval_target, color="0.3", ls="--", lw=1, label="held-out target",
+                   gid="eval-target")  # fmt: skip
+    log_scale(ax, "y")
+    ax.set_xlabel("step")
+    ax.set_ylabel("held-out loss (log scale)")
+    title = (
+        f"{p.name}: loss on the held-out test data at each chosen learning rate\n"
+        f"line: median of {n_seeds} evaluation seeds, band: best to worst seed"
+    )
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")

@@ -208,3 +208,16 @@ def test_pairwise_baseline_and_direction():
     one_seed = {"p": {"x": {"m": [1.0]}, "y": {"m": [2.0]}}}
     with pytest.raises(ValueError, match=r"pairwise\(problem='p', metric='m'.*at least 2"):
         cmp.pairwise(one_seed, ["m"])
+
+
+def test_a_consistent_difference_under_the_margin_is_no_win():
+    """Two converged runs whose held-out losses differ by 0.002 % on every seed (as on
+    the default comparison's breast-cancer problem) are consistent, but no win: the
+    interval lies within the 0.1 % band (MARGIN). Past the band a verdict is named."""
+    rng = np.random.default_rng(3)
+    a = 0.08574 * (1 + 1e-6 * rng.standard_normal(20))
+    tiny = cmp.paired_comparison(a, a * 1.00002, metric="eval_loss")
+    assert tiny["p_value"] < 1e-4 and tiny["ci_low"] > 1.0  # significant, yet:
+    assert tiny["verdict"] == "no difference"
+    real = cmp.paired_comparison(a, a * 1.005, metric="eval_loss")
+    assert real["ci_low"] > 1 + cmp.MARGIN and real["verdict"] == "a better"

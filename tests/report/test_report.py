@@ -580,3 +580,25 @@ def test_ratios_figure_with_no_finite_ratio_says_so(result, monkeypatch):
     monkeypatch.setattr(type(booth), "intervals", lambda self: [row])
     fig = figures.ratios_figure(result, booth)
     assert "incomparable" in fig.axes[0].get_title()
+
+
+def test_heldout_figure_draws_the_evaluation_seeds_held_out_curves():
+    c = gd.compare(["breast_cancer_logistic"], ["vanilla", "adam"], learning_rates=[0.1, 1.0],
+                   seeds=1, eval_seeds=3, steps=30)  # fmt: skip
+    p = c.problems[0]
+    assert "heldout_breast_cancer_logistic" in figures.figure_names(c)
+    fig = figures.heldout_figure(c, p)
+    ax = fig.axes[0]
+    for label, r in p.optimizers.items():
+        median = _artist(ax, f"median:{label}")
+        ev = r.evaluation
+        np.testing.assert_array_equal(median.get_xdata(), ev.every * np.arange(31))
+        assert ev.held_out_curve[:, -1] == pytest.approx(ev.held_out)  # the returned params
+        np.testing.assert_allclose(median.get_ydata(), np.median(ev.held_out_curve, axis=0))
+    assert _artist(ax, "eval-target").get_ydata()[0] == pytest.approx(p.problem.eval_target)
+    _inside(fig)
+    assert "heldout_" not in " ".join(
+        figures.figure_names(
+            gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, eval_seeds=2, steps=5)
+        )
+    )

@@ -81,7 +81,8 @@ def _said(run, label: str, where: str) -> str:
         )
     if diverged is not None:
         return f"{label} {where} ({run.learning_rate:.3g}) diverges at step {diverged}"
-    longest = f", longest stretch above 1: {found.length} steps" if found.length else ""
+    steps = "step" if found.length == 1 else "steps"
+    longest = f", longest stretch above 1: {found.length} {steps}" if found.length else ""
     return f"{label} {where} ({run.learning_rate:.3g}) does not overshoot{longest}{share}"
 
 

@@ -93,11 +93,15 @@ class Evaluation:
     every: int
     steps_to_eval_target: np.ndarray | None
 
-    def metrics(self) -> dict[str, np.ndarray]:
+    def metrics(self, optimum: float, floor: float) -> dict[str, np.ndarray]:
         """The per-seed metrics the paired statistics compare, all lower-is-better:
-        ``final_loss``, ``steps_to_target`` and, with held-out data, ``eval_loss``
-        and (with a held-out target) ``steps_to_eval_target``."""
-        out = {"final_loss": self.final_loss, "steps_to_target": self.steps_to_target}
+        ``final_gap`` (the final training loss above ``optimum``, floored at
+        ``floor``, float32's resolution there: two runs both at the optimum tie,
+        where a ratio of their raw losses would be ~1 whatever the gaps, or 0/0),
+        ``steps_to_target`` and, with held-out data, ``eval_loss`` and (with a
+        held-out target) ``steps_to_eval_target``."""
+        gap = np.maximum(self.final_loss - optimum, floor)  # inf (diverged) stays inf
+        out = {"final_gap": gap, "steps_to_target": self.steps_to_target}
         if self.held_out is not None:
             out["eval_loss"] = self.held_out
         if self.steps_to_eval_target is not None:

@@ -59,7 +59,8 @@ PROTOCOL = """\
 6. A choice at the smallest or largest rate of the grid is flagged: the
    best rate may lie outside it.
 7. Two optimizers are compared on each problem and metric (final held-out
-   loss, final training loss, steps to each target) over the paired
+   loss, final training loss above the optimum, floored at float32's
+   resolution there, steps to each target) over the paired
    evaluation seeds: the ratio ``b / a`` as a geometric mean, its 95 %
    bootstrap interval (fixed resampling seed), a paired Wilcoxon
    signed-rank test Holm-corrected across the whole table, and a verdict

@@ -19,7 +19,7 @@ from jaxgd.run import Status
 
 __all__ = ["PAIRWISE_METRICS", "Comparison"]
 
-PAIRWISE_METRICS = ("eval_loss", "final_loss", "steps_to_target", "steps_to_eval_target")
+PAIRWISE_METRICS = ("eval_loss", "final_gap", "steps_to_target", "steps_to_eval_target")
 """The metrics :meth:`Comparison.pairwise` compares by default (all lower-is-better)."""
 
 
@@ -110,8 +110,10 @@ class Comparison:
 
         Args:
             metrics: of ``"eval_loss"`` (final held-out loss; problems without
-                held-out data have no row), ``"final_loss"`` (final training
-                loss), ``"steps_to_target"`` and ``"steps_to_eval_target"``
+                held-out data have no row), ``"final_gap"`` (final training
+                loss above the optimum, floored at float32's resolution there:
+                :attr:`ProblemResult.gap_floor`), ``"steps_to_target"`` and
+                ``"steps_to_eval_target"``
                 (a run that never reached it is ``inf``: a pair where one
                 reached it and one not is ``"incomparable"``, read the loss
                 rows there). All lower-is-better. A diverged run's losses are

@@ -21,7 +21,10 @@ from jaxgd.comparison._evaluation import Evaluation
 from jaxgd.comparison._schema import json_number
 from jaxgd.problems import Problem
 
-__all__ = ["Contours", "OptimizerRuns", "ProblemResult", "SharpnessRun", "StepCost"]
+GAP_FLOOR = 1e-12
+"""Gaps to the optimum below this are drawn and compared as this."""
+
+__all__ = ["GAP_FLOOR", "Contours", "OptimizerRuns", "ProblemResult", "SharpnessRun", "StepCost"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -274,6 +277,13 @@ class ProblemResult:
         return self.vanilla_limit["formula"].replace("lr", "L")
 
     @property
+    def gap_floor(self) -> float:
+        """The smallest gap to the optimum that is not float32 round-off: ``4 eps32
+        |optimum|``, at least ``1e-12`` (the figures draw smaller gaps at it, the
+        paired statistics count gaps below it as equal)."""
+        return max(GAP_FLOOR, 4 * float(np.finfo(np.float32).eps) * abs(self.problem.optimum_value))
+
+    @property
     def name(self) -> str:
         return self.problem.name
 
@@ -322,12 +332,13 @@ class ProblemResult:
         table :func:`jaxgd.comparison.pairwise` reads; None without evaluation seeds."""
         if any(r.evaluation is None for r in self.optimizers.values()):
             return None
+        optimum, floor = self.problem.optimum_value, self.gap_floor
         return {
-            label: {k: v for k, v in r.evaluation.metrics().items() if k in metrics}
+            label: {k: v for k, v in r.evaluation.metrics(optimum, floor).items() if k in metrics}
             for label, r in self.optimizers.items()
         }
 
-    def intervals(self, metrics=("eval_loss", "final_loss", "steps_to_target")) -> list[dict]:
+    def intervals(self, metrics=("eval_loss", "final_gap", "steps_to_target")) -> list[dict]:
         """Each optimizer against the first, on this problem alone: the rows of
         :func:`jaxgd.comparison.pairwise` (ratio and 95 % interval, as in the
         comparison's table; the p-values here are not corrected across problems).

@@ -98,7 +98,7 @@ VERDICT_HEADERS = ["problem", "metric", "b / a", "ratio [95% CI]", "p (Holm)", "
 
 METRIC_NAMES = {
     "eval_loss": "held-out loss",
-    "final_loss": "training loss",
+    "final_gap": "training loss − optimum",
     "steps_to_target": "steps to target",
     "steps_to_eval_target": "steps to held-out target",
 }

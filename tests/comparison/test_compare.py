@@ -639,7 +639,7 @@ def test_eval_seeds_are_checked_before_compiling(no_compiling):
 
 def test_pairwise_rows_and_their_errors(booth):
     rows = booth.pairwise()
-    assert {r["metric"] for r in rows} == {"final_loss", "steps_to_target"}  # no held-out data
+    assert {r["metric"] for r in rows} == {"final_gap", "steps_to_target"}  # no held-out data
     assert all(r["n"] <= 4 and r["a"] == "vanilla" and r["b"] == "adam" for r in rows)
     assert repr(rows) == repr(booth.pairwise())  # a fixed resampling seed: the same rows
     with pytest.raises(ValueError, match="unknown metrics"):

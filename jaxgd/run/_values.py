@@ -41,12 +41,34 @@ def _remembered(store: dict, obj: Any) -> dict | None:
     return memo
 
 
+def _strong(a: Any) -> Any:
+    """An array's abstract value without its weak type (anything else as it is).
+
+    A weakly typed param (``jnp.array(2.0)``) makes what the loss computes from
+    it weakly typed too; traced as a strongly typed one, the loss's value is
+    weakly typed only where it is a Python number, computed from no argument.
+    """
+    if isinstance(a, jax.ShapeDtypeStruct | jax.Array | np.ndarray) and hasattr(a, "dtype"):
+        return jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=_sharding(a))
+    return a
+
+
+def _sharding(a: Any) -> Any:
+    """The sharding of a concrete array (None for tracers and NumPy arrays)."""
+    if isinstance(a, jax.core.Tracer) or not isinstance(a, jax.Array):
+        return None
+    return getattr(a, "sharding", None)
+
+
 def _loss_output(loss, params, args):
-    """``jax.eval_shape(loss, params, *args)``, remembered by the argument types
-    for as long as ``loss`` lives (nothing is kept alive by the memory)."""
-    leaves, treedef = jax.tree.flatten((loss, params, args))
-    if generic.is_traced(leaves):
+    """``jax.eval_shape(loss, params, *args)`` on strongly typed params and
+    arguments (see :func:`_strong`), remembered by the argument types for as
+    long as ``loss`` lives (nothing is kept alive by the memory)."""
+    traced = generic.is_traced(loss, params, args)
+    params, args = jax.tree.map(_strong, (params, args))
+    if traced:
         return jax.eval_shape(loss, params, *args)
+    leaves, treedef = jax.tree.flatten((loss, params, args))
     memo = _remembered(_OUTPUTS, loss)
     key = (treedef, tuple((np.shape(a), getattr(a, "dtype", type(a))) for a in leaves))
     try:
@@ -89,7 +111,11 @@ def check_loss_output(loss, params, data, batch_size, *, has_aux: bool, caller: 
                 "called with (params, batch); without data, with params alone."
             ) from err
         raise
-    return check_aux_output(out, has_aux=has_aux, caller=caller)
+    try:
+        return check_aux_output(out, has_aux=has_aux, caller=caller)
+    except ValueError:  # a refusal is never remembered past the call that earned it
+        _OUTPUTS.pop(id(loss), None)
+        raise
 
 
 def _is_signature_error(err: TypeError, loss, n_args: int) -> bool:

@@ -189,9 +189,12 @@ def prng_key(caller: str, key: Any, *, required: bool, why: str) -> Any:
 
 
 def threshold(caller: str, name: str, value: Any, *, nonnegative: bool) -> Any:
-    """``value`` as a float32 scalar (``-inf`` for None: the rule is off)."""
+    """``value`` as a float scalar (``-inf`` for None: the rule is off): float32,
+    or float64 with ``jax_enable_x64`` on, so that a float64 run's stopping
+    rules compare at its precision (``target=1e-50`` is not rounded to 0)."""
+    dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
     if value is None:
-        return np.float32(-np.inf)  # a NumPy scalar: no device work on every call
+        return dtype(-np.inf)  # a NumPy scalar: no device work on every call
     if not isinstance(value, jax.core.Tracer):
         try:
             v = float(value)
@@ -202,5 +205,5 @@ def threshold(caller: str, name: str, value: Any, *, nonnegative: bool) -> Any:
             raise ValueError(
                 f"{caller}: {name} must be {rule}, got {value!r}; or None to switch it off."
             )
-        return np.float32(v)
-    return jnp.asarray(value, jnp.float32)
+        return dtype(v)
+    return jnp.asarray(value, dtype)

@@ -38,18 +38,22 @@ __all__ = ["classify", "finish", "running", "start", "step"]
 def classify(loss, grad_norm, tol, target, otherwise):
     """The status after seeing ``loss`` and ``grad_norm`` (``otherwise`` if no rule fires)."""
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    code = lambda status: jnp.int32(status)  # noqa: E731 - int32, never int64 under x64
     return jnp.where(
         ~finite,
-        Status.DIVERGED,
+        code(Status.DIVERGED),
         jnp.where(
             loss <= target,
-            Status.REACHED_TARGET,
-            jnp.where(grad_norm <= tol, Status.CONVERGED, otherwise),
+            code(Status.REACHED_TARGET),
+            jnp.where(grad_norm <= tol, code(Status.CONVERGED), otherwise),
         ),
     ).astype(jnp.int32)
 
 
 def _history_dtype(params):
+    """The bookkeeping's precision (history, gradient norm, stopping rules): the
+    params' own, at least float32 (bfloat16 and float16 runs record float32,
+    float64 runs float64, so that their gradient norm does not overflow)."""
     leaves = jax.tree.leaves(params)
     return jnp.result_type(jnp.float32, *(leaf.dtype for leaf in leaves))
 
@@ -130,7 +134,8 @@ def _evaluate(spec: Spec, run: Run, params, batch):
     """Loss, aux, gradient and gradient norm at ``params``."""
     f = lambda p, b: _loss_and_aux(spec, run, p, b)  # noqa: E731
     (loss, aux), grads = jax.value_and_grad(f, has_aux=True)(params, batch)
-    grad_norm = optax.tree.norm(jax.tree.map(lambda g: g.astype(jnp.float32), grads))
+    dtype = _history_dtype(params)
+    grad_norm = optax.tree.norm(jax.tree.map(lambda g: g.astype(dtype), grads))
     return loss, aux, grads, grad_norm
 
 

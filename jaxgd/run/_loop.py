@@ -7,7 +7,9 @@ params and a finite gradient, so they are finite, and nothing before them is
 lost. (One exception: an update so large that ``params + update`` overflows
 float32 itself, above 3.4e38, leaves inf in the params; the status is still
 ``DIVERGED``. Guarding against it would cost a copy of the params every step.)
-A gradient whose norm overflows float32 counts as non-finite.
+The bookkeeping (history, gradient norm, stopping rules) is in the params'
+precision, at least float32: a float64 run's gradient norm overflows only
+above float64's range.
 
 In minibatch runs the stopping rules see what each step computes: the
 minibatch's loss and gradient. ``Result.loss`` is always the full-data loss.

@@ -86,6 +86,13 @@ def inner_steps(traced_call: bool, params: Any) -> int:
     """Steps per iteration of the run's while loop (see :mod:`jaxgd.run._loop`)."""
     if traced_call or jax.default_backend() != "cpu":
         return _INNER_STEPS
+    if jax.config.jax_enable_x64:
+        # With x64 on, two steps per iteration (each update in its own cond)
+        # took 10-20x the time of one on a CPU (10k Adam steps on 2 params:
+        # 5-10 ms against 0.7 ms, float32 or float64 params; one step per
+        # iteration, a scan or a select all take 0.6-0.7 ms): the x64 group
+        # of benchmarks/speed.
+        return 1
     return 2 if tree_bytes(params) <= _UNROLL_BYTES else 1
 
 

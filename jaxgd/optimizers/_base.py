@@ -469,8 +469,16 @@ def _check_hyperparameter(owner: str, name: str, value: Any, rule: str) -> None:
 
 
 def is_optimizer(obj: Any) -> bool:
-    """True for a jaxgd optimizer or an optax ``GradientTransformation``."""
-    return isinstance(obj, Optimizer | optax.GradientTransformation)
+    """True for a jaxgd optimizer, an optax ``GradientTransformation``, or an
+    object with their protocol (callable ``init`` and ``update``), such as an
+    ``optax.MultiSteps(...)`` object; not for a class (a factory uncalled)."""
+    if isinstance(obj, Optimizer | optax.GradientTransformation):
+        return True
+    return (
+        not isinstance(obj, type)
+        and callable(getattr(obj, "init", None))
+        and callable(getattr(obj, "update", None))
+    )
 
 
 def check_optimizer(obj: Any, caller: str) -> None:

@@ -28,7 +28,8 @@ from jaxgd import _checks as generic
 from jaxgd import checkpoint as _checkpoint
 from jaxgd import distributed
 from jaxgd.optimizers import check_optimizer
-from jaxgd.run._values import check_loss_output, warn_if_not_finite
+from jaxgd.run import _threaded as threaded
+from jaxgd.run._values import check_loss_output, example_args, warn_if_not_finite
 
 __all__ = ["Call", "check_call"]
 
@@ -60,6 +61,8 @@ class Call(NamedTuple):
     mesh: Any = None
     eval_data: Any = None
     eval_every: Any = None  # checked: 0 for off
+    state: Any = None  # the model state the loss threads (None: a loss without one)
+    opt_state: Any = None  # the optimizer state to go on from (None: init(params))
     n_examples: int = 0  # learnt by the checks: examples in the data (all processes')
     traced: bool = False  # called under jit or vmap
     no_rule: bool = True  # neither tol nor target: only divergence stops a run early
@@ -73,6 +76,8 @@ class Call(NamedTuple):
             and self.checkpoint_every is None
             and self.progress is False
             and self.mesh is None
+            and self.state is None
+            and self.opt_state is None
         )
 
     @property
@@ -97,7 +102,14 @@ OPTIONS = (
     "sharpness_iters",
     "eval_every",
 )
-NOT_PLAIN = ("checkpoint", "checkpoint_every", "progress", "mesh")  # never remembered
+NOT_PLAIN = (  # never remembered
+    "checkpoint",
+    "checkpoint_every",
+    "progress",
+    "mesh",
+    "state",
+    "opt_state",
+)
 LEARNT = ("n_examples", "traced", "no_rule", "eval_out")  # filled in by check_call
 _options = operator.attrgetter(*OPTIONS)
 
@@ -125,15 +137,21 @@ def check_call(call: Call) -> Call:
     _check_order_size(steps, batch_size, n_examples)
     tol = generic.threshold(CALLER, "tol", call.tol, nonnegative=True)
     target = generic.threshold(CALLER, "target", call.target, nonnegative=False)
-    traced = generic.is_traced(call.loss, params, call.optimizer, data, key, tol, target, eval_data)
+    threaded_in = (call.state, call.opt_state)
+    traced = generic.is_traced(
+        call.loss, params, call.optimizer, data, key, tol, target, eval_data, threaded_in
+    )
     every = _check_chunking(call.checkpoint, call.checkpoint_every, progress, traced, steps)
     history_every = call.history_every
     if history_every is not None:
         history_every = generic.positive_int(CALLER, "history_every", history_every)
     sharpness_every = _check_sharpness(call.sharpness_every, call.sharpness_iters)
     _check_schedule(call.optimizer, steps)
-    check_loss_output(call.loss, params, data, batch_size, has_aux=has_aux)
-    eval_out = _check_eval_output(call.loss, params, eval_data, has_aux)
+    opt_state = threaded.check_opt_state(call.optimizer, params, call.opt_state)
+    loss = threaded.stateless(call.loss, call.state)  # (params[, batch]) -> value
+    check_loss_output(loss, params, data, batch_size, has_aux=has_aux)
+    threaded.check_new_state(call.loss, params, call.state, example_args(data, batch_size))
+    eval_out = _check_eval_output(loss, params, eval_data, has_aux)
     warn_if_not_finite(data, stacklevel=5)  # the user's call: minimize, cold path, here
     return call._replace(
         params=params,
@@ -152,6 +170,7 @@ def check_call(call: Call) -> Call:
         mesh=mesh,
         eval_data=eval_data,
         eval_every=eval_every,
+        opt_state=opt_state,
         n_examples=n_examples,
         traced=traced,
         no_rule=call.tol is None and call.target is None,

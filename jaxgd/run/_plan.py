@@ -58,7 +58,9 @@ def plan(call: Call, loss: Static, optimizer: Static, gather=take_rows) -> Spec:
         n_examples=call.n_examples,
         record_params=call.record_params,
         has_aux=call.has_aux,
-        extra_args=isinstance(call.optimizer, optax.GradientTransformationExtraArgs | Optimizer),
+        extra_args=isinstance(
+            call.optimizer, optax.GradientTransformationExtraArgs | Optimizer | optax.MultiSteps
+        ),
         gather=gather,
         loop=loop_kind(call.steps, inner, fixed_length=call.traced and call.no_rule),
         inner_steps=inner,
@@ -68,6 +70,7 @@ def plan(call: Call, loss: Static, optimizer: Static, gather=take_rows) -> Spec:
         sharpness_every=call.sharpness_every,
         sharpness_iters=call.sharpness_iters,
         eval_every=eval_period(call.eval_every, stride),
+        has_state=call.state is not None,
     )
 
 

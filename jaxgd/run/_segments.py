@@ -119,9 +119,11 @@ def run_in_segments(
     fingerprint: Callable[[], dict] | None = None,
     progress: bool = False,
     eval_data: Any = None,
+    begin: tuple = (None, None),
 ) -> Result:
     """The run of ``spec`` as one or more compiled segments (see the module docstring);
-    ``eval_data``: the held-out data (with ``spec.eval_every``)."""
+    ``eval_data``: the held-out data (with ``spec.eval_every``); ``begin``: the
+    ``(opt_state, state)`` to start from (see :func:`jaxgd.run._loop.start`)."""
     steps = spec.steps
     every = every or steps
     lock = _checkpoint.lock(checkpoint) if checkpoint else contextlib.nullcontext()
@@ -131,7 +133,7 @@ def run_in_segments(
         fingerprint = fingerprint() if fingerprint is not None else None
         carry = finish = None
         if checkpoint is not None and _checkpoint.exists(checkpoint):
-            like = start(spec, traced, params, data, eval_data)
+            like = start(spec, traced, params, data, eval_data, begin)
             carry = _resume(checkpoint, like, fingerprint, spec)
         bar = None
         if progress:
@@ -146,7 +148,17 @@ def run_in_segments(
                 t0 = time.perf_counter()
                 if carry is None:
                     carry, finish = first_segment(
-                        spec, traced, params, data, key, tol, target, stop_at, last, eval_data
+                        spec,
+                        traced,
+                        params,
+                        data,
+                        key,
+                        tol,
+                        target,
+                        stop_at,
+                        last,
+                        eval_data,
+                        begin,
                     )
                 else:
                     carry, finish = next_segment(

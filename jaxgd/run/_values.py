@@ -17,7 +17,13 @@ import numpy as np
 from jaxgd import _checks as generic
 from jaxgd._host import register_cache
 
-__all__ = ["all_finite", "check_aux_output", "check_loss_output", "warn_if_not_finite"]
+__all__ = [
+    "all_finite",
+    "check_aux_output",
+    "check_loss_output",
+    "example_args",
+    "warn_if_not_finite",
+]
 
 # --------------------------------------------------------------------------- #
 # The loss's output, traced abstractly (no compiling), remembered per loss
@@ -87,14 +93,7 @@ def _loss_output(loss, params, args):
 def check_loss_output(loss, params, data, batch_size, *, has_aux: bool, caller: str = "minimize"):
     """Trace ``loss`` abstractly to check it returns a float scalar (with ``has_aux``:
     a pair whose first part is one); returns the abstract output."""
-    if data is None:
-        args = ()
-    elif batch_size is None:
-        args = (data,)
-    else:
-        args = (
-            jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype), data),
-        )
+    args = example_args(data, batch_size)
     call = "loss(params, batch)" if data is not None else "loss(params)"
     try:
         out = _loss_output(loss, params, args)
@@ -116,6 +115,18 @@ def check_loss_output(loss, params, data, batch_size, *, has_aux: bool, caller: 
     except ValueError:  # a refusal is never remembered past the call that earned it
         _OUTPUTS.pop(id(loss), None)
         raise
+
+
+def example_args(data, batch_size) -> tuple:
+    """The loss's arguments after params: ``()``, ``(data,)`` or ``(a minibatch,)``
+    (abstract: shapes and dtypes)."""
+    if data is None:
+        return ()
+    if batch_size is None:
+        return (data,)
+    return (
+        jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype), data),
+    )
 
 
 def _is_signature_error(err: TypeError, loss, n_args: int) -> bool:

@@ -303,8 +303,8 @@ def _whole_run_as_tuples(spec: Spec, *args: Any) -> tuple:
 
 def _as_result(out: tuple, stride: int) -> Result:
     """The :class:`Result` of :func:`_whole_run_as_tuples`'s ``out``."""
-    params, loss, steps, status, history, aux = out
-    return Result(params, loss, steps, status, History(*history, stride=stride), aux)
+    params, loss, steps, status, history, *rest = out
+    return Result(params, loss, steps, status, History(*history, stride=stride), *rest)
 
 
 def _getter(at: list[int]) -> Callable[[list], tuple]:

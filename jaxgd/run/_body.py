@@ -131,6 +131,8 @@ def _preconditioner(run: Run, grads, opt_state):
 def _call_loss(spec: Spec, run: Run, params, batch, state):
     """``((loss, aux), new_state)`` at ``params`` whatever the loss's own
     signature (``new_state`` is ``state`` for a loss without one)."""
+    if spec.has_state:  # rebuilt in the current trace (NNX Variables remember theirs)
+        state = jax.tree.map(lambda a: a, state)
     args = ((state,) if spec.has_state else ()) + ((batch,) if spec.has_data else ())
     out = run.loss(params, *args)
     out, new_state = out if spec.has_state else (out, state)

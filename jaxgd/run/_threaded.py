@@ -25,7 +25,7 @@ CALLER = "minimize"
 
 def _abstract(tree: Any) -> list:
     """``(shape, dtype)`` of every leaf."""
-    return [(np.shape(a), np.dtype(getattr(a, "dtype", type(a)))) for a in jax.tree.leaves(tree)]
+    return [(np.shape(a), str(getattr(a, "dtype", type(a)))) for a in jax.tree.leaves(tree)]
 
 
 def _fits(expected: Any, given: Any) -> bool:
@@ -51,6 +51,10 @@ def check_opt_state(optimizer: Any, params: Any, opt_state: Any) -> Any:
 
 
 def _drop_state(loss, state, params, *args):
+    # Rebuilt here, inside whatever traces this call: a state of objects that
+    # remember the trace they were made in (Flax NNX's Variables) may then be
+    # updated by the loss as it is inside the compiled loop.
+    state = jax.tree.map(lambda a: a, state)
     out = loss(params, state, *args)
     if not (isinstance(out, tuple | list) and len(out) == 2):
         raise ValueError(

@@ -38,7 +38,8 @@ def test_120_then_80_steps_equal_200_bit_for_bit(name):
     np.testing.assert_array_equal(
         np.asarray(second.history.loss), np.asarray(whole.history.loss)[120:]
     )
-    for a, b in zip(jax.tree.leaves(second.opt_state), jax.tree.leaves(whole.opt_state)):
+    pairs = zip(jax.tree.leaves(second.opt_state), jax.tree.leaves(whole.opt_state), strict=True)
+    for a, b in pairs:
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 

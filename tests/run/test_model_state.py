@@ -175,3 +175,24 @@ def test_equinox_state_batchnorm():
     model = eqx.nn.inference_mode(eqx.combine(result.params, static))
     logits, _ = jax.vmap(model, in_axes=(0, None), out_axes=(0, None))(x_test, result.state)
     assert float(jnp.mean(jnp.argmax(logits, -1) == y_test)) > 0.85
+
+
+def test_a_per_step_key_kept_as_the_state():
+    """The documented spelling of a per-step PRNG key: state=key, split in the loss."""
+
+    def loss(params, key, batch):
+        x, y = batch
+        key, sub = jax.random.split(key)
+        keep = jax.random.bernoulli(sub, 0.8, x.shape)  # dropout on the inputs
+        value = jnp.mean((jnp.where(keep, x / 0.8, 0.0) @ params - y) ** 2)
+        return value, key
+
+    key0 = jax.random.PRNGKey(3)
+    result = gd.minimize(
+        loss, jnp.zeros(3), gd.sgd(0.01), state=key0, data=(X, Y), batch_size=8,
+        key=jax.random.PRNGKey(0), steps=6,
+    )  # fmt: skip
+    expected = key0
+    for _ in range(6):
+        expected = jax.random.split(expected)[0]
+    np.testing.assert_array_equal(np.asarray(result.state), np.asarray(expected))

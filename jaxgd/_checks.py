@@ -69,6 +69,31 @@ def is_traced(*trees: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
+def _traces() -> list:
+    """The traces JAX is running now, innermost first (empty outside any)."""
+    try:
+        from jax._src import core  # no public name for the trace stack
+    except ImportError:  # pragma: no cover - a JAX without it: judged by the leaves
+        return []
+    traces, trace = [], getattr(getattr(core, "trace_ctx", None), "trace", None)
+    while trace is not None and len(traces) < 256:
+        traces.append(trace)
+        trace = getattr(trace, "parent_trace", None)
+    return traces
+
+
+def under_transformation() -> bool:
+    """Whether JAX is tracing the caller (``jit``, ``vmap``, ``grad`` ...), even
+    where no argument shows it (a tracer held in a closure, a schedule's)."""
+    return any(type(t).__name__ != "EvalTrace" for t in _traces())
+
+
+def in_reverse_mode() -> bool:
+    """Whether the caller is being differentiated in reverse mode (``jax.grad``,
+    ``jax.vjp``, ``jax.linearize``), however deep under ``jit`` or ``vmap``."""
+    return any(type(t).__name__ == "LinearizeTrace" for t in _traces())
+
+
 def _as_array(a):
     if isinstance(a, jax.Array):
         return a

@@ -363,6 +363,12 @@ CATALOGUE = [
         ValueError,
         r"the loss cannot be evaluated on eval_data \(TypeError: .*\); .*structure of data",
     ),
+    (
+        "grad-through-a-stopping-rule",
+        lambda: jax.grad(lambda lr: run(optimizer=gd.sgd(lr), tol=1e-6).loss)(0.1),
+        ValueError,
+        r"jax.grad \(reverse mode\) cannot differentiate a run that tol may stop early.*Drop tol",
+    ),
     # minimize: what a run threads from step to step
     (
         "opt-state-of-another-optimizer",

@@ -138,9 +138,10 @@ def check_call(call: Call) -> Call:
     tol = generic.threshold(CALLER, "tol", call.tol, nonnegative=True)
     target = generic.threshold(CALLER, "target", call.target, nonnegative=False)
     threaded_in = (call.state, call.opt_state)
-    traced = generic.is_traced(
+    traced = generic.under_transformation() or generic.is_traced(
         call.loss, params, call.optimizer, data, key, tol, target, eval_data, threaded_in
     )
+    _check_reverse_mode(call.tol, call.target)
     every = _check_chunking(call.checkpoint, call.checkpoint_every, progress, traced, steps)
     history_every = call.history_every
     if history_every is not None:
@@ -283,6 +284,20 @@ def _check_eval_output(loss: Any, params: Any, eval_data: Any, has_aux: bool) ->
         ) from err
 
 
+def _check_reverse_mode(tol: Any, target: Any) -> None:
+    """``jax.grad`` through a run that a rule may stop early is refused: its loop
+    is a ``while_loop``, which reverse mode cannot differentiate."""
+    if (tol is None and target is None) or not generic.in_reverse_mode():
+        return
+    given = " and ".join(name for name, v in (("tol", tol), ("target", target)) if v is not None)
+    raise ValueError(
+        f"minimize: jax.grad (reverse mode) cannot differentiate a run that {given} may stop "
+        "early: its length depends on the values, so it runs as a while loop. Drop "
+        f"{given} (a fixed-length run of all steps is differentiated exactly), or use "
+        "forward mode (jax.jvp, jax.jacfwd), which works with them."
+    )
+
+
 _SCHEDULE_PROBES = 1 << 16  # schedule values checked before a run (all of them for short runs)
 
 
@@ -292,8 +307,11 @@ def _check_schedule(optimizer: Any, steps: int) -> None:
     if not callable(schedule) or generic.is_traced(optimizer):
         return
     at = np.unique(np.linspace(0, steps - 1, min(steps, _SCHEDULE_PROBES)).astype(np.int64))
-    with jax.ensure_compile_time_eval():
-        values = np.asarray(jax.vmap(schedule)(jnp.asarray(at, jnp.int32)), np.float64)
+    try:
+        with jax.ensure_compile_time_eval():
+            values = np.asarray(jax.vmap(schedule)(jnp.asarray(at, jnp.int32)), np.float64)
+    except jax.errors.JAXTypeError:  # a schedule of traced values (jax.grad over a rate)
+        return
     bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0)))
     if bad.size:
         i = bad[0]

@@ -124,7 +124,7 @@ class WarmCalls:
         """``call`` (a :class:`jaxgd.run._checks.Call`) run as the remembered call
         like it, or else by ``cold(call, memo)``, which checks, plans and
         executes it (and, for a plain call, remembers it with ``memo``)."""
-        if not call.plain:
+        if not call.plain or generic.under_transformation():  # traced: never remembered
             return cold(call, None)
         loss, params, optimizer, data, key = (
             call.loss,

@@ -202,8 +202,14 @@ def minimize(
 
 def _minimize_cold(call: Call, memo: tuple | None) -> Result:
     """Check, plan and execute ``call``; a plain one (``memo`` from the warm-call
-    memory) is remembered, so that the next like it skips the checks."""
-    call = check_call(call)
+    memory) is remembered, so that the next like it skips the checks. A mesh
+    run is placed and run in its mesh's context (inside ``jax.set_mesh``)."""
+    with distributed.mesh_context(call.mesh):
+        return _checked_run(check_call(call), memo)
+
+
+def _checked_run(call: Call, memo: tuple | None) -> Result:
+    """Split, place, plan and execute a checked ``call``."""
     loss_traced, loss_static = partition(call.loss)
     optimizer_traced, optimizer_static = partition(call.optimizer)
     params, key, tol, target, eval_data = (

@@ -53,17 +53,11 @@ def _strong(a: Any) -> Any:
     A weakly typed param (``jnp.array(2.0)``) makes what the loss computes from
     it weakly typed too; traced as a strongly typed one, the loss's value is
     weakly typed only where it is a Python number, computed from no argument.
+    (Its sharding is left out: the check asks for shapes and dtypes only.)
     """
     if isinstance(a, jax.ShapeDtypeStruct | jax.Array | np.ndarray) and hasattr(a, "dtype"):
-        return jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=_sharding(a))
+        return jax.ShapeDtypeStruct(np.shape(a), a.dtype)
     return a
-
-
-def _sharding(a: Any) -> Any:
-    """The sharding of a concrete array (None for tracers and NumPy arrays)."""
-    if isinstance(a, jax.core.Tracer) or not isinstance(a, jax.Array):
-        return None
-    return getattr(a, "sharding", None)
 
 
 def _loss_output(loss, params, args):

@@ -24,7 +24,7 @@ from jaxgd import distributed
 from jaxgd._partition import partition
 from jaxgd.run._batches import take_rows
 from jaxgd.run._checks import Call, check_call
-from jaxgd.run._fingerprint import fingerprint
+from jaxgd.run._fingerprint import digest, fingerprint
 from jaxgd.run._loop import whole_run
 from jaxgd.run._plan import plan
 from jaxgd.run._result import History, Result, Status
@@ -275,6 +275,9 @@ def _fingerprint(call: Call, spec) -> dict:
     }
     if call.eval_data is not None:  # absent when off: older checkpoints still resume
         settings["eval_every"] = call.eval_every
+    for name in ("state", "opt_state"):  # what the run starts from, absent when not given
+        if getattr(call, name) is not None:
+            settings[name] = digest(getattr(call, name))
     return fingerprint(
         loss_fn, call.optimizer, call.params, call.data, call.key, settings, call.eval_data
     )

@@ -87,3 +87,19 @@ def test_schedule_free_eval_params_from_the_result():
     theirs = optax.contrib.schedule_free_eval_params(s, p)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
     assert float(loss(ours)) < float(loss(P0))
+
+
+def test_a_checkpoint_of_another_start_is_not_resumed(tmp_path):
+    first = gd.minimize(loss, P0, gd.adam(0.05), steps=20)
+    path = tmp_path / "run"
+    gd.minimize(
+        loss, first.params, gd.adam(0.05), steps=20, opt_state=first.opt_state, checkpoint=path
+    )
+    other = gd.adam(0.05).init(first.params)  # the same params, a fresh optimizer state
+    with pytest.raises(ValueError, match="belongs to another run.*opt_state"):
+        gd.minimize(loss, first.params, gd.adam(0.05), steps=20, opt_state=other, checkpoint=path)
+    again = gd.minimize(
+        loss, first.params, gd.adam(0.05), steps=20, opt_state=first.opt_state, checkpoint=path
+    )
+    whole = gd.minimize(loss, P0, gd.adam(0.05), steps=40)
+    np.testing.assert_array_equal(np.asarray(again.params), np.asarray(whole.params))

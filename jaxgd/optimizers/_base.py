@@ -469,15 +469,11 @@ def _check_hyperparameter(owner: str, name: str, value: Any, rule: str) -> None:
 
 
 def is_optimizer(obj: Any) -> bool:
-    """True for a jaxgd optimizer, an optax ``GradientTransformation``, or an
-    object with their protocol (callable ``init`` and ``update``), such as an
-    ``optax.MultiSteps(...)`` object; not for a class (a factory uncalled)."""
-    if isinstance(obj, Optimizer | optax.GradientTransformation):
-        return True
-    return (
-        not isinstance(obj, type)
-        and callable(getattr(obj, "init", None))
-        and callable(getattr(obj, "update", None))
+    """True for a jaxgd optimizer, an optax ``GradientTransformation``, or an object
+    with callable ``init`` and ``update`` (``optax.MultiSteps(...)``); not a class."""
+    protocol = callable(getattr(obj, "init", None)) and callable(getattr(obj, "update", None))
+    return isinstance(obj, Optimizer | optax.GradientTransformation) or (
+        protocol and not isinstance(obj, type)
     )
 
 

@@ -69,13 +69,15 @@ def is_traced(*trees: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
+try:  # the trace stack: no public name for it
+    from jax._src.core import trace_ctx as _trace_ctx
+except ImportError:  # pragma: no cover - a JAX without it: judged by the leaves alone
+    _trace_ctx = None
+
+
 def _traces() -> list:
     """The traces JAX is running now, innermost first (empty outside any)."""
-    try:
-        from jax._src import core  # no public name for the trace stack
-    except ImportError:  # pragma: no cover - a JAX without it: judged by the leaves
-        return []
-    traces, trace = [], getattr(getattr(core, "trace_ctx", None), "trace", None)
+    traces, trace = [], getattr(_trace_ctx, "trace", None)
     while trace is not None and len(traces) < 256:
         traces.append(trace)
         trace = getattr(trace, "parent_trace", None)
@@ -84,8 +86,10 @@ def _traces() -> list:
 
 def under_transformation() -> bool:
     """Whether JAX is tracing the caller (``jit``, ``vmap``, ``grad`` ...), even
-    where no argument shows it (a tracer held in a closure, a schedule's)."""
-    return any(type(t).__name__ != "EvalTrace" for t in _traces())
+    where no argument shows it (a tracer held in a closure, a schedule's): the
+    innermost trace is not the evaluation at the root of the stack."""
+    trace = getattr(_trace_ctx, "trace", None)
+    return trace is not None and type(trace).__name__ != "EvalTrace"
 
 
 def in_reverse_mode() -> bool:

@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import jaxgd.run._threaded as threaded
 from jaxgd import _checks as generic
 from jaxgd import checkpoint as _checkpoint
 from jaxgd import distributed
 from jaxgd.optimizers import check_optimizer
-from jaxgd.run import _threaded as threaded
 from jaxgd.run._values import check_loss_output, example_args, warn_if_not_finite
 
 __all__ = ["Call", "check_call"]

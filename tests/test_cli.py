@@ -58,7 +58,7 @@ def test_compare_with_sharpness_and_a_line_search(tmp_path, capsys):
     argv += ["20", "--seeds", "1", "--learning-rates", "0.01,1.0", "--out", str(out)]
     assert main([*argv, "--sharpness", "--no-progress", "--no-cache"]) == 0
     printed = capsys.readouterr().out
-    header = printed.splitlines()[0]
+    header = next(line for line in printed.splitlines() if line.startswith("problem "))
     assert "evaluations per step" in header and "time to target" in header
     assert (out / "figures" / "sharpness_quadratic.png").is_file()
     sharpness = json.loads((out / "results.json").read_text())["problems"][0]["sharpness"]
@@ -76,7 +76,7 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
     monkeypatch.setattr(cmp, "compare", fake_compare)
     assert main(["compare", "--out", str(tmp_path / "r"), "--no-cache"]) == 130
     names = [p.name for p in called["problems"]]
-    assert names == [n for n in problems.names() if n != "digits_mlp"]
+    assert names == [n for n in problems.names() if n not in ("digits_mlp", "quadratic_deep")]
     assert list(called["optimizers"]) == ["vanilla", "momentum", "adam"]
     rates = called["learning_rates"]["vanilla"]
     np.testing.assert_allclose(rates, [10 ** (k / 2) for k in range(-8, 4)], rtol=2e-3)
@@ -93,7 +93,8 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
     n_problems, n_opt, n_rates, n_seeds, n_runs, steps = map(int, said.groups())
     assert (n_problems, n_opt, n_rates, n_seeds, steps) == (len(names), 3, len(rates), 3, 500)
     assert n_runs == n_problems * n_opt * n_rates * n_seeds
-    assert "`1e-4` to `31.6`; 3 seeds; 500 steps" in readme
+    assert called["eval_seeds"] == tuple(range(1000, 1020))
+    assert "`1e-4` to `31.6`; 3 tuning seeds, 20 evaluation seeds; 500 steps" in readme
     assert "jaxgd compare # vanilla, momentum, Adam on 9 problems" in readme
 
 
@@ -167,7 +168,8 @@ def test_a_big_comparison_gets_a_one_line_warning(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(cmp, "compare", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["compare", *SMALL, "--out", str(tmp_path / "r"), "--no-cache"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[0].startswith("jaxgd: warning: compare: a big comparison: 1 runs x their steps")
+    # 1 tuning run, then the 20 evaluation seeds in 20 calls of its one slot.
+    assert err[0].startswith("jaxgd: warning: compare: a big comparison: 21 runs x their steps")
     assert "GiB of history" in err[0] and err[1] == "jaxgd: interrupted"
 
 

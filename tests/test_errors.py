@@ -264,7 +264,8 @@ CATALOGUE = [
         "steps-beyond-int32",
         lambda: run(steps=3 * 10**9),
         ValueError,
-        r"steps must be at most 2147483647.*resuming a checkpoint",
+        r"steps must be at most 2147483647.*several calls of at most 2147483647 steps.*"
+        r"result\.params",
     ),
     (
         "history-too-large",
@@ -646,6 +647,18 @@ CATALOGUE = [
         "seeds must be a positive integer, got 0",
     ),
     (
+        "compare-eval-seeds-one",
+        lambda: gd.compare(["booth"], ["adam"], eval_seeds=1, steps=5),
+        ValueError,
+        "eval_seeds must be at least 2, got 1: a verdict compares optimizers over paired",
+    ),
+    (
+        "compare-eval-seeds-shared",
+        lambda: gd.compare(["booth"], ["adam"], seeds=3, eval_seeds=[2, 50], steps=5),
+        ValueError,
+        r"eval_seeds and seeds share \[2\]: the rate is chosen on seeds and reported on",
+    ),
+    (
         "compare-steps-zero",
         lambda: gd.compare(["booth"], ["adam"], steps=0),
         ValueError,
@@ -662,7 +675,7 @@ CATALOGUE = [
         "compare-too-big",
         lambda: gd.compare(["booth"], ["adam"], seeds=10**6, steps=10**4),
         ValueError,
-        r"12,000,000 runs .* run-steps .* GiB of history, more than this machine's .* GiB of "
+        r"24,000,000 runs .* run-steps .* GiB of history, more than this machine's .* GiB of "
         r"memory; use fewer seeds, steps",
     ),
     (

@@ -154,6 +154,7 @@ def check_call(call: Call) -> Call:
     threaded.check_new_state(call.loss, params, call.state, example_args(data, batch_size))
     eval_out = _check_eval_output(loss, params, eval_data, has_aux)
     warn_if_not_finite(data, stacklevel=5)  # the user's call: minimize, cold path, here
+    warn_if_not_finite(eval_data, stacklevel=5, name="eval_data")
     return call._replace(
         params=params,
         steps=steps,

@@ -186,19 +186,8 @@ def run_in_segments(
                 last = stop_at == steps  # else no full-data evaluation until the run is over
                 t0 = time.perf_counter()
                 if carry is None:
-                    carry, finish = first_segment(
-                        spec,
-                        traced,
-                        params,
-                        data,
-                        key,
-                        tol,
-                        target,
-                        stop_at,
-                        last,
-                        eval_data,
-                        begin,
-                    )
+                    first = (spec, traced, params, data, key, tol, target, stop_at, last)
+                    carry, finish = first_segment(*first, eval_data, begin)
                 else:
                     carry, finish = next_segment(
                         spec, traced, carry, data, key, tol, target, stop_at, last, eval_data

@@ -62,6 +62,7 @@ class Spec(NamedTuple):
     sharpness_iters: int = 20  # power iterations per record (warm-started)
     eval_every: int = 0  # > 0: the loss on the held-out data every this many steps
     # (a multiple of history_stride, see jaxgd.run._plan.eval_period)
+    has_state: bool = False  # the loss threads a model state: loss(params, state[, batch])
 
 
 class Carry(NamedTuple):
@@ -73,6 +74,7 @@ class Carry(NamedTuple):
     status: jax.Array  # RUNNING or a Status code
     history: History
     probe: Any = None  # with sharpness_every: the last top eigenvectors (warm starts)
+    state: Any = None  # with Spec.has_state: the model state the next step's loss reads
 
 
 class Inputs(NamedTuple):

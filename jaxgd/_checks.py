@@ -96,6 +96,35 @@ def is_traced(*trees: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
+try:  # the trace stack: no public name for it
+    from jax._src.core import trace_ctx as _trace_ctx
+except ImportError:  # pragma: no cover - a JAX without it: judged by the leaves alone
+    _trace_ctx = None
+
+
+def _traces() -> list:
+    """The traces JAX is running now, innermost first (empty outside any)."""
+    traces, trace = [], getattr(_trace_ctx, "trace", None)
+    while trace is not None and len(traces) < 256:
+        traces.append(trace)
+        trace = getattr(trace, "parent_trace", None)
+    return traces
+
+
+def under_transformation() -> bool:
+    """Whether JAX is tracing the caller (``jit``, ``vmap``, ``grad`` ...), even
+    where no argument shows it (a tracer held in a closure, a schedule's): the
+    innermost trace is not the evaluation at the root of the stack."""
+    trace = getattr(_trace_ctx, "trace", None)
+    return trace is not None and type(trace).__name__ != "EvalTrace"
+
+
+def in_reverse_mode() -> bool:
+    """Whether the caller is being differentiated in reverse mode (``jax.grad``,
+    ``jax.vjp``, ``jax.linearize``), however deep under ``jit`` or ``vmap``."""
+    return any(type(t).__name__ == "LinearizeTrace" for t in _traces())
+
+
 def _as_array(a):
     if isinstance(a, jax.Array):
         return a
@@ -216,9 +245,12 @@ def prng_key(caller: str, key: Any, *, required: bool, why: str) -> Any:
 
 
 def threshold(caller: str, name: str, value: Any, *, nonnegative: bool) -> Any:
-    """``value`` as a float32 scalar (``-inf`` for None: the rule is off)."""
+    """``value`` as a float scalar (``-inf`` for None: the rule is off): float32,
+    or float64 with ``jax_enable_x64`` on, so that a float64 run's stopping
+    rules compare at its precision (``target=1e-50`` is not rounded to 0)."""
+    dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
     if value is None:
-        return np.float32(-np.inf)  # a NumPy scalar: no device work on every call
+        return dtype(-np.inf)  # a NumPy scalar: no device work on every call
     if not isinstance(value, jax.core.Tracer):
         try:
             v = float(value)
@@ -229,5 +261,5 @@ def threshold(caller: str, name: str, value: Any, *, nonnegative: bool) -> Any:
             raise ValueError(
                 f"{caller}: {name} must be {rule}, got {value!r}; or None to switch it off."
             )
-        return np.float32(v)
-    return jnp.asarray(value, jnp.float32)
+        return dtype(v)
+    return jnp.asarray(value, dtype)

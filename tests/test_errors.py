@@ -37,6 +37,7 @@ TMP_RUN = os.path.join(tempfile.mkdtemp(), "run")
 ADAMW_STATE = gd.adamw(0.1).init(ONES2)
 ARMIJO = gd.optimizers.get("armijo")(0.1)
 ARMIJO_STATE = ARMIJO.init(ONES2)
+SGD_STATE = gd.sgd(0.1).init(P0)
 
 
 class _NoRule(gd.Optimizer):
@@ -386,6 +387,31 @@ CATALOGUE = [
         lambda: run_data(diagnostics=("noise_scale",), batch_size=1, key=KEY),
         ValueError,
         r"'noise_scale' .* \(batch_size >= 2\); this run has 1",
+    ),
+    (
+        "grad-through-a-stopping-rule",
+        lambda: jax.grad(lambda lr: run(optimizer=gd.sgd(lr), tol=1e-6).loss)(0.1),
+        ValueError,
+        r"jax.grad \(reverse mode\) cannot differentiate a run that tol may stop early.*Drop tol",
+    ),
+    # minimize: what a run threads from step to step
+    (
+        "opt-state-of-another-optimizer",
+        lambda: run(optimizer=gd.adam(0.1), opt_state=SGD_STATE),
+        ValueError,
+        r"opt_state is not a state of this optimizer for these params.*result.opt_state",
+    ),
+    (
+        "state-loss-returns-no-pair",
+        lambda: run(loss=lambda p, s: jnp.sum(p**2), state=ONES2),
+        ValueError,
+        r"with state= the loss must return \(value, new_state\)",
+    ),
+    (
+        "state-new-state-differs",
+        lambda: run(loss=lambda p, s: (jnp.sum(p**2), s[0]), state=ONES2),
+        ValueError,
+        r"the loss's new_state must have the structure, shapes and dtypes of state=",
     ),
     (
         "batch-size-zero",

@@ -27,10 +27,13 @@ section):
 9. ``cli``: ``jaxgd compare --quick`` twice, in fresh processes sharing a fresh
    cache folder (the second run shows the persistent compile cache, where the
    CLI has one).
+10. ``x64``: ``minimize`` with ``jax_enable_x64`` on and float64 params against
+   the raw ``lax.scan`` of optax Adam steps (<= 3x), and the cost the float64
+   mode adds to each (x64 time over x32 time).
 
 The package: ``targets.py`` holds the ONE list of targets (what is timed,
 against which baseline, the goal), ``timing.py`` the timing helpers, and one
-file per target group: ``run_loop.py`` (1, 7, 8), ``sweep.py`` (2),
+file per target group: ``run_loop.py`` (1, 7, 8), ``sweep.py`` (2), ``x64.py`` (10),
 ``big_step.py`` (3, 6), ``mlp.py`` (4), ``compile_time.py`` (5), ``cli.py``
 (9). It uses only jaxgd's public names (``gd.minimize``, ``gd.adam``,
 ``gd.make_step``, ``gd.problems.student_marks_data``), so it times an older

@@ -21,6 +21,7 @@ from .run_loop import bench_optimistix, bench_per_call, bench_run_loop
 from .sweep import bench_sweep
 from .targets import TARGETS, to_markdown
 from .timing import machine
+from .x64 import bench_x64
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -34,6 +35,7 @@ BENCHES = {
     "make_step": bench_make_step,
     "per_call": bench_per_call,
     "optimistix": bench_optimistix,
+    "x64": bench_x64,
     "cli": bench_cli,
 }
 """Each target group (``--only`` names) and the function that times it."""

@@ -328,6 +328,20 @@ TARGETS = [
         lambda r: f"{r['quick']['first_run_s']:.1f} s / {r['quick']['second_run_s']:.1f} s",
         needs="quick",
     ),
+    # 10. float64 mode (x64.py)
+    Target(
+        "x64",
+        "10. x64 on: minimize vs the raw lax.scan of optax Adam, float64, 10k steps",
+        "gd.minimize, 10k Adam steps on optimistix's Rosenbrock, float64 params, x64 on",
+        "jax.lax.scan of optax Adam steps, the same, x64 on",
+        "<= 3x",
+        lambda r: r["float64"]["ratio"]["median"],
+        lambda r: (
+            f"{ratio_text(r['float64']['ratio'])}; x64/x32 time: minimize "
+            f"{r['minimize_x64_over_x32']:.2f}x, scan {r['scan_x64_over_x32']:.2f}x"
+        ),
+        needs="float64",
+    ),
 ]  # fmt: skip
 
 

@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any
 
-from jaxgd.comparison import _statistics as statistics
+import jaxgd.comparison._statistics as statistics
 from jaxgd.comparison._runs import OptimizerRuns, ProblemResult
 from jaxgd.comparison._schema import SCHEMA, SCHEMA_VERSION, json_number
 from jaxgd.run import Status

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxgd.comparison import _statistics as statistics
+import jaxgd.comparison._statistics as statistics
 from jaxgd.comparison._evaluation import Evaluation
 from jaxgd.comparison._schema import json_number
 from jaxgd.problems import Problem

@@ -104,6 +104,7 @@ from jaxgd.distributed._mesh import (
 )
 from jaxgd.distributed._mesh import auto_mesh as auto_mesh
 from jaxgd.distributed._placement import MeshGather as MeshGather
+from jaxgd.distributed._placement import mesh_context as mesh_context
 from jaxgd.distributed._placement import place_run as place_run
 from jaxgd.distributed._placement import replicate, shard_data
 

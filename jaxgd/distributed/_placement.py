@@ -4,6 +4,7 @@ replicated, and the minibatch gather that stays on each device (see
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,22 @@ from jax.sharding import PartitionSpec as P
 
 from jaxgd.distributed._mesh import auto_mesh, data_axis, divisibility_message, process_rows
 
-__all__ = ["MeshGather", "place_run", "replicate", "shard_data"]
+__all__ = ["MeshGather", "mesh_context", "place_run", "replicate", "shard_data"]
+
+
+def mesh_context(mesh: Any) -> contextlib.AbstractContextManager:
+    """The context a run on ``mesh`` is placed and compiled in.
+
+    Inside a ``jax.set_mesh`` context, JAX checks every operation against the
+    context's mesh; a run places its arrays on the Auto-axes twin of ``mesh``
+    (:func:`auto_mesh`), so a context of Explicit axes would refuse them. The
+    run then sets that twin as the context for itself (the same devices and
+    names); outside any context, or without a mesh, nothing changes.
+    """
+    get = getattr(jax.sharding, "get_abstract_mesh", None)
+    if not isinstance(mesh, Mesh) or get is None or get().empty:
+        return contextlib.nullcontext()
+    return jax.set_mesh(auto_mesh(mesh))
 
 
 def shard_data(

@@ -469,8 +469,12 @@ def _check_hyperparameter(owner: str, name: str, value: Any, rule: str) -> None:
 
 
 def is_optimizer(obj: Any) -> bool:
-    """True for a jaxgd optimizer or an optax ``GradientTransformation``."""
-    return isinstance(obj, Optimizer | optax.GradientTransformation)
+    """True for a jaxgd optimizer, an optax ``GradientTransformation``, or an object
+    with callable ``init`` and ``update`` (``optax.MultiSteps(...)``); not a class."""
+    protocol = callable(getattr(obj, "init", None)) and callable(getattr(obj, "update", None))
+    return isinstance(obj, Optimizer | optax.GradientTransformation) or (
+        protocol and not isinstance(obj, type)
+    )
 
 
 def check_optimizer(obj: Any, caller: str) -> None:

@@ -150,8 +150,9 @@ def _verdict_section(c: Comparison) -> list[str]:
         "paired evaluation seeds: *ratio* is the geometric mean of b / a (below 1: b lower, "
         "so better), with its 95 % bootstrap interval; *p* is the paired Wilcoxon test, "
         "Holm-corrected across this table. A winner is named only where the corrected test "
-        "and the interval agree and the difference passes 0.1 %; everything else is *no difference*, and *incomparable* "
-        "where one reached a target and the other not (read the loss rows there). How to "
+        "and the interval agree and the difference passes 0.1 %; everything else is *no "
+        "difference*, and *incomparable* where one reached a target and the other not (read "
+        "the loss rows there). How to "
         "read them: docs/guides/statistics.md. "
         f"{wins} of {len(rows)} rows name a winner.",
         "",

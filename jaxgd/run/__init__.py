@@ -7,6 +7,8 @@
 | ``_batches`` | minibatch order, and the default gather |
 | ``_state`` | plain data: the static ``Spec``, ``LoopKind``, ``Carry``, ``Inputs``, ``Finish`` |
 | ``_checks`` | the run's own argument checks (the generic ones: :mod:`jaxgd._checks`) |
+| ``_values`` | the checks that look at values: the loss's output, the data's finiteness |
+| ``_threaded`` | what a run threads besides params: ``opt_state=``, the model ``state=`` |
 | ``_plan`` | every static decision once: history layout, loop kind, backend knobs |
 | ``_body`` | the one step: evaluate, record, stop rules, update; start and finish |
 | ``_diagnostics`` | why a step overshoots: alpha, cosine, update ratio, noise scale |
@@ -18,10 +20,10 @@
 
 Imports point down: ``_result`` and ``_batches`` import nothing of the wing;
 ``_state`` imports them; ``_diagnostics`` imports ``_result``; ``_body``
-imports ``_state`` and ``_diagnostics``; ``_loop`` imports
-``_body``; ``_checks`` and ``_plan`` sit beside; ``_segments`` imports
-``_loop`` and :mod:`jaxgd.checkpoint`; ``_warm`` imports ``_segments``;
-``_api`` sits above them all.
+imports ``_state`` and ``_diagnostics``; ``_loop`` imports ``_body``;
+``_checks`` (with ``_values`` and ``_threaded``) and ``_plan`` sit beside;
+``_segments`` imports ``_loop`` and :mod:`jaxgd.checkpoint`; ``_warm``
+imports ``_segments``; ``_api`` sits above them all.
 """
 
 from jaxgd.run._api import minimize

@@ -24,11 +24,12 @@ from jaxgd import distributed
 from jaxgd._partition import partition
 from jaxgd.run._batches import take_rows
 from jaxgd.run._checks import Call, check_call
-from jaxgd.run._fingerprint import fingerprint
+from jaxgd.run._fingerprint import digest, fingerprint
 from jaxgd.run._loop import whole_run
 from jaxgd.run._plan import plan
 from jaxgd.run._result import History, Result, Status
 from jaxgd.run._segments import RunInterrupted, run_in_segments
+from jaxgd.run._threaded import stateless
 from jaxgd.run._warm import CALLS
 
 __all__ = ["History", "Result", "RunInterrupted", "Status", "minimize"]
@@ -46,6 +47,8 @@ def minimize(
     tol: float | None = None,
     target: float | None = None,
     has_aux: bool = False,
+    state: Any = None,
+    opt_state: Any = None,
     eval_data: Any = None,
     eval_every: int | None = None,
     diagnostics: tuple[str, ...] = (),
@@ -84,6 +87,24 @@ def minimize(
         target: stop with ``REACHED_TARGET`` once the loss is ``<= target``.
         has_aux: the loss returns ``(loss, aux)``; ``Result.aux`` is the aux
             at the returned params, on the full data.
+        state: a model state the loss reads and updates (batch statistics,
+            RNG counters: a pytree of arrays, such as the rest of
+            ``nnx.split(model, nnx.Param, ...)`` or an ``eqx.nn.State``).
+            The loss is then called ``loss(params, state[, batch])`` and
+            returns ``(value, new_state)``, or ``((value, aux), new_state)``
+            with ``has_aux``; the gradient is taken with respect to params
+            only, and each step's ``new_state`` is the next step's
+            ``state`` (kept where the run stops). ``Result.state`` is the
+            state after the last step; ``Result.loss``, ``Result.aux`` and the
+            held-out evaluations are computed with the state of their step,
+            and the state those evaluations return is dropped. None: a loss
+            without state.
+        opt_state: the optimizer state to start from, e.g. ``result.opt_state``
+            of an earlier run (with ``params=result.params``): the run goes on
+            where that one ended, its step count included (schedules, Adam's
+            bias correction), so 120 steps and then 80 more end with the bits
+            of 200 steps in one call (full-batch; a minibatch run draws its
+            order afresh from ``key``). None: ``optimizer.init(params)``.
         eval_data: held-out examples, a pytree like ``data`` (the same
             structure and trailing shapes, any number of examples): every
             ``eval_every`` steps the loss is evaluated on all of it (never
@@ -178,6 +199,8 @@ def minimize(
         tol=tol,
         target=target,
         has_aux=has_aux,
+        state=state,
+        opt_state=opt_state,
         record_params=record_params,
         history_every=history_every,
         sharpness_every=sharpness_every,
@@ -195,8 +218,14 @@ def minimize(
 
 def _minimize_cold(call: Call, memo: tuple | None) -> Result:
     """Check, plan and execute ``call``; a plain one (``memo`` from the warm-call
-    memory) is remembered, so that the next like it skips the checks."""
-    call = check_call(call)
+    memory) is remembered, so that the next like it skips the checks. A mesh
+    run is placed and run in its mesh's context (inside ``jax.set_mesh``)."""
+    with distributed.mesh_context(call.mesh):
+        return _checked_run(check_call(call), memo)
+
+
+def _checked_run(call: Call, memo: tuple | None) -> Result:
+    """Split, place, plan and execute a checked ``call``."""
     loss_traced, loss_static = partition(call.loss)
     optimizer_traced, optimizer_static = partition(call.optimizer)
     params, key, tol, target, eval_data = (
@@ -206,20 +235,21 @@ def _minimize_cold(call: Call, memo: tuple | None) -> Result:
         call.target,
         call.eval_data,
     )
+    begin = (call.opt_state, call.state)  # what the run starts from besides params
     gather = take_rows
     if call.mesh is not None and call.data is not None:  # without data nothing is split
         placed, gather = distributed.place_run(
             call.mesh,
             call.n_examples,
             call.batch_size,
-            (optimizer_traced, loss_traced, params, key, tol, target),
+            (optimizer_traced, loss_traced, params, key, tol, target, begin),
             caller="minimize",
         )
-        optimizer_traced, loss_traced, params, key, tol, target = placed
+        optimizer_traced, loss_traced, params, key, tol, target, begin = placed
     spec = plan(call, loss_static, optimizer_static, gather)
     traced = (loss_traced, optimizer_traced)
     if call.traced:  # under jit or vmap: one compiled program, no Python in between
-        return whole_run(spec, traced, params, call.data, key, tol, target, eval_data)
+        return whole_run(spec, traced, params, call.data, key, tol, target, eval_data, begin)
     if memo is not None:
         seen = CALLS.remember(memo, spec, params, call.data, key, eval_data)
         return seen.execute(memo[1], params, call.data, key, tol, target, eval_data)
@@ -236,6 +266,7 @@ def _minimize_cold(call: Call, memo: tuple | None) -> Result:
         fingerprint=None if call.checkpoint is None else lambda: _fingerprint(call, spec),
         progress=call.progress,
         eval_data=eval_data,
+        begin=begin,
     )
 
 
@@ -244,7 +275,8 @@ def _fingerprint(call: Call, spec) -> dict:
     compiled, only under the checkpoint's lock)."""
 
     def loss_fn(p, batch):
-        out = call.loss(p, batch) if call.data is not None else call.loss(p)
+        loss = stateless(call.loss, call.state)
+        out = loss(p, batch) if call.data is not None else loss(p)
         return out if call.has_aux else (out, None)
 
     settings = {
@@ -261,6 +293,9 @@ def _fingerprint(call: Call, spec) -> dict:
         settings["eval_every"] = call.eval_every
     if call.diagnostics:  # likewise
         settings["diagnostics"] = list(call.diagnostics)
+    for name in ("state", "opt_state"):  # what the run starts from, absent when not given
+        if getattr(call, name) is not None:
+            settings[name] = digest(getattr(call, name))
     return fingerprint(
         loss_fn, call.optimizer, call.params, call.data, call.key, settings, call.eval_data
     )

@@ -39,18 +39,22 @@ __all__ = ["classify", "finish", "running", "start", "step"]
 def classify(loss, grad_norm, tol, target, otherwise):
     """The status after seeing ``loss`` and ``grad_norm`` (``otherwise`` if no rule fires)."""
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    code = lambda status: jnp.int32(status)  # noqa: E731 - int32, never int64 under x64
     return jnp.where(
         ~finite,
-        Status.DIVERGED,
+        code(Status.DIVERGED),
         jnp.where(
             loss <= target,
-            Status.REACHED_TARGET,
-            jnp.where(grad_norm <= tol, Status.CONVERGED, otherwise),
+            code(Status.REACHED_TARGET),
+            jnp.where(grad_norm <= tol, code(Status.CONVERGED), otherwise),
         ),
     ).astype(jnp.int32)
 
 
 def _history_dtype(params):
+    """The bookkeeping's precision (history, gradient norm, stopping rules): the
+    params' own, at least float32 (bfloat16 and float16 runs record float32,
+    float64 runs float64, so that their gradient norm does not overflow)."""
     leaves = jax.tree.leaves(params)
     return jnp.result_type(jnp.float32, *(leaf.dtype for leaf in leaves))
 
@@ -64,11 +68,11 @@ def _data_is_finite(data):
     return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
 
 
-def _eval_buffers(spec: Spec, run: Run, params, eval_data, length: int):
+def _eval_buffers(spec: Spec, run: Run, params, eval_data, length: int, state=None):
     """``(eval_loss, eval_aux)``: NaN-filled history buffers for the held-out
     evaluation (aux leaves that cannot hold NaN are kept as floats)."""
     dtype = _history_dtype(params)
-    out = jax.eval_shape(lambda p, b: _loss_and_aux(spec, run, p, b), params, eval_data)
+    out = jax.eval_shape(lambda p, b: _loss_and_aux(spec, run, p, b, state), params, eval_data)
 
     def buffer(a):
         kept = a.dtype if jnp.issubdtype(a.dtype, jnp.inexact) else dtype
@@ -77,15 +81,18 @@ def _eval_buffers(spec: Spec, run: Run, params, eval_data, length: int):
     return jnp.full((length,), jnp.nan, dtype), jax.tree.map(buffer, out[1])
 
 
-def start(spec: Spec, run: Run, params, data, eval_data=None) -> Carry:
+def start(spec: Spec, run: Run, params, data, eval_data=None, opt_state=None, state=None) -> Carry:
     """The state before the first step; a run whose data holds NaN or inf is
-    over before it starts (``DIVERGED`` at step 0, the initial params kept)."""
+    over before it starts (``DIVERGED`` at step 0, the initial params kept).
+    ``opt_state``: the optimizer state to go on from (None: ``init(params)``);
+    ``state``: the model state (with ``spec.has_state``)."""
     length = spec.history_length or -(-spec.steps // spec.history_stride)
     nan = jnp.full((length,), jnp.nan, _history_dtype(params))
     path = curvature = preconditioned = probe = eval_loss = eval_aux = None
     if spec.record_params:
         path = jax.tree.map(lambda p: jnp.full((length, *p.shape), jnp.nan, p.dtype), params)
-    opt_state = run.optimizer.init(params)
+    if opt_state is None:
+        opt_state = run.optimizer.init(params)
     if spec.sharpness_every:
         curvature = nan
         flat = ravel_pytree(params)[0]
@@ -94,7 +101,7 @@ def start(spec: Spec, run: Run, params, data, eval_data=None) -> Carry:
         if _preconditioner(run, params, opt_state) is not None:
             preconditioned = nan
     if spec.eval_every:
-        eval_loss, eval_aux = _eval_buffers(spec, run, params, eval_data, length)
+        eval_loss, eval_aux = _eval_buffers(spec, run, params, eval_data, length, state)
     dtype = _history_dtype(params)
     diagnosed = instruments.buffers(spec.diagnostics, params, length, dtype)
     return Carry(
@@ -115,6 +122,7 @@ def start(spec: Spec, run: Run, params, data, eval_data=None) -> Carry:
         ),
         probe=probe,
         last_update=instruments.start(spec.diagnostics, params, dtype),
+        state=state,
     )
 
 
@@ -125,23 +133,38 @@ def _preconditioner(run: Run, grads, opt_state):
     return None if preconditioner is None else preconditioner(grads, opt_state)
 
 
-def _loss_and_aux(spec: Spec, run: Run, params, batch):
-    """``(loss, aux)`` at ``params`` whatever the loss's own signature."""
-    out = run.loss(params, batch) if spec.has_data else run.loss(params)
-    return out if spec.has_aux else (out, None)
+def _call_loss(spec: Spec, run: Run, params, batch, state):
+    """``((loss, aux), new_state)`` at ``params`` whatever the loss's own
+    signature (``new_state`` is ``state`` for a loss without one)."""
+    if spec.has_state:  # rebuilt in the current trace (NNX Variables remember theirs)
+        state = jax.tree.map(lambda a: a, state)
+    args = ((state,) if spec.has_state else ()) + ((batch,) if spec.has_data else ())
+    out = run.loss(params, *args)
+    out, new_state = out if spec.has_state else (out, state)
+    return (out if spec.has_aux else (out, None)), new_state
 
 
-def _evaluate(spec: Spec, run: Run, params, batch):
-    """Loss, aux, gradient and gradient norm at ``params``."""
-    f = lambda p, b: _loss_and_aux(spec, run, p, b)  # noqa: E731
-    (loss, aux), grads = jax.value_and_grad(f, has_aux=True)(params, batch)
-    grad_norm = optax.tree.norm(jax.tree.map(lambda g: g.astype(jnp.float32), grads))
-    return loss, aux, grads, grad_norm
+def _loss_and_aux(spec: Spec, run: Run, params, batch, state=None):
+    """``(loss, aux)`` at ``params`` (the model state it returns is dropped)."""
+    return _call_loss(spec, run, params, batch, state)[0]
+
+
+def _evaluate(spec: Spec, run: Run, params, batch, state=None):
+    """Loss, aux, gradient, gradient norm and the new model state at ``params``."""
+
+    def f(p, b):
+        (loss, aux), new_state = _call_loss(spec, run, p, b, state)
+        return loss, (aux, new_state)
+
+    (loss, (aux, new_state)), grads = jax.value_and_grad(f, has_aux=True)(params, batch)
+    dtype = _history_dtype(params)
+    grad_norm = optax.tree.norm(jax.tree.map(lambda g: g.astype(dtype), grads))
+    return loss, aux, grads, grad_norm, new_state
 
 
 def _measure(spec: Spec, run: Run, c: Carry, batch, grads):
     """The sharpness at ``c.params`` (and the preconditioned one for Adam), warm-started."""
-    loss = lambda p: _loss_and_aux(spec, run, p, batch)[0]  # noqa: E731
+    loss = lambda p: _loss_and_aux(spec, run, p, batch, c.state)[0]  # noqa: E731
     matvec = hessian_matvec(loss, c.params)
     plain, plain_vector = top_eigenvalue(matvec, c.probe[0], spec.sharpness_iters)
     p = _preconditioner(run, grads, c.opt_state)
@@ -174,7 +197,7 @@ def _evaluation_at(spec: Spec, run: Run, c: Carry, eval_data, at):
     like = (history.eval_loss, history.eval_aux)
 
     def evaluate(_):
-        out = _loss_and_aux(spec, run, c.params, eval_data)
+        out = _loss_and_aux(spec, run, c.params, eval_data, c.state)
         return jax.tree.map(lambda buffer, v: v.astype(buffer.dtype), like, out)
 
     def skip(_):
@@ -194,7 +217,7 @@ def _update(spec: Spec, run: Run, c: Carry, batch, loss, grads, go):
             extra = dict(
                 value=loss,
                 grad=grads,
-                value_fn=lambda p: _loss_and_aux(spec, run, p, batch)[0],
+                value_fn=lambda p: _loss_and_aux(spec, run, p, batch, c.state)[0],
             )
         updates, new_state = run.optimizer.update(grads, opt_state, params, **extra)
         return optax.apply_updates(params, updates), new_state
@@ -232,7 +255,7 @@ def step(spec: Spec, run: Run, inputs: Inputs, c: Carry, live=None, index=None) 
     of a vmapped sweep, equal to ``c.step`` while the run is live).
     """
     batch = _batch_at(spec, inputs, c.step)
-    loss, _, grads, grad_norm = _evaluate(spec, run, c.params, batch)
+    loss, _, grads, grad_norm, new_state = _evaluate(spec, run, c.params, batch, c.state)
     status = classify(loss, grad_norm, inputs.tol, inputs.target, RUNNING)
     at = c.step
     if live is not None:  # a stopped run keeps its status; its writes are dropped
@@ -255,6 +278,8 @@ def step(spec: Spec, run: Run, inputs: Inputs, c: Carry, live=None, index=None) 
     if live is not None:
         go = go & live
     params, opt_state = _update(spec, run, c, batch, loss, grads, go)
+    if spec.has_state:  # the state moves on with the params (kept where the run stopped)
+        new_state = jax.tree.map(lambda a, b: jnp.where(go, a, b), new_state, c.state)
     last_update = c.last_update
     if spec.diagnostics:
         history, last_update = _diagnose(
@@ -268,6 +293,7 @@ def step(spec: Spec, run: Run, inputs: Inputs, c: Carry, live=None, index=None) 
         history=history,
         probe=probe,
         last_update=last_update,
+        state=new_state,
     )
 
 
@@ -279,7 +305,7 @@ def _diagnose(spec: Spec, run: Run, c: Carry, batch, history, seen, index):
     loss, grads, params, go, at = seen
     noise = None
     if "noise_scale" in spec.diagnostics:
-        loss_of = lambda p, b: _loss_and_aux(spec, run, p, b)[0]  # noqa: E731
+        loss_of = lambda p, b: _loss_and_aux(spec, run, p, b, c.state)[0]  # noqa: E731
         due_at = at if index is None else index
         noise = instruments.noise_scale_at(
             loss_of, c.params, batch, due_at, spec.history_stride, spec.steps, history.loss.dtype
@@ -291,8 +317,9 @@ def _diagnose(spec: Spec, run: Run, c: Carry, batch, history, seen, index):
 
 
 def finish(spec: Spec, run: Run, carry: Carry, data: Any, tol, target) -> Finish:
-    """Evaluate the params on the full data and settle the status."""
-    loss, aux, _, grad_norm = _evaluate(spec, run, carry.params, data)
+    """Evaluate the params on the full data, with the last model state (the
+    state this evaluation returns is dropped), and settle the status."""
+    loss, aux, _, grad_norm, _ = _evaluate(spec, run, carry.params, data, carry.state)
     done = (carry.status == RUNNING) & (carry.step >= spec.steps)
     status = jnp.where(done, classify(loss, grad_norm, tol, target, Status.MAX_STEPS), carry.status)
     return Finish(loss=loss, status=status.astype(jnp.int32), aux=aux)

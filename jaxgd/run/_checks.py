@@ -24,12 +24,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import jaxgd.run._threaded as threaded
 from jaxgd import _checks as generic
 from jaxgd import checkpoint as _checkpoint
 from jaxgd import distributed
 from jaxgd.optimizers import check_optimizer
 from jaxgd.run._diagnostics import NAMES as INSTRUMENTS
-from jaxgd.run._values import check_loss_output, warn_if_not_finite
+from jaxgd.run._values import check_loss_output, example_args, warn_if_not_finite
 
 __all__ = ["Call", "check_call"]
 
@@ -62,6 +63,8 @@ class Call(NamedTuple):
     eval_data: Any = None
     eval_every: Any = None  # checked: 0 for off
     diagnostics: Any = ()  # checked: a tuple of jaxgd.run._diagnostics.NAMES, in its order
+    state: Any = None  # the model state the loss threads (None: a loss without one)
+    opt_state: Any = None  # the optimizer state to go on from (None: init(params))
     n_examples: int = 0  # learnt by the checks: examples in the data (all processes')
     traced: bool = False  # called under jit or vmap
     no_rule: bool = True  # neither tol nor target: only divergence stops a run early
@@ -75,6 +78,8 @@ class Call(NamedTuple):
             and self.checkpoint_every is None
             and self.progress is False
             and self.mesh is None
+            and self.state is None
+            and self.opt_state is None
         )
 
     @property
@@ -100,7 +105,14 @@ OPTIONS = (
     "eval_every",
     "diagnostics",
 )
-NOT_PLAIN = ("checkpoint", "checkpoint_every", "progress", "mesh")  # never remembered
+NOT_PLAIN = (  # never remembered
+    "checkpoint",
+    "checkpoint_every",
+    "progress",
+    "mesh",
+    "state",
+    "opt_state",
+)
 LEARNT = ("n_examples", "traced", "no_rule", "eval_out")  # filled in by check_call
 _options = operator.attrgetter(*OPTIONS)
 
@@ -128,7 +140,11 @@ def check_call(call: Call) -> Call:
     _check_order_size(steps, batch_size, n_examples)
     tol = generic.threshold(CALLER, "tol", call.tol, nonnegative=True)
     target = generic.threshold(CALLER, "target", call.target, nonnegative=False)
-    traced = generic.is_traced(call.loss, params, call.optimizer, data, key, tol, target, eval_data)
+    threaded_in = (call.state, call.opt_state)
+    traced = generic.under_transformation() or generic.is_traced(
+        call.loss, params, call.optimizer, data, key, tol, target, eval_data, threaded_in
+    )
+    _check_reverse_mode(call.tol, call.target)
     every = _check_chunking(call.checkpoint, call.checkpoint_every, progress, traced, steps)
     history_every = call.history_every
     if history_every is not None:
@@ -136,8 +152,11 @@ def check_call(call: Call) -> Call:
     sharpness_every = _check_sharpness(call.sharpness_every, call.sharpness_iters)
     diagnostics = _check_diagnostics(call.diagnostics, data, batch_size, n_examples)
     _check_schedule(call.optimizer, steps)
-    check_loss_output(call.loss, params, data, batch_size, has_aux=has_aux)
-    eval_out = _check_eval_output(call.loss, params, eval_data, has_aux)
+    opt_state = threaded.check_opt_state(call.optimizer, params, call.opt_state)
+    loss = threaded.stateless(call.loss, call.state)  # (params[, batch]) -> value
+    check_loss_output(loss, params, data, batch_size, has_aux=has_aux)
+    threaded.check_new_state(call.loss, params, call.state, example_args(data, batch_size))
+    eval_out = _check_eval_output(loss, params, eval_data, has_aux)
     warn_if_not_finite(data, stacklevel=5)  # the user's call: minimize, cold path, here
     warn_if_not_finite(eval_data, stacklevel=5, name="eval_data")
     return call._replace(
@@ -158,6 +177,7 @@ def check_call(call: Call) -> Call:
         eval_data=eval_data,
         eval_every=eval_every,
         diagnostics=diagnostics,
+        opt_state=opt_state,
         n_examples=n_examples,
         traced=traced,
         no_rule=call.tol is None and call.target is None,
@@ -286,6 +306,20 @@ def _check_eval_output(loss: Any, params: Any, eval_data: Any, has_aux: bool) ->
         ) from err
 
 
+def _check_reverse_mode(tol: Any, target: Any) -> None:
+    """``jax.grad`` through a run that a rule may stop early is refused: its loop
+    is a ``while_loop``, which reverse mode cannot differentiate."""
+    if (tol is None and target is None) or not generic.in_reverse_mode():
+        return
+    given = " and ".join(name for name, v in (("tol", tol), ("target", target)) if v is not None)
+    raise ValueError(
+        f"minimize: jax.grad (reverse mode) cannot differentiate a run that {given} may stop "
+        "early: its length depends on the values, so it runs as a while loop. Drop "
+        f"{given} (a fixed-length run of all steps is differentiated exactly), or use "
+        "forward mode (jax.jvp, jax.jacfwd), which works with them."
+    )
+
+
 _SCHEDULE_PROBES = 1 << 16  # schedule values checked before a run (all of them for short runs)
 
 
@@ -295,8 +329,11 @@ def _check_schedule(optimizer: Any, steps: int) -> None:
     if not callable(schedule) or generic.is_traced(optimizer):
         return
     at = np.unique(np.linspace(0, steps - 1, min(steps, _SCHEDULE_PROBES)).astype(np.int64))
-    with jax.ensure_compile_time_eval():
-        values = np.asarray(jax.vmap(schedule)(jnp.asarray(at, jnp.int32)), np.float64)
+    try:
+        with jax.ensure_compile_time_eval():
+            values = np.asarray(jax.vmap(schedule)(jnp.asarray(at, jnp.int32)), np.float64)
+    except jax.errors.JAXTypeError:  # a schedule of traced values (jax.grad over a rate)
+        return
     bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0)))
     if bad.size:
         i = bad[0]

@@ -7,7 +7,9 @@ params and a finite gradient, so they are finite, and nothing before them is
 lost. (One exception: an update so large that ``params + update`` overflows
 float32 itself, above 3.4e38, leaves inf in the params; the status is still
 ``DIVERGED``. Guarding against it would cost a copy of the params every step.)
-A gradient whose norm overflows float32 counts as non-finite.
+The bookkeeping (history, gradient norm, stopping rules) is in the params'
+precision, at least float32: a float64 run's gradient norm overflows only
+above float64's range.
 
 In minibatch runs the stopping rules see what each step computes: the
 minibatch's loss and gradient. ``Result.loss`` is always the full-data loss.
@@ -132,39 +134,55 @@ def _advance(spec: Spec, run, carry: Carry, data, key, tol, target, stop_at, eva
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def start(spec: Spec, traced, params, data, eval_data=None) -> Carry:
-    """The state before the first step (a chunked run's starting point)."""
-    return body.start(spec, rejoin(spec, traced), params, data, eval_data)
+def start(spec: Spec, traced, params, data, eval_data=None, begin=(None, None)) -> Carry:
+    """The state before the first step (a chunked run's starting point);
+    ``begin``: the ``(opt_state, state)`` to start from (None: the defaults)."""
+    return body.start(spec, rejoin(spec, traced), params, data, eval_data, *begin)
 
 
-def _first_segment(spec: Spec, traced, params, data, key, tol, target, stop_at, last, eval_data):
+def _first_segment(
+    spec: Spec, traced, params, data, key, tol, target, stop_at, last, eval_data, begin
+):
     run = rejoin(spec, traced)
-    carry = body.start(spec, run, params, data, eval_data)
+    carry = body.start(spec, run, params, data, eval_data, *begin)
     carry = _advance(spec, run, carry, data, key, tol, target, stop_at, eval_data)
     return carry, body.finish(spec, run, carry, data, tol, target) if last else None
 
 
 @functools.partial(jax.jit, static_argnums=(0, 8))
 def first_segment(
-    spec: Spec, traced, params, data, key, tol, target, stop_at, last=True, eval_data=None
+    spec: Spec,
+    traced,
+    params,
+    data,
+    key,
+    tol,
+    target,
+    stop_at,
+    last=True,
+    eval_data=None,
+    begin=(None, None),
 ):
     """Start a run and take its steps up to ``stop_at``: ``(carry, finish)``.
 
     With ``last=False`` (a segment that ``stop_at`` ends before the run's
     end) ``finish`` is None: the full-data evaluation of :func:`finish` is
     only needed once the run is over. ``eval_data``: the held-out data
-    (with ``spec.eval_every``).
+    (with ``spec.eval_every``); ``begin``: see :func:`start`.
     """
-    return _first_segment(spec, traced, params, data, key, tol, target, stop_at, last, eval_data)
+    return _first_segment(
+        spec, traced, params, data, key, tol, target, stop_at, last, eval_data, begin
+    )
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def whole_run(spec: Spec, traced, params, data, key, tol, target, eval_data=None) -> Result:
-    """A whole run in one program: its :class:`Result` (and nothing a next
-    segment would need, such as the optimizer state: fewer outputs to make)."""
+def whole_run(
+    spec: Spec, traced, params, data, key, tol, target, eval_data=None, begin=(None, None)
+) -> Result:
+    """A whole run in one program: its :class:`Result` (``begin``: see :func:`start`)."""
     steps = spec.steps
     carry, finish = _first_segment(
-        spec, traced, params, data, key, tol, target, steps, True, eval_data
+        spec, traced, params, data, key, tol, target, steps, True, eval_data, begin
     )
     return result_of(carry, finish)
 
@@ -178,6 +196,8 @@ def result_of(carry: Carry, finish: Finish) -> Result:
         status=finish.status,
         history=carry.history,
         aux=finish.aux,
+        state=carry.state,
+        opt_state=carry.opt_state,
     )
 
 

@@ -60,7 +60,9 @@ def plan(call: Call, loss: Static, optimizer: Static, gather=take_rows) -> Spec:
         n_examples=call.n_examples,
         record_params=call.record_params,
         has_aux=call.has_aux,
-        extra_args=isinstance(call.optimizer, optax.GradientTransformationExtraArgs | Optimizer),
+        extra_args=isinstance(
+            call.optimizer, optax.GradientTransformationExtraArgs | Optimizer | optax.MultiSteps
+        ),
         gather=gather,
         loop=loop_kind(call.steps, inner, fixed_length=call.traced and call.no_rule),
         inner_steps=inner,
@@ -71,6 +73,7 @@ def plan(call: Call, loss: Static, optimizer: Static, gather=take_rows) -> Spec:
         sharpness_iters=call.sharpness_iters,
         eval_every=eval_period(call.eval_every, stride),
         diagnostics=call.diagnostics,
+        has_state=call.state is not None,
     )
 
 
@@ -89,6 +92,13 @@ def inner_steps(traced_call: bool, params: Any) -> int:
     """Steps per iteration of the run's while loop (see :mod:`jaxgd.run._loop`)."""
     if traced_call or jax.default_backend() != "cpu":
         return _INNER_STEPS
+    if jax.config.jax_enable_x64:
+        # With x64 on, two steps per iteration (each update in its own cond)
+        # took 10-20x the time of one on a CPU (10k Adam steps on 2 params:
+        # 5-10 ms against 0.7 ms, float32 or float64 params; one step per
+        # iteration, a scan or a select all take 0.6-0.7 ms): the x64 group
+        # of benchmarks/speed.
+        return 1
     return 2 if tree_bytes(params) <= _UNROLL_BYTES else 1
 
 

@@ -155,6 +155,13 @@ class Result(NamedTuple):
         history: the recorded :class:`History`.
         aux: with ``has_aux=True``, the loss's auxiliary output at ``params``
             (on the full data); else ``None``.
+        state: with ``minimize(state=...)``, the model state after the last
+            step (the one ``loss`` and ``aux`` were evaluated with); else ``None``.
+        opt_state: the optimizer state after the last step: pass it back as
+            ``minimize(opt_state=...)`` with ``params=result.params`` to go on
+            (its step count drives schedules and bias corrections), or to
+            ``optax.contrib.schedule_free_eval_params(result.opt_state,
+            result.params)``.
     """
 
     params: Any
@@ -163,3 +170,5 @@ class Result(NamedTuple):
     status: jax.Array
     history: History
     aux: Any = None
+    state: Any = None
+    opt_state: Any = None

@@ -157,9 +157,11 @@ def run_in_segments(
     fingerprint: Callable[[], dict] | None = None,
     progress: bool = False,
     eval_data: Any = None,
+    begin: tuple = (None, None),
 ) -> Result:
     """The run of ``spec`` as one or more compiled segments (see the module docstring);
-    ``eval_data``: the held-out data (with ``spec.eval_every``)."""
+    ``eval_data``: the held-out data (with ``spec.eval_every``); ``begin``: the
+    ``(opt_state, state)`` to start from (see :func:`jaxgd.run._loop.start`)."""
     steps = spec.steps
     every = every or steps
     lock = _checkpoint.lock(checkpoint) if checkpoint else contextlib.nullcontext()
@@ -169,7 +171,7 @@ def run_in_segments(
         fingerprint = fingerprint() if fingerprint is not None else None
         carry = finish = None
         if checkpoint is not None and _checkpoint.exists(checkpoint):
-            like = start(spec, traced, params, data, eval_data)
+            like = start(spec, traced, params, data, eval_data, begin)
             carry = _resume(checkpoint, like, fingerprint, spec)
         bar = None
         if progress:
@@ -184,9 +186,8 @@ def run_in_segments(
                 last = stop_at == steps  # else no full-data evaluation until the run is over
                 t0 = time.perf_counter()
                 if carry is None:
-                    carry, finish = first_segment(
-                        spec, traced, params, data, key, tol, target, stop_at, last, eval_data
-                    )
+                    first = (spec, traced, params, data, key, tol, target, stop_at, last)
+                    carry, finish = first_segment(*first, eval_data, begin)
                 else:
                     carry, finish = next_segment(
                         spec, traced, carry, data, key, tol, target, stop_at, last, eval_data

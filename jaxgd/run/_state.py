@@ -63,6 +63,7 @@ class Spec(NamedTuple):
     eval_every: int = 0  # > 0: the loss on the held-out data every this many steps
     # (a multiple of history_stride, see jaxgd.run._plan.eval_period)
     diagnostics: tuple[str, ...] = ()  # the instruments of jaxgd.run._diagnostics (in its order)
+    has_state: bool = False  # the loss threads a model state: loss(params, state[, batch])
 
 
 class Carry(NamedTuple):
@@ -75,6 +76,7 @@ class Carry(NamedTuple):
     history: History
     probe: Any = None  # with sharpness_every: the last top eigenvectors (warm starts)
     last_update: Any = None  # with alpha or the cosine: jaxgd.run._diagnostics.LastUpdate
+    state: Any = None  # with Spec.has_state: the model state the next step's loss reads
 
 
 class Inputs(NamedTuple):

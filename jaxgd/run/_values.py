@@ -17,7 +17,13 @@ import numpy as np
 from jaxgd import _checks as generic
 from jaxgd._host import register_cache
 
-__all__ = ["all_finite", "check_aux_output", "check_loss_output", "warn_if_not_finite"]
+__all__ = [
+    "all_finite",
+    "check_aux_output",
+    "check_loss_output",
+    "example_args",
+    "warn_if_not_finite",
+]
 
 # --------------------------------------------------------------------------- #
 # The loss's output, traced abstractly (no compiling), remembered per loss
@@ -41,12 +47,28 @@ def _remembered(store: dict, obj: Any) -> dict | None:
     return memo
 
 
+def _strong(a: Any) -> Any:
+    """An array's abstract value without its weak type (anything else as it is).
+
+    A weakly typed param (``jnp.array(2.0)``) makes what the loss computes from
+    it weakly typed too; traced as a strongly typed one, the loss's value is
+    weakly typed only where it is a Python number, computed from no argument.
+    (Its sharding is left out: the check asks for shapes and dtypes only.)
+    """
+    if isinstance(a, jax.ShapeDtypeStruct | jax.Array | np.ndarray) and hasattr(a, "dtype"):
+        return jax.ShapeDtypeStruct(np.shape(a), a.dtype)
+    return a
+
+
 def _loss_output(loss, params, args):
-    """``jax.eval_shape(loss, params, *args)``, remembered by the argument types
-    for as long as ``loss`` lives (nothing is kept alive by the memory)."""
-    leaves, treedef = jax.tree.flatten((loss, params, args))
-    if generic.is_traced(leaves):
+    """``jax.eval_shape(loss, params, *args)`` on strongly typed params and
+    arguments (see :func:`_strong`), remembered by the argument types for as
+    long as ``loss`` lives (nothing is kept alive by the memory)."""
+    traced = generic.is_traced(loss, params, args)
+    params, args = jax.tree.map(_strong, (params, args))
+    if traced:
         return jax.eval_shape(loss, params, *args)
+    leaves, treedef = jax.tree.flatten((loss, params, args))
     memo = _remembered(_OUTPUTS, loss)
     key = (treedef, tuple((np.shape(a), getattr(a, "dtype", type(a))) for a in leaves))
     try:
@@ -65,14 +87,7 @@ def _loss_output(loss, params, args):
 def check_loss_output(loss, params, data, batch_size, *, has_aux: bool, caller: str = "minimize"):
     """Trace ``loss`` abstractly to check it returns a float scalar (with ``has_aux``:
     a pair whose first part is one); returns the abstract output."""
-    if data is None:
-        args = ()
-    elif batch_size is None:
-        args = (data,)
-    else:
-        args = (
-            jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype), data),
-        )
+    args = example_args(data, batch_size)
     call = "loss(params, batch)" if data is not None else "loss(params)"
     try:
         out = _loss_output(loss, params, args)
@@ -89,7 +104,23 @@ def check_loss_output(loss, params, data, batch_size, *, has_aux: bool, caller: 
                 "called with (params, batch); without data, with params alone."
             ) from err
         raise
-    return check_aux_output(out, has_aux=has_aux, caller=caller)
+    try:
+        return check_aux_output(out, has_aux=has_aux, caller=caller)
+    except ValueError:  # a refusal is never remembered past the call that earned it
+        _OUTPUTS.pop(id(loss), None)
+        raise
+
+
+def example_args(data, batch_size) -> tuple:
+    """The loss's arguments after params: ``()``, ``(data,)`` or ``(a minibatch,)``
+    (abstract: shapes and dtypes)."""
+    if data is None:
+        return ()
+    if batch_size is None:
+        return (data,)
+    return (
+        jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype), data),
+    )
 
 
 def _is_signature_error(err: TypeError, loss, n_args: int) -> bool:

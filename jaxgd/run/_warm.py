@@ -139,7 +139,7 @@ class WarmCalls:
         """``call`` (a :class:`jaxgd.run._checks.Call`) run as the remembered call
         like it, or else by ``cold(call, memo)``, which checks, plans and
         executes it (and, for a plain call, remembers it with ``memo``)."""
-        if not call.plain:
+        if not call.plain or generic.under_transformation():  # traced: never remembered
             return cold(call, None)
         loss, params, optimizer, data, key = (
             call.loss,
@@ -360,8 +360,8 @@ def _whole_run_as_tuples(spec: Spec, *args: Any) -> tuple:
 
 def _as_result(out: tuple, stride: int) -> Result:
     """The :class:`Result` of :func:`_whole_run_as_tuples`'s ``out``."""
-    params, loss, steps, status, history, aux = out
-    return Result(params, loss, steps, status, History(*history, stride=stride), aux)
+    params, loss, steps, status, history, *rest = out
+    return Result(params, loss, steps, status, History(*history, stride=stride), *rest)
 
 
 def _same_value(value: Any, depth: int) -> Any:

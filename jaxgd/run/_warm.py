@@ -385,13 +385,18 @@ def _cell(cell: Any, depth: int) -> Any:
 
 def _same_code(leaf: Any, depth: int = 0) -> Any:
     """A compiled-in leaf up to its identity: a function by its code and the values
-    it closes over, a ``functools.partial`` by its function and its arguments'
-    types (those a ``jax.tree_util.Partial`` would trace). Three levels deep at
-    most (a function may close over itself)."""
+    it closes over or has as defaults (``lambda p, f=f: f(p)``), a
+    ``functools.partial`` by its function and its arguments' types (those a
+    ``jax.tree_util.Partial`` would trace). Three levels deep at most (a function
+    may close over itself)."""
     if depth > 3:
         return type(leaf)
     if isinstance(leaf, types.FunctionType):
-        return ("function", leaf.__code__, tuple(_cell(c, depth) for c in leaf.__closure__ or ()))
+        cells = tuple(_cell(c, depth) for c in leaf.__closure__ or ())
+        keywords = sorted((leaf.__kwdefaults__ or {}).items())
+        defaults = [*(leaf.__defaults__ or ()), *(v for _, v in keywords)]
+        defaults = tuple(_same_value(d, depth) for d in defaults)
+        return ("function", leaf.__code__, cells, defaults)
     if isinstance(leaf, functools.partial):
         kind = lambda v: _same_code(v, depth + 1) if callable(v) else type(v)  # noqa: E731
         keywords = tuple(sorted((k, kind(v)) for k, v in leaf.keywords.items()))

@@ -72,3 +72,15 @@ def test_a_new_lambda_with_other_values_is_another_loss_not_warned_of():
     values = iter([1.0, 2.0, 3.0])
     make_loss = lambda: (lambda c: lambda p: _bowl(p, c))(next(values))
     assert _calls(make_loss, lambda: gd.sgd(0.1)) == []
+
+
+def test_a_new_lambda_with_other_defaults_is_another_loss_not_warned_of():
+    """Found by optimistix's problems bound in a loop, ``lambda p, f=f: f(p, args)``:
+    each lambda computes another loss, so compiling again is not "only because" it
+    is new (the warning said so before the defaults were compared)."""
+    by_value = iter([lambda p, c=c: _bowl(p, c) for c in (1.0, 2.0, 3.0)])
+    assert _calls(lambda: next(by_value), lambda: gd.sgd(0.1)) == []
+    by_code = iter([lambda p, f=f: jnp.sum(f(p)) for f in (jnp.sin, jnp.cos, jnp.tanh)])
+    assert _calls(lambda: next(by_code), lambda: gd.sgd(0.1)) == []
+    same = iter([lambda p, *, c=c: _bowl(p, c) for c in jnp.ones((3, 3))])  # traced values
+    assert len(_calls(lambda: next(same), lambda: gd.sgd(0.1))) == 1

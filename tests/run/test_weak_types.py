@@ -1,73 +1,96 @@
 """Weakly typed params and losses (``jnp.array(2.0)``) are ordinary (issue 23).
 
-optimistix writes its scalar test problems' inits as ``jnp.array(...)``,
-whose values are weakly typed; the loss computed from them is too. Three of
-its minimisation problems (Himmelblau, Matyas, Beale, as in optimistix's
-``tests/helpers.py``, written here with plain ``jnp``) run through
+optimistix writes its scalar test problems' inits as ``jnp.array(...)``, whose
+values are weakly typed; the loss computed from them is too. Its whole problem
+set for minimisation and least squares, ported verbatim in
+``optimistix_problems.py`` (a data module beside this file), runs through
 ``minimize`` with ``optax.lbfgs`` and ``gd.adam``.
 """
 
+import operator
+
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
 import optax
+import optimistix_problems as optx_problems  # tests/run, beside this file
 import pytest
 
 import jaxgd as gd
 
 
-def himmelblau(tree, args):
-    y, z = tree
-    const1, const2 = args
-    return (y**2 + z - const1) ** 2 + (y + z**2 - const2) ** 2
+def _sum_of_squares(residuals):
+    """The least-squares objective as optimistix's ``test_least_squares`` checks it."""
+    return jtu.tree_reduce(operator.add, jtu.tree_map(lambda r: jnp.sum(r**2), residuals))
 
 
-def matyas(tree, args):
-    y, z = tree
-    const1, const2 = args
-    return const1 * (y**2 + z**2) - const2 * y * z
-
-
-def beale(tree, args):
-    y, z = tree
-    c1, c2, c3 = args
-    return (c1 - y + y * z) ** 2 + (c2 - y + y * z**2) ** 2 + (c3 - y + y * z**3) ** 2
-
-
-# (function, its minimum value, init, args), the inits and args as optimistix writes them
+# name: (loss(params), published minimum, init), each loss made once (no recompiles)
 PROBLEMS = {
-    "himmelblau": (
-        himmelblau,
-        0.0,
-        [jnp.array(2.0), jnp.array(2.5)],
-        (jnp.array(11.0), jnp.array(7.0)),
-    ),
-    "matyas": (matyas, 0.0, [jnp.array(6.0), jnp.array(6.0)], (jnp.array(0.26), jnp.array(0.48))),
-    "beale": (
-        beale,
-        0.0,
-        [jnp.array(2.0), jnp.array(0.0)],
-        (jnp.array(1.5), jnp.array(2.25), jnp.array(2.625)),
-    ),
+    fn.__name__.lstrip("_"): (lambda p, fn=fn, args=args: fn(p, args), float(minimum), init)
+    for fn, minimum, init, args in optx_problems.minimisation_fn_minima_init_args
 }
+LEAST_SQUARES = ("diagonal_quadratic_bowl", "rosenbrock", "rosenbrock_pytree", "simple_nn")
+for _name, (_fn, _minimum, _init, _args) in zip(
+    LEAST_SQUARES, optx_problems.least_squares_fn_minima_init_args, strict=True
+):
+    assert _name.startswith(_fn.__name__)
+    PROBLEMS[_name] = (
+        lambda p, fn=_fn, args=_args: _sum_of_squares(fn(p, args)),
+        float(_minimum),
+        _init,
+    )
+LBFGS = optax.lbfgs()
+ADAM = gd.adam(3e-2)
 
 
-@pytest.mark.parametrize("name", sorted(PROBLEMS))
-def test_optimistix_scalar_problems_with_lbfgs(name):
-    fn, minimum, init, args = PROBLEMS[name]
-    assert all(leaf.weak_type for leaf in init)  # as optimistix writes them
-    result = gd.minimize(lambda p: fn(p, args), init, optax.lbfgs(), steps=200, tol=1e-6)
+def test_the_port_is_the_whole_set_with_weakly_typed_scalar_inits():
+    assert sorted(PROBLEMS) == sorted(
+        ["bowl", "himmelblau", "matyas", "beale", "square_minus_one", *LEAST_SQUARES]
+    )
+    for name in WEAK:
+        assert all(leaf.weak_type for leaf in jax.tree.leaves(PROBLEMS[name][2]))
+
+
+WEAK = ("beale", "himmelblau", "matyas", "square_minus_one")  # weakly typed scalar inits
+# The others compile for 2-6 s each: slow, so the quick suite runs the weak ones.
+BY_SPEED = [n if n in WEAK else pytest.param(n, marks=pytest.mark.slow) for n in sorted(PROBLEMS)]
+# lbfgs stops on the gradient norm. On rosenbrock_pytree float32 cannot resolve it
+# below about 7e-3: the residuals 100 * (y[1:] - y[:-1]) give gradient terms of
+# 2e4 * (y[i+1] - y[i]), and neighbours near 1.0 differ by whole ulps (1.2e-7).
+# lbfgs sits there with the loss at 3e-9 (measured), so its tolerance is 1e-2.
+GRAD_TOL = {"rosenbrock_pytree": 1e-2}
+
+
+@pytest.mark.parametrize("name", BY_SPEED)
+def test_optimistix_problems_with_lbfgs(name):
+    loss, minimum, init = PROBLEMS[name]
+    result = gd.minimize(loss, init, LBFGS, steps=500, tol=GRAD_TOL.get(name, 1e-6))
     assert gd.Status(int(result.status)) is gd.Status.CONVERGED
-    assert float(result.loss) == pytest.approx(minimum, abs=1e-8)
+    found = float(loss(result.params))  # as optimistix checks: the loss at the argmin
+    assert float(result.loss) == pytest.approx(found, rel=1e-5, abs=1e-12)
+    # optimistix's own tolerance for these problems (atol = rtol = 1e-4 in
+    # test_minimise and test_least_squares); every problem also gets lower.
+    assert found == pytest.approx(minimum, rel=1e-4, abs=1e-4)
+    assert found < float(loss(init))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
-def test_optimistix_scalar_problems_with_adam(name):
-    fn, _, init, args = PROBLEMS[name]
-    result = gd.minimize(lambda p: fn(p, args), init, gd.adam(3e-2), steps=2000)
-    start = float(fn(init, args))
+def test_optimistix_problems_with_adam(name):
+    loss, minimum, init = PROBLEMS[name]
+    result = gd.minimize(loss, init, ADAM, steps=5000)
     assert gd.Status(int(result.status)) is gd.Status.MAX_STEPS
-    assert float(result.loss) < 1e-2 * start
+    start, found = float(loss(init)), float(loss(result.params))
+    if name == "simple_nn":
+        # optimistix starts this MLP next to its minimum on purpose (see get_weights in
+        # the port): the loss starts at 2.1e-6, within the published tolerance of 0.0,
+        # and no solver reaches 0.0 (lbfgs stops at 6.2e-7, a stationary point). So
+        # "well below the start" here is: at least halved, within the tolerance.
+        assert found < 0.5 * start
+        assert found == pytest.approx(minimum, abs=1e-4)
+    else:
+        # at most a thousandth of the start's gap to the published minimum
+        assert found - minimum <= 1e-3 * (start - minimum)
 
 
 def test_weak_scalar_param():

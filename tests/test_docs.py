@@ -9,6 +9,7 @@ as the published site does) must pass with every notebook figure in the built
 pages. Everything the build needs is in the ``test`` extra.
 """
 
+import html.parser
 import os
 import pathlib
 import re
@@ -23,6 +24,8 @@ ROOT = pathlib.Path(__file__).parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "api" not in p.relative_to(DOCS).parts)
 NOTEBOOKS = sorted((DOCS / "tutorials").glob("*.ipynb"))
+# The gallery's pages: Python scripts (jupytext percent format) that the build executes.
+GALLERY = sorted((DOCS / "gallery").glob("[!_]*.py"))
 # Pages whose examples compile several comparisons or chunked runs: tens of seconds on
 # 2 cores. (The comparing, ecosystem and devices pages hold what the README ran in the
 # fast suite: they stay in it.)
@@ -131,13 +134,15 @@ def test_notebook_executes(notebook, tmp_path, monkeypatch):
     assert len(images) >= 3, f"{notebook.name} drew {len(images)} figures"
 
 
-@pytest.mark.slow
-def test_site_builds_strict_with_the_notebook_figures(tmp_path):
-    site = tmp_path / "site"
+def _build(site: pathlib.Path, *, execute: bool) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=ROOT,
-        env={**_kernel_env(), "NO_MKDOCS_2_WARNING": "1"},
+        env={
+            **_kernel_env(),
+            "NO_MKDOCS_2_WARNING": "1",
+            "JAXGD_DOCS_EXECUTE": "true" if execute else "false",
+        },
         capture_output=True,
         text=True,
         timeout=1200,
@@ -147,6 +152,99 @@ def test_site_builds_strict_with_the_notebook_figures(tmp_path):
     # (The kernel's own "[IPKernelApp] WARNING" about TCP is not the site's.)
     log = done.stdout + done.stderr
     assert not re.search(r"^WARNING\s+-", log, re.M), log
+
+
+# LaTeX that a reader must never see as typed: it is MathJax's to typeset.
+LATEX = re.compile(
+    r"\\(beta|eta|alpha|lambda|epsilon|rho|mu|leftarrow|frac|sqrt|hat|nabla|partial)\b"
+)
+
+
+class _Prose(html.parser.HTMLParser):
+    """The text a reader sees as typed: outside code, scripts and the formulas
+    MathJax typesets (arithmatex's elements; ``$...$`` in a notebook's Markdown)."""
+
+    SKIP = {"code", "pre", "script", "style"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[tuple[str, str]] = []  # (tag, kind): kind "skip", "math", "nb" or ""
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in {"br", "img", "hr", "input", "meta", "link", "source"}:
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        kind = (
+            "skip"
+            if tag in self.SKIP or "arithmatex" in classes
+            else "nb"
+            if "jp-MarkdownOutput" in classes
+            else ""
+        )
+        self.stack.append((tag, kind))
+
+    def handle_endtag(self, tag):
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data):
+        kinds = {kind for _, kind in self.stack}
+        if "skip" in kinds:
+            return
+        if "nb" in kinds:  # Jupyter's own delimiters, typeset on the notebook's page
+            data = re.sub(r"\$\$.*?\$\$|\$[^$]+\$", "", data, flags=re.S)
+        self.text.append(data)
+
+
+def _visible_text(page: str) -> str:
+    parser = _Prose()
+    parser.feed(page)
+    return "".join(parser.text)
+
+
+def test_site_builds_strict_with_formulas_typeset_offline(tmp_path):
+    """The layout build (notebooks not executed: seconds): strict, every formula
+    in MathJax's hands, MathJax served from the site itself, nothing fetched from
+    another host, and the gallery's index listing every script."""
+    site = tmp_path / "site"
+    _build(site, execute=False)
+    pages = {p: p.read_text() for p in site.rglob("*.html")}
+    for path, page in pages.items():
+        assert ".. math::" not in page, path
+        seen = LATEX.search(_visible_text(page))
+        assert seen is None, f"{path.relative_to(site)}: {seen[0]} shown untypeset"
+        # Offline: no script, style sheet or font from another host.
+        # (The canonical address, a link the reader may follow, is not fetched.)
+        fetched = (
+            r'<script[^>]+src="(?:https?:)?//'
+            r'|<link(?![^>]*"canonical")[^>]+href="(?:https?:)?//'
+        )
+        assert not re.search(fetched, page), path
+    optimizers = pages[site / "api" / "optimizers" / "index.html"]
+    assert optimizers.count('class="arithmatex"') >= 7  # the seven rules' formulas
+    assert "javascripts/mathjax/tex-chtml.js" in optimizers
+    assert (site / "javascripts" / "mathjax" / "tex-chtml.js").stat().st_size > 500_000
+    assert list((site / "javascripts" / "mathjax" / "output" / "chtml").rglob("*.woff"))
+    lesson = pages[site / "tutorials" / "gradient-descent-lesson" / "index.html"]
+    assert 'src="../../javascripts/mathjax-config.js"' in lesson  # the notebook's slot
+    assert "$\\eta$" in lesson or "\\eta" in lesson  # the lesson writes its formulas in TeX
+    # The API signatures are formatted (ruff, from the docs extra): minimize's
+    # signature has one parameter a line.
+    running = pages[site / "api" / "running" / "index.html"]
+    signature = re.search(r'<div class="doc-signature.*?</div>', running, re.S)[0]
+    assert signature.count("\n") > 10
+    gallery = pages[site / "gallery" / "index.html"]
+    for script in GALLERY:
+        assert f'href="{script.stem}/"' in gallery, script.name
+    assert len(GALLERY) >= 8
+
+
+@pytest.mark.slow
+def test_site_builds_strict_with_the_notebook_figures(tmp_path):
+    site = tmp_path / "site"
+    _build(site, execute=True)
     for notebook in NOTEBOOKS:
         html = (site / "tutorials" / notebook.stem / "index.html").read_text()
         # The executed notebook's figures are embedded in the page as PNG images.

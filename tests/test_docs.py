@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import jaxgd as gd
@@ -280,3 +281,35 @@ def test_how_far_to_step_quotes_its_numbers():
     for figure in ("overshoot", "range_test", "edge_of_stability"):
         assert f"(figures/{figure}.png)" in section
         assert (DOCS / "guides" / "figures" / f"{figure}.png").is_file()
+
+
+@pytest.mark.slow
+def test_how_far_to_step_quotes_the_edge_of_stability():
+    """The sharpness numbers of the guide's "Along a run" section, from the run
+    that draws its figure (2 x 2000 full-batch steps of the digits MLP)."""
+    import importlib.util
+
+    path = ROOT / "examples" / "how_far_to_step.py"
+    spec = importlib.util.spec_from_file_location("how_far_to_step", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    runs = example.digits_mlp()
+    section = " ".join((DOCS / "guides" / "step-size.md").read_text().split())
+
+    def curve(rate):
+        sharpness = np.asarray(runs[rate].history.sharpness)
+        seen = ~np.isnan(sharpness)
+        return np.asarray(runs[rate].history.step)[seen], sharpness[seen]
+
+    steps, fast = curve(0.1)
+    assert f"({fast[0]:.2f} at the start)" in section and fast[0] > 20  # above 2/lr
+    assert f"({fast[steps == 50][0]:.2f} by step 50)" in section and fast[steps == 50][0] < 20
+    # back to 20 around step 200: below it until then, at it (to 1 %) there
+    assert np.all(fast[(steps > 0) & (steps < 200)] < 20)
+    assert fast[steps == 200][0] == pytest.approx(20, rel=0.01)
+    late = fast[steps >= 500]
+    assert f"({late.min():.1f} to {late.max():.1f} from step 500 on)" in section
+    assert float(runs[0.1].loss) < float(runs[0.1].history.loss[0]) / 4  # the loss falls
+    steps, slow = curve(0.05)
+    assert f"({slow[0]:.1f} to {slow[-1]:.1f} in 2000 steps" in section
+    assert np.all(np.diff(slow) > 0) and slow.max() < 2 / 0.05

@@ -57,6 +57,24 @@ def test_the_pages_are_found():
         "gradient-descent-lesson.ipynb",
         "choosing-an-optimizer.ipynb",
     }
+    assert len(GALLERY) >= 8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", GALLERY, ids=lambda p: p.stem)
+def test_gallery_page_runs(script, tmp_path):
+    """Each gallery page runs as the script it is (``python docs/gallery/NAME.py``,
+    as its index says), in a process of its own: one page sets XLA's device
+    count before JAX starts. Its asserts are the page's claims."""
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**_kernel_env(), "MPLBACKEND": "Agg"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 @pytest.mark.parametrize("page", [_page_param(p) for p in PAGES])
@@ -251,6 +269,10 @@ def test_site_builds_strict_with_the_notebook_figures(tmp_path):
         # The executed notebook's figures are embedded in the page as PNG images.
         images = re.findall(r'<img[^>]+src="data:image/png;base64,', html)
         assert len(images) >= 3, f"{notebook.name}: {len(images)} figures in the built page"
+        assert "Traceback" not in html
+    for script in GALLERY:
+        html = (site / "gallery" / script.stem / "index.html").read_text()
+        assert re.search(r'<img[^>]+src="data:image/png;base64,', html), script.name
         assert "Traceback" not in html
     reference = "".join(p.read_text() for p in (site / "api").rglob("index.html"))
     rendered = set(re.findall(r'id="jaxgd(?:\.\w+)*\.(\w+)"', reference))

@@ -20,7 +20,10 @@ x, y = load_digits(return_X_y=True)
 order = np.random.default_rng(0).permutation(len(y))
 images = jnp.asarray(x[order].reshape(-1, 1, 8, 8) / 16.0, jnp.float32)
 labels = jnp.asarray(y[order])
-train, held_out = (images[:1400], labels[:1400]), (images[1400:], labels[1400:])
+train, held_out = (
+    (images[:1400], labels[:1400]),
+    (images[1400:], labels[1400:]),
+)
 
 
 class CNN(eqx.Module):

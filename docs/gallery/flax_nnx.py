@@ -95,8 +95,9 @@ plt.show()
 # `nnx.update`); the model then classifies images it never saw.
 
 # %%
-train_acc, held_acc = accuracy(result.params, train), accuracy(
-    result.params, held_out
+train_acc, held_acc = (
+    accuracy(result.params, train),
+    accuracy(result.params, held_out),
 )
 print(f"accuracy: training {train_acc:.3f}, held out {held_acc:.3f}")
 trained = nnx.merge(graphdef, result.params, rest)

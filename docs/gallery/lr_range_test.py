@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import jaxgd as gd
 import matplotlib.pyplot as plt
-import numpy as np
 import optax
 from sklearn.datasets import load_digits
 

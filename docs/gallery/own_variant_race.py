@@ -74,7 +74,13 @@ class adabelief(gd.Optimizer):
 # loss counted no lower than the target, then the fewest steps to it).
 
 # %%
-problems = ["quadratic", "booth", "rosenbrock", "beale", "breast_cancer_logistic"]
+problems = [
+    "quadratic",
+    "booth",
+    "rosenbrock",
+    "beale",
+    "breast_cancer_logistic",
+]
 grid = [0.0001, 0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
 comparison = gd.compare(
     problems,
@@ -106,9 +112,13 @@ for i, label in enumerate(labels):
         else np.nan
         for p in problems
     ]
-    ax.bar(np.arange(len(problems)) + (i - 1.5) * width, steps, width, label=label)
+    ax.bar(
+        np.arange(len(problems)) + (i - 1.5) * width, steps, width, label=label
+    )
 ax.set_xticks(np.arange(len(problems)), problems, rotation=15, fontsize=8)
-ax.set(ylabel="mean steps to the target", title="The race, at the chosen rates")
+ax.set(
+    ylabel="mean steps to the target", title="The race, at the chosen rates"
+)
 ax.legend(fontsize=8)
 plt.show()
 

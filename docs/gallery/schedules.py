@@ -62,7 +62,7 @@ for label, rate in schedules.items():
     top.plot(step_axis, curve, label=label)
 top.set(ylabel="learning rate")
 top.legend(fontsize=8)
-for label, run in runs.items():
+for run in runs.values():
     excess = np.asarray(run.history.loss) - problem.optimum_value
     window = 50  # minibatch losses, averaged over 50 steps
     smooth = np.convolve(excess, np.ones(window) / window, mode="valid")

@@ -254,6 +254,10 @@ def test_site_builds_strict_with_formulas_typeset_offline(tmp_path):
     running = pages[site / "api" / "running" / "index.html"]
     signature = re.search(r'<div class="doc-signature.*?</div>', running, re.S)[0]
     assert signature.count("\n") > 10
+    # The prose links into the API reference.
+    for guide in ("run-loop", "comparing", "optimizers", "troubleshooting", "how-to-choose"):
+        html = pages[site / "guides" / guide / "index.html"]
+        assert re.search(r'href="\.\./\.\./api/\w+/#jaxgd\.', html), guide
     gallery = pages[site / "gallery" / "index.html"]
     for script in GALLERY:
         assert f'href="{script.stem}/"' in gallery, script.name

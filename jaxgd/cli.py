@@ -34,6 +34,7 @@ QUICK = {
     "problems": ("booth", "rosenbrock", "student_marks", "breast_cancer_logistic"),
     "steps": 100,
     "seeds": 2,
+    "eval_seeds": 6,
     "learning_rates": (1e-3, 1e-2, 1e-1, 1.0),
 }
 """What ``--quick`` runs (flags given explicitly still win): a smoke test in seconds."""
@@ -102,7 +103,12 @@ def _rates(text: str) -> list[float]:
 
 def _parser() -> _Parser:
     from jaxgd import optimizers
-    from jaxgd.comparison import DEFAULT_OPTIMIZERS, DEFAULT_SEEDS, DEFAULT_STEPS
+    from jaxgd.comparison import (
+        DEFAULT_EVAL_SEEDS,
+        DEFAULT_OPTIMIZERS,
+        DEFAULT_SEEDS,
+        DEFAULT_STEPS,
+    )
 
     parser = _Parser(prog="jaxgd", description="Learn, run and compare gradient descent with JAX.")
     sub = parser.add_subparsers(dest="command", metavar="{compare,problems}", parser_class=_Parser)
@@ -127,7 +133,15 @@ def _parser() -> _Parser:
         f"{','.join(DEFAULT_OPTIMIZERS)})",
     )
     c.add_argument("--steps", type=int, help=f"updates per run (default {DEFAULT_STEPS})")
-    c.add_argument("--seeds", type=int, help=f"seeds per learning rate (default {DEFAULT_SEEDS})")
+    c.add_argument(
+        "--seeds", type=int, help=f"tuning seeds, which choose the rates (default {DEFAULT_SEEDS})"
+    )
+    c.add_argument(
+        "--eval-seeds",
+        type=int,
+        help=f"fresh evaluation seeds (at least 2) from which each chosen rate runs again; "
+        f"every reported figure and verdict is theirs (default {DEFAULT_EVAL_SEEDS})",
+    )
     c.add_argument(
         "--learning-rates",
         type=_rates,
@@ -148,7 +162,7 @@ def _parser() -> _Parser:
     c.add_argument(
         "--quick",
         action="store_true",
-        help="a fast smoke run: 4 problems, 100 steps, 2 seeds, 4 rates",
+        help="a fast smoke run: 4 problems, 100 steps, 2 tuning and 6 evaluation seeds, 4 rates",
     )
     c.add_argument(
         "--sharpness",
@@ -171,6 +185,7 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
     """``compare``'s keyword arguments and the report folder, all checked (nothing compiles)."""
     from jaxgd import problems as problems_mod
     from jaxgd.comparison import (
+        DEFAULT_EVAL_SEEDS,
         DEFAULT_LEARNING_RATES,
         DEFAULT_OPTIMIZERS,
         DEFAULT_PROBLEMS,
@@ -191,6 +206,7 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
     optimizers = given(args.optimizers, list(DEFAULT_OPTIMIZERS))
     steps = given(args.steps, quick.get("steps", DEFAULT_STEPS))
     seeds = given(args.seeds, quick.get("seeds", DEFAULT_SEEDS))
+    eval_seeds = given(args.eval_seeds, quick.get("eval_seeds", DEFAULT_EVAL_SEEDS))
     rates = given(args.learning_rates, list(quick.get("learning_rates", DEFAULT_LEARNING_RATES)))
     if args.batch_size is not None and args.batch_size < 0:
         raise ValueError(f"--batch-size must be >= 1 (or 0 for full batch), got {args.batch_size}.")
@@ -198,8 +214,8 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
     out = check_folder(args.out, caller="--out")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        problems, optimizers, rates, seeds, steps, batch_size = check_arguments(
-            problems, optimizers, rates, seeds, steps, batch_size
+        problems, optimizers, rates, seeds, steps, batch_size, eval_seeds = check_arguments(
+            problems, optimizers, rates, seeds, steps, batch_size, eval_seeds
         )
     for w in caught:
         print(f"jaxgd: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
@@ -208,6 +224,7 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
         optimizers=optimizers,
         learning_rates=rates,
         seeds=seeds,
+        eval_seeds=eval_seeds,
         steps=steps,
         batch_size=batch_size,
         progress=not args.no_progress,
@@ -224,7 +241,16 @@ def _compare(kwargs: dict, out: pathlib.Path) -> int:
     with report.FigureDrawer(list(optimizers), kwargs["seeds"]) as drawer:
         result = comparison.compare(problems, optimizers, on_problem=drawer.add, **kwargs)
         path = report.save(result, out, figures=drawer.finish(result))
+    print(report.seeds_line(result))
+    print()
     print(report.summary_table(result))
+    print()
+    winners = report.verdict_table(result, winners_only=True)
+    rows = result.pairwise()
+    named = sum(r["verdict"] in ("a better", "b better") for r in rows)
+    print(f"Verdicts naming a winner ({named} of {len(rows)} paired rows; the rest are no "
+          "difference or incomparable, all in the report):")  # fmt: skip
+    print(winners if named else "none")
     print()
     print(report.profile_table(result))
     for line in report.edge_warnings(result):

@@ -2,7 +2,8 @@
 
 :func:`compare` sweeps every optimizer over a log grid of learning rates and
 several seeds on each problem (one vmapped, compiled program per optimizer),
-chooses each optimizer's rate by the stated :data:`PROTOCOL`, and returns a
+chooses each optimizer's rate on the tuning seeds by the stated :data:`PROTOCOL`,
+runs the chosen rates again from fresh evaluation seeds, and returns a
 :class:`Comparison`: plain data with its JSON (:func:`load` reads it back).
 :func:`lr_range_test` is the quick one-run scan of learning rates.
 :func:`paired_comparison` and :func:`pairwise` state how two optimizers differ
@@ -13,6 +14,7 @@ over paired evaluation seeds (ratio, interval, test, verdict).
 | ``_engine`` | :func:`compare`: the sweeps problem by problem, the machine |
 | ``_checks`` | the defaults, every argument check, the footprint |
 | ``_sweep`` | one problem: every optimizer x rate x seed, vmapped |
+| ``_evaluation`` | the chosen rates run again from the evaluation seeds, held-out figures |
 | ``_chosen`` | at each chosen rate: a step's cost, the sharpness; the seed rule |
 | ``_landscape`` | the minimiser, vanilla's stability limit, the paths' contour grid |
 | ``_programs`` | traced sweeps kept on disk beside JAX's compilation cache |
@@ -28,19 +30,24 @@ what it draws (the contour grids, the stability limits) is computed here.
 """
 
 from jaxgd.comparison._checks import (
+    DEFAULT_EVAL_SEEDS,
     DEFAULT_LEARNING_RATES,
     DEFAULT_OPTIMIZERS,
     DEFAULT_PROBLEMS,
     DEFAULT_RUN_STEPS,
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
+    EVAL_SEED_BASE,
+    Arguments,
     Footprint,
     SweepSizeWarning,
     check_arguments,
+    evaluation_calls,
     footprint,
 )
 from jaxgd.comparison._chosen import seed_keys
 from jaxgd.comparison._engine import compare, machine
+from jaxgd.comparison._evaluation import Evaluation, eval_every
 from jaxgd.comparison._lr_range import LRRangeTest, lr_range_test
 from jaxgd.comparison._programs import use_program_cache
 from jaxgd.comparison._protocol import (
@@ -50,32 +57,40 @@ from jaxgd.comparison._protocol import (
     speedups,
     steps_to_target,
 )
-from jaxgd.comparison._results import Comparison
+from jaxgd.comparison._results import PAIRWISE_METRICS, Comparison
 from jaxgd.comparison._runs import Contours, OptimizerRuns, ProblemResult, SharpnessRun, StepCost
 from jaxgd.comparison._schema import SCHEMA, SCHEMA_VERSION, SCHEMA_VERSIONS, load
 from jaxgd.comparison._statistics import (
     DEFAULT_BOOTSTRAPS,
+    TIE_RTOL,
     VERDICTS,
     holm,
+    mean_interval,
     paired_comparison,
     pairwise,
 )
 
 __all__ = [
     "DEFAULT_BOOTSTRAPS",
+    "DEFAULT_EVAL_SEEDS",
     "DEFAULT_LEARNING_RATES",
     "DEFAULT_OPTIMIZERS",
     "DEFAULT_PROBLEMS",
     "DEFAULT_RUN_STEPS",
     "DEFAULT_SEEDS",
     "DEFAULT_STEPS",
+    "EVAL_SEED_BASE",
+    "PAIRWISE_METRICS",
     "PROTOCOL",
     "SCHEMA",
     "SCHEMA_VERSION",
     "SCHEMA_VERSIONS",
+    "TIE_RTOL",
     "VERDICTS",
+    "Arguments",
     "Comparison",
     "Contours",
+    "Evaluation",
     "Footprint",
     "LRRangeTest",
     "OptimizerRuns",
@@ -86,11 +101,14 @@ __all__ = [
     "check_arguments",
     "choose_learning_rate",
     "compare",
+    "eval_every",
+    "evaluation_calls",
     "footprint",
     "holm",
     "load",
     "lr_range_test",
     "machine",
+    "mean_interval",
     "paired_comparison",
     "pairwise",
     "performance_profile",

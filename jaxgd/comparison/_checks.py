@@ -2,9 +2,9 @@
 
 Every user error of :func:`jaxgd.compare` is raised here, before anything
 compiles (:func:`check_arguments`): unknown names, empty or non-positive grids,
-bad seeds, steps and batch sizes. The size of a comparison is known before it
-runs (:class:`Footprint`): one whose recorded history cannot fit in this
-machine's memory is refused, a big or long one warned of
+bad seeds (tuning and evaluation), steps and batch sizes. The size of a
+comparison is known before it runs (:class:`Footprint`): one whose recorded
+history cannot fit in this machine's memory is refused, a big or long one warned of
 (:class:`SweepSizeWarning`). The defaults of :func:`jaxgd.compare` live here
 too, since the checks name them and the footprint is measured against them.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -31,12 +31,16 @@ __all__ = [
     "DEFAULT_PROBLEMS",
     "DEFAULT_RUN_STEPS",
     "DEFAULT_SEEDS",
+    "DEFAULT_EVAL_SEEDS",
     "DEFAULT_STEPS",
+    "EVAL_SEED_BASE",
     "HISTORY_WARNING_BYTES",
     "RUN_STEPS_WARNING",
+    "Arguments",
     "Footprint",
     "SweepSizeWarning",
     "check_arguments",
+    "evaluation_calls",
     "footprint",
     "is_2d",
     "n_examples",
@@ -68,10 +72,27 @@ DEFAULT_LEARNING_RATES: tuple[float, ...] = tuple(
 
 DEFAULT_STEPS = 500
 DEFAULT_SEEDS = 3
+"""Tuning seeds: each optimizer's rate is chosen on these."""
+
+DEFAULT_EVAL_SEEDS = 20
+"""Evaluation seeds: the chosen setting is run again from these, and they are reported.
+20 paired seeds let a Wilcoxon test reach ``p = 2 / 2**20`` before Holm's
+correction, so a consistent difference survives a table of a few hundred rows."""
+
+EVAL_SEED_BASE = 1000
+"""A count of evaluation seeds ``m`` means seeds ``1000, ..., 1000 + m - 1`` (or,
+after tuning seeds reaching past 999, the ``m`` seeds after the largest)."""
+
 DEFAULT_RUN_STEPS = (
-    len(DEFAULT_PROBLEMS) * len(DEFAULT_OPTIMIZERS) * len(DEFAULT_LEARNING_RATES) * DEFAULT_SEEDS
-) * DEFAULT_STEPS
-"""Updates all runs of the default comparison take together (486,000)."""
+    len(DEFAULT_PROBLEMS)
+    * len(DEFAULT_OPTIMIZERS)
+    * len(DEFAULT_LEARNING_RATES)
+    * DEFAULT_SEEDS
+    * (1 + -(-DEFAULT_EVAL_SEEDS // (len(DEFAULT_LEARNING_RATES) * DEFAULT_SEEDS)))
+    * DEFAULT_STEPS
+)
+"""Updates all runs of the default comparison take together (972,000: the tuning
+sweep and one evaluation call of the same size, see :func:`evaluation_calls`)."""
 
 HISTORY_WARNING_BYTES = 2**30
 """A comparison recording more history than this (1 GiB) is warned of."""
@@ -190,6 +211,36 @@ def _check_seeds(seeds: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in seeds)
 
 
+def _check_eval_seeds(eval_seeds: Any, seeds: tuple[int, ...]) -> tuple[int, ...]:
+    """A count (>= 2) or a list of ints >= 0, disjoint from the tuning ``seeds``."""
+    advice = "pass a count of at least 2 (20 by default) or a list of distinct ints >= 0"
+    if isinstance(eval_seeds, int | np.integer) and not isinstance(eval_seeds, bool):
+        if eval_seeds < 2:
+            raise ValueError(
+                f"compare: eval_seeds must be at least 2, got {eval_seeds}: a verdict compares "
+                f"optimizers over paired evaluation seeds; {advice}."
+            )
+        base = max(EVAL_SEED_BASE, max(seeds) + 1)  # after the tuning seeds
+        eval_seeds = range(base, base + int(eval_seeds))
+    try:
+        eval_seeds = tuple(eval_seeds)
+    except TypeError:
+        raise ValueError(f"compare: eval_seeds is {eval_seeds!r}; {advice}.") from None
+    if len(eval_seeds) < 2 or not all(
+        isinstance(s, int | np.integer) and not isinstance(s, bool) and s >= 0 for s in eval_seeds
+    ):
+        raise ValueError(f"compare: eval_seeds is {eval_seeds!r}; {advice}.")
+    if len(set(eval_seeds)) != len(eval_seeds):
+        raise ValueError(f"compare: eval_seeds has duplicates: {eval_seeds}; {advice}.")
+    shared = sorted(set(eval_seeds) & set(seeds))
+    if shared:
+        raise ValueError(
+            f"compare: eval_seeds and seeds share {shared}: the rate is chosen on seeds and "
+            "reported on eval_seeds, which must be fresh; pass disjoint lists (or counts)."
+        )
+    return tuple(int(s) for s in eval_seeds)
+
+
 def n_examples(problem: _problems.Problem) -> int | None:
     """The number of examples in ``problem``'s data (None without data)."""
     leaves = jax.tree.leaves(problem.data)
@@ -237,8 +288,8 @@ class Footprint:
         """One line with the numbers.
 
         Examples:
-            >>> print(Footprint(runs=972, run_steps=486_000, history_bytes=10_752_000).describe())
-            972 runs x their steps = 486,000 run-steps (1x the default comparison),
+            >>> print(Footprint(runs=1944, run_steps=972_000, history_bytes=10_752_000).describe())
+            1,944 runs x their steps = 972,000 run-steps (1x the default comparison),
             0.01 GiB of history
         """
         times = self.run_steps / DEFAULT_RUN_STEPS
@@ -250,10 +301,31 @@ class Footprint:
         )
 
 
+def evaluation_calls(rates: Mapping[str, Any], seeds: int, eval_seeds: int) -> int:
+    """How many times a problem's compiled sweep runs again for the evaluation seeds.
+
+    The evaluation reuses the tuning sweep's program (no second compile): each
+    optimizer's ``n_rates x seeds`` slots hold evaluation runs at its chosen
+    rate, so ``eval_seeds`` runs take ``ceil(eval_seeds / slots)`` calls
+    (the optimizer with the fewest slots decides).
+
+    Examples:
+        >>> evaluation_calls({"adam": range(12)}, 3, 20), evaluation_calls({"adam": [0.1]}, 3, 20)
+        (1, 7)
+    """
+    slots = min(len(r) for r in rates.values()) * seeds
+    return -(-eval_seeds // slots)
+
+
 def footprint(
-    problems: Sequence[_problems.Problem], rates: Mapping[str, np.ndarray], seeds: int, steps: int
+    problems: Sequence[_problems.Problem],
+    rates: Mapping[str, np.ndarray],
+    seeds: int,
+    steps: int,
+    eval_seeds: int = 0,
 ) -> Footprint:
-    """The :class:`Footprint` of comparing on ``problems`` (built) with these grids.
+    """The :class:`Footprint` of comparing on ``problems`` (built) with these grids:
+    the tuning sweep, and its evaluation calls when ``eval_seeds`` are given.
 
     Examples:
         >>> import jaxgd as gd
@@ -261,7 +333,8 @@ def footprint(
         >>> f.runs, f.run_steps, f.history_bytes  # 6 runs x 100 steps x 32 bytes (2-D)
         (6, 600, 19200)
     """
-    runs_per_problem = sum(len(r) for r in rates.values()) * seeds
+    calls = 1 + (evaluation_calls(rates, seeds, eval_seeds) if eval_seeds else 0)
+    runs_per_problem = calls * sum(len(r) for r in rates.values()) * seeds
     history = sum(runs_per_problem * steps * (32 if is_2d(p) else 16) for p in problems)
     runs = runs_per_problem * len(problems)
     return Footprint(runs=runs, run_steps=runs * steps, history_bytes=history)
@@ -285,9 +358,27 @@ def _check_footprint(size: Footprint) -> None:
         )
 
 
+class Arguments(NamedTuple):
+    """:func:`compare`'s arguments, checked and normalised (see :func:`check_arguments`)."""
+
+    problems: list[_problems.Problem]
+    factories: dict[str, Callable[..., Any]]
+    rates: dict[str, np.ndarray]
+    seeds: tuple[int, ...]
+    steps: int
+    batch_size: int | str | None
+    eval_seeds: tuple[int, ...]
+
+
 def check_arguments(
-    problems: Any, optimizers: Any, learning_rates: Any, seeds: Any, steps: Any, batch_size: Any
-) -> tuple:
+    problems: Any,
+    optimizers: Any,
+    learning_rates: Any,
+    seeds: Any,
+    steps: Any,
+    batch_size: Any,
+    eval_seeds: Any = DEFAULT_EVAL_SEEDS,
+) -> Arguments:
     """Check :func:`compare`'s arguments (nothing compiles); raise ``ValueError`` naming one.
 
     Problems are built (their data loaded) to check ``batch_size`` against
@@ -296,25 +387,28 @@ def check_arguments(
     (:class:`SweepSizeWarning`, with its :class:`Footprint`).
 
     Returns:
-        ``(problems, factories, learning_rates, seeds, steps, batch_size)``,
-        normalised: a list of :class:`jaxgd.problems.Problem`, a dict label ->
-        factory, a dict label -> sorted rate array, a tuple of seeds, and two
-        ints (or None / ``"problem"`` for ``batch_size``).
+        :class:`Arguments`: a list of :class:`jaxgd.problems.Problem`, a dict
+        label -> factory, a dict label -> sorted rate array, a tuple of
+        tuning seeds, steps, the batch size (an int, None or ``"problem"``)
+        and a tuple of evaluation seeds (a count ``m`` gives
+        ``EVAL_SEED_BASE, ..., EVAL_SEED_BASE + m - 1``).
 
     Examples:
-        >>> check_arguments(["booth"], ["adam"], [0.1, 0.01], 2, 10, None)[2:]
-        ({'adam': array([0.01, 0.1 ])}, (0, 1), 10, None)
+        >>> args = check_arguments(["booth"], ["adam"], [0.1, 0.01], 2, 10, None, 3)
+        >>> args.rates, args.seeds, args.eval_seeds
+        ({'adam': array([0.01, 0.1 ])}, (0, 1), (1000, 1001, 1002))
     """
     factories = _check_optimizers(optimizers)
     rates = _check_learning_rates(learning_rates, factories)
     seed_list = _check_seeds(seeds)
+    eval_list = _check_eval_seeds(eval_seeds, seed_list)
     steps = positive_int("compare", "steps", steps)
     if not (batch_size is None or (isinstance(batch_size, str) and batch_size == "problem")):
         positive_int("compare", "batch_size", batch_size)
     problem_list = _check_problems(problems)  # last: building one loads its data
     batch_size = _check_batch_size(batch_size, problem_list)
-    _check_footprint(footprint(problem_list, rates, len(seed_list), steps))
-    return problem_list, factories, rates, seed_list, steps, batch_size
+    _check_footprint(footprint(problem_list, rates, len(seed_list), steps, len(eval_list)))
+    return Arguments(problem_list, factories, rates, seed_list, steps, batch_size, eval_list)
 
 
 def is_2d(problem: _problems.Problem) -> bool:

@@ -30,6 +30,7 @@ import jax
 from jaxgd import problems as _problems
 from jaxgd._host import progress_bar
 from jaxgd.comparison._checks import (
+    DEFAULT_EVAL_SEEDS,
     DEFAULT_LEARNING_RATES,
     DEFAULT_OPTIMIZERS,
     DEFAULT_PROBLEMS,
@@ -104,6 +105,7 @@ def compare(
     *,
     learning_rates: Sequence[float] | Mapping[str, Sequence[float]] = DEFAULT_LEARNING_RATES,
     seeds: int | Sequence[int] = DEFAULT_SEEDS,
+    eval_seeds: int | Sequence[int] = DEFAULT_EVAL_SEEDS,
     steps: int = DEFAULT_STEPS,
     batch_size: int | None | str = "problem",
     progress: bool = False,
@@ -111,11 +113,15 @@ def compare(
     sharpness: bool = False,
     on_problem: Callable[[ProblemResult], Any] | None = None,
 ) -> Comparison:
-    """Compare optimizers on problems: sweep learning rates and seeds, tune, report.
+    """Compare optimizers on problems: tune the rate on some seeds, report on fresh ones.
 
-    Per problem, every optimizer x learning rate x seed runs in one compiled,
-    vmapped call of :func:`jaxgd.minimize`; the protocol in this module's
-    docstring then picks each optimizer's rate and computes the metrics.
+    Per problem, every optimizer x learning rate x tuning seed runs in one
+    compiled, vmapped call of :func:`jaxgd.minimize`; the protocol
+    (:data:`jaxgd.comparison.PROTOCOL`) then picks each optimizer's rate on
+    those seeds, and the same compiled program runs each chosen rate again
+    from the evaluation seeds, which are the ones reported: the summary's
+    figures, the held-out metrics and :meth:`Comparison.pairwise`'s paired
+    statistics.
 
     Args:
         problems: catalogue names or :class:`jaxgd.problems.Problem` objects.
@@ -127,7 +133,13 @@ def compare(
             ``minimize`` traces it, so the rates vmap into one program).
         learning_rates: the grid (positive; sorted for you), shared by all
             optimizers, or a dict label -> grid.
-        seeds: a count ``n`` (seeds ``0..n-1``) or a list of seeds.
+        seeds: the tuning seeds, on which each optimizer's rate is chosen: a
+            count ``n`` (seeds ``0..n-1``) or a list of seeds.
+        eval_seeds: the evaluation seeds, from which each chosen rate runs
+            again and which are reported: a count ``m >= 2`` (seeds ``1000,
+            ..., 1000 + m - 1``) or a list, disjoint from ``seeds``. They run
+            in the tuning sweep's compiled program (no second compile), in
+            ``ceil(m / (n_rates x n_seeds))`` calls of it.
         steps: updates per run.
         batch_size: ``"problem"`` for each problem's own default
             (:attr:`Problem.batch_size`), None for full batch everywhere, or
@@ -164,7 +176,8 @@ def compare(
 
     Raises:
         ValueError: an unknown name, an empty or non-positive grid, seeds or
-            steps below 1, a ``batch_size`` above a problem's number of
+            steps below 1, fewer than 2 evaluation seeds or ones shared with
+            ``seeds``, a ``batch_size`` above a problem's number of
             examples, a history too big for this machine's memory; raised
             before anything compiles (see :func:`check_arguments`).
         TypeError: ``sharpness`` not a bool.
@@ -186,8 +199,8 @@ def compare(
             f"compare: sharpness must be True or False, got {sharpness!r}; pass "
             "sharpness=True to record the sharpness at each chosen rate."
         )
-    problem_list, factories, rates, seed_list, steps, batch_size = check_arguments(
-        problems, optimizers, learning_rates, seeds, steps, batch_size
+    problem_list, factories, rates, seed_list, steps, batch_size, eval_list = check_arguments(
+        problems, optimizers, learning_rates, seeds, steps, batch_size, eval_seeds
     )
 
     results = []
@@ -208,7 +221,9 @@ def compare(
             bs = problem.batch_size
         else:
             bs = batch_size
-        return prepare_sweep(problem, factories, rates, seed_list, steps, bs, mesh, sharpness)
+        return prepare_sweep(
+            problem, factories, rates, seed_list, steps, bs, mesh, sharpness, eval_list
+        )
 
     started = time.perf_counter()
     _sweep_all(problem_list, prepare, deliver)
@@ -223,6 +238,7 @@ def compare(
         problems=results,
         optimizer_labels=labels,
         seeds=seed_list,
+        eval_seeds=eval_list,
         steps=steps,
         profile=profile,
         speedups=speedups(solved, "vanilla" if "vanilla" in labels else labels[0]),

@@ -96,7 +96,7 @@ def _version(name: str) -> str:
 @functools.cache
 def _installed() -> tuple:
     """jaxgd's source digest, the library versions and the machine (fixed in a process)."""
-    root = pathlib.Path(_problems.__file__).parent
+    root = pathlib.Path(__file__).parents[1]  # the whole jaxgd package
     source = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         source.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")

@@ -32,32 +32,58 @@ PROTOCOL = """\
    gradient stops there and counts as *diverged*.
 2. Seed ``s`` draws the start (``problem.init``) and the minibatch order;
    every optimizer and rate sees the same starts (common random numbers).
-3. A run's *final loss* is the full-data loss after its last update; its
-   *steps to target* is the first step ``k`` at which the recorded loss is
-   ``<= problem.target`` (the minibatch loss on minibatch problems), and
-   infinite when never reached.
-4. For each optimizer the learning rate is chosen by, in order: fewest
-   diverged seeds; the lowest mean over seeds of ``max(final loss,
-   target)`` (so every loss at or below the target counts as equally good);
-   ties (every seed reached the target) go to the fewest mean steps to
-   target. Means leave out diverged runs, so a NaN never poisons them.
-5. A choice at the smallest or largest rate of the grid is flagged: the
+   There are two disjoint sets of seeds: the *tuning seeds* choose the
+   learning rate, the *evaluation seeds* are reported.
+3. A run's *final loss* is the full-data training loss after its last
+   update; its *steps to target* is the first step ``k`` at which the
+   recorded loss is ``<= problem.target`` (the minibatch loss on minibatch
+   problems), and infinite when never reached. Where the problem holds out
+   test data (``problem.test_data``: the real data sets hold out a
+   stratified fifth, never trained on), the run also records the
+   *held-out loss* ``loss(params, test_data)`` every ``max(1, steps // 100)``
+   steps and after its last update (the *final held-out loss*), and its
+   *steps to the held-out target* is the first recorded step at which it is
+   ``<= problem.eval_target``; the time to a target is those steps at the
+   measured time per step.
+4. For each optimizer the learning rate is chosen on the tuning seeds, by, in
+   order: fewest diverged seeds; the lowest mean over seeds of ``max(final
+   loss, target)`` (so every loss at or below the target counts as equally
+   good); ties (every seed reached the target) go to the fewest mean steps
+   to target. Means leave out diverged runs, so a NaN never poisons them.
+   The choice uses training figures only: the held-out data judges, it
+   never tunes.
+5. The chosen rate runs again from every evaluation seed (the same compiled
+   program as the sweep). Every figure reported (means, spreads, targets
+   reached, held-out losses, the profile, the verdicts) is the evaluation
+   seeds', so the choice does not flatter the report (DeepOBS's protocol).
+6. A choice at the smallest or largest rate of the grid is flagged: the
    best rate may lie outside it.
-6. Across problems, an optimizer's steps to target on a problem is the mean
-   over seeds when every seed reached the target, else infinite. Its
-   performance profile ``rho(tau)`` is the fraction of problems on which
-   that is within a factor ``tau`` of the best optimizer's (more than 4
-   times the best counts as not solved). The AlgoPerf score is computed as
-   AlgoPerf's scoring code computes it: ``rho`` at 100 evenly spaced ``tau``
-   from 1 to 4, integrated by the trapezoid rule, divided by 3 (the exact
-   area under the step function ``rho`` over ``[1, 4]``, divided by 3, is
-   kept beside it as ``exact_area``). The speedup over vanilla is the
-   geometric mean, over problems both solved, of vanilla's steps over the
-   optimizer's.
-7. Time: a problem's sweep is one program, compiled first
-   (``jax.jit(...).lower(...).compile()``, timed apart) and then run once
-   (timed to ``block_until_ready``); time per step is that run's wall time
-   over ``steps``, for all runs together and per run.
+7. Two optimizers are compared on each problem and metric (final held-out
+   loss, final training loss, steps to each target) over the paired
+   evaluation seeds: the ratio ``b / a`` as a geometric mean, its 95 %
+   bootstrap interval (fixed resampling seed), a paired Wilcoxon
+   signed-rank test Holm-corrected across the whole table, and a verdict
+   that names a winner only when the corrected test and the interval both
+   say so; values equal to float32 round-off (relative ``1e-5``) are ties.
+   A pair where one run reached a target and the other not is
+   ``incomparable`` on that metric.
+8. Across problems, an optimizer's steps to target on a problem is the mean
+   over the evaluation seeds when every seed reached the target (the
+   held-out target where the problem has one, else the training target),
+   else infinite. Its performance profile ``rho(tau)`` is the fraction of
+   problems on which that is within a factor ``tau`` of the best optimizer's
+   (more than 4 times the best counts as not solved). The AlgoPerf score is
+   computed as AlgoPerf's scoring code computes it: ``rho`` at 100 evenly
+   spaced ``tau`` from 1 to 4, integrated by the trapezoid rule, divided by
+   3 (the exact area under the step function ``rho`` over ``[1, 4]``,
+   divided by 3, is kept beside it as ``exact_area``). The speedup over
+   vanilla is the geometric mean, over problems both solved, of vanilla's
+   steps over the optimizer's.
+9. Time: a problem's sweep is one program, compiled first
+   (``jax.jit(...).lower(...).compile()``, timed apart) and then run (timed
+   to ``block_until_ready``), once for the tuning seeds and once per
+   evaluation call; time per step is the runs' wall time over ``steps``,
+   for all runs together and per run.
 """
 """The tuning and measuring protocol (after DeepOBS, Schneider et al. 2019, and
 AlgoPerf, Dahl et al. 2023), written into every report."""

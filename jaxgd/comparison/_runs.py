@@ -2,8 +2,9 @@
 
 :class:`ProblemResult` holds one :class:`OptimizerRuns` per optimizer (its
 ``(n_rates, n_seeds)`` arrays and its chosen rate) and gives the summary rows;
-an optimizer's chosen run may carry its :class:`StepCost` and
-:class:`SharpnessRun`. Plain data: each turns into JSON-ready data with
+an optimizer's chosen rate carries its :class:`Evaluation` (the runs from the
+evaluation seeds, which the summary reports) and may carry its
+:class:`StepCost` and :class:`SharpnessRun`. Plain data: each turns into JSON-ready data with
 :func:`jaxgd.comparison._schema.json_number`.
 """
 
@@ -15,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxgd.comparison import _statistics as statistics
+from jaxgd.comparison._evaluation import Evaluation
 from jaxgd.comparison._schema import json_number
 from jaxgd.problems import Problem
 
@@ -142,7 +145,8 @@ class Contours:
 
 @dataclasses.dataclass(eq=False)
 class OptimizerRuns:
-    """Every run of one optimizer on one problem: ``(n_rates, n_seeds)`` arrays.
+    """Every tuning run of one optimizer on one problem: ``(n_rates, n_seeds)``
+    arrays, and the evaluation runs at the rate they chose.
 
     Attributes:
         learning_rates: the grid, ascending, shape ``(n_rates,)``.
@@ -154,7 +158,11 @@ class OptimizerRuns:
         curves: recorded losses, shape ``(n_rates, n_seeds, steps)``.
         paths: recorded params ``(n_rates, n_seeds, steps, 2)`` for 2-D
             problems, else None.
-        chosen: the index of the chosen learning rate.
+        chosen: the index of the chosen learning rate (chosen on these,
+            the tuning seeds).
+        evaluation: the chosen rate run again from the evaluation seeds (see
+            :class:`Evaluation`; what the summary reports), or None when the
+            comparison had none.
         cost: what a step costs at the chosen rate, when measured (see
             :class:`StepCost`), else None.
         sharpness: the sharpness along a run at the chosen rate, when
@@ -170,6 +178,7 @@ class OptimizerRuns:
     curves: np.ndarray
     paths: np.ndarray | None
     chosen: int
+    evaluation: Evaluation | None = None
     cost: StepCost | None = None
     sharpness: SharpnessRun | None = None
 
@@ -289,18 +298,49 @@ class ProblemResult:
         return any(r.sharpness is not None for r in self.optimizers.values())
 
     def solved_steps(self, label: str) -> float:
-        """Steps to target at the chosen rate: the mean over seeds if all reached, else inf."""
+        """Steps to target at the chosen rate, the mean over seeds if all reached it,
+        else inf: on the evaluation seeds, to the held-out target where the problem
+        has one (:meth:`Evaluation.solved_steps`); without evaluation seeds, on the
+        tuning seeds to the training target."""
         runs = self.optimizers[label]
+        if runs.evaluation is not None:
+            return runs.evaluation.solved_steps()
         s = runs.steps_to_target[runs.chosen]
         return float(s.mean()) if np.all(np.isfinite(s)) else math.inf
 
+    def paired_metrics(self, metrics) -> dict[str, dict[str, np.ndarray]] | None:
+        """label -> the evaluation seeds' ``metrics`` (those this problem has), the
+        table :func:`jaxgd.comparison.pairwise` reads; None without evaluation seeds."""
+        if any(r.evaluation is None for r in self.optimizers.values()):
+            return None
+        return {
+            label: {k: v for k, v in r.evaluation.metrics().items() if k in metrics}
+            for label, r in self.optimizers.items()
+        }
+
+    def intervals(self, metrics=("eval_loss", "final_loss", "steps_to_target")) -> list[dict]:
+        """Each optimizer against the first, on this problem alone: the rows of
+        :func:`jaxgd.comparison.pairwise` (ratio and 95 % interval, as in the
+        comparison's table; the p-values here are not corrected across problems).
+        What the ``ratios_<problem>`` figure draws; empty without evaluation seeds."""
+        table = self.paired_metrics(metrics)
+        if table is None or len(table) < 2:
+            return []
+        present = [m for m in metrics if any(m in v for v in table.values())]
+        return statistics.pairwise({self.name: table}, present, baseline=next(iter(table)))
+
     def rows(self) -> list[dict[str, Any]]:
-        """One summary row per optimizer, at its chosen rate."""
+        """One summary row per optimizer, at its chosen rate (the evaluation seeds'
+        figures where there are some, else the tuning seeds')."""
         rows = []
         for label, runs in self.optimizers.items():
             st = runs.stats(runs.chosen)
+            if runs.evaluation is not None:
+                st = runs.evaluation.summary()
             cost = runs.cost
             us = math.nan if cost is None else cost.microseconds_per_step
+            # Time: the measured step time, else the sweep's time per run-step.
+            per_step = self.microseconds_per_run_step if cost is None else us
             rows.append(
                 {
                     "problem": self.name,
@@ -314,7 +354,19 @@ class ProblemResult:
                     "target": self.problem.target,
                     "steps_to_target_mean": st["steps_to_target_mean"],
                     "reached_target": st["reached"],
-                    "seeds": runs.final_loss.shape[1],
+                    "seeds": runs.final_loss.shape[1]
+                    if runs.evaluation is None
+                    else len(runs.evaluation.seeds),
+                    "tuning_seeds": runs.final_loss.shape[1],
+                    "eval_loss_mean": st.get("eval_loss_mean", math.nan),
+                    "eval_loss_ci_low": st.get("eval_loss_ci_low", math.nan),
+                    "eval_loss_ci_high": st.get("eval_loss_ci_high", math.nan),
+                    "eval_target": self.problem.eval_target,
+                    "steps_to_eval_target_mean": st.get("steps_to_eval_target_mean", math.nan),
+                    "reached_eval_target": st.get("reached_eval_target", 0),
+                    "seconds_to_eval_target": 1e-6
+                    * per_step
+                    * st.get("steps_to_eval_target_mean", math.nan),
                     "diverged": st["diverged"],
                     "diverged_in_grid": int(runs.diverged.sum()),
                     "runs_in_grid": int(runs.diverged.size),

@@ -19,12 +19,19 @@ import numpy as np
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "SCHEMA_VERSIONS", "json_number", "load"]
 
 SCHEMA = "jaxgd.comparison"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version 2 adds, per problem, ``step_costs`` and ``sharpness`` (None when not
 measured) and, per summary row, ``evaluations_per_step``,
-``microseconds_per_step`` and ``seconds_to_target``; the rest is version 1's."""
-SCHEMA_VERSIONS = (1, 2)
-"""The versions :func:`load` reads (a version 1 file lacks version 2's additions)."""
+``microseconds_per_step`` and ``seconds_to_target``. Version 3 adds the
+evaluation seeds: top-level ``eval_seeds`` and ``pairwise`` (the rows of
+:meth:`~jaxgd.comparison.Comparison.pairwise`), per problem ``eval_target``
+and ``evaluation`` (label -> its runs from the evaluation seeds), per summary
+row ``tuning_seeds`` and the held-out figures (``eval_loss_mean``,
+``eval_loss_ci_low``, ``eval_loss_ci_high``, ``eval_target``,
+``steps_to_eval_target_mean``, ``reached_eval_target``,
+``seconds_to_eval_target``); its summary figures are the evaluation seeds'."""
+SCHEMA_VERSIONS = (1, 2, 3)
+"""The versions :func:`load` reads (an older file lacks the later additions)."""
 
 
 def json_number(x: Any) -> Any:
@@ -44,8 +51,8 @@ def json_number(x: Any) -> Any:
 def load(path: str | os.PathLike) -> dict[str, Any]:
     """Read a ``results.json`` back: the dict :meth:`jaxgd.comparison.Comparison.to_dict` wrote.
 
-    Reads every version of :data:`SCHEMA_VERSIONS`; a version 1 file has no
-    ``step_costs`` or ``sharpness`` (read them with ``.get``).
+    Reads every version of :data:`SCHEMA_VERSIONS`; an older file lacks the
+    later additions (read them with ``.get``).
 
     Raises:
         ValueError: the file is missing, is not JSON, or is not a jaxgd

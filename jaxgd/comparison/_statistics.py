@@ -26,7 +26,10 @@ read them):
 - ``p_raw``: the two-sided paired Wilcoxon signed-rank test
   (``scipy.stats.wilcoxon``) of ``log(b / a)``; pairs with equal values are
   dropped (``zero_method="wilcox"``) and ``p_raw = 1`` when every pair is
-  equal. With ``n`` unequal pairs the smallest two-sided p-value is
+  equal. Values within a relative ``tie_rtol`` of each other (``1e-5`` by
+  default: float32 round-off, accumulated over a run) count as equal, so a
+  difference in the last digits of two converged losses is a tie, never a
+  verdict. With ``n`` unequal pairs the smallest two-sided p-value is
   ``2 / 2**n``: below 6 seeds no test can reach ``alpha = 0.05``, and every
   verdict is "no difference".
 - ``p_value``: ``p_raw`` after Holm's correction across the table.
@@ -51,7 +54,15 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
-__all__ = ["DEFAULT_BOOTSTRAPS", "VERDICTS", "holm", "paired_comparison", "pairwise"]
+__all__ = [
+    "DEFAULT_BOOTSTRAPS",
+    "TIE_RTOL",
+    "VERDICTS",
+    "holm",
+    "mean_interval",
+    "paired_comparison",
+    "pairwise",
+]
 
 DEFAULT_BOOTSTRAPS = 10_000
 """Bootstrap resamples of the seed pairs behind each interval."""
@@ -60,6 +71,9 @@ VERDICTS = ("a better", "b better", "no difference", "incomparable")
 """The verdicts a row can carry."""
 
 MIN_SEEDS = 2
+
+TIE_RTOL = 1e-5
+"""Paired values this close (relative) count as equal: float32 round-off is no win."""
 
 
 def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -136,7 +150,31 @@ def _expanded_tail(n: int, alpha: float) -> float:
     return float(scipy.stats.norm.cdf(-width))
 
 
-def _raw(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, alpha: float) -> dict:
+def mean_interval(
+    values: Any, *, n_boot: int = DEFAULT_BOOTSTRAPS, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float]:
+    """The expanded percentile bootstrap interval of the mean of ``values`` (the same
+    rule as the ratio's interval, on the values themselves); NaN for no value.
+
+    Examples:
+        >>> low, high = mean_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+        >>> 1.0 <= low < 3.0 < high <= 5.0
+        True
+    """
+    values = np.asarray(values, np.float64)
+    n = values.size
+    if n == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    tail = _expanded_tail(n, alpha)
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def _raw(
+    a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, alpha: float, tie_rtol: float = TIE_RTOL
+) -> dict:
     """Ratio, interval and uncorrected p-value of checked, paired values."""
     edge_a = (a == 0) | np.isinf(a)
     edge_b = (b == 0) | np.isinf(b)
@@ -153,10 +191,11 @@ def _raw(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, alpha: float) -> 
     means = logs[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
     tail = _expanded_tail(n, alpha)
     low, high = np.quantile(means, [tail, 1 - tail])
-    if not logs.any():
+    tested = np.where(np.abs(logs) <= tie_rtol, 0.0, logs)  # round-off: a tie
+    if not tested.any():
         p_raw = 1.0  # every pair equal: nothing for the test to rank
     else:
-        p_raw = float(scipy.stats.wilcoxon(logs, zero_method="wilcox").pvalue)
+        p_raw = float(scipy.stats.wilcoxon(tested, zero_method="wilcox").pvalue)
     return {
         "ratio": float(np.exp(logs.mean())),
         "ci_low": float(np.exp(low)),
@@ -272,7 +311,8 @@ def pairwise(
     Args:
         results: ``{problem: {label: {metric: values}}}``, the values one per
             evaluation seed, every label of a problem on the same seeds.
-        metrics: the metrics to compare (each present for every label).
+        metrics: the metrics to compare: each present for every label of a
+            problem, or for none (then that problem has no rows for it).
         lower_is_better: one direction for every metric, or a mapping
             metric -> bool.
         baseline: compare only this label against each other one (as ``a``);
@@ -301,6 +341,9 @@ def pairwise(
     rows = []
     for problem, by_label in results.items():
         for metric in metrics:
+            anywhere = any(metric in v for labels in results.values() for v in labels.values())
+            if anywhere and not any(metric in values for values in by_label.values()):
+                continue  # a metric this problem has not (no held-out data, say)
             for a, b in _pairs(list(by_label), baseline, problem):
                 where = f"pairwise(problem={problem!r}, metric={metric!r}, a={a!r}, b={b!r})"
                 for label in (a, b):

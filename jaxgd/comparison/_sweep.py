@@ -3,9 +3,13 @@
 :func:`sweep_problem` runs each optimizer's runs as a ``jax.vmap`` of
 :func:`jaxgd.minimize` over rates and seeds (all optimizers in one compiled
 call), measures the largest curvature at the known minimiser, applies the
-protocol (:mod:`jaxgd.comparison._protocol`) to choose each optimizer's rate, and returns
+protocol (:mod:`jaxgd.comparison._protocol`) to choose each optimizer's rate on
+the tuning seeds, runs the chosen rates again from the evaluation seeds with
+the same compiled program (:mod:`jaxgd.comparison._evaluation`), and returns
 a :class:`jaxgd.comparison.ProblemResult`; where asked, or for a line search, it
 measures each optimizer again at its chosen rate (:mod:`jaxgd.comparison._chosen`).
+Where the problem has held-out data, every run evaluates the held-out loss
+every :func:`~jaxgd.comparison._evaluation.eval_every` steps and at its end.
 
 It does so in two stages, which :func:`jaxgd.compare` overlaps across
 problems: :func:`prepare_sweep` traces and lowers the program (Python work),
@@ -30,8 +34,9 @@ import numpy as np
 import jaxgd.comparison._programs as programs
 from jaxgd import problems as _problems
 from jaxgd.calculus import max_curvature
-from jaxgd.comparison._checks import is_2d
+from jaxgd.comparison._checks import evaluation_calls, is_2d
 from jaxgd.comparison._chosen import chosen_start, has_line_search, measure_chosen, seed_keys
+from jaxgd.comparison._evaluation import eval_every, evaluation, slot_seeds
 from jaxgd.comparison._landscape import contours, minimiser, vanilla_limit
 from jaxgd.comparison._protocol import choose_learning_rate, steps_to_target
 from jaxgd.comparison._runs import OptimizerRuns, ProblemResult
@@ -41,10 +46,13 @@ __all__ = ["SweepJob", "finish_sweep", "prepare_sweep", "sweep_problem"]
 
 
 def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
-    """``sweep(rates, keys, data)``: every optimizer x rate x seed, vmapped."""
+    """``sweep(rates, keys, data, test_data, minimiser)``: every optimizer x rate x
+    seed, vmapped; ``keys[label]`` holds each ``(rate, seed)`` slot's seed keys."""
+    every = eval_every(steps)
 
-    def run(factory, lr, key_pair, data):
+    def run(factory, lr, key_pair, data, test_data):
         init_key, batch_key = key_pair  # one seed's keys (seed_keys)
+        held_out = test_data is not None
         result = minimize(
             problem.loss,
             problem.init(init_key),
@@ -55,6 +63,8 @@ def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
             key=batch_key,
             record_params=record_params,
             mesh=mesh,
+            eval_data=test_data,
+            eval_every=every if held_out else None,
         )
         out = {
             "final_loss": result.loss,
@@ -62,16 +72,19 @@ def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
             "steps": result.steps,
             "curve": result.history.loss,
         }
+        if held_out:  # every `every` steps from step 0, and at the returned params
+            out["eval_curve"] = result.history.eval_loss[::every]
+            out["eval_loss"] = problem.loss(result.params, test_data)
         if record_params:
             out["path"] = result.history.params
         return out
 
-    def sweep(rates, keys, data, minimiser):
+    def sweep(rates, keys, data, test_data, minimiser):
         outs = {}
         for label, factory in factories.items():
-            one = functools.partial(run, factory, data=data)
+            one = functools.partial(run, factory, data=data, test_data=test_data)
             over_seeds = jax.vmap(one, in_axes=(None, 0))
-            outs[label] = jax.vmap(over_seeds, in_axes=(0, None))(rates[label], keys)
+            outs[label] = jax.vmap(over_seeds)(rates[label], keys[label])
         if minimiser is not None:  # the curvature that explains vanilla's best rate
             args = () if data is None else (data,)
             outs["curvature"] = max_curvature(problem.loss, minimiser, *args, iters=60)
@@ -93,11 +106,12 @@ class SweepJob:
     factories: dict[str, Any]
     rates: dict[str, np.ndarray]
     seeds: tuple[int, ...]
+    eval_seeds: tuple[int, ...]
     steps: int
     batch_size: int | None
     mesh: Any
     sharpness: bool
-    args: tuple  # rates, keys, data, minimiser
+    args: tuple  # rates, keys, data, test_data, minimiser
     lowered: Any  # jax.stages.Lowered
     prepare_seconds: float  # tracing and lowering (or loading from the program cache)
     measures: bool  # finish_sweep measures at the chosen rates (calls minimize again)
@@ -116,15 +130,23 @@ def _lower(problem, factories, steps, batch_size, record, mesh, args):
     return jax.jit(exported.call).lower(*args)
 
 
+def _keys(seeds) -> jax.Array:
+    """The seed keys of ``seeds`` (any shape): that shape + ``(2, key)``."""
+    flat = [jnp.stack(seed_keys(int(s))) for s in np.ravel(seeds)]
+    return jnp.stack(flat).reshape(*np.shape(seeds), *flat[0].shape)
+
+
 def prepare_sweep(
-    problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False
-) -> SweepJob:
+    problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False,
+    eval_seeds=(),
+) -> SweepJob:  # fmt: skip
     """Trace and lower ``problem``'s sweep, or load it from the program cache
     (:mod:`jaxgd.comparison._programs`); arguments as :func:`sweep_problem`."""
     jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
-    keys = jnp.stack([jnp.stack(seed_keys(s)) for s in seeds])  # (seeds, 2, key)
+    tuning = _keys(seeds)  # (seeds, 2, key): every rate runs from the same seeds
+    keys = {label: jnp.broadcast_to(tuning, (len(r), *tuning.shape)) for label, r in rates.items()}
     # With a mesh, minimize splits the data over the devices itself.
-    args = (jrates, keys, problem.data, minimiser(problem))
+    args = (jrates, keys, problem.data, problem.test_data, minimiser(problem))
     t0 = time.perf_counter()
     lowered = _lower(problem, factories, steps, batch_size, is_2d(problem), mesh, args)
     return SweepJob(
@@ -132,6 +154,7 @@ def prepare_sweep(
         factories=factories,
         rates=rates,
         seeds=tuple(seeds),
+        eval_seeds=tuple(eval_seeds),
         steps=steps,
         batch_size=batch_size,
         mesh=mesh,
@@ -165,7 +188,7 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
 
     per_opt = {}
     for label in factories:
-        o = outs[label]
+        o = {k: v for k, v in outs[label].items() if not k.startswith("eval_")}
         final = o["final_loss"].astype(np.float64)
         status = o["status"].astype(np.int64)
         diverged = (status == Status.DIVERGED) | ~np.isfinite(final)
@@ -185,6 +208,10 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
             chosen=chosen,
         )
     n_runs = sum(r.size for r in rates.values()) * len(seeds)
+    if job.eval_seeds:
+        t0 = time.perf_counter()
+        n_runs += _evaluate(job, compiled, per_opt)
+        run_seconds += time.perf_counter() - t0
     if job.measures:
         measure_chosen(
             problem, factories, per_opt, seeds[0], job.steps, job.batch_size, job.mesh,
@@ -203,10 +230,39 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
     )
 
 
+def _evaluate(job: SweepJob, compiled, per_opt) -> int:
+    """Run each optimizer's chosen rate from the evaluation seeds with the sweep's
+    compiled program (its slots hold them, :func:`slot_seeds`); fill in each
+    :class:`OptimizerRuns`' evaluation; returns the runs made."""
+    shape = {label: (len(r), len(job.seeds)) for label, r in job.rates.items()}
+    calls = evaluation_calls(job.rates, len(job.seeds), len(job.eval_seeds))
+    outs = {label: [] for label in job.rates}
+    for c in range(calls):
+        rates, keys = {}, {}
+        for label, (n_rates, n_seeds) in shape.items():
+            rate = per_opt[label].learning_rate
+            rates[label] = jnp.full((n_rates,), rate, jnp.float32)
+            seeds = slot_seeds(job.eval_seeds, n_rates * n_seeds, calls)[c]
+            keys[label] = _keys(seeds.reshape(n_rates, n_seeds))
+        out = jax.tree.map(np.asarray, compiled(rates, keys, *job.args[2:]))
+        for label in job.rates:
+            outs[label].append(out[label])
+    problem = job.problem
+    for label, runs in per_opt.items():
+        runs.evaluation = evaluation(
+            outs[label], job.eval_seeds, problem.target, problem.eval_target, eval_every(job.steps)
+        )
+    return calls * sum(n * s for n, s in shape.values())
+
+
 def sweep_problem(
-    problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False
-) -> ProblemResult:
+    problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False,
+    eval_seeds=(),
+) -> ProblemResult:  # fmt: skip
     """Sweep ``problem`` (see the module docstring): arguments as :func:`jaxgd.compare`
-    checked them, ``batch_size`` this problem's own."""
-    job = prepare_sweep(problem, factories, rates, seeds, steps, batch_size, mesh, sharpness)
+    checked them, ``batch_size`` this problem's own; with ``eval_seeds``, the chosen
+    rates run again from them."""
+    job = prepare_sweep(
+        problem, factories, rates, seeds, steps, batch_size, mesh, sharpness, eval_seeds
+    )
     return finish_sweep(job)

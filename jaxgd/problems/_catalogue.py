@@ -34,6 +34,11 @@ class Problem:
         description: one line for listings and reports.
         batch_size: the minibatch size comparisons use by default (None:
             full-batch gradient descent).
+        test_data: held-out data of the same structure as ``data``, never
+            trained on (``loss(params, test_data)`` is the held-out loss), or
+            None (a textbook function has none).
+        eval_target: the held-out loss that counts as solved (for steps and
+            time to the held-out target), or None.
     """
 
     name: str
@@ -45,6 +50,8 @@ class Problem:
     target: float
     description: str
     batch_size: int | None = None
+    test_data: Any = None
+    eval_target: float | None = None
 
     @property
     def dimension(self) -> int:

@@ -1,7 +1,9 @@
-"""The bundled real data sets, standardised, and the float64 reference optima of their losses.
+"""The bundled real data sets, split and standardised, and the float64 optima of their losses.
 
 :func:`load` reads a scikit-learn data set (no download: they ship with
-scikit-learn) and standardises its features; :func:`l2_cross_entropy_optimum`
+scikit-learn), splits it into a training set and a held-out test set (80/20,
+fixed seed, stratified by class for classification) and standardises both
+with the training set's statistics; :func:`l2_cross_entropy_optimum`
 minimises an L2-penalised cross-entropy on it in float64 with SciPy's L-BFGS,
 the reference against which :mod:`jaxgd.problems` judges every optimizer.
 NumPy and SciPy only: nothing of jaxgd.
@@ -10,39 +12,61 @@ NumPy and SciPy only: nothing of jaxgd.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from jaxgd._host import register_cache
 
-__all__ = ["l2_cross_entropy_optimum", "load", "standardise"]
+__all__ = ["l2_cross_entropy", "l2_cross_entropy_optimum", "load", "standardise", "Split"]
 
 
-def standardise(x: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance per column; constant columns (std 0) become 0.
+def standardise(x: np.ndarray, like: np.ndarray | None = None) -> np.ndarray:
+    """Zero mean, unit variance per column, with the statistics of ``like`` (default
+    ``x`` itself); constant columns (std 0) become 0.
 
     Examples:
         >>> standardise(np.array([[1.0, 5.0], [3.0, 5.0]]))
         array([[-1.,  0.],
                [ 1.,  0.]])
     """
-    std = x.std(axis=0)
-    return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    like = x if like is None else like
+    std = like.std(axis=0)
+    return (x - like.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+class Split(NamedTuple):
+    """A data set's training and held-out test parts (features float64, targets)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+TEST_FRACTION = 0.2
+SPLIT_SEED = 0
+"""The held-out split: 20 % of the examples, drawn by ``train_test_split`` with this seed."""
 
 
 @functools.cache
-def load(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(standardised features float64, targets)`` of a bundled scikit-learn set.
+def load(name: str) -> Split:
+    """The :class:`Split` of a bundled scikit-learn set, standardised by the training part.
 
-    ``name``: ``"diabetes"``, ``"breast_cancer"`` or ``"digits"`` (cached per process).
+    ``name``: ``"diabetes"``, ``"breast_cancer"`` or ``"digits"`` (cached per
+    process). The test part is 20 % of the examples (scikit-learn's
+    ``train_test_split``, ``random_state=0``, stratified by class for the two
+    classification sets); both parts are standardised with the training
+    part's mean and standard deviation, so nothing of the test set leaks
+    into training.
 
     Examples:
-        >>> x, y = load("diabetes")
-        >>> x.shape, round(float(x.std(axis=0).max()), 6)
-        ((442, 10), 1.0)
+        >>> data = load("diabetes")
+        >>> data.x.shape, data.x_test.shape, round(float(data.x.std(axis=0).max()), 6)
+        ((353, 10), (89, 10), 1.0)
     """
     from sklearn import datasets  # imported here: importing jaxgd stays fast
+    from sklearn.model_selection import train_test_split
 
     loader = {
         "diabetes": datasets.load_diabetes,
@@ -50,7 +74,12 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
         "digits": datasets.load_digits,
     }[name]
     x, y = loader(return_X_y=True)
-    return standardise(np.asarray(x, np.float64)), np.asarray(y)
+    x, y = np.asarray(x, np.float64), np.asarray(y)
+    stratify = None if name == "diabetes" else y
+    x, x_test, y, y_test = train_test_split(
+        x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=stratify
+    )
+    return Split(standardise(x), y, standardise(x_test, like=x), y_test)
 
 
 def l2_cross_entropy_optimum(
@@ -81,29 +110,11 @@ def l2_cross_entropy_optimum(
         (0.4011, True)
     """
     from scipy.optimize import minimize as scipy_minimize
-    from scipy.special import expit, log_softmax, softmax
 
-    n, d = x.shape
+    d = x.shape[1]
     k = 1 if n_classes is None else n_classes
-
-    def value_and_grad(theta):
-        w, b = theta[: d * k].reshape(d, k), theta[d * k :]
-        z = x @ w + b
-        if n_classes is None:
-            z = z[:, 0]
-            value = np.mean(np.logaddexp(0.0, z) - y * z)
-            dz = ((expit(z) - y) / n)[:, None]
-        else:
-            value = -np.mean(log_softmax(z, axis=1)[np.arange(n), y])
-            dz = softmax(z, axis=1)
-            dz[np.arange(n), y] -= 1.0
-            dz /= n
-        value += l2 * 0.5 * float(theta @ theta)
-        grad = np.concatenate([(x.T @ dz).ravel(), dz.sum(axis=0)]) + l2 * theta
-        return value, grad
-
     out = scipy_minimize(
-        value_and_grad,
+        lambda theta: l2_cross_entropy(theta, x, y, n_classes, l2),
         np.zeros(d * k + k),
         jac=True,
         method="L-BFGS-B",
@@ -114,6 +125,39 @@ def l2_cross_entropy_optimum(
     if n_classes is None:
         w, b = w[:, 0], float(b[0])
     return float(out.fun), w, b
+
+
+def l2_cross_entropy(
+    theta: np.ndarray, x: np.ndarray, y: np.ndarray, n_classes: int | None, l2: float
+) -> tuple[float, np.ndarray]:
+    """The L2-penalised cross-entropy of :func:`l2_cross_entropy_optimum` and its
+    gradient, in float64, at the flat parameters ``theta = [w.ravel(), b]``.
+
+    Examples:
+        At zero weights every binary prediction is 1/2: the loss is log 2.
+
+        >>> value, grad = l2_cross_entropy(np.zeros(2), np.ones((3, 1)), np.ones(3), None, 1.0)
+        >>> round(value, 6) == round(float(np.log(2)), 6)
+        True
+    """
+    from scipy.special import expit, log_softmax, softmax
+
+    n, d = x.shape
+    k = 1 if n_classes is None else n_classes
+    w, b = theta[: d * k].reshape(d, k), theta[d * k :]
+    z = x @ w + b
+    if n_classes is None:
+        z = z[:, 0]
+        value = np.mean(np.logaddexp(0.0, z) - y * z)
+        dz = ((expit(z) - y) / n)[:, None]
+    else:
+        value = -np.mean(log_softmax(z, axis=1)[np.arange(n), y])
+        dz = softmax(z, axis=1)
+        dz[np.arange(n), y] -= 1.0
+        dz /= n
+    value += l2 * 0.5 * float(theta @ theta)
+    grad = np.concatenate([(x.T @ dz).ravel(), dz.sum(axis=0)]) + l2 * theta
+    return float(value), grad
 
 
 register_cache(load.cache_clear)

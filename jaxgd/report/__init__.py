@@ -6,8 +6,8 @@ computes (no JAX: the contour grids and the stability limits arrive as data):
 
 | module | concept |
 | --- | --- |
-| ``_text`` | :func:`markdown`; :func:`edge_warnings`, :func:`machine_line`: sentences |
-| ``_tables`` | :func:`summary_table`, :func:`profile_table`: the tables as text |
+| ``_text`` | :func:`markdown`; :func:`edge_warnings`, :func:`machine_line`, :func:`seeds_line` |
+| ``_tables`` | :func:`summary_table`, :func:`verdict_table`, :func:`profile_table`: tables |
 | ``figures`` | the PNG figures (public: ``gd.report.figures``), each also a matplotlib ``Figure`` |
 | ``_axes``, ``_curves``, ``_paths`` | what the figures share; the curves; paths and sharpness |
 | ``_drawing`` | :class:`FigureDrawer` draws each problem's figures on a worker thread |
@@ -26,8 +26,8 @@ from jaxgd.report import figures
 from jaxgd.report._drawing import FigureDrawer
 from jaxgd.report._folder import check_folder, save
 from jaxgd.report._lr_range import draw_lr_range
-from jaxgd.report._tables import profile_table, summary_table
-from jaxgd.report._text import edge_warnings, machine_line, markdown
+from jaxgd.report._tables import profile_table, summary_table, verdict_table
+from jaxgd.report._text import edge_warnings, machine_line, markdown, seeds_line
 
 __all__ = [
     "FigureDrawer",
@@ -39,5 +39,7 @@ __all__ = [
     "markdown",
     "profile_table",
     "save",
+    "seeds_line",
     "summary_table",
+    "verdict_table",
 ]

@@ -3,6 +3,8 @@ and ``performance_profile`` (see :mod:`jaxgd.report.figures`)."""
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from jaxgd.comparison import Comparison, ProblemResult
@@ -187,4 +189,41 @@ def profile_figure(c: Comparison):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     place_axes(fig, title_lines=2)
+    return fig
+
+
+def ratios_figure(c: Comparison, p: ProblemResult):
+    """Each optimizer against the first, per metric: the paired ratio ``b / a`` over
+    the evaluation seeds with its 95 % bootstrap interval as an error bar
+    (``gid="ratio:<metric>:<b>"``); a line at 1 (no difference). Left of it, ``b``
+    was lower. Rows without a finite ratio (incomparable) are named below the axes."""
+    from jaxgd.report._tables import METRIC_NAMES
+
+    rows = p.intervals()
+    shown = [r for r in rows if np.isfinite(r["ratio"])]
+    fig, ax = new_figure((7, 1.2 + 0.45 * max(len(shown), 1)))
+    for y, r in enumerate(shown):
+        col = color(r["b"], c.optimizer_labels)
+        err = [[r["ratio"] - r["ci_low"]], [r["ci_high"] - r["ratio"]]]
+        ax.errorbar(
+            [r["ratio"]], [y], xerr=err, fmt="o", color=col, capsize=4,
+            gid=f"ratio:{r['metric']}:{r['b']}",
+        )  # fmt: skip
+    ax.axvline(1.0, color="0.3", ls="--", lw=1, gid="no-difference")
+    ax.set_yticks(range(len(shown)))
+    ax.set_yticklabels([f"{METRIC_NAMES[r['metric']]}: {r['b']} / {r['a']}" for r in shown])
+    ax.set_ylim(-0.7, max(len(shown), 1) - 0.3)
+    ends = [v for r in shown for v in (r["ci_low"], r["ci_high"], 1.0) if v > 0]
+    if max(ends) / min(ends) > 10:  # a log axis only where the ratios span a decade
+        log_scale(ax, "x")
+    ax.set_xlabel("ratio b / a (geometric mean over paired seeds; < 1: b lower)")
+    skipped = [f"{METRIC_NAMES[r['metric']]}: {r['b']} / {r['a']}" for r in rows if r not in shown]
+    title = f"{p.name}: paired ratios with 95% bootstrap intervals"
+    if skipped:
+        title += "\n" + textwrap.fill(
+            "incomparable (one reached the target, one not): " + "; ".join(skipped), 90
+        )
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, axis="x", which="major", alpha=0.3)
+    place_axes(fig, title_lines=lines(title), left=2.6)
     return fig

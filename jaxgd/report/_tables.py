@@ -48,10 +48,24 @@ def _lr(row: dict[str, Any]) -> str:
     return f"{row['learning_rate']:.3g}{edge}"
 
 
-def _steps(row: dict[str, Any]) -> str:
-    if row["reached_target"] == 0:
+def _steps(row: dict[str, Any], held_out: bool = False) -> str:
+    mean, reached = (
+        ("steps_to_eval_target_mean", "reached_eval_target")
+        if held_out
+        else ("steps_to_target_mean", "reached_target")
+    )
+    if held_out and row["eval_target"] is None:
+        return "-"
+    if row[reached] == 0:
         return f"never (0/{row['seeds']})"
-    return f"{row['steps_to_target_mean']:.0f} ({row['reached_target']}/{row['seeds']})"
+    return f"{row[mean]:.0f} ({row[reached]}/{row['seeds']})"
+
+
+def _held_out(row: dict[str, Any]) -> str:
+    if not math.isfinite(row["eval_loss_mean"]):
+        return "-"
+    low, high = (format_number(row[k], 4) for k in ("eval_loss_ci_low", "eval_loss_ci_high"))
+    return f"{format_number(row['eval_loss_mean'], 4)} [{low}, {high}]"
 
 
 SUMMARY_HEADERS = [
@@ -59,8 +73,9 @@ SUMMARY_HEADERS = [
     "optimizer",
     "lr",
     "final loss (mean ± std)",
-    "gap to optimum",
+    "held-out loss [95% CI]",
     "steps to target (reached)",
+    "steps to held-out target",
     "diverged",
 ]
 
@@ -72,10 +87,51 @@ def summary_cells(row: dict[str, Any]) -> list[str]:
         row["optimizer"],
         _lr(row),
         f"{format_number(row['final_loss_mean'], 4)} ± {format_number(row['final_loss_std'], 2)}",
-        format_number(row["gap_mean"], 2),
+        _held_out(row),
         _steps(row),
+        _steps(row, held_out=True),
         f"{row['diverged']}/{row['seeds']}",
     ]
+
+
+VERDICT_HEADERS = ["problem", "metric", "b / a", "ratio [95% CI]", "p (Holm)", "verdict"]
+
+METRIC_NAMES = {
+    "eval_loss": "held-out loss",
+    "final_loss": "training loss",
+    "steps_to_target": "steps to target",
+    "steps_to_eval_target": "steps to held-out target",
+}
+
+
+def verdict_cells(row: dict[str, Any]) -> list[str]:
+    """A :meth:`~jaxgd.comparison.Comparison.pairwise` row's :data:`VERDICT_HEADERS` cells."""
+    if row["verdict"] == "incomparable":
+        ratio, p = "-", "-"
+    else:
+        low, high = format_number(row["ci_low"], 3), format_number(row["ci_high"], 3)
+        ratio, p = f"{format_number(row['ratio'], 3)} [{low}, {high}]", f"{row['p_value']:.2g}"
+    winner = {"a better": row["a"], "b better": row["b"]}.get(row["verdict"])
+    verdict = f"{winner} better" if winner else row["verdict"]
+    return [
+        row["problem"],
+        METRIC_NAMES.get(row["metric"], row["metric"]),
+        f"{row['b']} / {row['a']}",
+        ratio,
+        p,
+        verdict,
+    ]
+
+
+def verdict_table(
+    comparison: Comparison, markdown: bool = False, winners_only: bool = False
+) -> str:
+    """The paired verdicts (:meth:`jaxgd.comparison.Comparison.pairwise`) as a table;
+    ``winners_only`` keeps the rows whose verdict names a winner."""
+    rows = comparison.pairwise()
+    if winners_only:
+        rows = [r for r in rows if r["verdict"] in ("a better", "b better")]
+    return format_table(VERDICT_HEADERS, [verdict_cells(r) for r in rows], markdown=markdown)
 
 
 COST_HEADERS = ["evaluations per step", "time per step", "time to target"]
@@ -122,7 +178,7 @@ def format_table(headers: list[str], rows: list[list[str]], markdown: bool = Tru
         lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 

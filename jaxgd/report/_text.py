@@ -19,9 +19,10 @@ from jaxgd.report._tables import (
     format_table,
     profile_table,
     summary_table,
+    verdict_table,
 )
 
-__all__ = ["edge_warnings", "machine_line", "markdown"]
+__all__ = ["edge_warnings", "machine_line", "markdown", "seeds_line"]
 
 
 def machine_line(machine: dict[str, Any]) -> str:
@@ -81,9 +82,10 @@ def markdown(comparison: Comparison, figures: dict[str, str] | None = None) -> s
     lines = [
         "# jaxgd comparison",
         "",
-        f"{', '.join(c.optimizer_labels)} on {len(c.problems)} problems; "
-        f"{len(c.seeds)} seeds, {c.steps} steps per run; "
-        f"{c.total_seconds:.1f} s in all on {machine_line(c.machine)}.",
+        f"{', '.join(c.optimizer_labels)} on {len(c.problems)} problems, {c.steps} steps per "
+        f"run; {c.total_seconds:.1f} s in all on {machine_line(c.machine)}.",
+        "",
+        seeds_line(c),
         "",
         "## Protocol",
         "",
@@ -91,9 +93,12 @@ def markdown(comparison: Comparison, figures: dict[str, str] | None = None) -> s
         "",
         "## Summary",
         "",
-        "At each optimizer's chosen learning rate. *gap to optimum*: mean final loss minus "
-        "the known optimum; *steps to target*: mean over the seeds that reached the target "
-        "(how many did, in brackets); *diverged*: seeds at the chosen rate.",
+        "At each optimizer's chosen learning rate, over the evaluation seeds. *held-out "
+        "loss*: the loss on the problem's held-out test data after the last update, its "
+        "mean and a 95 % bootstrap interval of that mean (- : no held-out data); *steps to "
+        "target*: mean over the seeds that reached the training target (how many did, in "
+        "brackets), and the same for the held-out target; *diverged*: seeds at the chosen "
+        "rate.",
         "",
         summary_table(c, markdown=True),
         "",
@@ -109,12 +114,49 @@ def markdown(comparison: Comparison, figures: dict[str, str] | None = None) -> s
     if warnings:
         lines += ["**Choices at the edge of the grid:**", ""]
         lines += [f"- {w}" for w in warnings] + [""]
+    lines += _verdict_section(c)
     lines += ["## Across problems", "", profile_table(c, markdown=True), ""]
     if "performance_profile" in figures:
         lines += [f"![performance profile]({figures['performance_profile']})", ""]
     for p in c.problems:
         lines += _problem_section(p, figures)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def seeds_line(c: Comparison) -> str:
+    """Which seeds chose the rates and which are reported."""
+
+    def listed(seeds):
+        seeds = list(seeds)
+        if seeds == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 2:
+            return f"{seeds[0]}-{seeds[-1]}"
+        return ", ".join(map(str, seeds))
+
+    return (
+        f"Learning rates chosen on {len(c.seeds)} tuning seeds ({listed(c.seeds)}); every "
+        f"figure reported is from {len(c.eval_seeds)} fresh evaluation seeds "
+        f"({listed(c.eval_seeds)})."
+    )
+
+
+def _verdict_section(c: Comparison) -> list[str]:
+    rows = c.pairwise()
+    wins = sum(r["verdict"] in ("a better", "b better") for r in rows)
+    return [
+        "## Verdicts",
+        "",
+        f"Each pair of optimizers on each problem and metric, over the {len(c.eval_seeds)} "
+        "paired evaluation seeds: *ratio* is the geometric mean of b / a (below 1: b lower, "
+        "so better), with its 95 % bootstrap interval; *p* is the paired Wilcoxon test, "
+        "Holm-corrected across this table. A winner is named only where the corrected test "
+        "and the interval agree; everything else is *no difference*, and *incomparable* "
+        "where one reached a target and the other not (read the loss rows there). How to "
+        "read them: docs/guides/statistics.md. "
+        f"{wins} of {len(rows)} rows name a winner.",
+        "",
+        verdict_table(c, markdown=True),
+        "",
+    ]
 
 
 def _why(p: ProblemResult) -> list[str]:
@@ -276,6 +318,7 @@ def _problem_section(p: ProblemResult, figures: dict[str, str]) -> list[str]:
         (f"loss_{p.name}", "loss curves"),
         (f"lr_{p.name}", "learning-rate sensitivity"),
         (f"paths_{p.name}", "paths over contours"),
+        (f"ratios_{p.name}", "paired ratios with 95% intervals"),
     ):
         if key in figures:
             lines += [f"![{p.name}: {alt}]({figures[key]})", ""]

@@ -7,8 +7,8 @@ test or a notebook can read the plotted data from its artists, named by
 comparison as a PNG:
 
 - ``loss_<problem>``: loss over steps at each optimizer's chosen rate, the
-  median over seeds with a band from the best to the worst seed
-  (``gid="band:<label>"``);
+  median over the evaluation seeds with a band from the best to the worst
+  seed (``gid="band:<label>"``);
 - ``lr_<problem>``: final loss against learning rate per optimizer, every
   seed a dot, diverged runs a cross at the top (``gid="diverged:<label>"``),
   vanilla's stability limit ``2/L`` a dotted line (``gid="stability-limit"``);
@@ -20,6 +20,9 @@ comparison as a PNG:
   and its stability limit as a dashed line of the same colour
   (``gid="limit:<label>"``); bottom, that run's loss on the same step axis
   (``gid="loss:<label>"``);
+- ``ratios_<problem>`` (two optimizers or more): each against the first, per
+  metric, the paired ratio over the evaluation seeds with its 95 % bootstrap
+  interval as an error bar (``gid="ratio:<metric>:<label>"``);
 - ``performance_profile``: the fraction of problems solved within a factor
   tau of the fastest optimizer.
 
@@ -39,7 +42,7 @@ from collections.abc import Mapping
 
 from jaxgd.comparison import Comparison, ProblemResult
 from jaxgd.report._axes import limit_formula
-from jaxgd.report._curves import loss_figure, profile_figure, sensitivity_figure
+from jaxgd.report._curves import loss_figure, profile_figure, ratios_figure, sensitivity_figure
 from jaxgd.report._paths import paths_figure, sharpness_figure
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "problem_figure_names",
     "problem_pngs",
     "profile_figure",
+    "ratios_figure",
     "sensitivity_figure",
     "sharpness_figure",
 ]
@@ -64,12 +68,14 @@ def _has_paths(p: ProblemResult) -> bool:
 def problem_figure_names(p: ProblemResult) -> list[str]:
     """One problem's figures: ``loss_<name>`` and ``lr_<name>``, ``paths_<name>`` for a
     2-D problem (its params recorded), ``sharpness_<name>`` where the sharpness was
-    recorded (``compare(sharpness=True)``)."""
+    recorded (``compare(sharpness=True)``), ``ratios_<name>`` for two optimizers or more."""
     names = [f"loss_{p.name}", f"lr_{p.name}"]
     if _has_paths(p):
         names.append(f"paths_{p.name}")
     if p.measured_sharpness:
         names.append(f"sharpness_{p.name}")
+    if len(p.optimizers) > 1 and all(r.evaluation for r in p.optimizers.values()):
+        names.append(f"ratios_{p.name}")
     return names
 
 
@@ -90,6 +96,7 @@ def _draw(name: str):
         "lr": sensitivity_figure,
         "paths": paths_figure,
         "sharpness": sharpness_figure,
+        "ratios": ratios_figure,
     }[name.split("_", 1)[0]]
 
 

@@ -29,6 +29,7 @@ def booth():
         {"vanilla": gd.sgd, "adam": gd.adam},
         learning_rates=[0.01, 0.03, 0.1, 0.3],
         seeds=2,
+        eval_seeds=4,
         steps=100,
     )
 
@@ -38,7 +39,8 @@ def test_booth_vanilla_chooses_the_theoretical_step(booth):
     row = next(r for r in booth.summary() if r["optimizer"] == "vanilla")
     assert row["learning_rate"] == pytest.approx(0.1)
     assert row["diverged"] == 0
-    assert row["reached_target"] == 2
+    assert row["reached_target"] == row["seeds"] == 4  # every evaluation seed
+    assert row["tuning_seeds"] == 2
     # Contraction 0.8 per step from a loss of about 200: target 1e-6 within 60 steps.
     assert row["steps_to_target_mean"] < 60
 
@@ -72,7 +74,9 @@ def test_summary_has_the_design_keys(booth):
         assert key in rows[0]
     p = booth.problems[0]
     assert p.compile_seconds > 0 and p.run_seconds > 0
-    assert p.n_runs == 2 * 4 * 2
+    # The tuning sweep (2 optimizers x 4 rates x 2 seeds) and one evaluation call
+    # of the same program: its 8 slots per optimizer hold the 4 evaluation seeds.
+    assert p.n_runs == 2 * (2 * 4 * 2)
 
 
 def test_runs_are_full_length_with_whole_curves(booth):
@@ -266,8 +270,8 @@ def test_bad_arguments_raise_before_compiling(no_compiling, kwargs, match):
 
 
 def test_a_batch_as_large_as_the_data_is_accepted(no_compiling):
-    problems, *_, batch_size = cmp.check_arguments(["student_marks"], ["vanilla"], [0.1], 1, 5, 200)
-    assert batch_size == 200 == problems[0].data[0].shape[0]
+    args = cmp.check_arguments(["student_marks"], ["vanilla"], [0.1], 1, 5, 200)
+    assert args.batch_size == 200 == args.problems[0].data[0].shape[0]
 
 
 def test_the_footprint_counts_runs_steps_and_history():
@@ -282,12 +286,14 @@ def test_the_footprint_counts_runs_steps_and_history():
 
 def test_a_big_comparison_is_warned_of_with_its_numbers(monkeypatch):
     monkeypatch.setattr(checks, "HISTORY_WARNING_BYTES", 1000)
-    with pytest.warns(cmp.SweepSizeWarning, match=r"12 runs .* 600 run-steps .* GiB of history"):
-        cmp.check_arguments(["booth"], ["vanilla", "adam"], [0.1, 0.2, 0.3], 2, 50, None)
+    # 12 tuning runs and one evaluation call of the same 12 slots (6 per optimizer
+    # hold the 2 evaluation seeds): 24 runs of 50 steps.
+    with pytest.warns(cmp.SweepSizeWarning, match=r"24 runs .* 1,200 run-steps .* GiB of history"):
+        cmp.check_arguments(["booth"], ["vanilla", "adam"], [0.1, 0.2, 0.3], 2, 50, None, 2)
     monkeypatch.setattr(checks, "HISTORY_WARNING_BYTES", 10**9)
-    monkeypatch.setattr(checks, "RUN_STEPS_WARNING", 599)
+    monkeypatch.setattr(checks, "RUN_STEPS_WARNING", 1199)
     with pytest.warns(cmp.SweepSizeWarning, match="may take long"):
-        cmp.check_arguments(["booth"], ["vanilla", "adam"], [0.1, 0.2, 0.3], 2, 50, None)
+        cmp.check_arguments(["booth"], ["vanilla", "adam"], [0.1, 0.2, 0.3], 2, 50, None, 2)
 
 
 def test_the_default_comparison_is_not_warned_of(recwarn):
@@ -476,7 +482,7 @@ def test_sharpness_results_survive_json(curved, tmp_path):
     path = tmp_path / "results.json"
     path.write_text(curved.to_json())
     data = gd.comparison.load(path)
-    assert data["schema_version"] == gd.comparison.SCHEMA_VERSION == 2
+    assert data["schema_version"] == gd.comparison.SCHEMA_VERSION == 3
     problem = data["problems"][0]
     for label, r in curved.problems[0].optimizers.items():
         run = problem["sharpness"][label]
@@ -533,7 +539,8 @@ def test_one_seed_rule_gives_the_sweeps_start_and_minibatches():
     init_key, batch_key = gd.comparison.seed_keys(3)
     alone = gd.minimize(problem.loss, problem.init(init_key), gd.sgd(jnp.float32(0.01)),
                         steps=15, data=problem.data, batch_size=8, key=batch_key)  # fmt: skip
-    assert float(alone.loss) == pytest.approx(c.summary()[0]["final_loss_mean"], rel=1e-6)
+    tuned = c.problems[0].optimizers["vanilla"].final_loss[0, 0]
+    assert float(alone.loss) == pytest.approx(tuned, rel=1e-6)
     a, b = gd.comparison.seed_keys(3)
     assert np.array_equal(a, init_key) and np.array_equal(b, batch_key)  # same bits each call
 
@@ -567,3 +574,72 @@ def test_the_contours_are_computed_with_the_comparison(booth):
 def test_problems_without_paths_have_no_contours():
     c = gd.compare(["student_marks"], ["vanilla"], learning_rates=[0.01], seeds=1, steps=5)
     assert c.problems[0].contours is None
+
+
+def test_each_evaluation_seed_runs_the_chosen_rate_from_its_own_start():
+    """The evaluation runs fill the sweep's slots (2 per call here, so 3 seeds take 2
+    calls, the last slot padded): evaluation seed s's run equals a run alone from
+    seed_keys(s) at the chosen rate, minibatches included."""
+    c = gd.compare(["student_marks"], ["vanilla"], learning_rates=[0.003, 0.01], seeds=[3],
+                   eval_seeds=[5, 9, 11], steps=15, batch_size=8)  # fmt: skip
+    p = c.problems[0]
+    runs = p.optimizers["vanilla"]
+    assert runs.evaluation.seeds == (5, 9, 11)
+    for j, seed in enumerate((5, 9, 11)):
+        init_key, batch_key = gd.comparison.seed_keys(seed)
+        alone = gd.minimize(p.problem.loss, p.problem.init(init_key),
+                            gd.sgd(jnp.float32(runs.learning_rate)), steps=15,
+                            data=p.problem.data, batch_size=8, key=batch_key)  # fmt: skip
+        assert float(alone.loss) == pytest.approx(runs.evaluation.final_loss[j], rel=1e-6)
+    assert p.n_runs == 2 + 2 * 2  # the sweep, then two evaluation calls
+
+
+def test_held_out_figures_are_the_loss_on_the_test_data():
+    """The final held-out loss is loss(final params, test_data); the held-out curve is
+    recorded every eval_every steps from step 0, and the steps to the held-out target
+    is the first recorded step at or below it."""
+    c = gd.compare(["breast_cancer_logistic"], ["adam"], learning_rates=[0.1], seeds=1,
+                   eval_seeds=2, steps=40)  # fmt: skip
+    p = c.problems[0]
+    ev = p.optimizers["adam"].evaluation
+    every = cmp.eval_every(40)
+    assert ev.every == every == 1
+    for j, seed in enumerate(ev.seeds):
+        init_key, _ = gd.comparison.seed_keys(seed)
+        alone = gd.minimize(p.problem.loss, p.problem.init(init_key), gd.adam(jnp.float32(0.1)),
+                            steps=40, data=p.problem.data)  # fmt: skip
+        held = float(p.problem.loss(alone.params, p.problem.test_data))
+        assert ev.held_out[j] == pytest.approx(held, rel=1e-5)
+        curve = ev.held_out_curve[j]
+        first = float(p.problem.loss(p.problem.init(init_key), p.problem.test_data))
+        assert curve[0] == pytest.approx(first, rel=1e-5)
+        hit = np.flatnonzero(curve <= p.problem.eval_target)
+        expected = every * hit[0] if hit.size else np.inf
+        assert ev.steps_to_eval_target[j] == expected
+    row = c.summary()[0]
+    assert row["eval_loss_ci_low"] <= row["eval_loss_mean"] <= row["eval_loss_ci_high"]
+
+
+def test_eval_seeds_are_checked_before_compiling(no_compiling):
+    with pytest.raises(ValueError, match="eval_seeds must be at least 2, got 1: a verdict"):
+        gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, eval_seeds=1, steps=5)
+    with pytest.raises(ValueError, match=r"eval_seeds and seeds share \[0\]: the rate is chosen"):
+        gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=2, eval_seeds=[0, 7],
+                   steps=5)  # fmt: skip
+    with pytest.raises(ValueError, match="eval_seeds has duplicates"):
+        gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, eval_seeds=[4, 4],
+                   steps=5)  # fmt: skip
+    # A count after tuning seeds reaching past the base starts after them.
+    assert cmp.check_arguments(["booth"], ["vanilla"], [0.1], 1200, 5, None, 2).eval_seeds == (
+        1200,
+        1201,
+    )
+
+
+def test_pairwise_rows_and_their_errors(booth):
+    rows = booth.pairwise()
+    assert {r["metric"] for r in rows} == {"final_loss", "steps_to_target"}  # no held-out data
+    assert all(r["n"] <= 4 and r["a"] == "vanilla" and r["b"] == "adam" for r in rows)
+    assert repr(rows) == repr(booth.pairwise())  # a fixed resampling seed: the same rows
+    with pytest.raises(ValueError, match="unknown metrics"):
+        booth.pairwise(["accuracy"])

@@ -118,11 +118,51 @@ def test_reference_optimum_is_an_optimum(name):
 def test_diabetes_optimum_matches_scikit_learn():
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import train_test_split
 
     x, y = load_diabetes(return_X_y=True)
+    x, x_test, y, y_test = train_test_split(x, y, test_size=0.2, random_state=0)
     fit = LinearRegression().fit(x, y)
     mse = float(np.mean((fit.predict(x) - y) ** 2))
-    assert problems.get("diabetes_linear").optimum_value == pytest.approx(mse, rel=1e-9)
+    problem = problems.get("diabetes_linear")
+    assert problem.optimum_value == pytest.approx(mse, rel=1e-9)
+    # The held-out target: scikit-learn's held-out error of the same fit, plus 1 %.
+    test_mse = float(np.mean((fit.predict(x_test) - y_test) ** 2))
+    assert problem.eval_target == pytest.approx(1.01 * test_mse, rel=1e-9)
+
+
+REAL = {"diabetes_linear": 442, "breast_cancer_logistic": 569, "digits_softmax": 1797}
+
+
+@pytest.mark.parametrize("name", [*REAL, "digits_mlp"])
+def test_real_data_holds_out_a_fifth(name):
+    problem = problems.get(name)
+    n_train, n_test = len(problem.data[1]), len(problem.test_data[1])
+    assert n_train + n_test == REAL.get(name, 1797)
+    assert n_test == int(np.ceil(0.2 * (n_train + n_test)))
+    y, y_test = np.asarray(problem.data[1]), np.asarray(problem.test_data[1])
+    if name != "diabetes_linear":  # stratified: each class's share equal to one example
+        for label in np.unique(y):
+            share, test_share = np.mean(y == label), np.mean(y_test == label)
+            assert abs(share - test_share) <= 1.0 / n_test + 1.0 / n_train
+    # Standardised with the training part's statistics only: the test part's
+    # column means are those of held-out examples, not zero.
+    x_test = np.asarray(problem.test_data[0], np.float64)
+    assert np.abs(x_test.mean(axis=0)).max() > 1e-3
+
+
+@pytest.mark.parametrize("name", list(REAL))
+def test_eval_target_is_the_held_out_loss_at_the_optimum_plus_one_percent(name):
+    problem = problems.get(name)
+    held_out = float(problem.loss(problem.optimum_params, problem.test_data))
+    # The float64 value evaluated in float32 (rel 1e-5).
+    assert problem.eval_target == pytest.approx(1.01 * held_out, rel=1e-5)
+
+
+def test_textbook_functions_have_no_held_out_data():
+    for name in ["quadratic", "rosenbrock", "booth", "student_marks"]:
+        problem = problems.get(name)
+        assert problem.test_data is None and problem.eval_target is None
 
 
 def test_adam_does_not_beat_the_logistic_reference_optimum():

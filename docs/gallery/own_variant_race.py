@@ -69,9 +69,10 @@ class adabelief(gd.Optimizer):
 # %% [markdown]
 # The race: four textbook problems and a real one (logistic regression on the
 # breast-cancer data set), every optimizer at every rate of one grid, two
-# seeds, 500 steps, one compiled sweep per optimizer. Each optimizer's rate is
-# chosen by the comparison's protocol (fewest divergences, then the final
-# loss counted no lower than the target, then the fewest steps to it).
+# tuning seeds, 500 steps, one compiled sweep per optimizer. Each optimizer's
+# rate is chosen by the comparison's protocol (fewest divergences, then the
+# final loss counted no lower than the target, then the fewest steps to it)
+# and then run on two fresh evaluation seeds, which the table reports.
 
 # %%
 problems = [
@@ -92,6 +93,7 @@ comparison = gd.compare(
     },
     learning_rates=grid,
     seeds=2,
+    eval_seeds=2,
     steps=500,
 )
 display(Markdown(gd.report.summary_table(comparison, markdown=True)))
@@ -133,11 +135,12 @@ assert all(row["diverged"] == 0 for row in rows.values())
 for p in problems:
     ours, adam = rows[p, "adabelief"], rows[p, "adam"]
     print(
-        f"{p:24s} adabelief {ours['reached_target']}/2 seeds, "
+        f"{p:24s} adabelief {ours['reached_target']}/{ours['seeds']} seeds, "
         f"{ours['steps_to_target_mean']} steps; adam "
-        f"{adam['reached_target']}/2, {adam['steps_to_target_mean']} steps"
+        f"{adam['reached_target']}/{adam['seeds']}, "
+        f"{adam['steps_to_target_mean']} steps"
     )
-    if adam["reached_target"] == 2:
-        assert ours["reached_target"] == 2, p
+    if adam["reached_target"] == adam["seeds"]:
+        assert ours["reached_target"] == ours["seeds"], p
         ratio = ours["steps_to_target_mean"] / adam["steps_to_target_mean"]
         assert 0.5 < ratio < 2, (p, ratio)

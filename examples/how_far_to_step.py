@@ -15,7 +15,12 @@ guide quotes:
    two rates, against their limits ``2/lr``: at 0.1 it starts above 20, falls
    below it as the first steps overshoot, climbs back and hovers at 20 while
    the loss keeps falling (the edge of stability); at 0.05 it rises and stays
-   below 40 (Cohen et al., ICLR 2021).
+   below 40 (Cohen et al., ICLR 2021);
+4. ``alpha_edge.png``: the same threshold seen from the step: gradient descent
+   on the student-marks problem and on Booth at 0.9, 1 and 1.1 times ``2/L``,
+   with Cockpit's alpha (``minimize(diagnostics=...)``), the cosine between
+   successive updates and the sharpness side by side: alpha settles at
+   ``lr * L - 1``, crossing 1 exactly where the sharpness crosses ``2/lr``.
 """
 
 from __future__ import annotations
@@ -62,6 +67,69 @@ def digits_mlp(steps: int = 2000, every: int = 50) -> dict:
         rate: gd.minimize(loss, p0, gd.sgd(rate), steps=steps, data=(x, y), sharpness_every=every)
         for rate in (0.1, 0.05)
     }
+
+
+FACTORS = (0.9, 1.0, 1.1)  # times 2/L: below, at and above the edge
+
+
+def alpha_runs(steps: int = 60) -> dict:
+    """``{problem: (L, {factor: Result})}``: gradient descent at each factor times
+    ``2/L``, with alpha, the cosine and the sharpness recorded every step."""
+    out = {}
+    for name in ("student_marks", "booth"):
+        problem = gd.problems.get(name)
+        params = problem.init(jax.random.PRNGKey(0))
+        data = () if problem.data is None else (problem.data,)
+        lr = gd.suggest_learning_rate(problem.loss, params, *data)
+        kwargs = {} if problem.data is None else {"data": problem.data}
+        out[name] = (
+            float(lr.curvature),
+            {
+                f: gd.minimize(
+                    problem.loss,
+                    params,
+                    gd.sgd(f * lr.max_stable),
+                    steps=steps,
+                    diagnostics=("alpha", "cosine"),
+                    sharpness_every=1,
+                    **kwargs,
+                )  # fmt: skip
+                for f in FACTORS
+            },
+        )
+    return out
+
+
+def settled_alpha(result, start: int = 30) -> float:
+    """The median alpha from step ``start`` on (the last entry, NaN, left out)."""
+    return float(np.nanmedian(np.asarray(result.history.alpha)[start:-1]))
+
+
+def draw_alpha_edge(runs: dict, path: pathlib.Path) -> None:
+    fig, axes = plt.subplots(2, 3, figsize=(10, 5.6), sharex=True, layout="constrained")
+    for row, (name, (curvature, results)) in zip(axes, runs.items(), strict=True):
+        for factor, result in results.items():
+            steps = result.history.step
+            rate = factor * 2 / curvature
+            label = f"lr = {factor} x 2/L"
+            (line,) = row[0].plot(steps, result.history.alpha, label=label)
+            row[1].plot(steps, result.history.cosine, color=line.get_color(), label=label)
+            row[2].axhline(2 / rate, color=line.get_color(), ls="--", lw=1, label=f"2/lr, {label}")
+        row[2].plot(steps, result.history.sharpness, color="black", label="sharpness (all three)")
+        row[0].axhline(1.0, color="black", lw=0.8, ls=":")
+        row[0].set_ylabel(f"{name}\nalpha")
+        row[1].set_ylabel("cosine of successive updates")
+        row[2].set_ylabel("sharpness")
+        row[1].set_ylim(-1.1, 1.1)
+    axes[0][0].set_title("alpha (dotted: alpha = 1)")
+    axes[0][1].set_title("cosine")
+    axes[0][2].set_title("sharpness against 2/lr")
+    axes[0][0].legend(fontsize=8)
+    axes[0][2].legend(fontsize=7)
+    for ax in axes[1]:
+        ax.set_xlabel("step")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def draw_overshoot(marks: dict, path: pathlib.Path) -> None:
@@ -121,6 +189,12 @@ def main(out: pathlib.Path) -> dict:
             float(np.asarray(runs[0.05].history.sharpness)[0]),
             float(np.nanmax(np.asarray(runs[0.05].history.sharpness))),
         ],
+    }
+    edge = alpha_runs()
+    draw_alpha_edge(edge, out / "alpha_edge.png")
+    figures["alpha_settles_at"] = {
+        name: {f: settled_alpha(r) for f, r in results.items()}
+        for name, (_, results) in edge.items()
     }
     print(json.dumps(figures, indent=1))
     return figures

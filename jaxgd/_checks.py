@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "boolean",
+    "choices",
     "example_data",
     "float_params",
     "function",
@@ -55,6 +56,31 @@ def boolean(caller: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{caller}: {name} must be True or False, got {value!r}.")
     return value
+
+
+def choices(caller: str, name: str, value: Any, known: tuple[str, ...]) -> tuple[str, ...]:
+    """``value``, names from ``known`` (a tuple or list of them, or one name), as a
+    tuple in ``known``'s order without repeats.
+
+    Examples:
+        >>> choices("minimize", "diagnostics", ["cosine", "alpha"], ("alpha", "cosine"))
+        ('alpha', 'cosine')
+        >>> choices("minimize", "diagnostics", ("alfa",), ("alpha", "cosine"))
+        Traceback (most recent call last):
+        ...
+        ValueError: minimize: diagnostics names 'alfa', which is not one of 'alpha', 'cosine'.
+    """
+    listed = ", ".join(map(repr, known))
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, tuple | list) or not all(isinstance(n, str) for n in names):
+        raise TypeError(
+            f"{caller}: {name} must be a tuple of names from {listed}, got {value!r}; "
+            f"e.g. {name}=({known[0]!r},)."
+        )
+    for n in names:
+        if n not in known:
+            raise ValueError(f"{caller}: {name} names {n!r}, which is not one of {listed}.")
+    return tuple(n for n in known if n in names)
 
 
 def function(caller: str, value: Any, expected: str) -> Any:

@@ -58,7 +58,7 @@ def test_compare_with_sharpness_and_a_line_search(tmp_path, capsys):
     argv += ["20", "--seeds", "1", "--learning-rates", "0.01,1.0", "--out", str(out)]
     assert main([*argv, "--sharpness", "--no-progress", "--no-cache"]) == 0
     printed = capsys.readouterr().out
-    header = printed.splitlines()[0]
+    header = next(line for line in printed.splitlines() if line.startswith("problem "))
     assert "evaluations per step" in header and "time to target" in header
     assert (out / "figures" / "sharpness_quadratic.png").is_file()
     sharpness = json.loads((out / "results.json").read_text())["problems"][0]["sharpness"]
@@ -167,7 +167,8 @@ def test_a_big_comparison_gets_a_one_line_warning(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(cmp, "compare", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["compare", *SMALL, "--out", str(tmp_path / "r"), "--no-cache"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[0].startswith("jaxgd: warning: compare: a big comparison: 1 runs x their steps")
+    # 1 tuning run, then the 20 evaluation seeds in 20 calls of its one slot.
+    assert err[0].startswith("jaxgd: warning: compare: a big comparison: 21 runs x their steps")
     assert "GiB of history" in err[0] and err[1] == "jaxgd: interrupted"
 
 

@@ -283,16 +283,69 @@ def test_site_builds_strict_with_the_notebook_figures(tmp_path):
     assert set(gd.__all__) <= rendered, f"not rendered: {set(gd.__all__) - rendered}"
 
 
-def test_how_far_to_step_quotes_its_numbers():
-    """The student-marks numbers of the "How far to step" guide, recomputed by the
-    example that draws its figures (the MLP's numbers are in test_sharpness)."""
+def _how_far_to_step():
     import importlib.util
 
     path = ROOT / "examples" / "how_far_to_step.py"
     spec = importlib.util.spec_from_file_location("how_far_to_step", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    marks = example.student_marks()
+    return example
+
+
+def test_the_alpha_section_quotes_its_numbers():
+    """The alpha / edge-of-stability table of the step-size guide, recomputed by
+    the example that draws its figure: alpha settles at lr * L - 1."""
+    example = _how_far_to_step()
+    section = " ".join((DOCS / "guides" / "step-size.md").read_text().split())
+    runs = example.alpha_runs()
+    for name, label in (("student_marks", "student marks"), ("booth", "Booth")):
+        curvature, results = runs[name]
+        settled = [example.settled_alpha(results[f]) for f in example.FACTORS]
+        assert settled == pytest.approx([2 * f - 1 for f in example.FACTORS], abs=0.01)
+        quoted = " / ".join(f"{a:.2f}" for a in settled)
+        assert f"| {label} | {curvature:.2f} | {quoted} |" in section
+    first = [float(r.history.alpha[0]) for r in runs["student_marks"][1].values()]
+    assert "({:.2f}, {:.2f}, {:.2f} at step 0)".format(*first) in section
+    assert "(figures/alpha_edge.png)" in section
+
+
+@pytest.mark.slow
+def test_the_diagnostics_guide_quotes_its_numbers():
+    """The numbers of the diagnostics guide: its figure's runs (recomputed by the
+    example that draws it) and its cost table (benchmarks/results/speed.json)."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("diag", ROOT / "examples" / "diagnostics.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    page = " ".join((DOCS / "guides" / "diagnostics.md").read_text().split())
+    numbers = example.summary(example.runs())
+    slow, good, fast = (numbers[r] for r in example.RATES)
+    assert f"(median α {fast['alpha_first_5']:.2f} over the first five steps" in page
+    assert fast["alpha_first_5"] > 1 > good["alpha_first_5"]
+    assert (
+        f"loss ends at {fast['final_loss']:.2f}, where 0.03 reaches {good['final_loss']:.4f}"
+        in (page)
+    )
+    assert f"At 0.001 α starts near {slow['alpha_first_5']:.2f}" in page
+    cost = json.loads((ROOT / "benchmarks" / "results" / "speed.json").read_text())
+    full, mini = (cost["results"]["diagnostics"][k] for k in ("full_batch", "batch_128"))
+    assert f"| alpha + cosine | {full['alpha_cosine_over_plain']:.2f}x the time | " in page
+    assert f"{mini['alpha_cosine_over_plain']:.2f}x (see below) |" in page
+    assert (
+        f"| all four | {full['all_four_over_plain']:.1f}x | {mini['all_four_over_plain']:.1f}x |"
+        in page
+    )
+    seconds = mini["seconds"]
+    assert f"({seconds['plain']:.2f} s vs {seconds['alpha_cosine']:.2f} s" in page
+
+
+def test_how_far_to_step_quotes_its_numbers():
+    """The student-marks numbers of the "How far to step" guide, recomputed by the
+    example that draws its figures (the MLP's numbers are in test_sharpness)."""
+    marks = _how_far_to_step().student_marks()
     section = " ".join((DOCS / "guides" / "step-size.md").read_text().split())
     lr = marks["lr"]
     assert f"`L = {lr.curvature:.2f}`" in section and f"`2/L = {lr.max_stable:.3f}`" in section

@@ -363,6 +363,30 @@ CATALOGUE = [
         r"the loss cannot be evaluated on eval_data \(TypeError: .*\); .*structure of data",
     ),
     (
+        "diagnostics-unknown",
+        lambda: run(diagnostics=("alpha", "sharpness")),
+        ValueError,
+        r"diagnostics names 'sharpness', which is not one of 'alpha', 'cosine', 'update_ratio'",
+    ),
+    (
+        "diagnostics-not-names",
+        lambda: run(diagnostics=True),
+        TypeError,
+        r"diagnostics must be a tuple of names from 'alpha', .*e\.g\. diagnostics=\('alpha',\)",
+    ),
+    (
+        "noise-scale-without-data",
+        lambda: run(diagnostics=("noise_scale",)),
+        ValueError,
+        r"'noise_scale' .* needs data= with two or more examples a batch.*loss of params alone",
+    ),
+    (
+        "noise-scale-batch-of-one",
+        lambda: run_data(diagnostics=("noise_scale",), batch_size=1, key=KEY),
+        ValueError,
+        r"'noise_scale' .* \(batch_size >= 2\); this run has 1",
+    ),
+    (
         "batch-size-zero",
         lambda: run_data(batch_size=0, key=KEY),
         ValueError,
@@ -620,6 +644,18 @@ CATALOGUE = [
         "seeds must be a positive integer, got 0",
     ),
     (
+        "compare-eval-seeds-one",
+        lambda: gd.compare(["booth"], ["adam"], eval_seeds=1, steps=5),
+        ValueError,
+        "eval_seeds must be at least 2, got 1: a verdict compares optimizers over paired",
+    ),
+    (
+        "compare-eval-seeds-shared",
+        lambda: gd.compare(["booth"], ["adam"], seeds=3, eval_seeds=[2, 50], steps=5),
+        ValueError,
+        r"eval_seeds and seeds share \[2\]: the rate is chosen on seeds and reported on",
+    ),
+    (
         "compare-steps-zero",
         lambda: gd.compare(["booth"], ["adam"], steps=0),
         ValueError,
@@ -636,7 +672,7 @@ CATALOGUE = [
         "compare-too-big",
         lambda: gd.compare(["booth"], ["adam"], seeds=10**6, steps=10**4),
         ValueError,
-        r"12,000,000 runs .* run-steps .* GiB of history, more than this machine's .* GiB of "
+        r"24,000,000 runs .* run-steps .* GiB of history, more than this machine's .* GiB of "
         r"memory; use fewer seeds, steps",
     ),
     (

@@ -15,6 +15,7 @@ from . import __doc__ as DOC
 from .big_step import bench_big_step, bench_make_step
 from .cli import bench_cli
 from .compile_time import bench_latency
+from .diagnostics import bench_diagnostics
 from .mlp import bench_mlp
 from .run_loop import bench_optimistix, bench_per_call, bench_run_loop
 from .sweep import bench_sweep
@@ -28,6 +29,7 @@ BENCHES = {
     "sweep": bench_sweep,
     "big_step": bench_big_step,
     "mlp": bench_mlp,
+    "diagnostics": bench_diagnostics,
     "latency": bench_latency,
     "make_step": bench_make_step,
     "per_call": bench_per_call,

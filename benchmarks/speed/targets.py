@@ -225,6 +225,35 @@ TARGETS = [
         lambda r: f"{r['ratio_vs_torch']:.2f}x the time",
         needs="ratio_vs_torch", skipped=_no_torch, skipped_name="4. MLP on digits vs torch eager",
     ),
+    # 4b. The cost of the instruments (diagnostics.py)
+    Target(
+        "diagnostics", "4b. MLP, 500 Adam steps, full batch: diagnostics alpha+cosine vs off",
+        "gd.minimize(diagnostics=('alpha', 'cosine'))", "the same gd.minimize without",
+        "<= 1.3x",
+        lambda r: r["full_batch"]["alpha_cosine_over_plain"],
+        lambda r: f"{r['full_batch']['alpha_cosine_over_plain']:.2f}x the time",
+    ),
+    Target(
+        "diagnostics", "4b. MLP, 500 Adam steps, full batch (1797): all four vs off",
+        "gd.minimize(diagnostics=all four: alpha, cosine, update_ratio, noise_scale)",
+        "the same gd.minimize without", "<= 2x",
+        lambda r: r["full_batch"]["all_four_over_plain"],
+        lambda r: f"{r['full_batch']['all_four_over_plain']:.2f}x the time",
+    ),
+    Target(
+        "diagnostics", "4b. MLP, 500 Adam steps, batch 128: alpha+cosine vs off",
+        "gd.minimize(diagnostics=('alpha', 'cosine'), batch_size=128)",
+        "the same gd.minimize without", "<= 1.3x",
+        lambda r: r["batch_128"]["alpha_cosine_over_plain"],
+        lambda r: f"{r['batch_128']['alpha_cosine_over_plain']:.2f}x the time",
+    ),
+    Target(
+        "diagnostics", "4b. MLP, 500 Adam steps, batch 128: all four vs off",
+        "gd.minimize(diagnostics=all four, batch_size=128)", "the same gd.minimize without",
+        "<= 2x",
+        lambda r: r["batch_128"]["all_four_over_plain"],
+        lambda r: f"{r['batch_128']['all_four_over_plain']:.2f}x the time",
+    ),
     # 5. Latency (compile_time.py)
     Target(
         "latency", "5. README quick start in a fresh process (import, compile, run)",

@@ -9,6 +9,7 @@
 | ``_checks`` | the run's own argument checks (the generic ones: :mod:`jaxgd._checks`) |
 | ``_plan`` | every static decision once: history layout, loop kind, backend knobs |
 | ``_body`` | the one step: evaluate, record, stop rules, update; start and finish |
+| ``_diagnostics`` | why a step overshoots: alpha, cosine, update ratio, noise scale |
 | ``_loop`` | the compiled programs: four small drivers of the step, chosen by ``LoopKind`` |
 | ``_fingerprint`` | what a checkpoint must agree on to be resumed |
 | ``_segments`` | runs in segments: checkpoints, progress, Ctrl-C |
@@ -16,7 +17,8 @@
 | ``_make_step`` | :func:`make_step`: one compiled step for a loop of your own |
 
 Imports point down: ``_result`` and ``_batches`` import nothing of the wing;
-``_state`` imports them; ``_body`` imports ``_state``; ``_loop`` imports
+``_state`` imports them; ``_diagnostics`` imports ``_result``; ``_body``
+imports ``_state`` and ``_diagnostics``; ``_loop`` imports
 ``_body``; ``_checks`` and ``_plan`` sit beside; ``_segments`` imports
 ``_loop`` and :mod:`jaxgd.checkpoint`; ``_warm`` imports ``_segments``;
 ``_api`` sits above them all.

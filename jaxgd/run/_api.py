@@ -48,6 +48,7 @@ def minimize(
     has_aux: bool = False,
     eval_data: Any = None,
     eval_every: int | None = None,
+    diagnostics: tuple[str, ...] = (),
     record_params: bool = False,
     history_every: int | None = None,
     sharpness_every: int | None = None,
@@ -99,6 +100,20 @@ def minimize(
             evaluated at the multiples of both (their least common
             multiple): ``eval_every=10`` with ``history_every=4`` evaluates
             at steps 0, 20, 40, ...
+        diagnostics: instruments that say why a step overshoots, any of
+            ``("alpha", "cosine", "update_ratio", "noise_scale")``, each
+            recorded at every history entry in ``history.<name>`` (``NaN``
+            where undefined): the effective relative step size of the update
+            taken (Cockpit's alpha: above 1 the step overshoots; on a
+            quadratic ``lr * lambda - 1``), the cosine between successive
+            updates, ``|update| / |params|`` per leaf (a pytree), and the
+            gradient noise scale ``tr(Sigma) / |G|^2`` of the step's batch
+            from per-example gradients (needs ``data`` with two or more
+            examples a batch). Alpha reuses the next step's evaluation, so
+            alpha and the cosine cost a few dot products a step; the noise
+            scale costs one gradient per example of the batch. Off (``()``)
+            they cost nothing. Estimators and biases:
+            :mod:`jaxgd.run._diagnostics` and the diagnostics guide.
         record_params: keep the parameter path in ``history.params``.
         history_every: record every this many steps (default: every step up
             to a million entries, then ``ceil(steps / 1e6)``); ``1`` records
@@ -173,6 +188,7 @@ def minimize(
         mesh=mesh,
         eval_data=eval_data,
         eval_every=eval_every,
+        diagnostics=diagnostics,
     )
     return CALLS.run(call, _minimize_cold)
 
@@ -243,6 +259,8 @@ def _fingerprint(call: Call, spec) -> dict:
     }
     if call.eval_data is not None:  # absent when off: older checkpoints still resume
         settings["eval_every"] = call.eval_every
+    if call.diagnostics:  # likewise
+        settings["diagnostics"] = list(call.diagnostics)
     return fingerprint(
         loss_fn, call.optimizer, call.params, call.data, call.key, settings, call.eval_data
     )

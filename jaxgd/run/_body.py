@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+import jaxgd.run._diagnostics as instruments
 from jaxgd.calculus import hessian_matvec, top_eigenvalue
 from jaxgd.run._result import RUNNING, History, Status
 from jaxgd.run._state import Carry, Finish, Inputs, Run, Spec
@@ -94,6 +95,8 @@ def start(spec: Spec, run: Run, params, data, eval_data=None) -> Carry:
             preconditioned = nan
     if spec.eval_every:
         eval_loss, eval_aux = _eval_buffers(spec, run, params, eval_data, length)
+    dtype = _history_dtype(params)
+    diagnosed = instruments.buffers(spec.diagnostics, params, length, dtype)
     return Carry(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -107,9 +110,11 @@ def start(spec: Spec, run: Run, params, data, eval_data=None) -> Carry:
             preconditioned=preconditioned,
             eval_loss=eval_loss,
             eval_aux=eval_aux,
+            **diagnosed,
             stride=spec.history_stride,
         ),
         probe=probe,
+        last_update=instruments.start(spec.diagnostics, params, dtype),
     )
 
 
@@ -250,6 +255,11 @@ def step(spec: Spec, run: Run, inputs: Inputs, c: Carry, live=None, index=None) 
     if live is not None:
         go = go & live
     params, opt_state = _update(spec, run, c, batch, loss, grads, go)
+    last_update = c.last_update
+    if spec.diagnostics:
+        history, last_update = _diagnose(
+            spec, run, c, batch, history, (loss, grads, params, go, at), index
+        )
     return Carry(
         step=c.step + go.astype(jnp.int32),
         params=params,
@@ -257,7 +267,27 @@ def step(spec: Spec, run: Run, inputs: Inputs, c: Carry, live=None, index=None) 
         status=status,
         history=history,
         probe=probe,
+        last_update=last_update,
     )
+
+
+def _diagnose(spec: Spec, run: Run, c: Carry, batch, history, seen, index):
+    """The instruments of :mod:`jaxgd.run._diagnostics` on this step: ``seen`` is
+    ``(loss, grads)`` at ``c.params``, the params after the update, whether it was
+    taken and the step's entry ``at``. The noise scale is due by the scan's index
+    (as the sharpness), so that under vmap it is computed only at entries."""
+    loss, grads, params, go, at = seen
+    noise = None
+    if "noise_scale" in spec.diagnostics:
+        loss_of = lambda p, b: _loss_and_aux(spec, run, p, b)[0]  # noqa: E731
+        due_at = at if index is None else index
+        noise = instruments.noise_scale_at(
+            loss_of, c.params, batch, due_at, spec.history_stride, spec.steps, history.loss.dtype
+        )
+    return instruments.observe(
+        spec.diagnostics, history, c.last_update, c.params, params, loss, grads, go, at,
+        spec.steps, noise,
+    )  # fmt: skip
 
 
 def finish(spec: Spec, run: Run, carry: Carry, data: Any, tol, target) -> Finish:

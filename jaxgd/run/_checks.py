@@ -28,6 +28,7 @@ from jaxgd import _checks as generic
 from jaxgd import checkpoint as _checkpoint
 from jaxgd import distributed
 from jaxgd.optimizers import check_optimizer
+from jaxgd.run._diagnostics import NAMES as INSTRUMENTS
 from jaxgd.run._values import check_loss_output, warn_if_not_finite
 
 __all__ = ["Call", "check_call"]
@@ -60,6 +61,7 @@ class Call(NamedTuple):
     mesh: Any = None
     eval_data: Any = None
     eval_every: Any = None  # checked: 0 for off
+    diagnostics: Any = ()  # checked: a tuple of jaxgd.run._diagnostics.NAMES, in its order
     n_examples: int = 0  # learnt by the checks: examples in the data (all processes')
     traced: bool = False  # called under jit or vmap
     no_rule: bool = True  # neither tol nor target: only divergence stops a run early
@@ -96,6 +98,7 @@ OPTIONS = (
     "sharpness_every",
     "sharpness_iters",
     "eval_every",
+    "diagnostics",
 )
 NOT_PLAIN = ("checkpoint", "checkpoint_every", "progress", "mesh")  # never remembered
 LEARNT = ("n_examples", "traced", "no_rule", "eval_out")  # filled in by check_call
@@ -131,10 +134,12 @@ def check_call(call: Call) -> Call:
     if history_every is not None:
         history_every = generic.positive_int(CALLER, "history_every", history_every)
     sharpness_every = _check_sharpness(call.sharpness_every, call.sharpness_iters)
+    diagnostics = _check_diagnostics(call.diagnostics, data, batch_size, n_examples)
     _check_schedule(call.optimizer, steps)
     check_loss_output(call.loss, params, data, batch_size, has_aux=has_aux)
     eval_out = _check_eval_output(call.loss, params, eval_data, has_aux)
     warn_if_not_finite(data, stacklevel=5)  # the user's call: minimize, cold path, here
+    warn_if_not_finite(eval_data, stacklevel=5, name="eval_data")
     return call._replace(
         params=params,
         steps=steps,
@@ -152,6 +157,7 @@ def check_call(call: Call) -> Call:
         mesh=mesh,
         eval_data=eval_data,
         eval_every=eval_every,
+        diagnostics=diagnostics,
         n_examples=n_examples,
         traced=traced,
         no_rule=call.tol is None and call.target is None,
@@ -220,6 +226,22 @@ def _check_sharpness(every: Any, iters: Any) -> int:
     if every is None:
         return 0
     return generic.positive_int(CALLER, "sharpness_every", every)
+
+
+def _check_diagnostics(names: Any, data: Any, batch_size, n_examples: int) -> tuple:
+    """The instruments asked for, in their order; the noise scale needs examples,
+    two or more a batch."""
+    names = generic.choices(CALLER, "diagnostics", names, INSTRUMENTS)
+    if "noise_scale" not in names:
+        return names
+    rows = n_examples if batch_size is None else batch_size
+    if data is None or rows < 2:
+        raise ValueError(
+            "minimize: diagnostics 'noise_scale' compares the gradients of the examples of a "
+            "batch, so it needs data= with two or more examples a batch (batch_size >= 2); "
+            f"{'a loss of params alone has none' if data is None else f'this run has {rows}'}."
+        )
+    return names
 
 
 def _check_eval(eval_data: Any, every: Any, data: Any, mesh: Any) -> tuple[Any, int]:

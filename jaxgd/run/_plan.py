@@ -45,6 +45,8 @@ def plan(call: Call, loss: Static, optimizer: Static, gather=take_rows) -> Spec:
     evaluated = (
         0 if call.eval_out is None else 8 + tree_bytes(call.eval_out[1] if call.has_aux else ())
     )
+    per_leaf = "update_ratio" in call.diagnostics  # the instruments' entries, about
+    evaluated += 8 * (len(call.diagnostics) + per_leaf * len(jax.tree.leaves(params)))
     stride, length = history_layout(
         call.history_every, call.steps, params, call.record_params, evaluated
     )
@@ -68,6 +70,7 @@ def plan(call: Call, loss: Static, optimizer: Static, gather=take_rows) -> Spec:
         sharpness_every=call.sharpness_every,
         sharpness_iters=call.sharpness_iters,
         eval_every=eval_period(call.eval_every, stride),
+        diagnostics=call.diagnostics,
     )
 
 

@@ -65,6 +65,20 @@ class History:
             there, at the same entries: its pytree with a leading entry axis
             on every leaf (``NaN`` between; integer and bool leaves are kept
             as floats, so that they can hold ``NaN``); else ``None``.
+        alpha: with ``diagnostics=("alpha", ...)``, the effective relative
+            step size of the update taken at each recorded step (Cockpit's
+            alpha: 0 lands on the minimum of the quadratic fitted along the
+            step, 1 on its mirror point, above 1 overshoots); ``NaN`` where
+            no update was taken and at the last step. See
+            :mod:`jaxgd.run._diagnostics` and the diagnostics guide.
+        cosine: with ``"cosine"``, the cosine between the update taken at
+            the step and the one before (``NaN`` at step 0 and next to a
+            zero update): near -1 the run zigzags, near +1 it crawls.
+        update_ratio: with ``"update_ratio"``, ``|update| / |params|`` per
+            leaf: a pytree like the params with one value per entry.
+        noise_scale: with ``"noise_scale"``, the simple gradient noise
+            scale ``tr(Sigma) / |G|^2`` of the step's batch (McCandlish et
+            al. 2018), from per-example gradients.
         stride: steps between two entries (static).
     """
 
@@ -75,12 +89,23 @@ class History:
     preconditioned: jax.Array | None = None
     eval_loss: jax.Array | None = None
     eval_aux: Any = None
+    alpha: jax.Array | None = None
+    cosine: jax.Array | None = None
+    update_ratio: Any = None
+    noise_scale: jax.Array | None = None
     stride: int = dataclasses.field(default=1, metadata={"static": True})
 
     @property
     def step(self) -> np.ndarray:
         """The step number of each entry: ``arange(len) * stride``."""
         return np.arange(np.shape(self.loss)[-1]) * self.stride
+
+    def entry(self, step):
+        """The entry of step ``step`` (the history's length, which writes drop,
+        for a step that has none)."""
+        if self.stride == 1:
+            return step
+        return jnp.where(step % self.stride == 0, step // self.stride, self.loss.shape[0])
 
     def record(self, step, loss, grad_norm, params, sharpness=None, evaluation=None) -> History:
         """This history with step ``step``'s entry written (inside the compiled loop).
@@ -90,10 +115,7 @@ class History:
         preconditioned)`` where measured; ``evaluation``: ``(eval_loss,
         eval_aux)`` on the held-out data (None leaves those entries as they are).
         """
-        at = step
-        if self.stride != 1:
-            length = self.loss.shape[0]
-            at = jnp.where(step % self.stride == 0, step // self.stride, length)
+        at = self.entry(step)
 
         def put(buffer, value):
             if buffer is None:
@@ -114,6 +136,10 @@ class History:
             eval_aux=self.eval_aux
             if evaluation is None
             else jax.tree.map(put, self.eval_aux, evaluation[1]),
+            alpha=self.alpha,
+            cosine=self.cosine,
+            update_ratio=self.update_ratio,
+            noise_scale=self.noise_scale,
             stride=self.stride,
         )
 

@@ -62,6 +62,7 @@ class Spec(NamedTuple):
     sharpness_iters: int = 20  # power iterations per record (warm-started)
     eval_every: int = 0  # > 0: the loss on the held-out data every this many steps
     # (a multiple of history_stride, see jaxgd.run._plan.eval_period)
+    diagnostics: tuple[str, ...] = ()  # the instruments of jaxgd.run._diagnostics (in its order)
 
 
 class Carry(NamedTuple):
@@ -73,6 +74,7 @@ class Carry(NamedTuple):
     status: jax.Array  # RUNNING or a Status code
     history: History
     probe: Any = None  # with sharpness_every: the last top eigenvectors (warm starts)
+    last_update: Any = None  # with alpha or the cosine: jaxgd.run._diagnostics.LastUpdate
 
 
 class Inputs(NamedTuple):

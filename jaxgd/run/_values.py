@@ -206,19 +206,24 @@ def all_finite(arrays: list, last: list) -> bool:
     return True
 
 
-def warn_if_not_finite(data: Any, stacklevel: int = 4) -> None:
-    """Warn that the data holds NaN or inf (``stacklevel``: the user's call, from a
-    warm call's :meth:`~jaxgd.run._warm.SeenCall.run`)."""
+def warn_if_not_finite(data: Any, stacklevel: int = 4, name: str = "data") -> None:
+    """Warn that the data (``name``: ``"data"`` or ``"eval_data"``) holds NaN or inf
+    (``stacklevel``: the user's call, from a warm call's
+    :meth:`~jaxgd.run._warm.SeenCall.run`)."""
     if data is None:
         return
     bad = [
-        f"data{jax.tree_util.keystr(p)}"
+        f"{name}{jax.tree_util.keystr(p)}"
         for p, a in jax.tree_util.tree_leaves_with_path(data)
         if not _finite_or_unchecked(a)
     ]
-    if bad:
-        warnings.warn(
-            f"minimize: {', '.join(bad)} holds NaN or inf; the run stops at step 0 with status "
-            "DIVERGED and the initial params. Clean the data first.",
-            stacklevel=stacklevel,
-        )
+    if not bad:
+        return
+    if name == "data":
+        effect = "the run stops at step 0 with status DIVERGED and the initial params"
+    else:
+        effect = "every held-out loss (history.eval_loss) will be NaN or inf"
+    warnings.warn(
+        f"minimize: {', '.join(bad)} holds NaN or inf; {effect}. Clean the data first.",
+        stacklevel=stacklevel,
+    )

@@ -260,6 +260,7 @@ class SeenCall(NamedTuple):
             checks.warn_if_not_finite(data)
         elif not checks.all_finite(leaves[self.data], self.finite):
             checks.warn_if_not_finite(data)
+        checks.warn_if_not_finite(eval_data, name="eval_data")  # each array scanned once
         return self.execute(leaves, params, data, key, tol, target, eval_data)
 
     def execute(self, leaves: list, params, data, key, tol, target, eval_data=None) -> Result:

@@ -223,3 +223,12 @@ def test_warm_calls_see_the_held_out_data_and_eval_every(count_compiles):
     np.testing.assert_allclose(
         float(third.history.eval_loss[5]), float(mse(third.history.params[5], fewer)), rtol=RTOL
     )
+
+
+def test_held_out_data_holding_nan_is_warned_of_cold_and_warm():
+    bad = (EVAL[0].at[0, 0].set(jnp.nan), EVAL[1])
+    for _ in range(2):  # the first call compiles (cold), the second is remembered (warm)
+        with pytest.warns(UserWarning, match=r"eval_data\[0\] holds NaN or inf; every held-out"):
+            r = gd.minimize(mse, P0, gd.sgd(0.1), steps=4, data=DATA, eval_data=bad, eval_every=2)
+    assert np.isnan(np.asarray(r.history.eval_loss)[::2]).all()
+    assert np.isfinite(np.asarray(r.history.loss)).all()  # training is not touched

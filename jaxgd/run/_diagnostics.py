@@ -1,0 +1,238 @@
+"""Why a step overshoots: Cockpit's instruments, measured inside the compiled loop.
+
+``minimize(diagnostics=...)`` names any of :data:`NAMES`; each is recorded
+per history entry (``history.alpha``, ``.cosine``, ``.update_ratio``,
+``.noise_scale``), ``NaN`` where it is undefined. Every instrument looks at
+the update the optimizer actually took, ``delta_k = params_{k+1} -
+params_k`` (whatever the optimizer: jaxgd's, optax's, a line search), never
+at what a rule would have done.
+
+* **alpha**, the effective relative step size (Cockpit, Schneider, Dangel &
+  Hennig 2021). Along the step, a quadratic ``q(s) = a + b s + c s^2`` is
+  fitted to the loss and the directional derivative at both ends, ``f_0,
+  f_1`` and ``d_0 = g_0 . u``, ``d_1 = g_1 . u`` with ``u = delta / t`` and
+  ``t = |delta|``, by least squares with equal weights (Cockpit's fit when
+  the observations' variances are equal, as in full-batch runs):
+  ``c = (d_1 - d_0) / 2t`` and
+  ``b = ((t^2 + 8) d_0 - t^2 d_1 + 2 t (f_1 - f_0)) / (2 (t^2 + 4))``. Then
+  ``alpha = 2 t c / (-b) - 1``: 0 where the step lands on the fitted
+  minimum, 1 on its mirror point, above 1 an overshoot that climbs, and -1
+  where the fit is not convex (``d_1 <= d_0``), as Cockpit logs it. On an
+  exact quadratic the fit is exact and ``alpha = -(g_1 . delta) / (g_0 .
+  delta)``; for gradient descent along an eigendirection of curvature
+  ``lambda``, ``alpha = lr * lambda - 1``, so ``alpha = 1`` at ``lr = 2 /
+  lambda``, the edge of stability. The end point is the next step's own
+  evaluation (no extra gradient): in minibatch runs that is the next batch,
+  as in Cockpit, so ``f_1 - f_0`` and ``d_1`` carry the difference between
+  two batches (noise whose mean is zero in ``d_1``, but which enters
+  alpha's denominator: a noisy, slightly biased estimate). The last step's
+  alpha is ``NaN`` (its end point is past the loop).
+* **cosine** between the update and the one before: ``delta_k .
+  delta_{k-1} / (|delta_k| |delta_{k-1}|)``; ``NaN`` at step 0 and next to
+  a zero update.
+* **update_ratio**, per leaf: ``|delta_k| / |params_k|`` for each leaf of
+  the params (a pytree like them, one value per entry; ``NaN`` for a leaf
+  whose norm is 0). Per leaf because the rule of thumb (about 1e-3) is per
+  layer; a global ratio hides a layer that overshoots.
+* **noise_scale**, the simple noise scale ``B_simple = tr(Sigma) / |G|^2``
+  (McCandlish et al. 2018) of the step's batch (all the data in a
+  full-batch run), from the per-example gradients ``g_i = grad
+  loss(params, example_i)`` (the loss of a batch of one, under ``vmap``):
+  ``G`` their mean and ``tr(Sigma) = sum_i |g_i - G|^2 / (B - 1)``. It
+  needs data with at least two examples a batch, and takes the batch in
+  chunks of about :data:`CHUNK_BYTES` of per-example gradients (so a full
+  batch of any size fits); it costs a few batch gradients (the per-example
+  gradients are written out, where a batch gradient sums them in a matrix
+  product). ``E|G|^2 = |G_true|^2 + tr(Sigma) / B``, so the estimate is low:
+  ``1 / B_est ~ 1 / B_true + 1 / B`` (invert this to correct it; averaging
+  over steps, McCandlish's advice, tames the noise).
+
+Off (an empty tuple), nothing here is traced: the compiled program is the
+one without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxgd.run._result import History
+
+__all__ = [
+    "CHUNK_BYTES",
+    "NAMES",
+    "LastUpdate",
+    "alpha",
+    "buffers",
+    "noise_scale",
+    "observe",
+    "start",
+]
+
+NAMES = ("alpha", "cosine", "update_ratio", "noise_scale")
+"""The instruments ``minimize(diagnostics=...)`` knows, in the order they are recorded."""
+
+
+class LastUpdate(NamedTuple):
+    """What the last update taken leaves for the next step (alpha and the cosine)."""
+
+    delta: Any  # params_{k+1} - params_k (zeros before the first update)
+    loss: jax.Array  # f_0: the loss where the update started
+    slope: jax.Array  # g_0 . delta
+    size: jax.Array  # |delta|^2 (0 before the first update)
+
+
+def _dtype(tree) -> Any:
+    return jnp.result_type(jnp.float32, *(leaf.dtype for leaf in jax.tree.leaves(tree)))
+
+
+def _dot(a, b, dtype) -> jax.Array:
+    """``sum(a . b)`` over the leaves, in ``dtype`` (at least float32)."""
+    parts = [
+        jnp.sum(jnp.real(x.astype(dtype) * y.astype(dtype))) for x, y in zip(a, b, strict=True)
+    ]
+    return sum(parts, jnp.zeros((), dtype))
+
+
+def buffers(names: tuple[str, ...], params: Any, length: int, dtype) -> dict[str, Any]:
+    """The NaN-filled history buffers of the named instruments (the others None)."""
+    nan = jnp.full((length,), jnp.nan, dtype)
+    out = {name: (nan if name in names else None) for name in NAMES}
+    if "update_ratio" in names:
+        out["update_ratio"] = jax.tree.map(lambda _: nan, params)
+    return out
+
+
+def start(names: tuple[str, ...], params: Any, dtype) -> LastUpdate | None:
+    """The carry before the first update (None unless alpha or the cosine is on)."""
+    if not {"alpha", "cosine"} & set(names):
+        return None
+    nan = jnp.full((), jnp.nan, dtype)
+    return LastUpdate(jax.tree.map(jnp.zeros_like, params), nan, nan, jnp.zeros((), dtype))
+
+
+def alpha(f0, f1, slope0, slope1, size) -> jax.Array:
+    """Cockpit's alpha from the loss ``f0, f1`` and ``g . delta`` (``slope0,
+    slope1``) at both ends of a step of squared length ``size`` (NaN for a
+    zero step, -1 where the fit along the step is not convex).
+
+    Examples:
+        >>> # f = x^2 / 2 from x = 1 with lr 1.5: delta = -1.5, lands at -0.5
+        >>> float(alpha(0.5, 0.125, -1.5, 0.75, 2.25))  # lr * lambda - 1
+        0.5
+    """
+    q = size
+    top = 2 * (q + 4) * (slope0 - slope1)
+    bottom = slope0 * (q + 8) - slope1 * q + 2 * q * (f1 - f0)
+    value = jnp.where(slope1 > slope0, top / bottom - 1, -1.0)
+    return jnp.where(q > 0, value, jnp.nan)
+
+
+CHUNK_BYTES = 4 << 20
+"""Per-example gradients held at once by the noise scale, about (a batch is taken
+in chunks of examples that fit: a full batch of any size, and faster in cache)."""
+
+
+def noise_scale(loss_of, params, batch) -> jax.Array:
+    """``tr(Sigma) / |G|^2`` from the per-example gradients of ``loss_of(params,
+    example)`` (each example as a batch of one) on ``batch``: ``G`` their mean,
+    ``tr(Sigma) = sum_i |g_i - G|^2 / (B - 1)``, accumulated over chunks of
+    examples as ``sum_i |g_i|^2`` and ``sum_i g_i`` (in float32 or wider)."""
+    leaves = jax.tree.leaves(params)
+    dtype = _dtype(leaves)
+    n = jax.tree.leaves(batch)[0].shape[0]
+    size = sum(leaf.size for leaf in leaves) * jnp.dtype(dtype).itemsize
+    count = -(-n // max(1, CHUNK_BYTES // max(1, size)))
+    chunk = -(-n // count)  # as even as can be: at most count - 1 padded examples
+    pad = lambda a: jnp.concatenate([a, jnp.repeat(a[:1], count * chunk - n, 0)])  # noqa: E731
+    rows = jax.tree.map(lambda a: pad(a).reshape(count, chunk, *a.shape[1:]), batch)
+    weight = (jnp.arange(count * chunk) < n).astype(dtype).reshape(count, chunk)
+    grad = jax.grad(lambda p, example: loss_of(p, jax.tree.map(lambda a: a[None], example)))
+
+    def add(total, part):
+        rows, w = part
+        per_example = jax.tree.leaves(jax.vmap(grad, (None, 0))(params, rows))
+        weighted = [w.reshape(-1, *(1,) * (g.ndim - 1)) * g.astype(dtype) for g in per_example]
+        pairs = zip(weighted, per_example, strict=True)
+        squares = sum(jnp.sum(jnp.real(jnp.conj(v) * g)) for v, g in pairs)
+        sums = [s + jnp.sum(v, 0) for s, v in zip(total[1], weighted, strict=True)]
+        return (total[0] + squares, sums), None
+
+    start = (jnp.zeros((), dtype), [jnp.zeros(leaf.shape, dtype) for leaf in leaves])
+    (squares, sums), _ = jax.lax.scan(add, start, (rows, weight))
+    mean_squared = sum(jnp.sum(jnp.abs(s) ** 2) for s in sums) / n**2
+    return (squares / n - mean_squared) * (n / (n - 1)) / mean_squared
+
+
+def _leaf_ratio(delta, param, dtype) -> jax.Array:
+    top = jnp.sqrt(jnp.sum(jnp.abs(delta.astype(dtype)) ** 2))
+    bottom = jnp.sqrt(jnp.sum(jnp.abs(param.astype(dtype)) ** 2))
+    return jnp.where(bottom > 0, top / bottom, jnp.nan)
+
+
+def observe(
+    names: tuple[str, ...],
+    history: History,
+    last: LastUpdate | None,
+    before: Any,
+    after: Any,
+    loss,
+    grads,
+    go,
+    at,
+    steps: int,
+    noise=None,
+) -> tuple[History, LastUpdate | None]:
+    """``(history, last)`` with this step's instruments written.
+
+    The step evaluated ``loss`` and ``grads`` at ``before`` (step ``at``; ``at
+    == steps`` for a step whose writes are dropped) and moved to ``after``
+    where ``go``. Written: the alpha of the previous update (whose end point
+    this evaluation is) at its entry, and the cosine and update ratio of
+    this update (where ``go``) and ``noise`` (the noise scale, or None) at
+    this step's entry.
+    """
+    dtype = history.loss.dtype
+    flat_before, flat_after = jax.tree.leaves(before), jax.tree.leaves(after)
+    delta = [b - a for a, b in zip(flat_before, flat_after, strict=True)]
+    taken = history.entry(jnp.where(go, at, steps))
+    put = lambda buffer, where, v: buffer.at[where].set(v.astype(buffer.dtype), mode="drop")  # noqa: E731
+    new: dict[str, Any] = {}
+    if "alpha" in names:  # the previous update's alpha, at its own entry
+        slope1 = _dot(jax.tree.leaves(grads), jax.tree.leaves(last.delta), dtype)
+        value = alpha(last.loss, loss.astype(dtype), last.slope, slope1, last.size)
+        ended = history.entry(jnp.where((at >= 1) & (at < steps), at - 1, steps))
+        new["alpha"] = put(history.alpha, ended, value)
+    size = _dot(delta, delta, dtype)
+    if "cosine" in names:
+        across = _dot(delta, jax.tree.leaves(last.delta), dtype)
+        both = size * last.size
+        cosine = jnp.where(both > 0, across * jax.lax.rsqrt(jnp.where(both > 0, both, 1)), jnp.nan)
+        new["cosine"] = put(history.cosine, taken, cosine)
+    if "update_ratio" in names:
+        ratios = [_leaf_ratio(d, p, dtype) for d, p in zip(delta, flat_before, strict=True)]
+        leaves, treedef = jax.tree.flatten(history.update_ratio)
+        new["update_ratio"] = treedef.unflatten(
+            [put(b, taken, r) for b, r in zip(leaves, ratios, strict=True)]
+        )
+    if noise is not None:
+        new["noise_scale"] = put(history.noise_scale, history.entry(at), noise)
+    if last is not None:
+        slope0 = _dot(jax.tree.leaves(grads), delta, dtype)
+        treedef = jax.tree.structure(before)
+        now = LastUpdate(treedef.unflatten(delta), loss.astype(dtype), slope0, size)
+        last = jax.tree.map(lambda a, b: jnp.where(go, a, b), now, last)
+    return dataclasses.replace(history, **new), last
+
+
+def noise_scale_at(loss_of, params, batch, due_at, stride: int, steps: int, dtype) -> jax.Array:
+    """The noise scale where ``due_at`` has a history entry (else NaN, not computed
+    but under vmap, where a cond computes both sides)."""
+    if stride == 1:
+        return noise_scale(loss_of, params, batch).astype(dtype)
+    due = (due_at % stride == 0) & (due_at < steps)
+    nan = jnp.full((), jnp.nan, dtype)
+    return jax.lax.cond(due, lambda: noise_scale(loss_of, params, batch).astype(dtype), lambda: nan)

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # An Equinox network trained with `minimize`
+# # An Equinox network trained with gd.minimize
 #
 # A small convolutional network, written in Equinox, learns the handwritten
 # digits (8x8 images) with `gd.minimize`: `eqx.partition` separates the

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # A Flax NNX model trained with `minimize`
+# # A Flax NNX model trained with gd.minimize
 #
 # A Flax NNX network classifies handwritten digits, trained by `gd.minimize`
 # in one compiled loop: minibatches of 64 images, Adam, and the loss on

@@ -67,8 +67,9 @@ for ax, (label, run) in zip(axes, runs.items(), strict=True):
     )
     values = np.asarray(recorded)
     seen = ~np.isnan(values)
-    steps = np.asarray(run.history.step)[seen][1:]  # step 0: Adam has no P yet
-    values = values[seen][1:]
+    steps, values = np.asarray(run.history.step)[seen], values[seen]
+    if limit.kind == "preconditioned":  # at step 0 Adam has no P yet
+        steps, values = steps[1:], values[1:]
     ax.plot(steps, values, ".-", label=limit.kind)
     ax.axhline(limit.limit, color="k", ls="--", lw=1, label=limit.formula)
     ax.set(title=label, xlabel="step")
@@ -86,8 +87,8 @@ plt.show()
 for label, (values, limit) in late.items():
     run = runs[label]
     print(
-        f"{label:22s} limit {limit.formula} = {limit.limit:8.2f}; from step "
-        f"500: {values.min():8.2f} to {values.max():8.2f}; loss "
+        f"{label}: limit {limit.formula} = {limit.limit:.2f}; from step 500 "
+        f"{values.min():.2f} to {values.max():.2f}; loss "
         f"{float(run.history.loss[0]):.3f} -> {float(run.loss):.4f}"
     )
     assert 0.9 * limit.limit < values.max() < 1.1 * limit.limit, label

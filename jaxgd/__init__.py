@@ -13,6 +13,14 @@ Examples:
     True
 """
 
+# ruff: noqa: E402 - a Ctrl-C during ``import jax`` is checked right after it
+from jaxgd._host import DURING_IMPORT as _DURING_IMPORT  # first: Ctrl-C is noted
+
+# isort: split
+import jax as _jax  # swallows a Ctrl-C in its first seconds (the import goes on)
+
+_DURING_IMPORT.check()  # so it is raised here, at once, if one came
+
 from jaxgd import calculus, checkpoint, comparison, distributed, optimizers, problems, report, run
 from jaxgd._host import clear_caches
 from jaxgd.calculus import (
@@ -32,6 +40,9 @@ from jaxgd.optimizers import Optimizer, adagrad, adam, adamw, momentum, rmsprop,
 from jaxgd.run import History, Result, RunInterrupted, Status, make_step, minimize
 
 __version__ = "0.1.0"
+
+_DURING_IMPORT.release()  # a Ctrl-C that a later import swallowed is raised too
+del _jax
 
 __all__ = [
     "Comparison",

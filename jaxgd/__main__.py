@@ -1,6 +1,6 @@
 """``python -m jaxgd``: the same as the ``jaxgd`` command."""
 
-from jaxgd.cli import main
+from jaxgd.cli import command
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(command())

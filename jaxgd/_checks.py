@@ -46,7 +46,8 @@ def positive_int(caller: str, name: str, value: Any, *, most: int | None = None)
     if most is not None and value > most:
         raise ValueError(
             f"{caller}: {name} must be at most {most} (the step counter is an int32), got "
-            f"{value}; run a longer descent as several calls resuming a checkpoint=."
+            f"{value}; run a longer descent as several calls of at most {most} steps, each "
+            "starting from the params the last one returned (result.params)."
         )
     return int(value)
 

@@ -6,6 +6,8 @@ One home each for what every wing asks of the machine it runs on:
   (what a pytree of arrays holds), for the checks that refuse what cannot fit;
 * :func:`ctrl_c_held`, the one Ctrl-C guard: a run between two segments and a
   report folder between two renames both hold Ctrl-C off and act on it after;
+  :class:`CtrlCNoted` keeps a Ctrl-C that a library swallowed (``import jax``)
+  from being lost: ``import jaxgd`` and the ``jaxgd`` command raise it again;
 * :func:`progress_bar`, the one tqdm bar of ``minimize`` and ``compare``;
 * :func:`register_cache` and :func:`clear_caches`: every cache jaxgd keeps
   between calls (the warm-call memory of :func:`jaxgd.minimize`, the checks'
@@ -22,11 +24,15 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
     "CtrlC",
+    "CtrlCNoted",
+    "DURING_IMPORT",
+    "STARTED",
     "clear_caches",
     "ctrl_c_held",
     "memory_bytes",
@@ -143,6 +149,47 @@ def ctrl_c_held(*, deliver: bool = True, second_interrupts: bool = False) -> Ite
                 previous(*seen.received[0])  # Python's own handler raises KeyboardInterrupt
             elif previous == signal.SIG_DFL:
                 raise KeyboardInterrupt
+
+
+class CtrlCNoted:
+    """Ctrl-C raises ``KeyboardInterrupt`` as usual, and is also noted, so that a
+    library that swallows the ``KeyboardInterrupt`` (``import jax`` does, in its
+    first seconds) cannot lose it: :meth:`check` raises it again.
+
+    Installed only over Python's own handler, in the main thread (else inert);
+    :meth:`release` puts that handler back.
+    """
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._installed = (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        )
+        if self._installed:
+            signal.signal(signal.SIGINT, self._handler)
+
+    def _handler(self, *args) -> None:
+        self.pressed = True
+        signal.default_int_handler(*args)
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed since this was made."""
+        if self.pressed:
+            raise KeyboardInterrupt
+
+    def release(self, check: bool = True) -> None:
+        """Put Python's handler back (if this one is still there), then :meth:`check`."""
+        if self._installed and signal.getsignal(signal.SIGINT) == self._handler:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        self._installed = False
+        if check:
+            self.check()
+
+
+STARTED = time.perf_counter()  # when jaxgd began to import (the jaxgd command's start)
+DURING_IMPORT = CtrlCNoted()  # made as jaxgd begins to import (this module comes first);
+# jaxgd/__init__.py checks it right after ``import jax`` and releases it at its end
 
 
 def progress_bar(total: int, *, desc: str, unit: str, initial: int = 0, leave: bool = False):

@@ -3,15 +3,25 @@
 ``jaxgd compare`` runs the comparison (vanilla gradient descent, momentum and
 Adam on textbook functions, student marks and real data by default), shows a
 progress bar, prints the summary table and writes the report folder.
-``jaxgd problems`` lists the catalogue. ``--sharpness`` also records the
-sharpness along each optimizer's chosen run (see ``gd.compare(sharpness=True)``);
-a line search among the optimizers (``--optimizers vanilla,armijo,adam``) has its
-evaluations and time per step reported.
+``jaxgd problems`` lists the catalogue. ``jaxgd reproduce NAME|all`` reproduces
+a published result offline (``--list`` lists them; see
+:func:`jaxgd.comparison.reproduce`), prints it and writes its report.
+``--sharpness`` also records the sharpness along each optimizer's chosen run (see
+``gd.compare(sharpness=True)``); a line search among the optimizers
+(``--optimizers vanilla,armijo,adam``) has its evaluations and time per step reported.
 
 Every argument is checked before anything compiles (through
 :func:`jaxgd.comparison.check_arguments` and :func:`jaxgd.report.check_folder`):
 a bad one gets a one-line error and exit status 2. An error during the run
-itself is a real error: its traceback, exit status 1. Ctrl-C: exit status 130.
+itself is a real error: its traceback, exit status 1. Ctrl-C: exit status 130,
+answered within about a second at any moment (a Ctrl-C that an import
+swallowed is raised again, see :class:`jaxgd._host.CtrlCNoted`), and an interrupted
+run never replaces the old report. The report folder is held for the whole
+command (:func:`jaxgd.report.folder_lock`): a second ``jaxgd compare`` into
+the same folder is refused at once. ``--quick`` writes to its own default
+folder (``jaxgd-report-quick``), so a smoke run never replaces the full
+report. The time printed at the end is the command's whole wall time, from
+its first import, split into its parts.
 
 ``jaxgd compare`` keeps XLA's compiled programs in JAX's persistent
 compilation cache, in :func:`cache_dir` (``$XDG_CACHE_HOME/jaxgd/xla``,
@@ -22,22 +32,28 @@ by default ``~/.cache/jaxgd/xla``), so a second run compiles little;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 
-__all__ = ["QUICK", "cache_dir", "main"]
+from jaxgd._host import STARTED, CtrlCNoted
+
+__all__ = ["QUICK", "QUICK_OUT", "cache_dir", "command", "main"]
 
 QUICK = {
     "problems": ("booth", "rosenbrock", "student_marks", "breast_cancer_logistic"),
     "steps": 100,
     "seeds": 2,
-    "eval_seeds": 6,
+    "eval_seeds": 12,  # the fewest at which a verdict survives Holm over its ~30 rows
     "learning_rates": (1e-3, 1e-2, 1e-1, 1.0),
 }
 """What ``--quick`` runs (flags given explicitly still win): a smoke test in seconds."""
+
+QUICK_OUT = "jaxgd-report-quick"  # --quick's default folder: never the full report's
 
 
 class _UsageError(Exception):
@@ -79,6 +95,7 @@ def _use_compilation_cache(folder: pathlib.Path) -> None:
 
     from jaxgd import comparison
 
+    comparison.check_compilation_cache(folder)  # damaged or swapped entries: deleted
     jax.config.update("jax_compilation_cache_dir", str(folder))
     # Every program, however quick to compile: the sweeps take seconds, but the
     # many small ones (random starts, contour grids) add up too.
@@ -101,6 +118,9 @@ def _rates(text: str) -> list[float]:
     return rates
 
 
+_COMMANDS = "{compare,problems,reproduce}"
+
+
 def _parser() -> _Parser:
     from jaxgd import optimizers
     from jaxgd.comparison import (
@@ -111,7 +131,7 @@ def _parser() -> _Parser:
     )
 
     parser = _Parser(prog="jaxgd", description="Learn, run and compare gradient descent with JAX.")
-    sub = parser.add_subparsers(dest="command", metavar="{compare,problems}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar=_COMMANDS, parser_class=_Parser)
     sub.required = True
     c = sub.add_parser(
         "compare",
@@ -123,13 +143,14 @@ def _parser() -> _Parser:
     c.add_argument(
         "--problems",
         type=_names,
-        help="comma-separated problem names, or 'all' (default: every problem but digits_mlp; "
-        "see 'jaxgd problems')",
+        help="comma-separated problem names, or 'all' (default: all but digits_mlp and "
+        "quadratic_deep; see 'jaxgd problems')",
     )
     c.add_argument(
         "--optimizers",
         type=_names,
-        help=f"comma-separated, from {', '.join(optimizers.names())} (default: "
+        help=f"comma-separated, from {', '.join(optimizers.names())}, or optax.contrib's "
+        f"{', '.join(optimizers.names(contrib=True)[len(optimizers.names()) :])} (default: "
         f"{','.join(DEFAULT_OPTIMIZERS)})",
     )
     c.add_argument("--steps", type=int, help=f"updates per run (default {DEFAULT_STEPS})")
@@ -155,14 +176,14 @@ def _parser() -> _Parser:
     )
     c.add_argument(
         "--out",
-        default="jaxgd-report",
         help="report folder, replaced whole; a folder that is not a jaxgd report is refused "
-        "(default ./jaxgd-report)",
+        f"(default ./jaxgd-report; with --quick ./{QUICK_OUT})",
     )
     c.add_argument(
         "--quick",
         action="store_true",
-        help="a fast smoke run: 4 problems, 100 steps, 2 tuning and 6 evaluation seeds, 4 rates",
+        help="a fast smoke run: 4 problems, 100 steps, 2 tuning and 12 evaluation seeds, 4 rates "
+        f"(its report goes to ./{QUICK_OUT} unless --out is given)",
     )
     c.add_argument(
         "--sharpness",
@@ -178,7 +199,62 @@ def _parser() -> _Parser:
         help=f"do not keep compiled programs in JAX's persistent cache (default: in {cache_dir()})",
     )
     sub.add_parser("problems", help="list the problem catalogue", description="List the problems.")
+    _reproduce_parser(sub)
     return parser
+
+
+def _reproduce_parser(sub) -> None:
+    r = sub.add_parser(
+        "reproduce",
+        help="reproduce a published result offline; write its report",
+        description="Reproduce a published result (or all of them) offline: print the published "
+        "numbers beside jaxgd's with their tolerances, and write NAME.md and NAME.png.",
+    )
+    r.add_argument("name", nargs="?", help="the reproduction, or 'all' (see --list)")
+    r.add_argument("--list", action="store_true", help="list the reproductions and exit")
+    r.add_argument(
+        "--out",
+        default="jaxgd-reproduce",
+        help="folder for the reports (default ./jaxgd-reproduce)",
+    )
+
+
+def _reproduce_names(args: argparse.Namespace) -> list[str]:
+    """The reproductions ``jaxgd reproduce`` runs (an unknown name: a usage error)."""
+    from jaxgd.comparison import reproductions
+
+    known = reproductions()
+    if args.list:
+        return []
+    if args.name is None:
+        raise _UsageError(f"reproduce: name a reproduction, 'all' or --list: {', '.join(known)}")
+    if args.name != "all" and args.name not in known:
+        raise _UsageError(
+            f"reproduce: unknown reproduction {args.name!r}; the known ones are: "
+            f"{', '.join(known)} (or 'all')"
+        )
+    return known if args.name == "all" else [args.name]
+
+
+def _reproduce(names: list[str], out: str) -> int:
+    from jaxgd import comparison, report
+
+    if not names:  # --list
+        for name in comparison.reproductions():
+            print(f"{name}  {comparison.describe(name)}")
+        return 0
+    failed = []
+    for name in names:
+        rep = comparison.reproduce(name)
+        paths = report.save_reproduction(rep, out)
+        print(report.reproduction_text(rep))
+        print(f"Report: {paths[0]}\n")
+        if not rep.passed:
+            failed.append(name)
+    if len(names) > 1:
+        print(f"{len(names) - len(failed)} of {len(names)} reproduced" + (
+            f"; not: {', '.join(failed)}" if failed else ""))  # fmt: skip
+    return 1 if failed else 0
 
 
 def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
@@ -211,7 +287,8 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
     if args.batch_size is not None and args.batch_size < 0:
         raise ValueError(f"--batch-size must be >= 1 (or 0 for full batch), got {args.batch_size}.")
     batch_size = {None: "problem", 0: None}.get(args.batch_size, args.batch_size)
-    out = check_folder(args.out, caller="--out")
+    default_out = QUICK_OUT if args.quick else "jaxgd-report"
+    out = check_folder(default_out if args.out is None else args.out, caller="--out")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         problems, optimizers, rates, seeds, steps, batch_size, eval_seeds = check_arguments(
@@ -233,14 +310,18 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
     return kwargs, out
 
 
-def _compare(kwargs: dict, out: pathlib.Path) -> int:
+def _compare(kwargs: dict, out: pathlib.Path, ctrl_c: CtrlCNoted, parts: dict, began: float) -> int:
     from jaxgd import comparison, report
 
     problems, optimizers = kwargs.pop("problems"), kwargs.pop("optimizers")
     # Each problem's figures are drawn on a worker thread while the next ones compile and run.
     with report.FigureDrawer(list(optimizers), kwargs["seeds"]) as drawer:
         result = comparison.compare(problems, optimizers, on_problem=drawer.add, **kwargs)
-        path = report.save(result, out, figures=drawer.finish(result))
+        drawing = time.perf_counter()
+        figures = drawer.finish(result)
+        ctrl_c.check()  # a Ctrl-C that something swallowed: the old report stays
+        path = report.save(result, out, figures=figures)
+    parts["figures and report"] = time.perf_counter() - drawing
     print(report.seeds_line(result))
     print()
     print(report.summary_table(result))
@@ -255,8 +336,43 @@ def _compare(kwargs: dict, out: pathlib.Path) -> int:
     print(report.profile_table(result))
     for line in report.edge_warnings(result):
         print(f"note: {line}")
-    print(f"\n{result.total_seconds:.1f} s. Report: {path}")
+    for line in _none_solved(result, kwargs["steps"]):
+        print(f"note: {line}")
+    print(f"\n{_times(result, parts, began)}\nReport: {path}")
     return 0
+
+
+def _none_solved(result, steps: int) -> list[str]:
+    """Why an optimizer solved no problem, when one did not (``--quick``'s 100 steps)."""
+    from jaxgd.comparison import DEFAULT_STEPS
+
+    lines = []
+    for label in result.optimizer_labels:
+        if not any(p.solved_steps(label) < float("inf") for p in result.problems):
+            shorter = f" (the default run takes {DEFAULT_STEPS})" if steps < DEFAULT_STEPS else ""
+            lines.append(
+                f"{label} solved none of the {len(result.problems)} problems: a problem counts as "
+                f"solved when every seed reaches its target within the {steps} steps of a "
+                f"run{shorter}."
+            )
+    return lines
+
+
+def _times(result, parts: dict, began: float) -> str:
+    """The command's whole wall time (from ``began``: its first import, or the call
+    of :func:`main`), and its parts."""
+    compiling = sum(p.compile_seconds for p in result.problems)
+    running = sum(p.run_seconds for p in result.problems)
+    timed = {
+        **{k: v for k, v in parts.items() if k != "figures and report"},
+        "compiling": compiling,
+        "sweeps": running,
+        "rest of compare": max(0.0, result.total_seconds - compiling - running),
+        "figures and report": parts.get("figures and report", 0.0),
+    }
+    total = time.perf_counter() - began
+    said = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timed.items())
+    return f"{total:.1f} s in all: {said}."
 
 
 def _problems() -> int:
@@ -268,32 +384,75 @@ def _problems() -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, started: float | None = None) -> int:
     """Run the ``jaxgd`` command; returns the exit status.
 
     Arguments are checked first: a bad one prints one line and returns 2.
     Then ``compare`` turns on JAX's persistent compilation cache for this
     process (unless ``--no-cache``) and the command runs; an error there
     propagates with its traceback (the console script exits 1), Ctrl-C
-    returns 130.
+    returns 130. ``started``: when the process began (:func:`command` passes
+    the time of jaxgd's first import), so that the time printed counts the
+    imports too.
 
     Examples:
         >>> main(["compare", "--steps", "0"])  # prints the one-line error to stderr
         2
     """
+    t0 = time.perf_counter()
+    ctrl_c = CtrlCNoted()  # a Ctrl-C swallowed on the way (an import) is never lost
+    parts = {"starting (imports)": t0 - started} if started is not None else {}
     try:
-        args = _parser().parse_args(argv)
-        if args.command == "compare":
-            kwargs, out = _compare_arguments(args)
-            if not args.no_cache:  # once the arguments are good, before the runs compile
-                _use_compilation_cache(cache_dir())
-    except (_UsageError, ValueError) as err:
-        print(f"jaxgd: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    try:
+        return _run(argv, ctrl_c, parts, t0)
+    except KeyboardInterrupt:
+        print("jaxgd: interrupted", file=sys.stderr)  # the old report, if any, is as it was
+        return 130
+    finally:
+        ctrl_c.release(check=False)
+
+
+def _run(argv: Sequence[str] | None, ctrl_c: CtrlCNoted, parts: dict, t0: float) -> int:
+    """:func:`main` once Ctrl-C is noted: check the arguments, hold the folder, run."""
+    with contextlib.ExitStack() as held:
+        try:
+            args = _parser().parse_args(argv)
+            if args.command == "reproduce":
+                names = _reproduce_names(args)
+            if args.command == "compare":
+                kwargs, out = _compare_arguments(args)
+                from jaxgd import report
+
+                # The folder is ours for the whole run: a second run into it is refused now.
+                held.enter_context(report.folder_lock(out, caller="--out", wait=False))
+                if not args.no_cache:  # once the arguments are good, before the runs compile
+                    _use_compilation_cache(cache_dir())
+        except (_UsageError, ValueError) as err:
+            print(f"jaxgd: error: {' '.join(str(err).split())}", file=sys.stderr)
+            return 2
+        parts["checks and data"] = time.perf_counter() - t0
+        ctrl_c.check()
         if args.command == "problems":
             return _problems()
-        return _compare(kwargs, out)
-    except KeyboardInterrupt:
-        print("jaxgd: interrupted", file=sys.stderr)
-        return 130
+        if args.command == "reproduce":
+            return _reproduce(names, args.out)
+        status = _compare(kwargs, out, ctrl_c, parts, t0 - parts.get("starting (imports)", 0.0))
+        if not args.no_cache:  # what this run added to JAX's cache, sealed against damage
+            from jaxgd import comparison
+
+            comparison.seal_compilation_cache(cache_dir())
+        return status
+
+
+def command() -> int:
+    """The ``jaxgd`` command itself (``python -m jaxgd``): :func:`main`, and after
+    Ctrl-C an immediate exit. The interpreter's normal shutdown would wait for
+    worker threads still running (a figure being drawn, an import lock held) or
+    abort while XLA's threads run ("terminate called without an active
+    exception"); nothing is left to write by then: the report's temporary folder
+    and the folder's lock went as the interrupt unwound."""
+    status = main(started=STARTED)  # its time counted from jaxgd's first import
+    if status == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status

@@ -263,7 +263,8 @@ CATALOGUE = [
         "steps-beyond-int32",
         lambda: run(steps=3 * 10**9),
         ValueError,
-        r"steps must be at most 2147483647.*resuming a checkpoint",
+        r"steps must be at most 2147483647.*several calls of at most 2147483647 steps.*"
+        r"result\.params",
     ),
     (
         "history-too-large",

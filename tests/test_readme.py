@@ -20,9 +20,12 @@ README = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
 def test_readme_starts_with_the_two_commands():
     commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)[:2]
     assert commands[0].startswith("pip install") and "jaxgd compare" in commands[0]
+    # The whole suite, exactly as CI runs it; the text after the commands says how a
+    # newcomer skips the slow cases locally (issue 23).
     assert commands[1] == 'pip install -e ".[test]" && python -m pytest'
     ci = (pathlib.Path(__file__).parents[1] / ".ci" / "run").read_text()
     assert commands[1] in ci.splitlines()
+    assert 'python -m pytest -m "not slow"' in README.split("<!-- intro -->")[0]
 
 
 def test_quick_start_runs_and_fits(capsys):

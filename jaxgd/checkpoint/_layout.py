@@ -28,7 +28,10 @@ import contextlib
 import os
 import pathlib
 import re
+import shutil
 from typing import TYPE_CHECKING, Any
+
+import jax
 
 if TYPE_CHECKING:
     import orbax.checkpoint as ocp
@@ -55,6 +58,22 @@ _MARKER = "jaxgd-checkpoint"  # created with the directory: jaxgd owns what is i
 # directories, and the temporary directories of saves in progress (or interrupted).
 INTERRUPTED = re.compile(r"\d+\.orbax-checkpoint-tmp.*")  # orbax's TMP_DIR_SUFFIX
 _OURS = re.compile(rf"{_MARKER}|jaxgd\.lock|\d+|{INTERRUPTED.pattern}")
+
+
+def directory_of(path: str | os.PathLike[str]) -> pathlib.Path:
+    """``path`` as an absolute :class:`pathlib.Path`, ``~`` expanded (``"~/run"`` is
+    the ``run`` folder in the home directory, not a folder named ``~``)."""
+    return pathlib.Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def remove_interrupted(directory: pathlib.Path) -> None:
+    """Removes what interrupted or failed saves left in ``directory`` (orbax's
+    temporary directories); only process 0 writes."""
+    if jax.process_index() != 0 or not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        if INTERRUPTED.fullmatch(entry.name):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def check_path(path: str | os.PathLike[str]) -> pathlib.Path:
@@ -89,7 +108,7 @@ def check_path(path: str | os.PathLike[str]) -> pathlib.Path:
         ...
         ValueError: checkpoint path '.../missing/run.ckpt' must be in an existing folder; ...
     """
-    directory = pathlib.Path(os.path.abspath(os.fspath(path)))
+    directory = directory_of(path)
     problem = path_problem(directory)
     if problem is not None:
         raise ValueError(problem[1])
@@ -152,7 +171,7 @@ def exists(path: str | os.PathLike[str]) -> bool:
         >>> checkpoint.exists(path)
         True
     """
-    directory = pathlib.Path(os.path.abspath(os.fspath(path)))
+    directory = directory_of(path)
     return directory.is_dir() and latest_step(directory) is not None
 
 

@@ -20,7 +20,7 @@ from jaxgd.checkpoint._description import (
     listing,
     stored_by_orbax,
 )
-from jaxgd.checkpoint._layout import DESCRIPTION, STATE, latest_step, orbax_reader
+from jaxgd.checkpoint._layout import DESCRIPTION, STATE, directory_of, latest_step, orbax_reader
 from jaxgd.checkpoint._leaves import (
     describe_path,
     from_stored,
@@ -171,7 +171,7 @@ def _read(path: str | os.PathLike[str]) -> _Found:
     """Finds the latest save at ``path`` and checks its description and stored arrays."""
     import orbax.checkpoint as ocp  # here, not at import: it costs 0.3 s
 
-    directory = pathlib.Path(os.path.abspath(os.fspath(path)))
+    directory = directory_of(path)
     if not directory.exists():
         raise FileNotFoundError(f"no checkpoint at {str(directory)!r}")
     if not directory.is_dir():

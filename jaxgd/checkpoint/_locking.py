@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import pathlib
-import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 import jax
 
 from jaxgd.checkpoint._collective import agree, barrier
-from jaxgd.checkpoint._layout import INTERRUPTED, LOCK_NAME, check_path, claim
+from jaxgd.checkpoint._layout import LOCK_NAME, check_path, claim, remove_interrupted
 
 __all__ = ["CheckpointInUseError", "lock"]
 
@@ -81,9 +80,7 @@ def lock(path: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
         )
     try:
         if fd is not None:
-            for entry in directory.iterdir():  # what interrupted saves left
-                if INTERRUPTED.fullmatch(entry.name):
-                    shutil.rmtree(entry, ignore_errors=True)
+            remove_interrupted(directory)  # what interrupted saves left
         yield directory
         barrier("jaxgd.checkpoint.lock")  # every process is done before the lock goes
     finally:

@@ -14,7 +14,15 @@ import jax.numpy as jnp
 from jaxgd.checkpoint._checksums import checksum
 from jaxgd.checkpoint._collective import agree
 from jaxgd.checkpoint._description import FORMAT, VERSION, encode_structure
-from jaxgd.checkpoint._layout import DESCRIPTION, STATE, claim, orbax_manager, path_problem
+from jaxgd.checkpoint._layout import (
+    DESCRIPTION,
+    STATE,
+    claim,
+    directory_of,
+    orbax_manager,
+    path_problem,
+    remove_interrupted,
+)
 from jaxgd.checkpoint._leaves import describe_path, storable
 
 if TYPE_CHECKING:
@@ -104,15 +112,19 @@ def save(
     items = {DESCRIPTION: ocp.args.JsonSave(description)}
     if any(a.size for a in stored):
         items[STATE] = ocp.args.StandardSave(state)
-    with orbax_manager(directory) as manager:
-        step = agree(-1 if (latest := manager.latest_step()) is None else latest) + 1
-        manager.save(step, args=ocp.args.Composite(**items), force=True)
+    try:
+        with orbax_manager(directory) as manager:
+            step = agree(-1 if (latest := manager.latest_step()) is None else latest) + 1
+            manager.save(step, args=ocp.args.Composite(**items), force=True)
+    except BaseException:  # a full disk, Ctrl-C: no half-written save is left behind
+        remove_interrupted(directory)
+        raise
     return directory
 
 
 def _directory_for_writing(path: str | os.PathLike[str]) -> pathlib.Path:
     """Checks ``path`` and creates the directory; an OSError names the path."""
-    directory = pathlib.Path(os.path.abspath(os.fspath(path)))
+    directory = directory_of(path)
     problem = path_problem(directory)
     if problem is not None:
         kind, message = problem

@@ -22,6 +22,10 @@ over paired evaluation seeds (ratio, interval, test, verdict).
 | ``_statistics`` | paired ratios, bootstrap intervals, Holm-corrected tests, verdicts |
 | ``_runs``, ``_results``, ``_schema`` | the results: plain data and JSON |
 | ``_lr_range`` | the learning-rate range test |
+| ``_reproduce`` | :func:`reproduce`: the published results, by name (:func:`reproductions`) |
+| ``_reproduction`` | :class:`Reproduction`, :class:`Check`: published beside measured, plain data |
+| ``_reproduce_published`` | the entries AlgoPerf's scores and Crowded Valley |
+| ``_reproduce_edge`` | the entry edge of stability |
 
 Imports point down: the engine imports the sweep, which imports the checks,
 the landscape and the chosen runs. Nothing here imports :mod:`jaxgd.report`,
@@ -49,7 +53,12 @@ from jaxgd.comparison._chosen import seed_keys
 from jaxgd.comparison._engine import compare, machine
 from jaxgd.comparison._evaluation import Evaluation, eval_every
 from jaxgd.comparison._lr_range import LRRangeTest, lr_range_test
-from jaxgd.comparison._programs import use_program_cache
+from jaxgd.comparison._programs import (
+    ProgramCacheWarning,
+    check_compilation_cache,
+    seal_compilation_cache,
+    use_program_cache,
+)
 from jaxgd.comparison._protocol import (
     PROTOCOL,
     choose_learning_rate,
@@ -57,6 +66,8 @@ from jaxgd.comparison._protocol import (
     speedups,
     steps_to_target,
 )
+from jaxgd.comparison._reproduce import describe, reproduce, reproductions
+from jaxgd.comparison._reproduction import Check, Panel, Reproduction, Series
 from jaxgd.comparison._results import PAIRWISE_METRICS, Comparison
 from jaxgd.comparison._runs import Contours, OptimizerRuns, ProblemResult, SharpnessRun, StepCost
 from jaxgd.comparison._schema import SCHEMA, SCHEMA_VERSION, SCHEMA_VERSIONS, load
@@ -82,25 +93,32 @@ __all__ = [
     "EVAL_SEED_BASE",
     "PAIRWISE_METRICS",
     "PROTOCOL",
+    "ProgramCacheWarning",
+    "check_compilation_cache",
     "SCHEMA",
     "SCHEMA_VERSION",
     "SCHEMA_VERSIONS",
     "TIE_RTOL",
     "VERDICTS",
     "Arguments",
+    "Check",
     "Comparison",
     "Contours",
     "Evaluation",
     "Footprint",
     "LRRangeTest",
     "OptimizerRuns",
+    "Panel",
     "ProblemResult",
+    "Reproduction",
+    "Series",
     "SharpnessRun",
     "StepCost",
     "SweepSizeWarning",
     "check_arguments",
     "choose_learning_rate",
     "compare",
+    "describe",
     "eval_every",
     "evaluation_calls",
     "footprint",
@@ -112,8 +130,11 @@ __all__ = [
     "paired_comparison",
     "pairwise",
     "performance_profile",
+    "reproduce",
+    "reproductions",
     "seed_keys",
     "speedups",
     "steps_to_target",
+    "seal_compilation_cache",
     "use_program_cache",
 ]

@@ -129,10 +129,12 @@ def _check_optimizers(optimizers: Any) -> dict[str, Callable[..., Any]]:
     if not isinstance(optimizers, Mapping):
         items = {}
         for name in optimizers:
-            if not isinstance(name, str) or name not in _opt.names():
+            if not isinstance(name, str) or name not in _opt.names(contrib=True):
                 raise ValueError(
                     f"compare: unknown optimizer {name!r} in optimizers; known optimizers: "
-                    f"{', '.join(_opt.names())} (or pass a dict label -> factory)."
+                    f"{', '.join(_opt.names())}, and optax.contrib's: "
+                    f"{', '.join(_opt.names(contrib=True)[len(_opt.names()) :])} "
+                    "(or pass a dict label -> factory)."
                 )
             items[name] = _opt.get(name)
         optimizers = items

@@ -26,7 +26,14 @@ from jaxgd.comparison._runs import SharpnessRun, StepCost
 from jaxgd.optimizers import stability_limit
 from jaxgd.run import batch_indices, make_step, minimize
 
-__all__ = ["chosen_start", "has_line_search", "measure_chosen", "seed_keys", "sharpness_every"]
+__all__ = [
+    "chosen_start",
+    "has_line_search",
+    "measure_chosen",
+    "seed_key_table",
+    "seed_keys",
+    "sharpness_every",
+]
 
 _TIMED_RUNS = 3  # the time per step is the best of up to this many runs (after compiling),
 _TIMED_SECONDS = 0.5  # fewer when they have taken this long already
@@ -60,6 +67,27 @@ def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
     """
     init_key, batch_key = jax.random.split(jax.random.PRNGKey(seed))
     return init_key, batch_key
+
+
+@jax.jit
+def _keys_of(seeds: jax.Array) -> jax.Array:
+    return jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s)))(seeds)
+
+
+def seed_key_table(seeds) -> jax.Array:
+    """Every seed's :func:`seed_keys`, stacked: shape ``(len(seeds), 2, 2)``; one
+    vectorised call, not one per seed (``--seeds 100000`` draws its keys in
+    milliseconds), equal to them bit for bit.
+
+    Examples:
+        >>> table = seed_key_table([0, 5])
+        >>> bool((table[1, 0] == seed_keys(5)[0]).all()), table.shape
+        (True, (2, 2, 2))
+    """
+    array = np.asarray(seeds, dtype=np.int64).reshape(-1)
+    if array.size and (array.min() < 0 or array.max() >= 2**32):  # beyond one uint32 word
+        return jnp.stack([jnp.stack(seed_keys(int(s))) for s in array])
+    return _keys_of(jnp.asarray(array.astype(np.uint32)))
 
 
 def chosen_start(problem, seed):

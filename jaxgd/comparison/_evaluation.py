@@ -71,11 +71,13 @@ class Evaluation:
         curves: the training losses, ``(n_seeds, steps)``.
         held_out: the held-out loss ``loss(final params, test_data)``
             (``inf`` where diverged), or None (no held-out data).
-        held_out_curve: the held-out loss every :attr:`every` steps from step
-            0, ``(n_seeds, n_records)``, or None.
+        held_out_curve: the held-out loss at the steps :attr:`held_out_steps`,
+            ``(n_seeds, n_records)``, or None.
+        held_out_steps: every :attr:`every` steps from step 0, then the last
+            step (the returned params: :attr:`held_out`), or None.
         every: steps between two held-out records.
         steps_to_eval_target: first recorded step with held-out loss ``<=
-            eval_target`` (a multiple of :attr:`every`; ``inf`` if never), or
+            eval_target`` (one of :attr:`held_out_steps`; ``inf`` if never), or
             None (no held-out target).
     """
 
@@ -87,6 +89,7 @@ class Evaluation:
     curves: np.ndarray
     held_out: np.ndarray | None
     held_out_curve: np.ndarray | None
+    held_out_steps: np.ndarray | None
     every: int
     steps_to_eval_target: np.ndarray | None
 
@@ -171,6 +174,7 @@ def evaluation(
     target: float,
     eval_target: float | None,
     every: int,
+    steps: int,
 ) -> Evaluation:
     """One optimizer's :class:`Evaluation` from the outputs of its evaluation calls
     (each ``(n_rates, n_seeds)`` slots, filled as :func:`slot_seeds` says)."""
@@ -189,12 +193,16 @@ def evaluation(
     to_target = np.where(diverged, np.inf, steps_to_target(curves, target))
     held_out = flat("eval_loss")
     held_curve = flat("eval_curve")
-    to_eval = None
+    to_eval, held_steps = None, None
     if held_out is not None:
-        held_out = np.where(diverged, np.inf, held_out.astype(np.float64))
-        held_curve = held_curve.astype(np.float64)
+        held_out = held_out.astype(np.float64)
+        held_curve = np.concatenate([held_curve.astype(np.float64), held_out[:, None]], axis=1)
+        held_steps = np.append(every * np.arange(held_curve.shape[1] - 1), steps)
+        held_out = np.where(diverged, np.inf, held_out)
         if eval_target is not None:
-            to_eval = np.where(diverged, np.inf, every * steps_to_target(held_curve, eval_target))
+            first = steps_to_target(held_curve, eval_target)  # an index into held_steps
+            at = held_steps[np.minimum(first, len(held_steps) - 1).astype(int)]
+            to_eval = np.where(diverged | ~np.isfinite(first), np.inf, at)
     return Evaluation(
         seeds=tuple(seeds),
         final_loss=np.where(diverged, np.inf, final),
@@ -204,6 +212,7 @@ def evaluation(
         curves=curves,
         held_out=held_out,
         held_out_curve=held_curve,
+        held_out_steps=held_steps,
         every=every,
         steps_to_eval_target=to_eval,
     )

@@ -137,7 +137,8 @@ def lr_range_test(
     schedule = optax.exponential_decay(
         init_value=min_lr, transition_steps=steps - 1, decay_rate=growth, end_value=max_lr
     )
-    optimizer = factory(schedule)
+    watched = _Watched(schedule)
+    optimizer = factory(watched)
     if not is_optimizer(optimizer):
         raise TypeError(
             f"lr_range_test: factory(learning_rate) must return an optimizer, got "
@@ -156,10 +157,39 @@ def lr_range_test(
         has_aux=has_aux,
         history_every=1,  # every step's loss, however long the range
     )
+    if not watched.called:  # traced into the run's program when the optimizer uses it
+        raise ValueError(
+            "lr_range_test: factory ignores the learning rate it is given (the optimizer "
+            "it made never read it), so every step ran at the same rate and the test "
+            "cannot tell rates apart; pass a function that builds the optimizer from its "
+            "argument, such as optax.adam or lambda lr: optax.adam(lr) (not lambda lr: "
+            "optax.adam(1e-3))."
+        )
     recorded = np.asarray(result.history.loss, np.float64)
+    if not np.isfinite(recorded[0]):
+        raise ValueError(
+            f"lr_range_test: the loss is {recorded[0]} at params, before the first step, so "
+            "no learning rate can be tested (a lower min_lr cannot help); check that "
+            "loss(params) is finite at the starting params (and on the data) first."
+        )
     learning_rates = min_lr * growth ** (np.arange(steps) / (steps - 1))
     losses = recorded[1:]
     return _summarise(learning_rates, losses, float(recorded[0]), smoothing, blow_up_factor)
+
+
+class _Watched:
+    """The rate schedule handed to the factory, noting whether it was ever read.
+
+    A plain object, not a function: the run compiles it in by identity (it is
+    not looked into as optax closures are), and calls it while tracing."""
+
+    def __init__(self, schedule: Callable[[Any], Any]) -> None:
+        self.schedule = schedule
+        self.called = False
+
+    def __call__(self, step: Any) -> Any:
+        self.called = True
+        return self.schedule(step)
 
 
 def _summarise(learning_rates, losses, initial_loss, smoothing, blow_up_factor) -> LRRangeTest:

@@ -25,8 +25,16 @@ is traced every time (JAX's cache still spares the XLA compiling).
 :func:`use_program_cache` turns the cache on for this process (``jaxgd
 compare`` does, in a folder beside JAX's, unless ``--no-cache``). The cache
 keeps the :data:`MAX_ENTRIES` most recently used programs. An entry that
-cannot be read is deleted and the program traced again; one that cannot be
-written is skipped with a warning: the comparison never depends on it.
+cannot be written is skipped with a warning: the comparison never depends on it.
+
+**Damaged entries.** Each entry starts with a header: a format line, the key
+it was stored under and the SHA-256 of the program that follows. An entry
+whose header is missing, names another key (two entries swapped or copied
+over each other: a program that would silently compute another sweep) or
+whose program does not match its digest (a flipped or truncated byte), or
+that cannot be deserialised or lowered, is deleted, the program is traced
+again, and a :class:`ProgramCacheWarning` names the cache folder and the
+entry. So a damaged cache costs a trace, never a failed run or a wrong number.
 """
 
 from __future__ import annotations
@@ -50,12 +58,31 @@ import jax.export
 from jaxgd import optimizers as _optimizers
 from jaxgd import problems as _problems
 
-__all__ = ["MAX_ENTRIES", "enabled", "load", "program_key", "store", "use_program_cache"]
+__all__ = [
+    "MAX_ENTRIES",
+    "ProgramCacheWarning",
+    "check_compilation_cache",
+    "discard",
+    "enabled",
+    "load",
+    "program_key",
+    "seal_compilation_cache",
+    "store",
+    "use_program_cache",
+]
 
 MAX_ENTRIES = 100
 """Programs the cache keeps; storing one more deletes the least recently used."""
 
 _SUFFIX = ".jaxgd-sweep"
+_FORMAT = b"jaxgd-sweep 2"  # the header's first line
+
+
+class ProgramCacheWarning(RuntimeWarning):
+    """An entry of the program cache was damaged (deleted, traced again) or could
+    not be written."""
+
+
 _LIBRARIES = ("jax", "jaxlib", "optax", "numpy", "scipy", "scikit-learn")
 _folder: pathlib.Path | None = None
 
@@ -166,7 +193,8 @@ def program_key(
 
 
 def load(key: str | None) -> jax.export.Exported | None:
-    """The program stored under ``key``, or None (no cache, no key, not stored, unreadable)."""
+    """The program stored under ``key``, or None (no cache, no key, not stored, or
+    damaged: then deleted, with a :class:`ProgramCacheWarning`)."""
     if _folder is None or key is None:
         return None
     path = _folder / f"{key}{_SUFFIX}"
@@ -174,15 +202,41 @@ def load(key: str | None) -> jax.export.Exported | None:
         blob = path.read_bytes()
     except OSError:
         return None
+    head, _, payload = blob.partition(b"\n\n")
+    lines = head.split(b"\n")
+    if len(lines) != 3 or lines[0] != _FORMAT:
+        discard(key, "it has no jaxgd header (damaged, or written by an older jaxgd)")
+        return None
+    if lines[1] != key.encode():
+        discard(key, "it holds the program of another key (entries swapped or copied)")
+        return None
+    if lines[2] != hashlib.sha256(payload).hexdigest().encode():
+        discard(key, "its program does not match its digest (damaged or truncated)")
+        return None
     try:
-        exported = jax.export.deserialize(bytearray(blob))
-    except Exception:  # written by a crashed run, or unreadable: trace it again
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
+        exported = jax.export.deserialize(bytearray(payload))
+    except Exception as err:  # noqa: BLE001 - whatever JAX raises: trace it again
+        discard(key, f"it cannot be deserialised ({type(err).__name__})")
         return None
     with contextlib.suppress(OSError):
         os.utime(path)  # recently used
     return exported
+
+
+def discard(key: str, why: str) -> None:
+    """Delete the entry of ``key`` (damaged: ``why``) and say so, naming the cache."""
+    if _folder is None:
+        return
+    path = _folder / f"{key}{_SUFFIX}"
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+    warnings.warn(
+        f"jaxgd's program cache ({_folder}): the entry {path.name} was deleted because {why}; "
+        "its sweep is traced again (to empty the cache, delete the folder or run with "
+        "--no-cache).",
+        ProgramCacheWarning,
+        stacklevel=3,
+    )
 
 
 def store(key: str | None, exported: jax.export.Exported) -> jax.export.Exported:
@@ -200,8 +254,9 @@ def store(key: str | None, exported: jax.export.Exported) -> jax.export.Exported
     tmp = _folder / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         blob = exported.serialize()
+        digest = hashlib.sha256(blob).hexdigest().encode()
         _folder.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(blob)
+        tmp.write_bytes(b"\n".join([_FORMAT, key.encode(), digest]) + b"\n\n" + bytes(blob))
         os.replace(tmp, _folder / f"{key}{_SUFFIX}")
         _evict(_folder)
     except (OSError, ValueError, NotImplementedError) as err:
@@ -210,11 +265,57 @@ def store(key: str | None, exported: jax.export.Exported) -> jax.export.Exported
         warnings.warn(
             f"jaxgd could not keep a traced sweep in {_folder} ({err}); the next run "
             "traces it again.",
-            RuntimeWarning,
+            ProgramCacheWarning,
             stacklevel=2,
         )
         return exported
     return jax.export.deserialize(bytearray(blob))
+
+
+_SEAL = ".jaxgd-sha256"  # beside each of JAX's entries: the digest of its name and bytes
+
+
+def _digest_of(entry: pathlib.Path) -> str:
+    return hashlib.sha256(entry.name.encode() + b"\0" + entry.read_bytes()).hexdigest()
+
+
+def check_compilation_cache(folder: str | os.PathLike) -> list[str]:
+    """Delete the entries of JAX's persistent compilation cache in ``folder`` that
+    no longer match the seal :func:`seal_compilation_cache` put beside them
+    (damaged, or swapped with another: JAX keys an entry by its file name only,
+    and would run the program of another); returns their names, and warns
+    naming the cache where there were any. Unsealed entries are left as they
+    are (JAX itself recompiles one it cannot read)."""
+    folder = pathlib.Path(folder)
+    removed = []
+    for seal in folder.glob(f"*{_SEAL}") if folder.is_dir() else ():
+        entry = seal.with_name(seal.name[: -len(_SEAL)])
+        with contextlib.suppress(OSError):
+            if not entry.exists() or seal.read_text().strip() != _digest_of(entry):
+                entry.unlink(missing_ok=True)
+                seal.unlink(missing_ok=True)
+                removed.append(entry.name)
+    if removed:
+        warnings.warn(
+            f"jaxgd: JAX's compilation cache ({folder}) held {len(removed)} damaged or swapped "
+            f"entries ({', '.join(sorted(removed)[:3])}{', ...' * (len(removed) > 3)}); they "
+            "were deleted and are compiled again.",
+            ProgramCacheWarning,
+            stacklevel=2,
+        )
+    return removed
+
+
+def seal_compilation_cache(folder: str | os.PathLike) -> None:
+    """Put a seal (the digest of its name and bytes) beside each unsealed entry of
+    JAX's persistent compilation cache in ``folder`` (see
+    :func:`check_compilation_cache`)."""
+    folder = pathlib.Path(folder)
+    for entry in folder.glob("*-cache") if folder.is_dir() else ():
+        seal = entry.with_name(entry.name + _SEAL)
+        if not seal.exists():
+            with contextlib.suppress(OSError):
+                seal.write_text(_digest_of(entry) + "\n")
 
 
 def enabled() -> bool:

@@ -35,7 +35,12 @@ import jaxgd.comparison._programs as programs
 from jaxgd import problems as _problems
 from jaxgd.calculus import max_curvature
 from jaxgd.comparison._checks import evaluation_calls, is_2d
-from jaxgd.comparison._chosen import chosen_start, has_line_search, measure_chosen, seed_keys
+from jaxgd.comparison._chosen import (
+    chosen_start,
+    has_line_search,
+    measure_chosen,
+    seed_key_table,
+)
 from jaxgd.comparison._evaluation import eval_every, evaluation, slot_seeds
 from jaxgd.comparison._landscape import contours, minimiser, vanilla_limit
 from jaxgd.comparison._protocol import choose_learning_rate, steps_to_target
@@ -124,16 +129,20 @@ def _lower(problem, factories, steps, batch_size, record, mesh, args):
     if not programs.enabled() or key is None:
         return jax.jit(_sweep(problem, factories, steps, batch_size, record, mesh)).lower(*args)
     exported = programs.load(key)
-    if exported is None:
-        sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
-        exported = programs.store(key, jax.export.export(jax.jit(sweep))(*args))
+    if exported is not None:
+        try:
+            return jax.jit(exported.call).lower(*args)
+        except Exception as err:  # noqa: BLE001 - a damaged program: trace it again
+            programs.discard(key, f"its program cannot be lowered ({type(err).__name__})")
+    sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
+    exported = programs.store(key, jax.export.export(jax.jit(sweep))(*args))
     return jax.jit(exported.call).lower(*args)
 
 
 def _keys(seeds) -> jax.Array:
     """The seed keys of ``seeds`` (any shape): that shape + ``(2, key)``."""
-    flat = [jnp.stack(seed_keys(int(s))) for s in np.ravel(seeds)]
-    return jnp.stack(flat).reshape(*np.shape(seeds), *flat[0].shape)
+    table = seed_key_table(np.ravel(seeds))  # one vectorised call
+    return table.reshape(*np.shape(seeds), *table.shape[1:])
 
 
 def prepare_sweep(
@@ -250,8 +259,9 @@ def _evaluate(job: SweepJob, compiled, per_opt) -> int:
     problem = job.problem
     for label, runs in per_opt.items():
         runs.evaluation = evaluation(
-            outs[label], job.eval_seeds, problem.target, problem.eval_target, eval_every(job.steps)
-        )
+            outs[label], job.eval_seeds, problem.target, problem.eval_target,
+            eval_every(job.steps), job.steps,
+        )  # fmt: skip
     return calls * sum(n * s for n, s in shape.values())
 
 

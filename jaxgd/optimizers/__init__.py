@@ -53,11 +53,13 @@ from jaxgd.optimizers._base import (  # noqa: F401 (other wings')
     positive,
     static,
 )
+from jaxgd.optimizers._contrib import NOT_RUN as CONTRIB_NOT_RUN
 from jaxgd.optimizers._registry import get, names
 from jaxgd.optimizers._rules import adagrad, adam, adamw, armijo, momentum, rmsprop, sgd
 from jaxgd.optimizers._stability import stability_limit
 
 __all__ = [
+    "CONTRIB_NOT_RUN",
     "Optimizer",
     "StabilityLimit",
     "adagrad",

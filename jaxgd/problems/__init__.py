@@ -25,6 +25,7 @@ from jaxgd.problems._real_data import (  # isort: skip
     digits_mlp,
     digits_softmax,
 )
+from jaxgd.problems._deepobs import quadratic_deep, quadratic_deep_hessian  # isort: skip
 
 __all__ = [
     "Problem",
@@ -41,6 +42,8 @@ __all__ = [
     "models",
     "names",
     "quadratic",
+    "quadratic_deep",
+    "quadratic_deep_hessian",
     "rosenbrock",
     "student_marks",
     "student_marks_data",

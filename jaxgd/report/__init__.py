@@ -13,6 +13,7 @@ computes (no JAX: the contour grids and the stability limits arrive as data):
 | ``_drawing`` | :class:`FigureDrawer` draws each problem's figures on a worker thread |
 | ``_folder`` | :func:`save`: the report folder, whole or not at all (:func:`check_folder`) |
 | ``_lr_range`` | :func:`draw_lr_range`, the figure of a learning-rate range test |
+| ``_reproduce`` | a reproduction's table, Markdown page and figure (:func:`save_reproduction`) |
 
 Examples:
     >>> import jaxgd as gd
@@ -24,21 +25,33 @@ Examples:
 from jaxgd.comparison import Comparison as Comparison  # jaxgd/__init__.py imported it from here
 from jaxgd.report import figures
 from jaxgd.report._drawing import FigureDrawer
-from jaxgd.report._folder import check_folder, save
+from jaxgd.report._folder import FolderInUseError, check_folder, folder_lock, save
 from jaxgd.report._lr_range import draw_lr_range
+from jaxgd.report._reproduce import (
+    draw_reproduction,
+    reproduction_markdown,
+    reproduction_text,
+    save_reproduction,
+)
 from jaxgd.report._tables import profile_table, summary_table, verdict_table
 from jaxgd.report._text import edge_warnings, machine_line, markdown, seeds_line
 
 __all__ = [
     "FigureDrawer",
+    "FolderInUseError",
     "check_folder",
     "draw_lr_range",
+    "draw_reproduction",
     "edge_warnings",
     "figures",
+    "folder_lock",
     "machine_line",
     "markdown",
     "profile_table",
+    "reproduction_markdown",
+    "reproduction_text",
     "save",
+    "save_reproduction",
     "seeds_line",
     "summary_table",
     "verdict_table",

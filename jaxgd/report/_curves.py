@@ -22,7 +22,13 @@ from jaxgd.report._axes import (
     quiet_nan_warnings,
 )
 
-__all__ = ["loss_figure", "profile_figure", "sensitivity_figure"]
+__all__ = [
+    "heldout_figure",
+    "loss_figure",
+    "profile_figure",
+    "ratios_figure",
+    "sensitivity_figure",
+]
 
 
 def loss_figure(c: Comparison, p: ProblemResult):
@@ -30,25 +36,15 @@ def loss_figure(c: Comparison, p: ProblemResult):
     use_gap, ylabel = loss_axis(p)
     fig, ax = new_figure((7, 4.2))
     steps = np.arange(p.steps)
+    n_seeds = len(c.seeds)
     for label, r in p.optimizers.items():
-        curves = r.curves[r.chosen]  # (n_seeds, steps)
+        curves, diverged = r.curves[r.chosen], r.diverged[r.chosen]  # (n_seeds, steps)
+        if r.evaluation is not None:  # the reported seeds
+            curves, diverged = r.evaluation.curves, r.evaluation.diverged
+            n_seeds = len(r.evaluation.seeds)
         y = gap(p, curves) if use_gap else np.maximum(curves, FLOOR)
-        with np.errstate(invalid="ignore"), quiet_nan_warnings():
-            mid = np.nanmedian(y, axis=0)
-            lo, hi = np.nanmin(y, axis=0), np.nanmax(y, axis=0)
-        col = color(label, c.optimizer_labels)
-        div = int(r.diverged[r.chosen].sum())
-        extra = f", {div} diverged" if div else ""
-        ax.plot(
-            steps,
-            mid,
-            color=col,
-            lw=1.8,
-            label=f"{label} (lr {r.learning_rate:.2g}{extra})",
-            gid=f"median:{label}",
-        )
-        if curves.shape[0] > 1:
-            ax.fill_between(steps, lo, hi, color=col, alpha=0.2, lw=0, gid=f"band:{label}")
+        _median_and_band(ax, steps, y, color(label, c.optimizer_labels), label,
+                         f"{label} (lr {r.learning_rate:.2g}{_diverged(diverged)})")  # fmt: skip
     target = p.problem.target - p.problem.optimum_value if use_gap else p.problem.target
     ax.axhline(target, color="0.3", ls="--", lw=1, label="target", gid="target")
     if not use_gap and p.problem.optimum_value > 0:
@@ -56,10 +52,55 @@ def loss_figure(c: Comparison, p: ProblemResult):
     log_scale(ax, "y")
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
-    band = f"line: median of {len(c.seeds)} seeds, band: best to worst seed"
+    band = f"line: median of {n_seeds} seeds, band: best to worst seed"
     if use_gap and p.problem.optimum_value != 0:
         band += f"\ngaps below {gap_floor(p):.0e} (float32 round-off at the optimum) drawn at it"
     title = f"{p.name}: loss at each optimizer's chosen learning rate\n{band}"
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    place_axes(fig, title_lines=lines(title))
+    return fig
+
+
+def _diverged(diverged: np.ndarray) -> str:
+    div = int(diverged.sum())
+    return f", {div} diverged" if div else ""
+
+
+def _median_and_band(ax, x: np.ndarray, y: np.ndarray, col, label: str, legend: str) -> None:
+    """The median over seeds (``gid="median:<label>"``) and, for 2+ seeds, a band from the
+    best to the worst seed (``gid="band:<label>"``) of ``y``, ``(n_seeds, len(x))``."""
+    with np.errstate(invalid="ignore"), quiet_nan_warnings():
+        mid = np.nanmedian(y, axis=0)
+        lo, hi = np.nanmin(y, axis=0), np.nanmax(y, axis=0)
+    ax.plot(x, mid, color=col, lw=1.8, label=legend, gid=f"median:{label}")
+    if y.shape[0] > 1:
+        ax.fill_between(x, lo, hi, color=col, alpha=0.2, lw=0, gid=f"band:{label}")
+
+
+def heldout_figure(c: Comparison, p: ProblemResult):
+    """The held-out loss over steps at each optimizer's chosen rate, over the evaluation
+    seeds (median, band best to worst), with the held-out target: where a method that
+    fits the training data faster generalises no better, it shows here."""
+    fig, ax = new_figure((7, 4.2))
+    n_seeds = 0
+    for label, r in p.optimizers.items():
+        ev = r.evaluation
+        steps, y = ev.held_out_steps, np.maximum(ev.held_out_curve, FLOOR)
+        _median_and_band(ax, steps, y, color(label, c.optimizer_labels), label,
+                         f"{label} (lr {r.learning_rate:.2g}{_diverged(ev.diverged)})")  # fmt: skip
+        n_seeds = len(ev.seeds)
+    if p.problem.eval_target is not None:
+        ax.axhline(p.problem.eval_target, color="0.3", ls="--", lw=1, label="held-out target",
+                   gid="eval-target")  # fmt: skip
+    log_scale(ax, "y")
+    ax.set_xlabel("step")
+    ax.set_ylabel("held-out loss (log scale)")
+    title = (
+        f"{p.name}: loss on the held-out test data at each chosen learning rate\n"
+        f"line: median of {n_seeds} evaluation seeds, band: best to worst seed"
+    )
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -195,35 +236,35 @@ def profile_figure(c: Comparison):
 def ratios_figure(c: Comparison, p: ProblemResult):
     """Each optimizer against the first, per metric: the paired ratio ``b / a`` over
     the evaluation seeds with its 95 % bootstrap interval as an error bar
-    (``gid="ratio:<metric>:<b>"``); a line at 1 (no difference). Left of it, ``b``
-    was lower. Rows without a finite ratio (incomparable) are named below the axes."""
+    (``gid="ratio:<metric>:<b>"`` the point, ``"interval:<metric>:<b>"`` the bar);
+    a line at 1 (no difference). Left of it, ``b`` was lower. Rows without a finite
+    ratio (incomparable) are named in the title."""
     from jaxgd.report._tables import METRIC_NAMES
 
     rows = p.intervals()
     shown = [r for r in rows if np.isfinite(r["ratio"])]
-    fig, ax = new_figure((7, 1.2 + 0.45 * max(len(shown), 1)))
+    fig, ax = new_figure((8, max(3.0, 1.2 + 0.45 * len(shown))))
     for y, r in enumerate(shown):
         col = color(r["b"], c.optimizer_labels)
         err = [[r["ratio"] - r["ci_low"]], [r["ci_high"] - r["ratio"]]]
-        ax.errorbar(
-            [r["ratio"]], [y], xerr=err, fmt="o", color=col, capsize=4,
-            gid=f"ratio:{r['metric']}:{r['b']}",
-        )  # fmt: skip
+        bar = ax.errorbar([r["ratio"]], [y], xerr=err, fmt="o", color=col, capsize=4)
+        bar.lines[0].set_gid(f"ratio:{r['metric']}:{r['b']}")  # the point
+        bar.lines[2][0].set_gid(f"interval:{r['metric']}:{r['b']}")  # the bar
     ax.axvline(1.0, color="0.3", ls="--", lw=1, gid="no-difference")
     ax.set_yticks(range(len(shown)))
     ax.set_yticklabels([f"{METRIC_NAMES[r['metric']]}: {r['b']} / {r['a']}" for r in shown])
     ax.set_ylim(-0.7, max(len(shown), 1) - 0.3)
-    ends = [v for r in shown for v in (r["ci_low"], r["ci_high"], 1.0) if v > 0]
+    ends = [1.0] + [v for r in shown for v in (r["ci_low"], r["ci_high"]) if v > 0]
     if max(ends) / min(ends) > 10:  # a log axis only where the ratios span a decade
         log_scale(ax, "x")
-    ax.set_xlabel("ratio b / a (geometric mean over paired seeds; < 1: b lower)")
+    ax.set_xlabel("ratio b / a over the paired seeds (< 1: b lower)")
     skipped = [f"{METRIC_NAMES[r['metric']]}: {r['b']} / {r['a']}" for r in rows if r not in shown]
     title = f"{p.name}: paired ratios with 95% bootstrap intervals"
     if skipped:
         title += "\n" + textwrap.fill(
-            "incomparable (one reached the target, one not): " + "; ".join(skipped), 90
+            "incomparable (one reached the target, one not): " + "; ".join(skipped), 60
         )
     ax.set_title(title, fontsize=9)
     ax.grid(True, axis="x", which="major", alpha=0.3)
-    place_axes(fig, title_lines=lines(title), left=2.6)
+    place_axes(fig, title_lines=lines(title), left=3.3, right=0.7)
     return fig

@@ -32,6 +32,7 @@ class _Context(NamedTuple):
 
 
 _DONE = None  # the end of the queue
+CANCEL_WAIT = 1.0  # seconds a cancelled drawer waits for its thread (Ctrl-C: answered soon)
 
 
 def _yield_to_others() -> None:
@@ -111,11 +112,13 @@ class FigureDrawer:
 
     def close(self, cancel: bool = False) -> None:
         """Stop the thread once the figures queued are drawn, or, with ``cancel``,
-        once the figure being drawn is (again: nothing)."""
+        once the figure being drawn is (again: nothing). Cancelled (Ctrl-C, an
+        error), it waits :data:`CANCEL_WAIT` seconds at most: a thread stuck (on an
+        import lock an interrupted import left) is a daemon, left behind."""
         self._cancelled = self._cancelled or cancel
         if self._thread.is_alive():
             self._queue.put(_DONE)
-            self._thread.join()
+            self._thread.join(timeout=CANCEL_WAIT if self._cancelled else None)
 
     def __enter__(self) -> FigureDrawer:
         return self

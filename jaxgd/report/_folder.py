@@ -7,28 +7,42 @@ An interrupted save therefore leaves the previous report whole, and a new
 report never mixes with an older one's figures. :func:`check_folder` refuses,
 before anything runs, a target that is empty (``""``), the current folder,
 a file, or a folder holding anything but a jaxgd report (recognised by its
-``results.json`` schema, see :func:`jaxgd.comparison.load`).
+``results.json`` schema, see :func:`jaxgd.comparison.load`): a file the user
+added, a PNG in ``figures/`` included, is never deleted.
+
+Saves into one folder take turns: :func:`folder_lock` holds an ``flock`` on
+``.<name>.jaxgd-lock`` beside the folder (removed when released), which
+``save`` waits for, and which ``jaxgd compare`` takes for its whole run (a
+second one is refused at once, :class:`FolderInUseError`). Whoever holds it
+removes what saves killed earlier left (``.<name>.jaxgd-tmp-*``), and a save
+that fails removes its own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import pathlib
+import re
 import shutil
+import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from jaxgd._host import ctrl_c_held
 from jaxgd.comparison import Comparison, load
 from jaxgd.report._text import markdown
 from jaxgd.report.figures import draw_all
 
-__all__ = ["REPORT_FILES", "check_folder", "save"]
+__all__ = ["REPORT_FILES", "FolderInUseError", "check_folder", "folder_lock", "save"]
 
 REPORT_FILES = ("report.md", "results.json", "figures")
 """What a report folder holds; ``figures/`` holds only PNG files."""
 
 _TMP, _OLD = "jaxgd-tmp", "jaxgd-old"  # hidden siblings: .<name>.jaxgd-tmp-<id>, ...-old-<id>
+_LOCK, _PROBE = "jaxgd-lock", "jaxgd-probe"  # .<name>.jaxgd-lock, .<name>.jaxgd-probe-<id>
+_LINKED = re.compile(r"\(figures/([^)/]+\.png)\)")  # report.md's links to its figures
 
 
 def _fix(folder: pathlib.Path) -> str:
@@ -38,16 +52,25 @@ def _fix(folder: pathlib.Path) -> str:
     )
 
 
+def _figures_written(folder: pathlib.Path) -> set[str]:
+    """The figure files the report in ``folder`` wrote: those its ``report.md``
+    links to (it links every figure it draws)."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        return set(_LINKED.findall((folder / "report.md").read_text()))
+    return set()
+
+
 def _foreign_entries(folder: pathlib.Path) -> list[str]:
-    """What in ``folder`` a jaxgd report would not hold (empty: it is a jaxgd report)."""
+    """What in ``folder`` a jaxgd report did not write (empty: it is a jaxgd report)."""
     entries = sorted(e.name for e in folder.iterdir())
     foreign = [e for e in entries if e not in REPORT_FILES]
     figures = folder / "figures"
     if figures.is_dir():
+        written = _figures_written(folder)
         foreign += [
             f"figures/{f.name}"
             for f in sorted(figures.iterdir())
-            if not (f.is_file() and f.suffix == ".png")
+            if not (f.is_file() and f.name in written)
         ]
     elif figures.exists():
         foreign.append("figures")
@@ -108,7 +131,7 @@ def check_folder(directory: str | os.PathLike, *, caller: str = "check_folder") 
             )
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        probe = folder.parent / f".{folder.name}.{_TMP}-probe-{uuid.uuid4().hex[:8]}"
+        probe = folder.parent / f".{folder.name}.{_PROBE}-{uuid.uuid4().hex[:8]}"
         probe.mkdir()
         probe.rmdir()
     except OSError as err:
@@ -117,6 +140,81 @@ def check_folder(directory: str | os.PathLike, *, caller: str = "check_folder") 
             "pass a folder you can write to."
         ) from None
     return folder
+
+
+class FolderInUseError(ValueError):
+    """Another process (or thread) is saving a report into the same folder."""
+
+
+_HELD: dict[str, list] = {}  # lock file -> [its descriptor, how deep it is held]
+_THREADS: dict[str, threading.RLock] = {}  # lock file -> the lock among this process's threads
+_GUARD = threading.Lock()
+
+
+def _flock(path: str, wait: bool) -> int:
+    """An exclusive ``flock`` on the file ``path`` (created); its descriptor. The file
+    must still be the one at ``path`` once locked (a releasing holder unlinks it)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            same = os.path.exists(path) and os.stat(path).st_ino == os.fstat(fd).st_ino
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise FolderInUseError(holder) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            return fd
+        os.close(fd)  # unlinked by the holder that released it: lock the new file
+
+
+@contextlib.contextmanager
+def folder_lock(
+    directory: str | os.PathLike, *, caller: str = "folder_lock", wait: bool = True
+) -> Iterator[pathlib.Path]:
+    """Hold the report folder ``directory`` for saving: one holder at a time (other
+    processes and threads wait, or, with ``wait=False``, get a
+    :class:`FolderInUseError` naming the holder's pid). Re-entrant in one thread.
+    On taking it, what earlier saves killed mid-way left is removed. Yields the
+    folder as an absolute path; its parent folder must exist."""
+    folder = pathlib.Path(directory).expanduser().resolve()
+    path = str(folder.parent / f".{folder.name}.{_LOCK}")
+    with _GUARD:
+        among_threads = _THREADS.setdefault(path, threading.RLock())
+    if not among_threads.acquire(blocking=wait):
+        raise FolderInUseError(
+            f"{caller}: the report folder {str(folder)!r} is in use by another thread of this "
+            "process saving into it; wait for it, or pass another folder."
+        )
+    try:
+        held = _HELD.get(path)
+        if held is None:
+            try:
+                held = _HELD[path] = [_flock(path, wait), 0]
+            except FolderInUseError as err:
+                raise FolderInUseError(
+                    f"{caller}: the report folder {str(folder)!r} is in use by another jaxgd "
+                    f"process (pid {err}) writing a report there; wait for it to finish, or "
+                    "pass another folder."
+                ) from None
+            _clean_up(folder)
+        held[1] += 1
+        try:
+            yield folder
+        finally:
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD[path]
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # before the release: nothing is left beside the folder
+                os.close(held[0])
+    finally:
+        among_threads.release()
 
 
 def _leftovers(folder: pathlib.Path, kind: str) -> list[pathlib.Path]:
@@ -175,15 +273,16 @@ def save(
         ['figures', 'report.md', 'results.json']
     """
     folder = check_folder(directory, caller="save")
-    _clean_up(folder)
-    new = folder.parent / f".{folder.name}.{_TMP}-{uuid.uuid4().hex[:8]}"
-    try:
-        (new / "figures").mkdir(parents=True)
-        drawn = draw_all(comparison, new / "figures", figures)
-        (new / "results.json").write_text(comparison.to_json() + "\n")
-        links = {name: f"figures/{path.name}" for name, path in drawn.items()}
-        (new / "report.md").write_text(markdown(comparison, links))
-        _swap_in(new, folder)
-    finally:
-        shutil.rmtree(new, ignore_errors=True)
+    with folder_lock(folder, caller="save"):  # saves into one folder take turns
+        check_folder(folder, caller="save")  # as it is now that it is ours
+        new = folder.parent / f".{folder.name}.{_TMP}-{uuid.uuid4().hex[:8]}"
+        try:
+            (new / "figures").mkdir(parents=True)
+            drawn = draw_all(comparison, new / "figures", figures)
+            (new / "results.json").write_text(comparison.to_json() + "\n")
+            links = {name: f"figures/{path.name}" for name, path in drawn.items()}
+            (new / "report.md").write_text(markdown(comparison, links))
+            _swap_in(new, folder)
+        finally:
+            shutil.rmtree(new, ignore_errors=True)
     return folder / "report.md"

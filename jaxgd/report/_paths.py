@@ -59,11 +59,15 @@ def _color_bar(fig, axes, contour_set, lo: float, hi: float, p: ProblemResult) -
     cbar.set_label("loss − optimum (log scale)" if p.problem.optimum_value else "loss (log scale)")
 
 
+MOST_PATHS = 32  # paths drawn per optimizer: the first seeds' (100000 lines would
+# take minutes to draw and show nothing more)
+
+
 def _draw_paths(ax, label: str, r, col: str, frame) -> bool:
-    """One optimizer's paths at its chosen rate, cut at ``frame`` (None: not cut);
-    whether a path was cut."""
+    """One optimizer's paths at its chosen rate (the first :data:`MOST_PATHS`
+    seeds'), cut at ``frame`` (None: not cut); whether a path was cut."""
     cut = False
-    for j in range(r.paths.shape[1]):
+    for j in range(min(r.paths.shape[1], MOST_PATHS)):
         pj = r.paths[r.chosen, j]
         pj = pj[np.all(np.isfinite(pj), axis=1)]
         if not len(pj):
@@ -107,8 +111,11 @@ def paths_figure(c: Comparison, p: ProblemResult):
         ax.plot(opt[:, 0], opt[:, 1], "*", color="gold", mec="k", ms=18, ls="", zorder=3)
         cut = _draw_paths(ax, label, r, color(label, c.optimizer_labels), frame) or cut
         div = int(r.diverged[r.chosen].sum())
+        shown = f", first {MOST_PATHS} of {r.paths.shape[1]} seeds" * (
+            r.paths.shape[1] > MOST_PATHS
+        )
         ax.set_title(
-            f"{label}, lr {r.learning_rate:.2g}" + (f" ({div} diverged)" if div else ""),
+            f"{label}, lr {r.learning_rate:.2g}{shown}" + (f" ({div} diverged)" if div else ""),
             fontsize=10,
         )
         if frame is not None:

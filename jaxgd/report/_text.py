@@ -316,6 +316,7 @@ def _problem_section(p: ProblemResult, figures: dict[str, str]) -> list[str]:
     ]
     for key, alt in (
         (f"loss_{p.name}", "loss curves"),
+        (f"heldout_{p.name}", "held-out loss curves"),
         (f"lr_{p.name}", "learning-rate sensitivity"),
         (f"paths_{p.name}", "paths over contours"),
         (f"ratios_{p.name}", "paired ratios with 95% intervals"),

@@ -9,6 +9,8 @@ comparison as a PNG:
 - ``loss_<problem>``: loss over steps at each optimizer's chosen rate, the
   median over the evaluation seeds with a band from the best to the worst
   seed (``gid="band:<label>"``);
+- ``heldout_<problem>`` (problems with held-out data): the held-out loss over
+  steps at each chosen rate, over the evaluation seeds, with the held-out target;
 - ``lr_<problem>``: final loss against learning rate per optimizer, every
   seed a dot, diverged runs a cross at the top (``gid="diverged:<label>"``),
   vanilla's stability limit ``2/L`` a dotted line (``gid="stability-limit"``);
@@ -42,13 +44,20 @@ from collections.abc import Mapping
 
 from jaxgd.comparison import Comparison, ProblemResult
 from jaxgd.report._axes import limit_formula
-from jaxgd.report._curves import loss_figure, profile_figure, ratios_figure, sensitivity_figure
+from jaxgd.report._curves import (
+    heldout_figure,
+    loss_figure,
+    profile_figure,
+    ratios_figure,
+    sensitivity_figure,
+)
 from jaxgd.report._paths import paths_figure, sharpness_figure
 
 __all__ = [
     "draw_all",
     "figure_names",
     "figure_png",
+    "heldout_figure",
     "limit_formula",
     "loss_figure",
     "paths_figure",
@@ -70,6 +79,8 @@ def problem_figure_names(p: ProblemResult) -> list[str]:
     2-D problem (its params recorded), ``sharpness_<name>`` where the sharpness was
     recorded (``compare(sharpness=True)``), ``ratios_<name>`` for two optimizers or more."""
     names = [f"loss_{p.name}", f"lr_{p.name}"]
+    if all(r.evaluation and r.evaluation.held_out is not None for r in p.optimizers.values()):
+        names.append(f"heldout_{p.name}")
     if _has_paths(p):
         names.append(f"paths_{p.name}")
     if p.measured_sharpness:
@@ -97,6 +108,7 @@ def _draw(name: str):
         "paths": paths_figure,
         "sharpness": sharpness_figure,
         "ratios": ratios_figure,
+        "heldout": heldout_figure,
     }[name.split("_", 1)[0]]
 
 

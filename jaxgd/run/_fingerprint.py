@@ -1,19 +1,42 @@
 """A run's fingerprint: what a checkpoint must agree on to be resumed.
 
 A checkpoint belongs to one run: the same loss, optimizer, starting point,
-data, key and settings. Functions cannot be compared across processes (their
-code and what they read change with the Python version and the globals), so
-the fingerprint compares what they *compute* where it matters: the loss
-value and gradient at the starting params, and the optimizer's first update
-there. A changed constant the loss reads, a changed field of a callable loss
-object, or another learning rate in an optax optimizer all change those
-numbers, and the old run is not resumed.
+data, key and settings. Functions cannot be compared by identity across
+processes, so the fingerprint compares **the programs they trace to**:
+
+* ``loss_program``: the jaxpr of the loss's value and gradient, traced at the
+  run's params and at a batch of the run's shape, with the values of the
+  constants it closes over;
+* ``optimizer_program``: the jaxpr of the optimizer's ``init`` and two
+  ``update`` steps, with the optimizer's traced hyperparameters as inputs
+  (their values are ``hyperparameters``) and its compiled-in numbers
+  (optax's ``momentum``, ``b1``, ``eps``, a weight decay, a schedule's
+  constants) written into the program as literals;
+* the numbers it computes at the start (``loss_at_start``,
+  ``optimizer_update_at_start``: the loss, gradient and two updates there),
+  which also catch what a program only names (a host callback's result).
+
+Why this is sound: a compiled run is a deterministic function of those two
+programs, their constants, the traced hyperparameters, the params, the data,
+the key and the settings, and the fingerprint holds all of them (their
+digests). Two runs whose results could differ therefore differ in one of
+them, whatever the params: ``optax.sgd(0.01, momentum=0.9)`` and
+``momentum=0.5`` trace to programs with different literals; a loss gaining
+``sum(p**4)`` traces to more operations even though its value and gradient
+at ``p = 0`` are unchanged; weight decay adds its operations even when the
+params it multiplies are zero. A probe of values at a few points could not
+promise this (a change can hide at every point probed). A changed global the
+loss reads, or a field of a callable loss object, is traced into the program
+too. The converse does not hold: the same run traced by another JAX version
+may print another program, and is then refused (delete the checkpoint, or
+finish the run with the version that started it).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from typing import Any
 
 import jax
@@ -39,13 +62,44 @@ def digest(tree: Any) -> str | None:
     return h.hexdigest()
 
 
+def _two_updates(optimizer_static, optimizer_traced, params, grads):
+    """The optimizer's first two updates (the second sees the state the first left:
+    momentum, second moments, a step count)."""
+    optimizer = combine(optimizer_traced, optimizer_static)
+    state = optimizer.init(params)
+    first, state = optimizer.update(grads, state, params)
+    second, _ = optimizer.update(grads, state, params)
+    return first, second
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _probe(loss_fn, optimizer_static, optimizer_traced, params, data):
-    """The loss value and gradient at ``params`` and the optimizer's first update."""
-    optimizer = combine(optimizer_traced, optimizer_static)
+    """The loss value and gradient at ``params`` and the optimizer's first two updates."""
     (value, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, data)
-    updates, _ = optimizer.update(grads, optimizer.init(params), params)
+    updates = _two_updates(optimizer_static, optimizer_traced, params, grads)
     return value, grads, updates
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # a Python object's address, named in a program
+
+
+def _program(fn, *args) -> str:
+    """SHA-256 of the jaxpr ``fn`` traces to at ``args`` (arrays or shapes) and of
+    the constants it closes over."""
+    closed = jax.make_jaxpr(fn)(*args)
+    h = hashlib.sha256(_ADDRESS.sub(" at 0x?", str(closed.jaxpr)).encode())
+    h.update(str(digest([c for c in closed.consts if hasattr(c, "shape")])).encode())
+    return h.hexdigest()
+
+
+def _batch_like(data: Any, batch_size: int | None) -> Any:
+    """The shapes of one step's batch (the whole data without minibatches)."""
+    if data is None or not batch_size:
+        return data
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct((min(batch_size, a.shape[0]), *a.shape[1:]), a.dtype),
+        data,
+    )
 
 
 def _shapes(tree: Any) -> list:
@@ -83,6 +137,12 @@ def fingerprint(
         steps = settings.get("steps", 1)
         probes = jnp.asarray(sorted({0, 1, 10, 100, steps // 2, steps - 1}), jnp.int32)
         hyper.append(np.asarray(jax.vmap(schedule)(probes)).tolist())
+    loss_program = _program(
+        jax.value_and_grad(loss_fn, has_aux=True),
+        params,
+        _batch_like(data, settings.get("batch_size")),
+    )
+    optimizer_program = _program(functools.partial(_two_updates, static), traced, params, params)
     key_data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
     held_out = {}
     if eval_data is not None:
@@ -92,6 +152,8 @@ def fingerprint(
         if not isinstance(optimizer, optax.GradientTransformation)
         else f"optax:{_name(optimizer.update)}",
         "hyperparameters": hyper,
+        "optimizer_program": optimizer_program,
+        "loss_program": loss_program,
         "loss_at_start": digest((value, grads)),
         "optimizer_update_at_start": digest(updates),
         "params": _shapes(params),

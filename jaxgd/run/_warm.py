@@ -8,6 +8,14 @@ learning rates given as Python numbers are placed on the device once per new
 value. Each remembered call holds its loss and optimizer, as ``jax.jit``'s
 own cache of compiled programs does.
 
+**Recompiling only for a new object.** A cold call whose signature equals a
+remembered one's up to the identity of its compiled-in functions (a new
+lambda, a ``functools.partial`` or a schedule made again with the same code)
+compiles again for nothing but that new object, at the cost of a compile
+each call: it is warned of once per such call, naming which object (of the
+loss or the optimizer) and the fix (define it once, or pass its values in a
+``jax.tree_util.Partial``, whose arguments are traced).
+
 Everything remembered lives in one :class:`WarmCalls`, :data:`CALLS`, which
 ``jaxgd.clear_caches()`` empties: :func:`jaxgd.minimize` asks it for a call
 it remembers (:meth:`WarmCalls.recall`) and otherwise runs the cold path,
@@ -20,6 +28,8 @@ import collections
 import dataclasses
 import functools
 import operator
+import types
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -82,12 +92,17 @@ class WarmCalls:
         self.plans: dict[tuple[type, ...], _Plan | None] = {}  # leaf types -> their plan
         self.seen: collections.OrderedDict = collections.OrderedDict()  # signature -> SeenCall
         self.runners: collections.OrderedDict = collections.OrderedDict()  # spec -> its runner
+        # a signature up to its functions' identities -> the last signature seen with it
+        self.same_code: collections.OrderedDict = collections.OrderedDict()
+        self.warned: set = set()  # those warned of (once each)
 
     def clear(self) -> None:
         """Forget everything (``jaxgd.clear_caches``)."""
         self.plans.clear()
         self.seen.clear()
         self.runners.clear()
+        self.same_code.clear()
+        self.warned.clear()
 
     def signature(
         self, loss, params, optimizer, data, key, options, eval_data=None
@@ -152,7 +167,45 @@ class WarmCalls:
                 signature = None
         if seen is not None:
             self.seen.move_to_end(signature)
+        elif signature is not None:
+            self._note_same_code(signature, leaves, loss)
         return seen, (signature, leaves)
+
+    def _note_same_code(self, signature: tuple, leaves: list, loss: Any) -> None:
+        """Warn (once) where a call compiles again only because a compiled-in
+        function of it is a new object with the same code as one seen before."""
+        static = signature[4]
+        loose = (
+            _loose_treedef(signature[0]),
+            *signature[1:4],
+            tuple(map(_same_code, static)),
+            *signature[5:],
+        )
+        try:
+            before = self.same_code.get(loose)
+        except TypeError:  # an unhashable part: nothing to compare
+            return
+        self.same_code[loose] = signature
+        self.same_code.move_to_end(loose)
+        if len(self.same_code) > MOST:
+            self.same_code.popitem(last=False)
+        if before is None or before == signature or loose in self.warned:
+            return
+        self.warned.add(loose)
+        n_loss = len(jax.tree.leaves(loss))
+        at = [i for i, leaf in enumerate(leaves) if any(leaf is s for s in static)]
+        new = [
+            ("the loss" if i < n_loss else "the optimizer", leaf)
+            for i, leaf in zip(at, static, strict=False)
+            if not any(leaf is old for old in before[4])
+        ]
+        parts = zip(signature[0].children(), before[0].children(), strict=False)
+        new += [  # functions held in the tree's nodes: (loss, params, optimizer, ...)
+            (where, _node_function(now))
+            for where, (now, then) in zip(("the loss", None, "the optimizer"), parts, strict=False)
+            if where and now != then
+        ]
+        warnings.warn(_recompiling_message(new), UserWarning, stacklevel=5)
 
     def remember(
         self, memo: tuple, spec: Spec, params: Any, data: Any, key: Any, eval_data: Any = None
@@ -193,7 +246,8 @@ class SeenCall(NamedTuple):
     split: tuple[int, int, int]  # leaves of the loss, the params and the optimizer
     convert: bool  # params or data hold leaves that are not JAX arrays yet
     key: Any  # the key when none is passed (a device array, made once)
-    one_call: bool  # the whole run is one compiled call (else segments, see run_in_segments)
+    one_call: list  # [the whole run is one compiled call] (else segments, see
+    # run_in_segments): where it is no longer than a first segment would be
     numbers: Callable | None  # the traced leaves of the loss and optimizer from the
     # signature's leaves, where they are all Python or NumPy numbers (else None)
     placed: list  # [those numbers, the same on the device] of the last call
@@ -223,7 +277,7 @@ class SeenCall(NamedTuple):
             split=split,
             convert=not all(isinstance(leaf, jax.Array) for leaf in given),
             key=jnp.asarray(key) if isinstance(key, np.ndarray) else None,
-            one_call=chunks.first_length(spec, params, data, eval_data) >= spec.steps,
+            one_call=[chunks.first_length(spec, params, data, eval_data) >= spec.steps],
             numbers=_getter(traced_at) if numbers else None,
             placed=[None, None],
             off=jnp.asarray(generic.threshold(CALLER, "tol", None, nonnegative=True)),
@@ -275,12 +329,14 @@ class SeenCall(NamedTuple):
         else:
             traced = self.traced(leaves)
         key = self.key if key is None else key
-        if self.one_call:  # one compiled call, returned without waiting for it
+        if self.one_call[0]:  # one compiled call, returned without waiting for it
             out = self.whole_run(traced, params, data, key, tol, target, eval_data)
             return _as_result(out, spec.history_stride)
-        return chunks.run_in_segments(
+        result = chunks.run_in_segments(
             spec, traced, params, data, key, tol, target, eval_data=eval_data
         )
+        self.one_call[0] = bool(chunks.measured_short(spec))  # its steps are timed now
+        return result
 
 
 CALLS = WarmCalls()
@@ -306,6 +362,84 @@ def _as_result(out: tuple, stride: int) -> Result:
     """The :class:`Result` of :func:`_whole_run_as_tuples`'s ``out``."""
     params, loss, steps, status, history, aux = out
     return Result(params, loss, steps, status, History(*history, stride=stride), aux)
+
+
+def _same_value(value: Any, depth: int) -> Any:
+    """A closure cell's content, for :func:`_same_code`: numbers and strings by
+    value, functions by their code, arrays by shape and dtype, else its type."""
+    if value is None or isinstance(value, int | float | complex | str | bytes | bool):
+        return value
+    if callable(value):
+        return _same_code(value, depth + 1)
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return ("array", tuple(value.shape), str(value.dtype))
+    return type(value)
+
+
+def _cell(cell: Any, depth: int) -> Any:
+    try:
+        return _same_value(cell.cell_contents, depth)
+    except ValueError:  # an empty cell
+        return None
+
+
+def _same_code(leaf: Any, depth: int = 0) -> Any:
+    """A compiled-in leaf up to its identity: a function by its code and the values
+    it closes over, a ``functools.partial`` by its function and its arguments'
+    types (those a ``jax.tree_util.Partial`` would trace). Three levels deep at
+    most (a function may close over itself)."""
+    if depth > 3:
+        return type(leaf)
+    if isinstance(leaf, types.FunctionType):
+        return ("function", leaf.__code__, tuple(_cell(c, depth) for c in leaf.__closure__ or ()))
+    if isinstance(leaf, functools.partial):
+        kind = lambda v: _same_code(v, depth + 1) if callable(v) else type(v)  # noqa: E731
+        keywords = tuple(sorted((k, kind(v)) for k, v in leaf.keywords.items()))
+        return ("partial", kind(leaf.func), tuple(map(kind, leaf.args)), keywords)
+    wrapped = getattr(leaf, "fn", None)  # a wrapper of a function (a jaxgd schedule node)
+    if isinstance(wrapped, types.FunctionType | functools.partial):
+        return (type(leaf), _same_code(wrapped, depth + 1))
+    return leaf
+
+
+def _loose_treedef(treedef: Any) -> Any:
+    """A tree structure up to the identity of the functions its nodes hold (a jaxgd
+    optimizer's schedule)."""
+    data = treedef.node_data()
+    if data is None:
+        return None
+    kind, aux = data
+    aux = _same_code(aux) if callable(aux) else aux
+    return (kind, aux, tuple(map(_loose_treedef, treedef.children())))
+
+
+def _node_function(treedef: Any) -> Any:
+    """The first function a node of ``treedef`` holds (None: none)."""
+    data = treedef.node_data()
+    if data is not None and callable(data[1]) and not isinstance(data[1], type):
+        return getattr(data[1], "fn", data[1])
+    found = (_node_function(child) for child in treedef.children())
+    return next((f for f in found if f is not None), None)
+
+
+def _recompiling_message(new: list[tuple[str, Any]]) -> str:
+    """Why a call compiled again: its new objects (where, object), named, with the fix."""
+    said = []
+    for where, leaf in new:
+        if isinstance(leaf, functools.partial):
+            what = "a new functools.partial"
+        elif getattr(leaf, "__name__", "") == "<lambda>":
+            what = "a new lambda"
+        else:
+            what = f"a new {getattr(leaf, '__qualname__', type(leaf).__name__)} object"
+        said.append(f"{where} holds {what} with the same code as before")
+    return (
+        f"minimize: this call compiles again (as every call like it will) only because "
+        f"{'; '.join(said) or 'a compiled-in object is new'}: jit compares functions by "
+        "identity. Define the loss, the schedule and the optimizer once and pass the same "
+        "objects, or pass the values that change in a jax.tree_util.Partial (its "
+        "arguments are traced: a new value compiles nothing)."
+    )
 
 
 def _getter(at: list[int]) -> Callable[[list], tuple]:

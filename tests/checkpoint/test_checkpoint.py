@@ -626,6 +626,7 @@ def test_a_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch, error) ->
     monkeypatch.setattr(ocp.JsonCheckpointHandler, "async_save", crash_mid_save)
     with pytest.raises(type(error)):
         checkpoint.save(path, {"w": jnp.zeros(3)}, metadata={"step": 2})
+    assert _temporaries(path) == []  # issue 23: the failed save is cleaned at once
     monkeypatch.setattr(ocp.JsonCheckpointHandler, "async_save", real)
 
     assert os.listdir(tmp_path) == ["ckpt.npz"]
@@ -891,3 +892,15 @@ def test_save_load_is_exact_for_random_trees(tmp_path_factory, tree) -> None:
     checkpoint.save(path, tree)
     assert_same_bits(checkpoint.load(path), tree)
     assert_same_bits(checkpoint.load(path, like=tree), tree)
+
+
+def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch) -> None:
+    """issue 23: "~/run" is not a folder literally named "~"."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert checkpoint.check_path("~/run.ckpt") == tmp_path / "run.ckpt"
+    checkpoint.save("~/run.ckpt", {"w": jnp.ones(2)})
+    with checkpoint.lock("~/run.ckpt"):
+        assert checkpoint.exists("~/run.ckpt")
+        assert np.array_equal(checkpoint.load("~/run.ckpt")["w"], np.ones(2))
+    assert sorted(os.listdir(tmp_path)) == ["run.ckpt"]

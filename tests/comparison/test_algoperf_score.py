@@ -1,9 +1,10 @@
 """The AlgoPerf score as AlgoPerf publishes it, from its published times to target.
 
-The two tables under ``data/`` are AlgoPerf v0.6's self-tuning leaderboard (their
-source is named in ``data/README.md``): the wall-clock time to target of 16
-submissions on 9 workloads, and the ``score_by_wallclock`` AlgoPerf's scoring code
-computed from it.
+The two tables in ``jaxgd/comparison/data/`` are AlgoPerf v0.6's self-tuning
+leaderboard (their source is named in that folder's ``README.md``): the wall-clock
+time to target of 16 submissions on 9 workloads, and the ``score_by_wallclock``
+AlgoPerf's scoring code computed from it. ``jaxgd reproduce algoperf-score`` reads
+the same files.
 """
 
 import csv
@@ -15,7 +16,7 @@ import pytest
 
 import jaxgd as gd
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(gd.comparison.__file__).parent / "data"
 
 
 def _time_table() -> dict[str, list[float]]:

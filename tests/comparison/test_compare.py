@@ -613,8 +613,9 @@ def test_held_out_figures_are_the_loss_on_the_test_data():
         curve = ev.held_out_curve[j]
         first = float(p.problem.loss(p.problem.init(init_key), p.problem.test_data))
         assert curve[0] == pytest.approx(first, rel=1e-5)
+        assert curve[-1] == ev.held_out[j] and ev.held_out_steps[-1] == 40
         hit = np.flatnonzero(curve <= p.problem.eval_target)
-        expected = every * hit[0] if hit.size else np.inf
+        expected = ev.held_out_steps[hit[0]] if hit.size else np.inf
         assert ev.steps_to_eval_target[j] == expected
     row = c.summary()[0]
     assert row["eval_loss_ci_low"] <= row["eval_loss_mean"] <= row["eval_loss_ci_high"]

@@ -148,3 +148,18 @@ def test_the_figure_is_drawn_apart_from_the_computation(booth_range, tmp_path):
     code = "import sys, jaxgd.comparison; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_loss_not_finite_at_the_start_is_answered_clearly():
+    """issue 23: it gave suggested=1e-5 and advised a lower min_lr, which cannot help."""
+    nan_at_start = lambda p: jnp.sum(jnp.log(p) ** 2)  # log(0) at the zeros start
+    with pytest.raises(ValueError, match=r"lr_range_test: the loss is -?(nan|inf) at params.*"
+                                         r"lower min_lr cannot help"):  # fmt: skip
+        gd.lr_range_test(nan_at_start, jnp.zeros(2), gd.sgd, steps=10)
+
+
+@pytest.mark.parametrize("factory", [lambda lr: optax.adam(1e-3), lambda lr: gd.sgd(0.01)])
+def test_a_factory_that_ignores_the_rate_is_refused(factory):
+    """issue 23: a factory ignoring its rate got a misleading suggestion."""
+    with pytest.raises(ValueError, match=r"factory ignores the learning rate.*lambda lr"):
+        gd.lr_range_test(BOOTH.loss, BOOTH_X0, factory, steps=10)

@@ -96,7 +96,8 @@ def test_an_unreadable_entry_is_compiled_again(cache):
     fresh = gd.compare(["booth"], ["vanilla"], **ARGS)
     (entry,) = cache.iterdir()
     entry.write_bytes(b"not a program")
-    again = gd.compare(["booth"], ["vanilla"], **ARGS)
+    with pytest.warns(gd.comparison.ProgramCacheWarning, match="program cache .*deleted"):
+        again = gd.compare(["booth"], ["vanilla"], **ARGS)
     _same_bits(fresh, again)
     (rewritten,) = cache.iterdir()
     assert rewritten.read_bytes() != b"not a program"
@@ -120,3 +121,77 @@ def test_a_cache_that_cannot_be_written_is_warned_of_and_skipped(tmp_path):
     finally:
         gd.comparison.use_program_cache(None)
     assert c.problems[0].optimizers["vanilla"].final_loss.shape == (2, 2)
+
+
+def test_the_source_digest_covers_every_wing(monkeypatch):
+    """A cached program is keyed on jaxgd's whole source: a change in the run loop (not
+    only in the problems) must give new keys, or an old program would run stale code."""
+    import pathlib
+
+    before = programs._installed.__wrapped__()[0]
+    body = pathlib.Path(programs.__file__).parents[1] / "run" / "_body.py"
+    real = pathlib.Path.read_bytes
+
+    def edited(path):
+        return real(path) + b"\n# edited" if path == body else real(path)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", edited)
+    assert programs._installed.__wrapped__()[0] != before
+
+
+def _flip_a_byte(entry, at):
+    blob = bytearray(entry.read_bytes())
+    blob[at] ^= 0x10
+    entry.write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("at", [-1, 2000])
+def test_a_damaged_entry_is_detected_deleted_and_traced_again(cache, at, monkeypatch):
+    """issue 23: a corrupted entry broke every later run ("Failed to deserialize
+    StableHLO"), was never deleted, and the error did not mention the cache."""
+    fresh = gd.compare(["booth"], ["vanilla"], **ARGS)
+    (entry,) = cache.iterdir()
+    _flip_a_byte(entry, at)
+    damaged = entry.read_bytes()
+    traced = []
+    real = grid._sweep
+    monkeypatch.setattr(grid, "_sweep", lambda *a: traced.append(a) or real(*a))
+    with pytest.warns(gd.comparison.ProgramCacheWarning, match=rf"{cache}.*{entry.name}"):
+        again = gd.compare(["booth"], ["vanilla"], **ARGS)
+    assert traced  # traced again, not loaded
+    _same_bits(fresh, again)
+    assert entry.read_bytes() != damaged  # the damaged entry was replaced
+
+
+def test_swapped_entries_are_never_used_for_each_other(cache, monkeypatch):
+    """issue 23: two entries swapped gave silently wrong numbers."""
+    booth = gd.compare(["booth"], ["vanilla"], **ARGS)
+    beale = gd.compare(["beale"], ["vanilla"], **ARGS)
+    first, second = sorted(cache.iterdir())
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(b)
+    second.write_bytes(a)
+    with pytest.warns(gd.comparison.ProgramCacheWarning, match="another key"):
+        again = gd.compare(["booth", "beale"], ["vanilla"], **ARGS)
+    _same_bits(booth, dataclasses.replace(again, problems=again.problems[:1]))
+    _same_bits(beale, dataclasses.replace(again, problems=again.problems[1:]))
+
+
+def test_swapped_or_damaged_entries_of_jaxs_cache_are_deleted(tmp_path):
+    """issue 23: JAX keys a compiled program by its file name only: two entries of
+    its persistent cache swapped ran each other's program (measured: sin for cos)."""
+    f, g, h = (tmp_path / f"jit_{n}-{n * 8}-cache" for n in "fgh")
+    for entry in (f, g, h):
+        entry.write_bytes(entry.name.encode() * 10)
+    gd.comparison.seal_compilation_cache(tmp_path)
+    assert gd.comparison.check_compilation_cache(tmp_path) == []  # sealed and whole
+    a, b = f.read_bytes(), g.read_bytes()
+    f.write_bytes(b)
+    g.write_bytes(a)
+    with pytest.warns(gd.comparison.ProgramCacheWarning, match=rf"compilation cache \({tmp_path}"):
+        removed = gd.comparison.check_compilation_cache(tmp_path)
+    assert sorted(removed) == [f.name, g.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [h.name, h.name + ".jaxgd-sha256"]
+    h.write_bytes(h.read_bytes()[:-3])  # truncated
+    with pytest.warns(gd.comparison.ProgramCacheWarning):
+        assert gd.comparison.check_compilation_cache(tmp_path) == [h.name]

@@ -32,6 +32,7 @@ def test_catalogue_names_match_design():
         "breast_cancer_logistic",
         "digits_softmax",
         "digits_mlp",
+        "quadratic_deep",
     ]
 
 
@@ -49,8 +50,8 @@ def test_loss_and_gradient_are_finite_at_init(name):
     assert problem.description and problem.name == name
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_init_is_seeded(name):
+@pytest.mark.parametrize("name", [n for n in ALL if n != "quadratic_deep"])
+def test_init_is_seeded(name):  # quadratic_deep starts at theta = 1, as DeepOBS does
     problem = problems.get(name)
     a = jax.tree.leaves(problem.init(jax.random.PRNGKey(0)))
     b = jax.tree.leaves(problem.init(jax.random.PRNGKey(0)))

@@ -26,11 +26,14 @@ PROBLEMS = ["booth", "student_marks"]
 OPTIMIZERS = ["vanilla", "adam"]
 RATES = [0.01, 0.1, 0.3]
 SEEDS = 2
+EVAL_SEEDS = 4
 
 
 @pytest.fixture(scope="module")
 def result():
-    return gd.compare(PROBLEMS, OPTIMIZERS, learning_rates=RATES, seeds=SEEDS, steps=40)
+    return gd.compare(
+        PROBLEMS, OPTIMIZERS, learning_rates=RATES, seeds=SEEDS, eval_seeds=EVAL_SEEDS, steps=40
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +55,8 @@ def test_report_md_holds_protocol_tables_and_figures(saved):
     for name in PROBLEMS:
         assert f"## {name}" in text
     links = [line.split("](")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
-    # Per problem a loss figure and a sensitivity figure; paths for 2-D Booth; the profile.
-    assert len(links) == 2 * len(PROBLEMS) + 1 + 1
+    # Per problem a loss, a sensitivity and a ratios figure; paths for 2-D Booth; the profile.
+    assert len(links) == 3 * len(PROBLEMS) + 1 + 1
     assert sorted(links) == sorted(f"figures/{n}.png" for n in figures.figure_names(result))
     for link in links:
         assert (out / link).is_file()
@@ -71,7 +74,9 @@ def test_results_json_parses_and_holds_every_run(saved):
     result, out = saved
     data = gd.comparison.load(out / "results.json")
     assert data == json.loads(result.to_json()) | {"created": data["created"]}
-    assert data["schema"] == "jaxgd.comparison" and data["schema_version"] == 2
+    assert data["schema"] == "jaxgd.comparison" and data["schema_version"] == 3
+    assert data["seeds"] == [0, 1] and data["eval_seeds"] == [1000, 1001, 1002, 1003]
+    assert len(data["pairwise"]) == len(result.pairwise())
     assert all(p["step_costs"] is None and p["sharpness"] is None for p in data["problems"])
     for key in ["jax_version", "backend", "device_kind", "cpu_count"]:
         assert data["machine"][key]
@@ -86,6 +91,9 @@ def test_results_json_parses_and_holds_every_run(saved):
             assert 0 <= run["steps"] <= 40
             assert run["final_loss"] is None or np.isfinite(run["final_loss"])
         assert set(problem["chosen_learning_rates"]) == set(OPTIMIZERS)
+        for label in OPTIMIZERS:  # every evaluation seed's run, in order
+            evaluated = problem["evaluation"][label]["runs"]
+            assert [r["seed"] for r in evaluated] == data["eval_seeds"]
         for rate in problem["chosen_learning_rates"].values():
             assert rate in RATES
     assert len(data["summary"]) == len(PROBLEMS) * len(OPTIMIZERS)
@@ -179,7 +187,9 @@ def test_loss_figure_bands_run_from_the_best_to_the_worst_seed(result):
     fig = figures.loss_figure(result, booth)
     ax = fig.axes[0]
     for label, runs in booth.optimizers.items():
-        gap = np.maximum(runs.curves[runs.chosen], 1e-12)  # optimum 0: gaps floored at 1e-12
+        # The reported seeds: the evaluation ones (optimum 0: gaps floored at 1e-12).
+        gap = np.maximum(runs.evaluation.curves, 1e-12)
+        assert gap.shape[0] == EVAL_SEEDS
         band = _artist(ax, f"band:{label}").get_paths()[0].vertices
         for step in (0, 10, 39):
             at = band[np.isclose(band[:, 0], step), 1]
@@ -417,7 +427,7 @@ def curved(tmp_path_factory):
     # armijo's rate 1.0 overshoots the quadratic (L = 100), so its line search backtracks.
     rates = {"vanilla": [0.001, 0.01], "adam": [0.1], "armijo": [1.0]}
     c = gd.compare(["quadratic"], ["vanilla", "adam", "armijo"], learning_rates=rates, seeds=1,
-                   steps=60, sharpness=True)  # fmt: skip
+                   eval_seeds=2, steps=60, sharpness=True)  # fmt: skip
     return c, gd.report.save(c, tmp_path_factory.mktemp("curved") / "report").parent
 
 
@@ -425,7 +435,7 @@ def test_the_sharpness_figure_is_named_drawn_and_linked(curved):
     c, out = curved
     names = figures.figure_names(c)
     assert names == ["loss_quadratic", "lr_quadratic", "paths_quadratic", "sharpness_quadratic",
-                     "performance_profile"]  # fmt: skip
+                     "ratios_quadratic", "performance_profile"]  # fmt: skip
     png = out / "figures" / "sharpness_quadratic.png"
     image = matplotlib.image.imread(png)
     assert image.shape[0] >= 500 and image[..., :3].std() > 0.05
@@ -528,3 +538,64 @@ def test_the_figures_yield_the_processor_to_the_sweeps(result):
             assert time.monotonic() < deadline, "the drawing thread kept its priority"
             time.sleep(0.01)
         drawer.finish(result)
+
+
+def test_the_report_states_the_seeds_the_held_out_losses_and_the_verdicts(saved):
+    result, out = saved
+    text = " ".join((out / "report.md").read_text().split())
+    assert "chosen on 2 tuning seeds (0, 1); every figure reported is from 4 fresh" in text
+    assert "evaluation seeds (1000-1003)" in text
+    assert "| held-out loss [95% CI] |" in text and "## Verdicts" in text
+    assert "docs/guides/statistics.md" in text
+    rows = result.pairwise()
+    named = sum(r["verdict"] in ("a better", "b better") for r in rows)
+    assert f"{named} of {len(rows)} rows name a winner" in text
+    # A verdict is named in the table only where the row says so.
+    table = gd.report.verdict_table(result)
+    assert table.count(" better") == named
+
+
+def test_ratios_figure_draws_each_interval_as_an_error_bar(result):
+    booth = result.problems[0]
+    fig = figures.ratios_figure(result, booth)
+    ax = fig.axes[0]
+    shown = [r for r in booth.intervals() if np.isfinite(r["ratio"])]
+    assert shown
+    for r in shown:
+        point = _artist(ax, f"ratio:{r['metric']}:{r['b']}")
+        assert point.get_xdata()[0] == pytest.approx(r["ratio"])
+        segment = _artist(ax, f"interval:{r['metric']}:{r['b']}").get_segments()[0]
+        np.testing.assert_allclose(sorted(segment[:, 0]), [r["ci_low"], r["ci_high"]])
+    _inside(fig)
+
+
+def test_ratios_figure_with_no_finite_ratio_says_so(result, monkeypatch):
+    booth = result.problems[0]
+    nan = float("nan")
+    row = {"problem": "booth", "a": "vanilla", "b": "adam", "metric": "steps_to_target",
+           "ratio": nan, "ci_low": nan, "ci_high": nan, "verdict": "incomparable"}  # fmt: skip
+    monkeypatch.setattr(type(booth), "intervals", lambda self: [row])
+    fig = figures.ratios_figure(result, booth)
+    assert "incomparable" in fig.axes[0].get_title()
+
+
+def test_heldout_figure_draws_the_evaluation_seeds_held_out_curves():
+    c = gd.compare(["breast_cancer_logistic"], ["vanilla", "adam"], learning_rates=[0.1, 1.0],
+                   seeds=1, eval_seeds=3, steps=30)  # fmt: skip
+    p = c.problems[0]
+    assert "heldout_breast_cancer_logistic" in figures.figure_names(c)
+    fig = figures.heldout_figure(c, p)
+    ax = fig.axes[0]
+    for label, r in p.optimizers.items():
+        median = _artist(ax, f"median:{label}")
+        ev = r.evaluation
+        np.testing.assert_array_equal(median.get_xdata(), ev.every * np.arange(31))
+        assert ev.held_out_curve[:, -1] == pytest.approx(ev.held_out)  # the returned params
+        np.testing.assert_allclose(median.get_ydata(), np.median(ev.held_out_curve, axis=0))
+    assert _artist(ax, "eval-target").get_ydata()[0] == pytest.approx(p.problem.eval_target)
+    _inside(fig)
+    assert "heldout_" not in " ".join(
+        figures.figure_names(
+            gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, eval_seeds=2, steps=5)
+        )
+    )

@@ -285,3 +285,49 @@ def test_a_key_that_is_not_a_key_is_refused_with_a_checkpoint(tmp_path, key):
     with pytest.raises(TypeError, match=r"key must be a jax.random key.*PRNGKey\(seed\)"):
         gd.minimize(PROBLEM.loss, P0, gd.sgd(0.01), checkpoint=tmp_path / "run", data=PROBLEM.data,
                     steps=10, key=key)  # fmt: skip
+
+
+def _bowl_at_one(p):
+    return jnp.sum((p - 1.0) ** 2)
+
+
+def _quartic_too(p):
+    return jnp.sum((p - 1.0) ** 2) + jnp.sum(p**4)  # same value and gradient at p = 0
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "differs"),
+    [
+        (
+            (_bowl_at_one, optax.sgd(0.01, momentum=0.9)),
+            (_bowl_at_one, optax.sgd(0.01, momentum=0.5)),
+            "optimizer_program",
+        ),
+        ((_bowl_at_one, gd.sgd(0.1)), (_quartic_too, gd.sgd(0.1)), "loss_program"),
+        (
+            (_bowl_at_one, optax.sgd(0.1)),
+            (_bowl_at_one, optax.chain(optax.add_decayed_weights(1e-2), optax.sgd(0.1))),
+            "optimizer_program",
+        ),
+    ],
+    ids=["momentum", "loss-equal-at-the-start", "weight-decay-on-zero-params"],
+)
+def test_a_change_invisible_at_the_start_is_not_resumed(tmp_path, first, second, differs):
+    """issue 23: these changed runs agree at p = 0 (value, gradient, first update)."""
+    run = lambda loss, opt: gd.minimize(
+        loss, jnp.zeros(3), opt, steps=20, checkpoint=tmp_path / "run", checkpoint_every=5
+    )
+    run(*first)
+    assert int(run(*first).steps) == 20  # the same run resumes (here: the finished run)
+    with pytest.raises(ValueError, match=f"belongs to another run.*{differs}"):
+        run(*second)
+
+
+def test_a_checkpoint_path_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """issue 23: checkpoint="~/run" is expanded, not a folder named "~"."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "home").mkdir()
+    gd.minimize(_bowl_at_one, jnp.zeros(3), gd.sgd(0.1), steps=10, checkpoint="~/run")
+    assert gd.checkpoint.exists(tmp_path / "home" / "run")
+    assert not (tmp_path / "~").exists()

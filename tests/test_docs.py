@@ -124,6 +124,9 @@ def _kernel_env() -> dict:
     # The kernel and the build import this checkout's jaxgd, not another install.
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    # A kernel draws its figures inline only with its own backend (an inherited
+    # MPLBACKEND=Agg would draw nothing into the page).
+    env.pop("MPLBACKEND", None)
     return env
 
 
@@ -134,6 +137,7 @@ def test_notebook_executes(notebook, tmp_path, monkeypatch):
     import nbformat
 
     monkeypatch.setenv("PYTHONPATH", _kernel_env()["PYTHONPATH"])
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = nbformat.read(notebook, as_version=4)
     assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
         "store the notebook without outputs: the site build executes it"

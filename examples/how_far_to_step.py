@@ -12,9 +12,10 @@ guide quotes:
    ``1/L`` and ``2/L`` marked;
 3. ``edge_of_stability.png``: the sharpness (the Hessian's largest eigenvalue)
    along full-batch gradient descent on a 64-64-10 tanh MLP on 1000 digits, at
-   two rates, against their limits ``2/lr``: at 0.1 it climbs to 20 and stays
-   there while the loss keeps falling (the edge of stability); at 0.05 it rises
-   and stays below 40 (Cohen et al., ICLR 2021);
+   two rates, against their limits ``2/lr``: at 0.1 it starts above 20, falls
+   below it as the first steps overshoot, climbs back and hovers at 20 while
+   the loss keeps falling (the edge of stability); at 0.05 it rises and stays
+   below 40 (Cohen et al., ICLR 2021);
 4. ``alpha_edge.png``: the same threshold seen from the step: gradient descent
    on the student-marks problem and on Booth at 0.9, 1 and 1.1 times ``2/L``,
    with Cockpit's alpha (``minimize(diagnostics=...)``), the cosine between

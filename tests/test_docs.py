@@ -9,12 +9,14 @@ as the published site does) must pass with every notebook figure in the built
 pages. Everything the build needs is in the ``test`` extra.
 """
 
+import html.parser
 import os
 import pathlib
 import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import jaxgd as gd
@@ -23,6 +25,8 @@ ROOT = pathlib.Path(__file__).parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "api" not in p.relative_to(DOCS).parts)
 NOTEBOOKS = sorted((DOCS / "tutorials").glob("*.ipynb"))
+# The gallery's pages: Python scripts (jupytext percent format) that the build executes.
+GALLERY = sorted((DOCS / "gallery").glob("[!_]*.py"))
 # Pages whose examples compile several comparisons or chunked runs: tens of seconds on
 # 2 cores. (The comparing, ecosystem and devices pages hold what the README ran in the
 # fast suite: they stay in it.)
@@ -53,6 +57,24 @@ def test_the_pages_are_found():
         "gradient-descent-lesson.ipynb",
         "choosing-an-optimizer.ipynb",
     }
+    assert len(GALLERY) >= 8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", GALLERY, ids=lambda p: p.stem)
+def test_gallery_page_runs(script, tmp_path):
+    """Each gallery page runs as the script it is (``python docs/gallery/NAME.py``,
+    as its index says), in a process of its own: one page sets XLA's device
+    count before JAX starts. Its asserts are the page's claims."""
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**_kernel_env(), "MPLBACKEND": "Agg"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 @pytest.mark.parametrize("page", [_page_param(p) for p in PAGES])
@@ -102,6 +124,9 @@ def _kernel_env() -> dict:
     # The kernel and the build import this checkout's jaxgd, not another install.
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    # A kernel draws its figures inline only with its own backend (an inherited
+    # MPLBACKEND=Agg would draw nothing into the page).
+    env.pop("MPLBACKEND", None)
     return env
 
 
@@ -112,6 +137,7 @@ def test_notebook_executes(notebook, tmp_path, monkeypatch):
     import nbformat
 
     monkeypatch.setenv("PYTHONPATH", _kernel_env()["PYTHONPATH"])
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = nbformat.read(notebook, as_version=4)
     assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
         "store the notebook without outputs: the site build executes it"
@@ -131,13 +157,15 @@ def test_notebook_executes(notebook, tmp_path, monkeypatch):
     assert len(images) >= 3, f"{notebook.name} drew {len(images)} figures"
 
 
-@pytest.mark.slow
-def test_site_builds_strict_with_the_notebook_figures(tmp_path):
-    site = tmp_path / "site"
+def _build(site: pathlib.Path, *, execute: bool) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=ROOT,
-        env={**_kernel_env(), "NO_MKDOCS_2_WARNING": "1"},
+        env={
+            **_kernel_env(),
+            "NO_MKDOCS_2_WARNING": "1",
+            "JAXGD_DOCS_EXECUTE": "true" if execute else "false",
+        },
         capture_output=True,
         text=True,
         timeout=1200,
@@ -147,11 +175,117 @@ def test_site_builds_strict_with_the_notebook_figures(tmp_path):
     # (The kernel's own "[IPKernelApp] WARNING" about TCP is not the site's.)
     log = done.stdout + done.stderr
     assert not re.search(r"^WARNING\s+-", log, re.M), log
+
+
+# LaTeX that a reader must never see as typed: it is MathJax's to typeset.
+LATEX = re.compile(
+    r"\\(beta|eta|alpha|lambda|epsilon|rho|mu|leftarrow|frac|sqrt|hat|nabla|partial)\b"
+)
+
+
+class _Prose(html.parser.HTMLParser):
+    """The text a reader sees as typed: outside code, scripts and the formulas
+    MathJax typesets (arithmatex's elements; ``$...$`` in a notebook's Markdown)."""
+
+    SKIP = {"code", "pre", "script", "style"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[tuple[str, str]] = []  # (tag, kind): kind "skip", "math", "nb" or ""
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in {"br", "img", "hr", "input", "meta", "link", "source"}:
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        kind = (
+            "skip"
+            if tag in self.SKIP or "arithmatex" in classes
+            else "nb"
+            if "jp-MarkdownOutput" in classes
+            else ""
+        )
+        self.stack.append((tag, kind))
+
+    def handle_endtag(self, tag):
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data):
+        kinds = {kind for _, kind in self.stack}
+        if "skip" in kinds:
+            return
+        if "nb" in kinds:  # Jupyter's own delimiters, typeset on the notebook's page
+            data = re.sub(r"\$\$.*?\$\$|\$[^$]+\$", "", data, flags=re.S)
+        self.text.append(data)
+
+
+def _visible_text(page: str) -> str:
+    parser = _Prose()
+    parser.feed(page)
+    return "".join(parser.text)
+
+
+def test_site_builds_strict_with_formulas_typeset_offline(tmp_path):
+    """The layout build (notebooks not executed: seconds): strict, every formula
+    in MathJax's hands, MathJax served from the site itself, nothing fetched from
+    another host, and the gallery's index listing every script."""
+    site = tmp_path / "site"
+    _build(site, execute=False)
+    pages = {p: p.read_text() for p in site.rglob("*.html")}
+    for path, page in pages.items():
+        assert ".. math::" not in page, path
+        visible = _visible_text(page)
+        seen = LATEX.search(visible)
+        assert seen is None, f"{path.relative_to(site)}: {seen[0]} shown untypeset"
+        if "tutorials" not in path.parts and "gallery" not in path.parts:
+            # MathJax typesets $...$ wherever it finds it: the Markdown pages'
+            # prose holds none (their formulas are arithmatex's).
+            assert "$" not in visible, path.relative_to(site)
+        # Offline: no script, style sheet or font from another host.
+        # (The canonical address, a link the reader may follow, is not fetched.)
+        fetched = (
+            r'<script[^>]+src="(?:https?:)?//'
+            r'|<link(?![^>]*"canonical")[^>]+href="(?:https?:)?//'
+        )
+        assert not re.search(fetched, page), path
+    optimizers = pages[site / "api" / "optimizers" / "index.html"]
+    assert optimizers.count('class="arithmatex"') >= 7  # the seven rules' formulas
+    assert "javascripts/mathjax/tex-chtml.js" in optimizers
+    assert (site / "javascripts" / "mathjax" / "tex-chtml.js").stat().st_size > 500_000
+    assert list((site / "javascripts" / "mathjax" / "output" / "chtml").rglob("*.woff"))
+    lesson = pages[site / "tutorials" / "gradient-descent-lesson" / "index.html"]
+    assert 'src="../../javascripts/mathjax-config.js"' in lesson  # the notebook's slot
+    assert "$\\eta$" in lesson or "\\eta" in lesson  # the lesson writes its formulas in TeX
+    # The API signatures are formatted (ruff, from the docs extra): minimize's
+    # signature has one parameter a line.
+    running = pages[site / "api" / "running" / "index.html"]
+    signature = re.search(r'<div class="doc-signature.*?</div>', running, re.S)[0]
+    assert signature.count("\n") > 10
+    # The prose links into the API reference.
+    for guide in ("run-loop", "comparing", "optimizers", "troubleshooting", "how-to-choose"):
+        html = pages[site / "guides" / guide / "index.html"]
+        assert re.search(r'href="\.\./\.\./api/\w+/#jaxgd\.', html), guide
+    gallery = pages[site / "gallery" / "index.html"]
+    for script in GALLERY:
+        assert f'href="{script.stem}/"' in gallery, script.name
+    assert len(GALLERY) >= 8
+
+
+@pytest.mark.slow
+def test_site_builds_strict_with_the_notebook_figures(tmp_path):
+    site = tmp_path / "site"
+    _build(site, execute=True)
     for notebook in NOTEBOOKS:
         html = (site / "tutorials" / notebook.stem / "index.html").read_text()
         # The executed notebook's figures are embedded in the page as PNG images.
         images = re.findall(r'<img[^>]+src="data:image/png;base64,', html)
         assert len(images) >= 3, f"{notebook.name}: {len(images)} figures in the built page"
+        assert "Traceback" not in html
+    for script in GALLERY:
+        html = (site / "gallery" / script.stem / "index.html").read_text()
+        assert re.search(r'<img[^>]+src="data:image/png;base64,', html), script.name
         assert "Traceback" not in html
     reference = "".join(p.read_text() for p in (site / "api").rglob("index.html"))
     rendered = set(re.findall(r'id="jaxgd(?:\.\w+)*\.(\w+)"', reference))
@@ -238,3 +372,35 @@ def test_how_far_to_step_quotes_its_numbers():
     for figure in ("overshoot", "range_test", "edge_of_stability"):
         assert f"(figures/{figure}.png)" in section
         assert (DOCS / "guides" / "figures" / f"{figure}.png").is_file()
+
+
+@pytest.mark.slow
+def test_how_far_to_step_quotes_the_edge_of_stability():
+    """The sharpness numbers of the guide's "Along a run" section, from the run
+    that draws its figure (2 x 2000 full-batch steps of the digits MLP)."""
+    import importlib.util
+
+    path = ROOT / "examples" / "how_far_to_step.py"
+    spec = importlib.util.spec_from_file_location("how_far_to_step", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    runs = example.digits_mlp()
+    section = " ".join((DOCS / "guides" / "step-size.md").read_text().split())
+
+    def curve(rate):
+        sharpness = np.asarray(runs[rate].history.sharpness)
+        seen = ~np.isnan(sharpness)
+        return np.asarray(runs[rate].history.step)[seen], sharpness[seen]
+
+    steps, fast = curve(0.1)
+    assert f"({fast[0]:.2f} at the start)" in section and fast[0] > 20  # above 2/lr
+    assert f"({fast[steps == 50][0]:.2f} by step 50)" in section and fast[steps == 50][0] < 20
+    # back to 20 around step 200: below it until then, at it (to 1 %) there
+    assert np.all(fast[(steps > 0) & (steps < 200)] < 20)
+    assert fast[steps == 200][0] == pytest.approx(20, rel=0.01)
+    late = fast[steps >= 500]
+    assert f"({late.min():.1f} to {late.max():.1f} from step 500 on)" in section
+    assert float(runs[0.1].loss) < float(runs[0.1].history.loss[0]) / 4  # the loss falls
+    steps, slow = curve(0.05)
+    assert f"({slow[0]:.1f} to {slow[-1]:.1f} in 2000 steps" in section
+    assert np.all(np.diff(slow) > 0) and slow.max() < 2 / 0.05

@@ -57,3 +57,9 @@ def test_quick_start_runs_and_fits(capsys):
     lr, test = namespace["lr"], namespace["test"]
     assert test.suggested < lr.max_stable and lr.recommended < lr.max_stable
     assert test.blow_up > lr.max_stable  # below 2/L a quadratic loss cannot blow up
+
+
+def test_readme_is_short_and_points_to_the_gallery():
+    assert len(README.encode()) <= 12 * 1024, "the README is the front door: keep it <= 12 KB"
+    assert "](docs/gallery/)" in README
+    assert (pathlib.Path(__file__).parents[1] / "docs" / "gallery").is_dir()

@@ -81,7 +81,11 @@ class AdagradState(NamedTuple):
 class sgd(Optimizer):  # noqa: N801 - named like optax's factory
     r"""Vanilla gradient descent: step against the gradient.
 
-    .. math:: p \leftarrow p - lr \cdot g
+    $$
+    p \leftarrow p - \eta\, g
+    $$
+
+    with $g$ the gradient and $\eta$ the learning rate.
 
     Equals ``optax.sgd(learning_rate)``.
 
@@ -118,10 +122,13 @@ class sgd(Optimizer):  # noqa: N801 - named like optax's factory
 class momentum(Optimizer):  # noqa: N801
     r"""Heavy-ball momentum: keep a running velocity of past gradients.
 
-    .. math::
-        v &\leftarrow g + \beta v \\
-        p &\leftarrow p - lr \cdot v \qquad
-        \text{(Nesterov: } p \leftarrow p - lr \cdot (g + \beta v)\text{)}
+    $$
+    \begin{aligned}
+    v &\leftarrow g + \beta\, v \\
+    p &\leftarrow p - \eta\, v
+    \qquad \text{(Nesterov: } p \leftarrow p - \eta\,(g + \beta\, v)\text{)}
+    \end{aligned}
+    $$
 
     Equals ``optax.sgd(learning_rate, momentum=beta, nesterov=nesterov)``;
     the velocity is the state's ``trace``, as in optax.
@@ -177,11 +184,16 @@ class adam(Optimizer):  # noqa: N801
 
     Kingma & Ba (2015), Algorithm 1:
 
-    .. math::
-        m &\leftarrow \beta_1 m + (1-\beta_1) g \\
-        v &\leftarrow \beta_2 v + (1-\beta_2) |g|^2 \\
-        \hat m &= m / (1-\beta_1^t), \quad \hat v = v / (1-\beta_2^t) \\
-        p &\leftarrow p - lr \cdot \hat m / (\sqrt{\hat v} + \epsilon)
+    $$
+    \begin{aligned}
+    m &\leftarrow \beta_1 m + (1-\beta_1)\, g \\
+    v &\leftarrow \beta_2 v + (1-\beta_2)\, |g|^2 \\
+    \hat m &= m / (1-\beta_1^t), \quad \hat v = v / (1-\beta_2^t) \\
+    p &\leftarrow p - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)
+    \end{aligned}
+    $$
+
+    with $t$ the step, from 1, and $|g|^2$ taken coordinate by coordinate.
 
     ``eps`` sits outside the square root. Equals ``optax.adam(...)``.
 
@@ -253,12 +265,12 @@ class adam(Optimizer):  # noqa: N801
 class adamw(adam):  # noqa: N801
     r"""AdamW: Adam with weight decay applied to the params, not the gradient.
 
-    .. math::
-        p \leftarrow p - lr \cdot \big(\hat m / (\sqrt{\hat v} + \epsilon)
-        + \lambda p\big)
+    $$
+    p \leftarrow p - \eta\, \big(\hat m / (\sqrt{\hat v} + \epsilon) + \lambda\, p\big)
+    $$
 
-    with ``m_hat``, ``v_hat`` as in `adam` and ``lambda`` the
-    ``weight_decay``. Equals ``optax.adamw(...)``.
+    with $\hat m$, $\hat v$ as in `adam` and $\lambda$ the ``weight_decay``.
+    Equals ``optax.adamw(...)``.
 
     Attributes:
         learning_rate: the step size (>= 0), or a schedule ``step -> lr``.
@@ -295,9 +307,14 @@ class adamw(adam):  # noqa: N801
 class rmsprop(Optimizer):  # noqa: N801
     r"""RMSProp: divide the gradient by a running root mean square of it.
 
-    .. math::
-        v &\leftarrow \rho v + (1-\rho) |g|^2 \\
-        p &\leftarrow p - lr \cdot g / \sqrt{v + \epsilon}
+    $$
+    \begin{aligned}
+    v &\leftarrow \rho\, v + (1-\rho)\, |g|^2 \\
+    p &\leftarrow p - \eta\, g / \sqrt{v + \epsilon}
+    \end{aligned}
+    $$
+
+    with $\rho$ the ``decay``.
 
     ``eps`` sits inside the square root, as in optax. Equals
     ``optax.rmsprop(learning_rate, decay=decay, eps=eps)``.
@@ -338,9 +355,12 @@ class rmsprop(Optimizer):  # noqa: N801
 class adagrad(Optimizer):  # noqa: N801
     r"""AdaGrad: divide the gradient by the root of the sum of all past squares.
 
-    .. math::
-        s &\leftarrow s + |g|^2 \qquad (s_0 = \text{initial\_accumulator\_value}) \\
-        p &\leftarrow p - lr \cdot g / \sqrt{s + \epsilon}
+    $$
+    \begin{aligned}
+    s &\leftarrow s + |g|^2 \qquad (s_0 = \texttt{initial_accumulator_value}) \\
+    p &\leftarrow p - \eta\, g / \sqrt{s + \epsilon}
+    \end{aligned}
+    $$
 
     Each coordinate's step shrinks as its gradients add up. Equals
     ``optax.adagrad(learning_rate, initial_accumulator_value, eps)``.
@@ -386,8 +406,9 @@ class armijo(Optimizer):  # noqa: N801
     Each step starts from ``lr * g`` and shrinks it by ``decrease_factor``
     until the loss falls enough (the Armijo condition):
 
-    .. math::
-        f(p - \eta\, g) \le f(p) - c\, \eta\, \|g\|^2
+    $$
+    f(p - \eta\, g) \le f(p) - c\, \eta\, \|g\|^2
+    $$
 
     It is optax's: ``optax.chain(optax.sgd(learning_rate),
     optax.scale_by_backtracking_linesearch(max_backtracking_steps))``, with

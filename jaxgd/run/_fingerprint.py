@@ -87,7 +87,10 @@ def _program(fn, *args) -> str:
     """SHA-256 of the jaxpr ``fn`` traces to at ``args`` (arrays or shapes) and of
     the constants it closes over."""
     closed = jax.make_jaxpr(fn)(*args)
-    h = hashlib.sha256(_ADDRESS.sub(" at 0x?", str(closed.jaxpr)).encode())
+    # Never coloured (JAX colours str(jaxpr) inside IPython, which would make a notebook's
+    # fingerprint differ from a script's for the same run).
+    text = closed.jaxpr.pretty_print(use_color=False)
+    h = hashlib.sha256(_ADDRESS.sub(" at 0x?", text).encode())
     h.update(str(digest([c for c in closed.consts if hasattr(c, "shape")])).encode())
     return h.hexdigest()
 

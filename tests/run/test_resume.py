@@ -331,3 +331,19 @@ def test_a_checkpoint_path_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypa
     gd.minimize(_bowl_at_one, jnp.zeros(3), gd.sgd(0.1), steps=10, checkpoint="~/run")
     assert gd.checkpoint.exists(tmp_path / "home" / "run")
     assert not (tmp_path / "~").exists()
+
+
+def test_the_fingerprint_is_the_same_where_jax_colours_its_text(monkeypatch):
+    """Inside IPython JAX colours str(jaxpr); a checkpoint started in a notebook must
+    resume from a script: the program's text is hashed uncoloured."""
+    from jaxgd.run import _fingerprint
+
+    def loss(p):
+        return jnp.sum(p**2)
+
+    before = _fingerprint._program(loss, jnp.ones(3))
+    jaxpr_type = type(jax.make_jaxpr(loss)(jnp.ones(3)).jaxpr)
+    real = jaxpr_type.pretty_print
+    monkeypatch.setattr(jaxpr_type, "__str__", lambda self: real(self, use_color=True))
+    assert "\x1b[" in str(jax.make_jaxpr(loss)(jnp.ones(3)).jaxpr)  # coloured, as in IPython
+    assert _fingerprint._program(loss, jnp.ones(3)) == before

@@ -37,6 +37,7 @@ from jaxgd.comparison._checks import (
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
     check_arguments,
+    check_mesh,
 )
 from jaxgd.comparison._protocol import PROTOCOL, performance_profile, speedups
 from jaxgd.comparison._results import Comparison
@@ -202,6 +203,7 @@ def compare(
     problem_list, factories, rates, seed_list, steps, batch_size, eval_list = check_arguments(
         problems, optimizers, learning_rates, seeds, steps, batch_size, eval_seeds
     )
+    check_mesh(mesh, rates, len(seed_list))
 
     results = []
     bar = _progress_bar(len(problem_list), progress)

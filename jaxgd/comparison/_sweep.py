@@ -45,6 +45,7 @@ from jaxgd.comparison._evaluation import eval_every, evaluation, slot_seeds
 from jaxgd.comparison._landscape import contours, minimiser, vanilla_limit
 from jaxgd.comparison._protocol import choose_learning_rate, steps_to_target
 from jaxgd.comparison._runs import OptimizerRuns, ProblemResult
+from jaxgd.distributed import split_runs, vmap_runs
 from jaxgd.run import Status, minimize
 
 __all__ = ["SweepJob", "finish_sweep", "prepare_sweep", "sweep_problem"]
@@ -52,8 +53,11 @@ __all__ = ["SweepJob", "finish_sweep", "prepare_sweep", "sweep_problem"]
 
 def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
     """``sweep(rates, keys, data, test_data, minimiser)``: every optimizer x rate x
-    seed, vmapped; ``keys[label]`` holds each ``(rate, seed)`` slot's seed keys."""
+    seed, vmapped; ``keys[label]`` holds each ``(rate, seed)`` slot's seed keys.
+    A mesh's ``"runs"`` axis shards the slots, its ``"data"`` axis each run's data
+    (:func:`jaxgd.distributed.vmap_runs`, :func:`jaxgd.distributed.split_runs`)."""
     every = eval_every(steps)
+    data_mesh = split_runs(mesh)[1]
 
     def run(factory, lr, key_pair, data, test_data):
         init_key, batch_key = key_pair  # one seed's keys (seed_keys)
@@ -67,7 +71,7 @@ def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
             batch_size=batch_size,
             key=batch_key,
             record_params=record_params,
-            mesh=mesh,
+            mesh=data_mesh,
             eval_data=test_data,
             eval_every=every if held_out else None,
         )
@@ -88,8 +92,7 @@ def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
         outs = {}
         for label, factory in factories.items():
             one = functools.partial(run, factory, data=data, test_data=test_data)
-            over_seeds = jax.vmap(one, in_axes=(None, 0))
-            outs[label] = jax.vmap(over_seeds)(rates[label], keys[label])
+            outs[label] = vmap_runs(one, rates[label], keys[label], mesh)
         if minimiser is not None:  # the curvature that explains vanilla's best rate
             args = () if data is None else (data,)
             outs["curvature"] = max_curvature(problem.loss, minimiser, *args, iters=60)
@@ -223,8 +226,8 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
         run_seconds += time.perf_counter() - t0
     if job.measures:
         measure_chosen(
-            problem, factories, per_opt, seeds[0], job.steps, job.batch_size, job.mesh,
-            job.sharpness,
+            problem, factories, per_opt, seeds[0], job.steps, job.batch_size,
+            split_runs(job.mesh)[1], job.sharpness,
         )  # fmt: skip
     return ProblemResult(
         curvature=curvature if math.isfinite(curvature) and curvature > 0 else None,

@@ -97,18 +97,23 @@ the all-reduce instead of gloo.
 from jaxgd.distributed._launch import Collective, ProcessResult, collectives, launch_local
 from jaxgd.distributed._mesh import (
     DATA_AXIS,
+    RUNS_AXIS,
     data_axis,
     data_mesh,
     initialize,
     process_rows,
+    runs_mesh,
 )
+from jaxgd.distributed._mesh import split_runs as split_runs
 from jaxgd.distributed._mesh import auto_mesh as auto_mesh
 from jaxgd.distributed._placement import MeshGather as MeshGather
 from jaxgd.distributed._placement import place_run as place_run
 from jaxgd.distributed._placement import replicate, shard_data
+from jaxgd.distributed._placement import vmap_runs as vmap_runs
 
 __all__ = [
     "DATA_AXIS",
+    "RUNS_AXIS",
     "Collective",
     "ProcessResult",
     "collectives",
@@ -118,5 +123,6 @@ __all__ = [
     "launch_local",
     "process_rows",
     "replicate",
+    "runs_mesh",
     "shard_data",
 ]

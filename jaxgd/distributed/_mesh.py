@@ -14,16 +14,22 @@ from jax.sharding import Mesh
 
 __all__ = [
     "DATA_AXIS",
+    "RUNS_AXIS",
     "auto_mesh",
     "data_axis",
     "data_mesh",
     "divisibility_message",
     "initialize",
     "process_rows",
+    "runs_mesh",
+    "split_runs",
 ]
 
 DATA_AXIS = "data"
 """The name :func:`data_mesh` gives the data axis (and the axis a mesh run looks for)."""
+
+RUNS_AXIS = "runs"
+"""The mesh axis :func:`jaxgd.compare` shards its independent runs over (:func:`runs_mesh`)."""
 
 ENV_COORDINATOR = "JAXGD_COORDINATOR"
 ENV_NUM_PROCESSES = "JAXGD_NUM_PROCESSES"
@@ -54,6 +60,49 @@ def data_mesh(devices: Sequence[jax.Device] | None = None, *, axis_name: str = D
     if not devices:
         raise ValueError("data_mesh: devices is empty; pass None for every device.")
     return Mesh(np.asarray(devices, dtype=object), (axis_name,))
+
+
+def runs_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh named ``"runs"`` over ``devices`` (default: every device):
+    ``gd.compare(..., mesh=runs_mesh())`` shards its learning-rate x seed runs
+    over them, each device running its share with no communication.
+
+    Examples:
+        >>> import jaxgd as gd
+        >>> gd.distributed.runs_mesh().axis_names
+        ('runs',)
+    """
+    return data_mesh(devices, axis_name=RUNS_AXIS)
+
+
+def split_runs(mesh: Mesh | None, caller: str = "compare") -> tuple[int, Mesh | None]:
+    """``(devices on the runs axis, the mesh minimize splits the data over or None)``.
+
+    A mesh's ``"runs"`` axis shards independent runs; its ``"data"`` axis keeps
+    ``minimize(mesh=...)``'s meaning (examples split, gradients all-reduced); a
+    2-D ``("runs", "data")`` mesh does both. A mesh with neither is refused.
+
+    Examples:
+        >>> import jaxgd as gd
+        >>> split_runs(gd.distributed.runs_mesh())[1] is None
+        True
+    """
+    if mesh is None:
+        return 1, None
+    if not isinstance(mesh, Mesh):
+        raise TypeError(
+            f"{caller}: mesh must be a jax.sharding.Mesh (e.g. gd.distributed.runs_mesh()), "
+            f"got {mesh!r}."
+        )
+    names = mesh.axis_names
+    if RUNS_AXIS not in names and DATA_AXIS not in names:
+        raise ValueError(
+            f"{caller}: mesh has axes {names}, neither {RUNS_AXIS!r} nor {DATA_AXIS!r}; name an "
+            f"axis {RUNS_AXIS!r} to shard the runs (gd.distributed.runs_mesh()) or {DATA_AXIS!r} "
+            "to split each run's data (gd.distributed.data_mesh())."
+        )
+    runs = mesh.shape[RUNS_AXIS] if RUNS_AXIS in names else 1
+    return runs, (mesh if DATA_AXIS in names else None)
 
 
 def data_axis(mesh: Mesh) -> str:

@@ -104,8 +104,8 @@ from jaxgd.distributed._mesh import (
     process_rows,
     runs_mesh,
 )
-from jaxgd.distributed._mesh import split_runs as split_runs
 from jaxgd.distributed._mesh import auto_mesh as auto_mesh
+from jaxgd.distributed._mesh import split_runs as split_runs
 from jaxgd.distributed._placement import MeshGather as MeshGather
 from jaxgd.distributed._placement import place_run as place_run
 from jaxgd.distributed._placement import replicate, shard_data

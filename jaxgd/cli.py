@@ -192,6 +192,12 @@ def _parser() -> _Parser:
         "Hessian's largest eigenvalue) against its stability limit, and measure the evaluations "
         "and time per step; the report draws sharpness_<problem>.png (slower; off by default)",
     )
+    c.add_argument(
+        "--devices",
+        type=int,
+        help="devices the runs are sharded over (a 'runs' mesh axis); default: on a CPU-only "
+        "machine, one CPU device per core, unless XLA_FLAGS is set; 1 turns it off",
+    )
     c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     c.add_argument(
         "--no-cache",
@@ -296,7 +302,9 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
         )
     for w in caught:
         print(f"jaxgd: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+    mesh = _runs_mesh(args.devices, min(len(r) for r in rates.values()) * len(seeds))
     kwargs = dict(
+        mesh=mesh,
         problems=problems,
         optimizers=optimizers,
         learning_rates=rates,
@@ -308,6 +316,27 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
         sharpness=args.sharpness,
     )
     return kwargs, out
+
+
+def _runs_mesh(devices: int | None, fewest: int):
+    """The ``runs`` mesh ``--devices`` asks for (every CPU device by default; never more
+    devices than an optimizer has runs), or None for one device."""
+    import jax
+
+    from jaxgd import distributed
+
+    if devices is not None and devices < 1:
+        raise ValueError(f"--devices must be >= 1 (1 for one device), got {devices}.")
+    available = jax.devices()
+    if devices is None:
+        devices = len(available) if jax.default_backend() == "cpu" else 1
+    if devices > len(available):
+        raise ValueError(
+            f"--devices {devices}: this process has {len(available)} {jax.default_backend()} "
+            f"devices; use --devices {len(available)} or fewer (XLA_FLAGS may fix the count)."
+        )
+    n = min(devices, fewest)
+    return distributed.runs_mesh(available[:n]) if n > 1 else None
 
 
 def _compare(kwargs: dict, out: pathlib.Path, ctrl_c: CtrlCNoted, parts: dict, began: float) -> int:
@@ -419,6 +448,10 @@ def _run(argv: Sequence[str] | None, ctrl_c: CtrlCNoted, parts: dict, t0: float)
             if args.command == "reproduce":
                 names = _reproduce_names(args)
             if args.command == "compare":
+                if args.devices is None or args.devices > 1:  # before JAX starts its backends
+                    from jaxgd.distributed import expose_cpu_devices
+
+                    expose_cpu_devices(args.devices)
                 kwargs, out = _compare_arguments(args)
                 from jaxgd import report
 

@@ -21,6 +21,7 @@ __all__ = [
     "divisibility_message",
     "initialize",
     "process_rows",
+    "expose_cpu_devices",
     "runs_mesh",
     "split_runs",
 ]
@@ -73,6 +74,33 @@ def runs_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
         ('runs',)
     """
     return data_mesh(devices, axis_name=RUNS_AXIS)
+
+
+def expose_cpu_devices(count: int | None = None) -> int:
+    """Expose ``count`` CPU devices (default: this process's cores), before JAX starts
+    its backends; returns the count set, or 0 where it was left alone.
+
+    A CPU device runs a small program on one thread; two devices run two halves
+    of a sweep at once (:func:`runs_mesh`). This sets JAX's
+    ``jax_num_cpu_devices`` option, not ``XLA_FLAGS`` (which JAX's compilation
+    cache keys on), and leaves everything alone where the user set
+    ``XLA_FLAGS`` or ``jax_num_cpu_devices``, or JAX has already started.
+
+    Examples:
+        >>> expose_cpu_devices(2) in (0, 2)
+        True
+    """
+    from jax._src import xla_bridge
+
+    if "XLA_FLAGS" in os.environ or xla_bridge.backends_are_initialized():
+        return 0
+    if jax.config.jax_num_cpu_devices not in (-1, None):  # the user's own choice
+        return 0
+    if count is None:
+        count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = max(1, int(count or 1))
+    jax.config.update("jax_num_cpu_devices", count)
+    return count
 
 
 def split_runs(mesh: Mesh | None, caller: str = "compare") -> tuple[int, Mesh | None]:

@@ -192,13 +192,7 @@ def _parser() -> _Parser:
         "Hessian's largest eigenvalue) against its stability limit, and measure the evaluations "
         "and time per step; the report draws sharpness_<problem>.png (slower; off by default)",
     )
-    c.add_argument(
-        "--devices",
-        type=int,
-        help="devices the runs are sharded over (a 'runs' mesh axis); default: on a CPU-only "
-        "machine, one CPU device per core, unless XLA_FLAGS is set; 1 turns it off",
-    )
-    c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _spread_arguments(c)
     c.add_argument(
         "--no-cache",
         action="store_true",
@@ -207,6 +201,21 @@ def _parser() -> _Parser:
     sub.add_parser("problems", help="list the problem catalogue", description="List the problems.")
     _reproduce_parser(sub)
     return parser
+
+
+def _spread_arguments(c) -> None:
+    c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    c.add_argument(
+        "--devices",
+        type=int,
+        help="devices the runs are sharded over (a 'runs' mesh axis); default: on a CPU-only "
+        "machine, one CPU device per core, unless XLA_FLAGS is set; 1 turns it off",
+    )
+    c.add_argument(
+        "--executor",
+        help="run the sweeps as jobs on dask://HOST:PORT (a running Dask scheduler) or "
+        "processes:N (a local pool of N processes); the numbers equal one process's",
+    )
 
 
 def _reproduce_parser(sub) -> None:
@@ -302,9 +311,15 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
         )
     for w in caught:
         print(f"jaxgd: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
-    mesh = _runs_mesh(args.devices, min(len(r) for r in rates.values()) * len(seeds))
+    from jaxgd.comparison import connect_executor
+    from jaxgd.distributed import runs_mesh_for
+
+    executor = connect_executor(args.executor) if args.executor else None
+    fewest = min(len(r) for r in rates.values()) * len(seeds)
     kwargs = dict(
-        mesh=mesh,
+        mesh=None if executor else runs_mesh_for(args.devices, fewest, caller="--devices"),
+        executor=executor,
+        job_folder=None if args.no_cache else cache_dir().parent / "jobs",
         problems=problems,
         optimizers=optimizers,
         learning_rates=rates,
@@ -316,27 +331,6 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
         sharpness=args.sharpness,
     )
     return kwargs, out
-
-
-def _runs_mesh(devices: int | None, fewest: int):
-    """The ``runs`` mesh ``--devices`` asks for (every CPU device by default; never more
-    devices than an optimizer has runs), or None for one device."""
-    import jax
-
-    from jaxgd import distributed
-
-    if devices is not None and devices < 1:
-        raise ValueError(f"--devices must be >= 1 (1 for one device), got {devices}.")
-    available = jax.devices()
-    if devices is None:
-        devices = len(available) if jax.default_backend() == "cpu" else 1
-    if devices > len(available):
-        raise ValueError(
-            f"--devices {devices}: this process has {len(available)} {jax.default_backend()} "
-            f"devices; use --devices {len(available)} or fewer (XLA_FLAGS may fix the count)."
-        )
-    n = min(devices, fewest)
-    return distributed.runs_mesh(available[:n]) if n > 1 else None
 
 
 def _compare(kwargs: dict, out: pathlib.Path, ctrl_c: CtrlCNoted, parts: dict, began: float) -> int:

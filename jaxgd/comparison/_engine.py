@@ -39,6 +39,7 @@ from jaxgd.comparison._checks import (
     check_arguments,
     check_mesh,
 )
+from jaxgd.comparison._jobs import sweep_jobs
 from jaxgd.comparison._protocol import PROTOCOL, performance_profile, speedups
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import ProblemResult
@@ -100,6 +101,12 @@ def _sweep_all(
         worker.shutdown(wait=not pending, cancel_futures=True)
 
 
+def _own_batch(problem: _problems.Problem, batch_size: int | None | str) -> int | None:
+    if problem.data is None:
+        return None
+    return problem.batch_size if batch_size == "problem" else batch_size
+
+
 def compare(
     problems: Iterable[str | _problems.Problem] | str = DEFAULT_PROBLEMS,
     optimizers: Mapping[str, Callable[..., Any]] | Iterable[str] = DEFAULT_OPTIMIZERS,
@@ -113,6 +120,9 @@ def compare(
     mesh: Any = None,
     sharpness: bool = False,
     on_problem: Callable[[ProblemResult], Any] | None = None,
+    executor: Any = None,
+    blocks: tuple[int, int] | None = None,
+    job_folder: str | os.PathLike | None = None,
 ) -> Comparison:
     """Compare optimizers on problems: tune the rate on some seeds, report on fresh ones.
 
@@ -161,6 +171,20 @@ def compare(
             :class:`jaxgd.comparison.ProblemResult` as soon as it is ready, in
             problem order, on the calling thread (``jaxgd compare`` draws the
             problem's figures meanwhile: :class:`jaxgd.report.FigureDrawer`).
+        executor: an object with ``submit(fn, *args)`` returning futures (a
+            :class:`concurrent.futures.ProcessPoolExecutor`, a Dask
+            ``distributed.Client``, Ray's or submitit's executor): the runs are
+            cut into content-keyed jobs run there and merged, with the numbers
+            of a one-process run (see ``jaxgd.comparison._jobs``). Problems
+            and optimizers must pickle: catalogue problems, registry
+            optimizers, or functions at the top level of an importable module.
+        blocks: with ``executor``, ``(rates, seeds)`` per job; None (default):
+            each optimizer's whole grid in one job, bit for bit a one-process
+            run's numbers (smaller blocks gave the same bits in the tests;
+            XLA promises float round-off).
+        job_folder: with ``executor``, a folder keeping each finished job's
+            outputs, so that a rerun after a lost worker redoes only the
+            missing jobs.
 
     With ``sharpness=True``, or when an optimizer is a line search (its state
     holds optax's ``num_linesearch_steps``, as ``armijo``'s does), each
@@ -203,8 +227,7 @@ def compare(
     problem_list, factories, rates, seed_list, steps, batch_size, eval_list = check_arguments(
         problems, optimizers, learning_rates, seeds, steps, batch_size, eval_seeds
     )
-    check_mesh(mesh, rates, len(seed_list))
-
+    check_mesh(mesh, rates, len(seed_list), executor)
     results = []
     bar = _progress_bar(len(problem_list), progress)
 
@@ -217,18 +240,21 @@ def compare(
             on_problem(result)
 
     def prepare(problem: _problems.Problem) -> SweepJob:
-        if problem.data is None:
-            bs = None
-        elif batch_size == "problem":
-            bs = problem.batch_size
-        else:
-            bs = batch_size
+        bs = _own_batch(problem, batch_size)
         return prepare_sweep(
             problem, factories, rates, seed_list, steps, bs, mesh, sharpness, eval_list
         )
 
     started = time.perf_counter()
-    _sweep_all(problem_list, prepare, deliver)
+    if executor is None:
+        _sweep_all(problem_list, prepare, deliver)
+    else:
+        batch_sizes = [_own_batch(p, batch_size) for p in problem_list]
+        for result in sweep_jobs(
+            problem_list, factories, rates, seed_list, steps, batch_sizes, eval_list, executor,
+            sharpness=sharpness, blocks=blocks, job_folder=job_folder,
+        ):  # fmt: skip
+            deliver(result)
     if bar is not None:
         bar.close()
     total_seconds = time.perf_counter() - started

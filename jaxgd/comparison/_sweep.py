@@ -48,7 +48,7 @@ from jaxgd.comparison._runs import OptimizerRuns, ProblemResult
 from jaxgd.distributed import split_runs, vmap_runs
 from jaxgd.run import Status, minimize
 
-__all__ = ["SweepJob", "finish_sweep", "prepare_sweep", "sweep_problem"]
+__all__ = ["SweepJob", "finish_sweep", "optimizer_runs", "prepare_sweep", "sweep_problem"]
 
 
 def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
@@ -198,27 +198,7 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
     outs = jax.tree.map(np.asarray, outs)
     curvature = float(outs.pop("curvature")) if "curvature" in outs else math.nan
 
-    per_opt = {}
-    for label in factories:
-        o = {k: v for k, v in outs[label].items() if not k.startswith("eval_")}
-        final = o["final_loss"].astype(np.float64)
-        status = o["status"].astype(np.int64)
-        diverged = (status == Status.DIVERGED) | ~np.isfinite(final)
-        curves = o["curve"].astype(np.float64)
-        to_target = steps_to_target(curves, problem.target)
-        to_target = np.where(diverged, np.inf, to_target)
-        chosen = choose_learning_rate(final, diverged, to_target, problem.target)
-        per_opt[label] = OptimizerRuns(
-            learning_rates=rates[label],
-            final_loss=final,
-            status=status,
-            steps=o["steps"].astype(np.int64),
-            diverged=diverged,
-            steps_to_target=to_target,
-            curves=curves,
-            paths=o.get("path"),
-            chosen=chosen,
-        )
+    per_opt = {label: optimizer_runs(problem, rates[label], outs[label]) for label in factories}
     n_runs = sum(r.size for r in rates.values()) * len(seeds)
     if job.eval_seeds:
         t0 = time.perf_counter()
@@ -239,6 +219,29 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
         n_runs=n_runs,
+    )
+
+
+def optimizer_runs(problem, rates: np.ndarray, out: dict) -> OptimizerRuns:
+    """One optimizer's tuning runs from its sweep outputs ``(n_rates, n_seeds, ...)``,
+    its rate chosen by the protocol."""
+    o = {k: np.asarray(v) for k, v in out.items() if not k.startswith("eval_")}
+    final = o["final_loss"].astype(np.float64)
+    status = o["status"].astype(np.int64)
+    diverged = (status == Status.DIVERGED) | ~np.isfinite(final)
+    curves = o["curve"].astype(np.float64)
+    to_target = steps_to_target(curves, problem.target)
+    to_target = np.where(diverged, np.inf, to_target)
+    return OptimizerRuns(
+        learning_rates=rates,
+        final_loss=final,
+        status=status,
+        steps=o["steps"].astype(np.int64),
+        diverged=diverged,
+        steps_to_target=to_target,
+        curves=curves,
+        paths=o.get("path"),
+        chosen=choose_learning_rate(final, diverged, to_target, problem.target),
     )
 
 

@@ -106,6 +106,7 @@ from jaxgd.distributed._mesh import (
 )
 from jaxgd.distributed._mesh import auto_mesh as auto_mesh
 from jaxgd.distributed._mesh import expose_cpu_devices as expose_cpu_devices
+from jaxgd.distributed._mesh import runs_mesh_for as runs_mesh_for
 from jaxgd.distributed._mesh import split_runs as split_runs
 from jaxgd.distributed._placement import MeshGather as MeshGather
 from jaxgd.distributed._placement import place_run as place_run

@@ -23,6 +23,7 @@ __all__ = [
     "process_rows",
     "expose_cpu_devices",
     "runs_mesh",
+    "runs_mesh_for",
     "split_runs",
 ]
 
@@ -101,6 +102,28 @@ def expose_cpu_devices(count: int | None = None) -> int:
     count = max(1, int(count or 1))
     jax.config.update("jax_num_cpu_devices", count)
     return count
+
+
+def runs_mesh_for(devices: int | None, fewest: int, caller: str = "devices") -> Mesh | None:
+    """The ``runs`` mesh for ``devices`` devices (None: every device on a CPU-only
+    machine, one elsewhere), never wider than ``fewest`` runs; None for one device.
+
+    Examples:
+        >>> runs_mesh_for(1, 10) is None
+        True
+    """
+    if devices is not None and devices < 1:
+        raise ValueError(f"{caller} must be >= 1 (1 for one device), got {devices}.")
+    available = jax.devices()
+    if devices is None:
+        devices = len(available) if jax.default_backend() == "cpu" else 1
+    if devices > len(available):
+        raise ValueError(
+            f"{caller} {devices}: this process has {len(available)} {jax.default_backend()} "
+            f"devices; use {caller} {len(available)} or fewer."
+        )
+    n = min(devices, fewest)
+    return runs_mesh(available[:n]) if n > 1 else None
 
 
 def split_runs(mesh: Mesh | None, caller: str = "compare") -> tuple[int, Mesh | None]:

@@ -305,9 +305,10 @@ class Footprint:
         )
 
 
-def check_mesh(mesh: Any, rates: Mapping[str, Any], seeds: int) -> None:
+def check_mesh(mesh: Any, rates: Mapping[str, Any], seeds: int, executor: Any = None) -> None:
     """Refuse a ``compare(mesh=...)`` with neither a ``"runs"`` nor a ``"data"`` axis, or
-    a ``"runs"`` axis with more devices than an optimizer has runs (nothing compiles).
+    a ``"runs"`` axis with more devices than an optimizer has runs, and an
+    ``executor`` without ``submit`` or beside a mesh (nothing compiles).
 
     Examples:
         >>> check_mesh(None, {"adam": [0.1]}, 1)
@@ -320,6 +321,13 @@ def check_mesh(mesh: Any, rates: Mapping[str, Any], seeds: int) -> None:
             f"{fewest} runs (learning rates x seeds) to shard; use a 'runs' axis of at most "
             f"{fewest} devices (gd.distributed.runs_mesh(jax.devices()[:{fewest}])) or more "
             "rates or seeds."
+        )
+    submits = callable(getattr(executor, "submit", None))
+    if executor is not None and (mesh is not None or not submits):
+        raise ValueError(
+            f"compare: executor must have a submit(fn, *args) method (a "
+            f"concurrent.futures.Executor, a Dask Client...), got {executor!r}, and it takes "
+            "no mesh (each job runs on one worker's device); pass one of mesh= and executor=."
         )
 
 

@@ -180,8 +180,7 @@ def compare(
             optimizers, or functions at the top level of an importable module.
         blocks: with ``executor``, ``(rates, seeds)`` per job; None (default):
             each optimizer's whole grid in one job, bit for bit a one-process
-            run's numbers (smaller blocks gave the same bits in the tests;
-            XLA promises float round-off).
+            run's numbers (smaller blocks: equal to float round-off).
         job_folder: with ``executor``, a folder keeping each finished job's
             outputs, so that a rerun after a lost worker redoes only the
             missing jobs.

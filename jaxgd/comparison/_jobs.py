@@ -19,9 +19,9 @@ shape when its blocks are the whole grid (``blocks=None``, the default), so
 the merged comparison equals a one-process run bit for bit: its
 ``results.json`` differs only in the timing fields. Smaller blocks spread one
 optimizer's grid over several workers; each run is then vmapped beside fewer
-others, which gave the same bits too on the problems tested
-(``tests/comparison/test_jobs.py``), but XLA does not promise it: expect
-float round-off at worst.
+others, which XLA may compile differently (a block of one rate did, in
+``tests/comparison/test_jobs.py``): the numbers then equal to float round-off
+(~1e-6 relative), with the same choices.
 
 **Idempotent, content-keyed.** A job's key (:func:`job_key`) is a digest of
 what it computes: the catalogue problem, the registry optimizer, its rates,

@@ -17,6 +17,7 @@ from .cli import bench_cli
 from .compile_time import bench_latency
 from .mlp import bench_mlp
 from .run_loop import bench_optimistix, bench_per_call, bench_run_loop
+from .runs import bench_runs
 from .sweep import bench_sweep
 from .targets import TARGETS, to_markdown
 from .timing import machine
@@ -33,6 +34,7 @@ BENCHES = {
     "per_call": bench_per_call,
     "optimistix": bench_optimistix,
     "cli": bench_cli,
+    "runs": bench_runs,
 }
 """Each target group (``--only`` names) and the function that times it."""
 

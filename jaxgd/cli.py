@@ -283,9 +283,13 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
         DEFAULT_SEEDS,
         DEFAULT_STEPS,
         check_arguments,
+        connect_executor,
     )
+    from jaxgd.distributed import runs_mesh_for
     from jaxgd.report import check_folder
 
+    runs_mesh_for(args.devices, 1, caller="--devices")  # a bad count: refused before the data
+    executor = connect_executor(args.executor) if args.executor else None
     quick = QUICK if args.quick else {}
 
     def given(value, default):  # an explicit flag wins, even an empty one (then an error)
@@ -311,10 +315,6 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
         )
     for w in caught:
         print(f"jaxgd: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
-    from jaxgd.comparison import connect_executor
-    from jaxgd.distributed import runs_mesh_for
-
-    executor = connect_executor(args.executor) if args.executor else None
     fewest = min(len(r) for r in rates.values()) * len(seeds)
     kwargs = dict(
         mesh=None if executor else runs_mesh_for(args.devices, fewest, caller="--devices"),

@@ -6,7 +6,7 @@ started with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``
 same seed on either device count; XLA compiles the per-device share (half the
 runs) into loops of another length, which rounds some float32 operations
 differently, so the numbers equal one device's to float round-off, not bit for
-bit (measured: up to 3e-6 relative on booth and student_marks after 80 steps). The
+bit (measured: up to 3e-6 relative on student_marks after 80 steps). The
 chosen rates, the divergences and the statuses are equal.
 """
 

@@ -156,11 +156,14 @@ def compare(
             (:attr:`Problem.batch_size`), None for full batch everywhere, or
             an int for every problem with data.
         progress: show a tqdm progress bar over problems.
-        mesh: a :class:`jax.sharding.Mesh`: run data-parallel, each problem's
-            data split over the mesh (see ``minimize(mesh=...)``); the number
-            of examples and the batch size must divide by its size. In a
-            multi-process run every process builds the same problems and
-            contributes its own rows.
+        mesh: a :class:`jax.sharding.Mesh` with a ``"runs"`` axis, a ``"data"``
+            axis or both. ``"runs"`` (:func:`jaxgd.distributed.runs_mesh`)
+            shards each optimizer's rate x seed runs over its devices, with no
+            communication: the numbers equal one device's to float round-off.
+            ``"data"`` runs data-parallel, each problem's data split over the
+            axis (see ``minimize(mesh=...)``); the number of examples and the
+            batch size must divide by its size. In a multi-process run every
+            process builds the same problems and contributes its own rows.
         sharpness: after each problem's sweep, run every optimizer once more
             at its chosen rate (from the first seed's start) recording the
             sharpness every ``max(1, steps // 50)`` steps (see

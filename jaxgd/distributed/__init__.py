@@ -58,6 +58,15 @@ a mesh run takes the same steps as a one-device run; only the order of the
 floating-point additions differs (partial sums per device, then the
 all-reduce).
 
+A comparison's runs
+-------------------
+``gd.compare(..., mesh=runs_mesh())`` shards a sweep's independent runs over a
+mesh axis named ``"runs"`` (:func:`vmap_runs`, with ``jax.vmap``'s
+``spmd_axis_name``): no all-reduce, each device runs its share. A 2-D
+``("runs", "data")`` mesh shards the runs over one axis and each run's data
+over the other. :func:`expose_cpu_devices` makes the host's cores devices
+(``jaxgd compare`` does, by default, on a CPU-only machine).
+
 Rules
 -----
 * The data axis is the mesh axis named ``"data"``, or the only axis of a 1-D

@@ -207,7 +207,7 @@ def _parser() -> _Parser:
         f"(its report goes to ./{QUICK_OUT} unless --out is given)",
     )
     _measure_flags(c)
-    c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _spread_arguments(c)
     c.add_argument(
         "--no-cache",
         action="store_true",
@@ -216,6 +216,21 @@ def _parser() -> _Parser:
     sub.add_parser("problems", help="list the problem catalogue", description="List the problems.")
     _reproduce_parser(sub)
     return parser
+
+
+def _spread_arguments(c) -> None:
+    c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    c.add_argument(
+        "--devices",
+        type=int,
+        help="devices the runs are sharded over (a 'runs' mesh axis); default: on a CPU-only "
+        "machine, one CPU device per core, unless XLA_FLAGS is set; 1 turns it off",
+    )
+    c.add_argument(
+        "--executor",
+        help="run the sweeps as jobs on dask://HOST:PORT (a running Dask scheduler) or "
+        "processes:N (a local pool of N processes); the numbers equal one process's",
+    )
 
 
 def _reproduce_parser(sub) -> None:
@@ -283,9 +298,13 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
         DEFAULT_SEEDS,
         DEFAULT_STEPS,
         check_arguments,
+        connect_executor,
     )
+    from jaxgd.distributed import runs_mesh_for
     from jaxgd.report import check_folder
 
+    runs_mesh_for(args.devices, 1, caller="--devices")  # a bad count: refused before the data
+    executor = connect_executor(args.executor) if args.executor else None
     quick = QUICK if args.quick else {}
 
     def given(value, default):  # an explicit flag wins, even an empty one (then an error)
@@ -311,7 +330,11 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
         )
     for w in caught:
         print(f"jaxgd: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+    fewest = min(len(r) for r in rates.values()) * len(seeds)
     kwargs = dict(
+        mesh=None if executor else runs_mesh_for(args.devices, fewest, caller="--devices"),
+        executor=executor,
+        job_folder=None if args.no_cache else cache_dir().parent / "jobs",
         problems=problems,
         optimizers=optimizers,
         learning_rates=rates,
@@ -435,6 +458,10 @@ def _run(argv: Sequence[str] | None, ctrl_c: CtrlCNoted, parts: dict, t0: float)
             if args.command == "reproduce":
                 names = _reproduce_names(args)
             if args.command == "compare":
+                if args.devices is None or args.devices > 1:  # before JAX starts its backends
+                    from jaxgd.distributed import expose_cpu_devices
+
+                    expose_cpu_devices(args.devices)
                 kwargs, out = _compare_arguments(args)
                 from jaxgd import report
 

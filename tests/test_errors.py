@@ -6,6 +6,8 @@ names the argument (and says the fix), raised before anything compiles.
 ``test_the_error_table_lists_every_case`` keeps the two in step.
 """
 
+import concurrent.futures
+import dataclasses
 import os
 import pathlib
 import re
@@ -38,6 +40,9 @@ ADAMW_STATE = gd.adamw(0.1).init(ONES2)
 ARMIJO = gd.optimizers.get("armijo")(0.1)
 ARMIJO_STATE = ARMIJO.init(ONES2)
 SGD_STATE = gd.sgd(0.1).init(P0)
+MODEL_MESH = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("model",))
+LOCAL_BOOTH = dataclasses.replace(gd.problems.get("booth"), loss=lambda p: jnp.sum(p**2))
+UNSTARTED_POOL = concurrent.futures.ProcessPoolExecutor(1)  # starts no process before a submit
 
 
 class _NoRule(gd.Optimizer):
@@ -713,6 +718,24 @@ CATALOGUE = [
         lambda: gd.compare(["booth"], ["adam"], steps=5, diagnostics=("alpha", "curvature")),
         ValueError,
         r"compare: diagnostics names 'curvature', which is not one of 'alpha', 'cosine'",
+    ),
+    (
+        "compare-mesh-no-axis",
+        lambda: gd.compare(["booth"], ["adam"], steps=5, mesh=MODEL_MESH),
+        ValueError,
+        r"compare: mesh has axes \('model',\), neither 'runs' nor 'data'; name an axis 'runs'",
+    ),
+    (
+        "compare-executor-not-executor",
+        lambda: gd.compare(["booth"], ["adam"], steps=5, executor="dask"),
+        ValueError,
+        r"compare: executor must have a submit\(fn, \*args\) method",
+    ),
+    (
+        "compare-executor-unpicklable",
+        lambda: gd.compare([LOCAL_BOOTH], ["adam"], steps=5, executor=UNSTARTED_POOL),
+        ValueError,
+        r"cannot be pickled .* use a catalogue problem \(gd.problems.get\(name\)\)",
     ),
     (
         "report-folder-unwritable",

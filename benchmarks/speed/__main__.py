@@ -18,6 +18,7 @@ from .compile_time import bench_latency
 from .diagnostics import bench_diagnostics
 from .mlp import bench_mlp
 from .run_loop import bench_optimistix, bench_per_call, bench_run_loop
+from .runs import bench_runs
 from .sweep import bench_sweep
 from .targets import TARGETS, to_markdown
 from .timing import machine
@@ -37,6 +38,7 @@ BENCHES = {
     "optimistix": bench_optimistix,
     "x64": bench_x64,
     "cli": bench_cli,
+    "runs": bench_runs,
 }
 """Each target group (``--only`` names) and the function that times it."""
 

@@ -342,6 +342,27 @@ TARGETS = [
         ),
         needs="float64",
     ),
+    # 11. Runs sharded over the CPU cores (runs.py)
+    Target(
+        "runs", "11. 64 rates x 1000 steps sharded over a 'runs' mesh of the CPU cores",
+        "jax.vmap of gd.minimize sharded over the runs axis ({devices} devices)",
+        "the same vmap on one device", ">= 1.7x",
+        lambda r: r["sweep"]["speedup"],
+        lambda r: f"{r['sweep']['speedup']:.2f}x faster (load {r['load_average'][0]:.1f}; "
+        f"worst difference {r['sweep']['worst_rel_difference']:.1e})",
+    ),
+    Target(
+        "runs", "11. DeepOBS protocol: quadratic_deep x 36 rates x 10 seeds x 3 optimizers x 700 "
+        "steps (1,080 runs), runs mesh",
+        "gd.compare over the runs mesh, first call (compiling included)",
+        "the same on one device", "<= 60 s",
+        lambda r: r["deepobs"]["runs_mesh"]["first_s"],
+        lambda r: f"{r['deepobs']['runs_mesh']['first_s']:.1f} s first, "
+        f"{r['deepobs']['runs_mesh']['again_s']:.1f} s again (one device "
+        f"{r['deepobs']['one_device']['first_s']:.1f} s; chosen rates equal: "
+        f"{r['deepobs']['chosen_equal']}, worst difference "
+        f"{r['deepobs']['worst_rel_difference']:.1e})",
+    ),
 ]  # fmt: skip
 
 

@@ -54,6 +54,7 @@ from jaxgd.comparison._chosen import seed_keys
 from jaxgd.comparison._diagnosed import Diagnosed, DiagnosticsRun, Overshoot, long_stretch
 from jaxgd.comparison._engine import compare, machine
 from jaxgd.comparison._evaluation import Evaluation, eval_every
+from jaxgd.comparison._jobs import JobStore, connect_executor, job_key
 from jaxgd.comparison._lr_range import LRRangeTest, lr_range_test
 from jaxgd.comparison._programs import (
     ProgramCacheWarning,
@@ -112,6 +113,7 @@ __all__ = [
     "DiagnosticsRun",
     "Evaluation",
     "Footprint",
+    "JobStore",
     "LRRangeTest",
     "OptimizerRuns",
     "Overshoot",
@@ -125,11 +127,13 @@ __all__ = [
     "check_arguments",
     "choose_learning_rate",
     "compare",
+    "connect_executor",
     "describe",
     "eval_every",
     "evaluation_calls",
     "footprint",
     "holm",
+    "job_key",
     "load",
     "long_stretch",
     "lr_range_test",

@@ -24,6 +24,7 @@ from jaxgd import optimizers as _opt
 from jaxgd import problems as _problems
 from jaxgd._checks import positive_int
 from jaxgd._host import physical_memory
+from jaxgd.distributed import split_runs
 
 __all__ = [
     "DEFAULT_LEARNING_RATES",
@@ -40,6 +41,7 @@ __all__ = [
     "Footprint",
     "SweepSizeWarning",
     "check_arguments",
+    "check_mesh",
     "evaluation_calls",
     "footprint",
     "is_2d",
@@ -300,6 +302,32 @@ class Footprint:
             f"{self.runs:,} runs x their steps = {self.run_steps:,} run-steps "
             f"({times}x the default comparison), {self.history_bytes / 2**30:,.3g} GiB "
             "of history"
+        )
+
+
+def check_mesh(mesh: Any, rates: Mapping[str, Any], seeds: int, executor: Any = None) -> None:
+    """Refuse a ``compare(mesh=...)`` with neither a ``"runs"`` nor a ``"data"`` axis, or
+    a ``"runs"`` axis with more devices than an optimizer has runs, and an
+    ``executor`` without ``submit`` or beside a mesh (nothing compiles).
+
+    Examples:
+        >>> check_mesh(None, {"adam": [0.1]}, 1)
+    """
+    runs, _ = split_runs(mesh, caller="compare")
+    fewest = min(len(r) for r in rates.values()) * seeds
+    if runs > fewest:
+        raise ValueError(
+            f"compare: the mesh's 'runs' axis has {runs} devices but an optimizer has only "
+            f"{fewest} runs (learning rates x seeds) to shard; use a 'runs' axis of at most "
+            f"{fewest} devices (gd.distributed.runs_mesh(jax.devices()[:{fewest}])) or more "
+            "rates or seeds."
+        )
+    submits = callable(getattr(executor, "submit", None))
+    if executor is not None and (mesh is not None or not submits):
+        raise ValueError(
+            f"compare: executor must have a submit(fn, *args) method (a "
+            f"concurrent.futures.Executor, a Dask Client...), got {executor!r}, and it takes "
+            "no mesh (each job runs on one worker's device); pass one of mesh= and executor=."
         )
 
 

@@ -38,7 +38,9 @@ from jaxgd.comparison._checks import (
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
     check_arguments,
+    check_mesh,
 )
+from jaxgd.comparison._jobs import sweep_jobs
 from jaxgd.comparison._protocol import PROTOCOL, performance_profile, speedups
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import ProblemResult
@@ -101,6 +103,12 @@ def _sweep_all(
         worker.shutdown(wait=not pending, cancel_futures=True)
 
 
+def _own_batch(problem: _problems.Problem, batch_size: int | None | str) -> int | None:
+    if problem.data is None:
+        return None
+    return problem.batch_size if batch_size == "problem" else batch_size
+
+
 def compare(
     problems: Iterable[str | _problems.Problem] | str = DEFAULT_PROBLEMS,
     optimizers: Mapping[str, Callable[..., Any]] | Iterable[str] = DEFAULT_OPTIMIZERS,
@@ -115,6 +123,9 @@ def compare(
     sharpness: bool = False,
     diagnostics: Sequence[str] = (),
     on_problem: Callable[[ProblemResult], Any] | None = None,
+    executor: Any = None,
+    blocks: tuple[int, int] | None = None,
+    job_folder: str | os.PathLike | None = None,
 ) -> Comparison:
     """Compare optimizers on problems: tune the rate on some seeds, report on fresh ones.
 
@@ -148,11 +159,14 @@ def compare(
             (:attr:`Problem.batch_size`), None for full batch everywhere, or
             an int for every problem with data.
         progress: show a tqdm progress bar over problems.
-        mesh: a :class:`jax.sharding.Mesh`: run data-parallel, each problem's
-            data split over the mesh (see ``minimize(mesh=...)``); the number
-            of examples and the batch size must divide by its size. In a
-            multi-process run every process builds the same problems and
-            contributes its own rows.
+        mesh: a :class:`jax.sharding.Mesh` with a ``"runs"`` axis, a ``"data"``
+            axis or both. ``"runs"`` (:func:`jaxgd.distributed.runs_mesh`)
+            shards each optimizer's rate x seed runs over its devices, with no
+            communication: the numbers equal one device's to float round-off.
+            ``"data"`` runs data-parallel, each problem's data split over the
+            axis (see ``minimize(mesh=...)``); the number of examples and the
+            batch size must divide by its size. In a multi-process run every
+            process builds the same problems and contributes its own rows.
         sharpness: after each problem's sweep, run every optimizer once more
             at its chosen rate (from the first seed's start) recording the
             sharpness every ``max(1, steps // 50)`` steps (see
@@ -173,6 +187,19 @@ def compare(
             :class:`jaxgd.comparison.ProblemResult` as soon as it is ready, in
             problem order, on the calling thread (``jaxgd compare`` draws the
             problem's figures meanwhile: :class:`jaxgd.report.FigureDrawer`).
+        executor: an object with ``submit(fn, *args)`` returning futures (a
+            :class:`concurrent.futures.ProcessPoolExecutor`, a Dask
+            ``distributed.Client``, Ray's or submitit's executor): the runs are
+            cut into content-keyed jobs run there and merged, with the numbers
+            of a one-process run (see ``jaxgd.comparison._jobs``). Problems
+            and optimizers must pickle: catalogue problems, registry
+            optimizers, or functions at the top level of an importable module.
+        blocks: with ``executor``, ``(rates, seeds)`` per job; None (default):
+            each optimizer's whole grid in one job, bit for bit a one-process
+            run's numbers (smaller blocks: equal to float round-off).
+        job_folder: with ``executor``, a folder keeping each finished job's
+            outputs, so that a rerun after a lost worker redoes only the
+            missing jobs.
 
     With ``sharpness=True``, or when an optimizer is a line search (its state
     holds optax's ``num_linesearch_steps``, as ``armijo``'s does), each
@@ -216,7 +243,7 @@ def compare(
     problem_list, factories, rates, seed_list, steps, batch_size, eval_list = check_arguments(
         problems, optimizers, learning_rates, seeds, steps, batch_size, eval_seeds
     )
-
+    check_mesh(mesh, rates, len(seed_list), executor)
     results = []
     bar = _progress_bar(len(problem_list), progress)
 
@@ -229,18 +256,21 @@ def compare(
             on_problem(result)
 
     def prepare(problem: _problems.Problem) -> SweepJob:
-        if problem.data is None:
-            bs = None
-        elif batch_size == "problem":
-            bs = problem.batch_size
-        else:
-            bs = batch_size
+        bs = _own_batch(problem, batch_size)
         return prepare_sweep(
             problem, factories, rates, seed_list, steps, bs, mesh, sharpness, eval_list, diagnostics
         )
 
     started = time.perf_counter()
-    _sweep_all(problem_list, prepare, deliver)
+    if executor is None:
+        _sweep_all(problem_list, prepare, deliver)
+    else:
+        batch_sizes = [_own_batch(p, batch_size) for p in problem_list]
+        for result in sweep_jobs(
+            problem_list, factories, rates, seed_list, steps, batch_sizes, eval_list, executor,
+            sharpness=sharpness, blocks=blocks, job_folder=job_folder,
+        ):  # fmt: skip
+            deliver(result)
     if bar is not None:
         bar.close()
     total_seconds = time.perf_counter() - started

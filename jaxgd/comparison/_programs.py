@@ -18,9 +18,11 @@ sizes and the shapes and dtypes of its arguments (the values are arguments,
 not part of the program), the digest of jaxgd's own source files, the
 versions of Python and of the libraries that build the program (JAX, jaxlib,
 optax, NumPy, SciPy, scikit-learn), JAX's configuration, ``XLA_FLAGS`` and the
-machine (backend, devices, CPU features). A problem or an optimizer made
-outside the catalogue and the registry, or a run on a mesh, gets no key: it
-is traced every time (JAX's cache still spares the XLA compiling).
+machine (backend, devices, CPU features), and a mesh's axes, shape and
+device ids (a ``runs`` or ``data`` mesh's program is exported with its
+shardings). A problem or an optimizer made outside the catalogue and the
+registry gets no key: it is traced every time (JAX's cache still spares the
+XLA compiling).
 
 :func:`use_program_cache` turns the cache on for this process (``jaxgd
 compare`` does, in a folder beside JAX's, unless ``--no-cache``). The cache
@@ -170,7 +172,8 @@ def program_key(
         static: everything else the program is built from (steps, batch size...):
             plain values.
         args: the program's arguments (their shapes and dtypes go into the key).
-        mesh: a mesh run has no key.
+        mesh: the :class:`jax.sharding.Mesh` of a mesh run (its axes, shape and
+            device ids go into the key), or None.
 
     Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
@@ -182,13 +185,20 @@ def program_key(
     """
     entry = _problems.catalogue_entry(problem)
     labels = [(label, _registry_label(f)) for label, f in factories.items()]
-    if mesh is not None or entry is None or any(r is None for _, r in labels):
+    if entry is None or any(r is None for _, r in labels):
         return None
+    placed = None
+    if mesh is not None:
+        if not isinstance(mesh, jax.sharding.Mesh):
+            return None
+        ids = tuple(int(i) for i in mesh.device_ids.ravel())
+        placed = (tuple(mesh.axis_names), tuple(mesh.devices.shape), ids)
     name, positional, options = entry
     if not all(isinstance(v, _PLAIN) for v in (*positional, *(v for _, v in options), *static)):
         return None
     shapes = jax.tree.map(lambda a: (tuple(a.shape), str(a.dtype)), args)
     what = repr((name, positional, options, labels, static, shapes, jax.tree.structure(args)))
+    what += "" if placed is None else f" on {placed}"
     return hashlib.sha256((_environment() + what).encode()).hexdigest()
 
 

@@ -46,15 +46,19 @@ from jaxgd.comparison._evaluation import eval_every, evaluation, slot_seeds
 from jaxgd.comparison._landscape import contours, minimiser, vanilla_limit
 from jaxgd.comparison._protocol import choose_learning_rate, steps_to_target
 from jaxgd.comparison._runs import OptimizerRuns, ProblemResult
+from jaxgd.distributed import split_runs, vmap_runs
 from jaxgd.run import Status, minimize
 
-__all__ = ["SweepJob", "finish_sweep", "prepare_sweep", "sweep_problem"]
+__all__ = ["SweepJob", "finish_sweep", "optimizer_runs", "prepare_sweep", "sweep_problem"]
 
 
 def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
     """``sweep(rates, keys, data, test_data, minimiser)``: every optimizer x rate x
-    seed, vmapped; ``keys[label]`` holds each ``(rate, seed)`` slot's seed keys."""
+    seed, vmapped; ``keys[label]`` holds each ``(rate, seed)`` slot's seed keys.
+    A mesh's ``"runs"`` axis shards the slots, its ``"data"`` axis each run's data
+    (:func:`jaxgd.distributed.vmap_runs`, :func:`jaxgd.distributed.split_runs`)."""
     every = eval_every(steps)
+    data_mesh = split_runs(mesh)[1]
 
     def run(factory, lr, key_pair, data, test_data):
         init_key, batch_key = key_pair  # one seed's keys (seed_keys)
@@ -68,7 +72,7 @@ def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
             batch_size=batch_size,
             key=batch_key,
             record_params=record_params,
-            mesh=mesh,
+            mesh=data_mesh,
             eval_data=test_data,
             eval_every=every if held_out else None,
         )
@@ -89,8 +93,7 @@ def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
         outs = {}
         for label, factory in factories.items():
             one = functools.partial(run, factory, data=data, test_data=test_data)
-            over_seeds = jax.vmap(one, in_axes=(None, 0))
-            outs[label] = jax.vmap(over_seeds)(rates[label], keys[label])
+            outs[label] = vmap_runs(one, rates[label], keys[label], mesh)
         if minimiser is not None:  # the curvature that explains vanilla's best rate
             args = () if data is None else (data,)
             outs["curvature"] = max_curvature(problem.loss, minimiser, *args, iters=60)
@@ -198,27 +201,7 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
     outs = jax.tree.map(np.asarray, outs)
     curvature = float(outs.pop("curvature")) if "curvature" in outs else math.nan
 
-    per_opt = {}
-    for label in factories:
-        o = {k: v for k, v in outs[label].items() if not k.startswith("eval_")}
-        final = o["final_loss"].astype(np.float64)
-        status = o["status"].astype(np.int64)
-        diverged = (status == Status.DIVERGED) | ~np.isfinite(final)
-        curves = o["curve"].astype(np.float64)
-        to_target = steps_to_target(curves, problem.target)
-        to_target = np.where(diverged, np.inf, to_target)
-        chosen = choose_learning_rate(final, diverged, to_target, problem.target)
-        per_opt[label] = OptimizerRuns(
-            learning_rates=rates[label],
-            final_loss=final,
-            status=status,
-            steps=o["steps"].astype(np.int64),
-            diverged=diverged,
-            steps_to_target=to_target,
-            curves=curves,
-            paths=o.get("path"),
-            chosen=chosen,
-        )
+    per_opt = {label: optimizer_runs(problem, rates[label], outs[label]) for label in factories}
     n_runs = sum(r.size for r in rates.values()) * len(seeds)
     if job.eval_seeds:
         t0 = time.perf_counter()
@@ -226,8 +209,8 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
         run_seconds += time.perf_counter() - t0
     if job.measures:
         measure_chosen(
-            problem, factories, per_opt, seeds[0], job.steps, job.batch_size, job.mesh,
-            job.sharpness,
+            problem, factories, per_opt, seeds[0], job.steps, job.batch_size,
+            split_runs(job.mesh)[1], job.sharpness,
         )  # fmt: skip
     if job.diagnostics:
         diagnose_chosen(
@@ -244,6 +227,29 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
         n_runs=n_runs,
+    )
+
+
+def optimizer_runs(problem, rates: np.ndarray, out: dict) -> OptimizerRuns:
+    """One optimizer's tuning runs from its sweep outputs ``(n_rates, n_seeds, ...)``,
+    its rate chosen by the protocol."""
+    o = {k: np.asarray(v) for k, v in out.items() if not k.startswith("eval_")}
+    final = o["final_loss"].astype(np.float64)
+    status = o["status"].astype(np.int64)
+    diverged = (status == Status.DIVERGED) | ~np.isfinite(final)
+    curves = o["curve"].astype(np.float64)
+    to_target = steps_to_target(curves, problem.target)
+    to_target = np.where(diverged, np.inf, to_target)
+    return OptimizerRuns(
+        learning_rates=rates,
+        final_loss=final,
+        status=status,
+        steps=o["steps"].astype(np.int64),
+        diverged=diverged,
+        steps_to_target=to_target,
+        curves=curves,
+        paths=o.get("path"),
+        chosen=choose_learning_rate(final, diverged, to_target, problem.target),
     )
 
 

@@ -58,6 +58,15 @@ a mesh run takes the same steps as a one-device run; only the order of the
 floating-point additions differs (partial sums per device, then the
 all-reduce).
 
+A comparison's runs
+-------------------
+``gd.compare(..., mesh=runs_mesh())`` shards a sweep's independent runs over a
+mesh axis named ``"runs"`` (:func:`vmap_runs`, with ``jax.vmap``'s
+``spmd_axis_name``): no all-reduce, each device runs its share. A 2-D
+``("runs", "data")`` mesh shards the runs over one axis and each run's data
+over the other. :func:`expose_cpu_devices` makes the host's cores devices
+(``jaxgd compare`` does, by default, on a CPU-only machine).
+
 Rules
 -----
 * The data axis is the mesh axis named ``"data"``, or the only axis of a 1-D
@@ -97,19 +106,26 @@ the all-reduce instead of gloo.
 from jaxgd.distributed._launch import Collective, ProcessResult, collectives, launch_local
 from jaxgd.distributed._mesh import (
     DATA_AXIS,
+    RUNS_AXIS,
     data_axis,
     data_mesh,
     initialize,
     process_rows,
+    runs_mesh,
 )
 from jaxgd.distributed._mesh import auto_mesh as auto_mesh
+from jaxgd.distributed._mesh import expose_cpu_devices as expose_cpu_devices
+from jaxgd.distributed._mesh import runs_mesh_for as runs_mesh_for
+from jaxgd.distributed._mesh import split_runs as split_runs
 from jaxgd.distributed._placement import MeshGather as MeshGather
 from jaxgd.distributed._placement import mesh_context as mesh_context
 from jaxgd.distributed._placement import place_run as place_run
 from jaxgd.distributed._placement import replicate, shard_data
+from jaxgd.distributed._placement import vmap_runs as vmap_runs
 
 __all__ = [
     "DATA_AXIS",
+    "RUNS_AXIS",
     "Collective",
     "ProcessResult",
     "collectives",
@@ -119,5 +135,6 @@ __all__ = [
     "launch_local",
     "process_rows",
     "replicate",
+    "runs_mesh",
     "shard_data",
 ]

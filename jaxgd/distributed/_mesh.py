@@ -14,16 +14,24 @@ from jax.sharding import Mesh
 
 __all__ = [
     "DATA_AXIS",
+    "RUNS_AXIS",
     "auto_mesh",
     "data_axis",
     "data_mesh",
     "divisibility_message",
     "initialize",
     "process_rows",
+    "expose_cpu_devices",
+    "runs_mesh",
+    "runs_mesh_for",
+    "split_runs",
 ]
 
 DATA_AXIS = "data"
 """The name :func:`data_mesh` gives the data axis (and the axis a mesh run looks for)."""
+
+RUNS_AXIS = "runs"
+"""The mesh axis :func:`jaxgd.compare` shards its independent runs over (:func:`runs_mesh`)."""
 
 ENV_COORDINATOR = "JAXGD_COORDINATOR"
 ENV_NUM_PROCESSES = "JAXGD_NUM_PROCESSES"
@@ -54,6 +62,98 @@ def data_mesh(devices: Sequence[jax.Device] | None = None, *, axis_name: str = D
     if not devices:
         raise ValueError("data_mesh: devices is empty; pass None for every device.")
     return Mesh(np.asarray(devices, dtype=object), (axis_name,))
+
+
+def runs_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh named ``"runs"`` over ``devices`` (default: every device):
+    ``gd.compare(..., mesh=runs_mesh())`` shards its learning-rate x seed runs
+    over them, each device running its share with no communication.
+
+    Examples:
+        >>> import jaxgd as gd
+        >>> gd.distributed.runs_mesh().axis_names
+        ('runs',)
+    """
+    return data_mesh(devices, axis_name=RUNS_AXIS)
+
+
+def expose_cpu_devices(count: int | None = None) -> int:
+    """Expose ``count`` CPU devices (default: this process's cores), before JAX starts
+    its backends; returns the count set, or 0 where it was left alone.
+
+    A CPU device runs a small program on one thread; two devices run two halves
+    of a sweep at once (:func:`runs_mesh`). This sets JAX's
+    ``jax_num_cpu_devices`` option, not ``XLA_FLAGS`` (which JAX's compilation
+    cache keys on), and leaves everything alone where the user set
+    ``XLA_FLAGS`` or ``jax_num_cpu_devices``, or JAX has already started.
+
+    Examples:
+        >>> expose_cpu_devices(2) in (0, 2)
+        True
+    """
+    from jax._src import xla_bridge
+
+    if "XLA_FLAGS" in os.environ or xla_bridge.backends_are_initialized():
+        return 0
+    if jax.config.jax_num_cpu_devices not in (-1, None):  # the user's own choice
+        return 0
+    if count is None:
+        count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = max(1, int(count or 1))
+    jax.config.update("jax_num_cpu_devices", count)
+    return count
+
+
+def runs_mesh_for(devices: int | None, fewest: int, caller: str = "devices") -> Mesh | None:
+    """The ``runs`` mesh for ``devices`` devices (None: every device on a CPU-only
+    machine, one elsewhere), never wider than ``fewest`` runs; None for one device.
+
+    Examples:
+        >>> runs_mesh_for(1, 10) is None
+        True
+    """
+    if devices is not None and devices < 1:
+        raise ValueError(f"{caller} must be >= 1 (1 for one device), got {devices}.")
+    available = jax.devices()
+    if devices is None:
+        devices = len(available) if jax.default_backend() == "cpu" else 1
+    if devices > len(available):
+        raise ValueError(
+            f"{caller} {devices}: this process has {len(available)} {jax.default_backend()} "
+            f"devices; use {caller} {len(available)} or fewer."
+        )
+    n = min(devices, fewest)
+    return runs_mesh(available[:n]) if n > 1 else None
+
+
+def split_runs(mesh: Mesh | None, caller: str = "compare") -> tuple[int, Mesh | None]:
+    """``(devices on the runs axis, the mesh minimize splits the data over or None)``.
+
+    A mesh's ``"runs"`` axis shards independent runs; its ``"data"`` axis keeps
+    ``minimize(mesh=...)``'s meaning (examples split, gradients all-reduced); a
+    2-D ``("runs", "data")`` mesh does both. A mesh with neither is refused.
+
+    Examples:
+        >>> import jaxgd as gd
+        >>> split_runs(gd.distributed.runs_mesh())[1] is None
+        True
+    """
+    if mesh is None:
+        return 1, None
+    if not isinstance(mesh, Mesh):
+        raise TypeError(
+            f"{caller}: mesh must be a jax.sharding.Mesh (e.g. gd.distributed.runs_mesh()), "
+            f"got {mesh!r}."
+        )
+    names = mesh.axis_names
+    if RUNS_AXIS not in names and DATA_AXIS not in names:
+        raise ValueError(
+            f"{caller}: mesh has axes {names}, neither {RUNS_AXIS!r} nor {DATA_AXIS!r}; name an "
+            f"axis {RUNS_AXIS!r} to shard the runs (gd.distributed.runs_mesh()) or {DATA_AXIS!r} "
+            "to split each run's data (gd.distributed.data_mesh())."
+        )
+    runs = mesh.shape[RUNS_AXIS] if RUNS_AXIS in names else 1
+    return runs, (mesh if DATA_AXIS in names else None)
 
 
 def data_axis(mesh: Mesh) -> str:

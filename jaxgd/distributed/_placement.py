@@ -15,9 +15,15 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxgd.distributed._mesh import auto_mesh, data_axis, divisibility_message, process_rows
+from jaxgd.distributed._mesh import (
+    RUNS_AXIS,
+    auto_mesh,
+    data_axis,
+    divisibility_message,
+    process_rows,
+)
 
-__all__ = ["MeshGather", "mesh_context", "place_run", "replicate", "shard_data"]
+__all__ = ["MeshGather", "mesh_context", "place_run", "replicate", "shard_data", "vmap_runs"]
 
 
 def mesh_context(mesh: Any) -> contextlib.AbstractContextManager:
@@ -182,3 +188,32 @@ class MeshGather:
             return jax.lax.with_sharding_constraint(picked.reshape(batch_size, *a.shape[1:]), split)
 
         return jax.tree.map(gather, data)
+
+
+def vmap_runs(one: Callable, rates: Any, keys: Any, mesh: Mesh | None) -> Any:
+    """``one(rate, key)`` over every ``(rate, seed)`` slot: ``rates`` ``(R,)``, ``keys``
+    ``(R, S, ...)``; outputs ``(R, S, ...)``. With a mesh that has a ``"runs"``
+    axis of ``D`` devices the slots are sharded over it, each device running its
+    share with no communication: the seed axis where ``S`` divides by ``D`` and
+    ``R`` does not, else the rate axis, padded to a multiple of ``D`` with
+    copies of the last rate (their runs are dropped). Each run computes what it
+    computes on one device (``jax.vmap``'s ``spmd_axis_name`` also shards the
+    run's own data-axis constraints on a 2-D ``("runs", "data")`` mesh)."""
+    size = 1 if mesh is None or RUNS_AXIS not in mesh.axis_names else mesh.shape[RUNS_AXIS]
+    if size == 1:
+        return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(rates, keys)
+    mesh = auto_mesh(mesh)
+    n_rates, n_seeds = keys.shape[:2]
+    if n_seeds % size == 0 and n_rates % size:
+        keys = jax.lax.with_sharding_constraint(keys, NamedSharding(mesh, P(None, RUNS_AXIS)))
+        inner = jax.vmap(one, in_axes=(None, 0), spmd_axis_name=RUNS_AXIS)
+        return jax.vmap(inner)(rates, keys)
+    pad = -n_rates % size
+    if pad:
+        rates = jnp.concatenate([rates, jnp.repeat(rates[-1:], pad)])
+        keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
+    split = NamedSharding(mesh, P(RUNS_AXIS))
+    rates = jax.lax.with_sharding_constraint(rates, split)
+    keys = jax.lax.with_sharding_constraint(keys, split)
+    outer = jax.vmap(jax.vmap(one, in_axes=(None, 0)), spmd_axis_name=RUNS_AXIS)
+    return jax.tree.map(lambda a: a[:n_rates], outer(rates, keys))

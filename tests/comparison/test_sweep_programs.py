@@ -82,6 +82,9 @@ def test_the_key_names_the_program():
     assert key != _key(booth, {"vanilla": optimizers.get("vanilla"), "adam": gd.adam})
     q10, q100 = (gd.problems.get("quadratic", condition_number=c) for c in (10, 100))
     assert _key(q10) != _key(q100)
+    runs, data = gd.distributed.runs_mesh(), gd.distributed.data_mesh()
+    assert None not in (_key(booth, mesh=runs), _key(booth, mesh=data))
+    assert len({key, _key(booth, mesh=runs), _key(booth, mesh=data)}) == 3  # its shardings
 
 
 def test_what_nothing_identifies_gets_no_key():

@@ -60,7 +60,7 @@ def test_the_pages_are_found():
     assert len(GALLERY) >= 8
 
 
-@pytest.mark.slow
+@pytest.mark.long  # 11 pages of 0.5 to 3 minutes each: `python -m pytest -m long`
 @pytest.mark.parametrize("script", GALLERY, ids=lambda p: p.stem)
 def test_gallery_page_runs(script, tmp_path):
     """Each gallery page runs as the script it is (``python docs/gallery/NAME.py``,
@@ -273,7 +273,7 @@ def test_site_builds_strict_with_formulas_typeset_offline(tmp_path):
     assert len(GALLERY) >= 8
 
 
-@pytest.mark.slow
+@pytest.mark.long  # the whole site executed: about 9.5 minutes on 2 cores
 def test_site_builds_strict_with_the_notebook_figures(tmp_path):
     site = tmp_path / "site"
     _build(site, execute=True)

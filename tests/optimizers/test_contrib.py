@@ -24,6 +24,10 @@ STEPS = 15
 LR = {"cocob": 1.0, "dadapt_adamw": 1.0, "dog": 1.0, "dowg": 1.0, "prodigy": 1.0, "momo": 1.0}
 LR |= {"sam": 1e-3, "schedule_free_sgd": 1e-3}  # plain SGD steps: 1e-2 diverges on rosenbrock
 FAST = ()  # each label compiles 6 programs (5-20 s on 2 cores): the parity table is slow
+# The suite checks these four (a learning-rate-free method, one that needs the loss, one
+# that needs a gradient function, a schedule-free one); `python -m pytest -m long` checks
+# every one, in minutes.
+SUITE = ("prodigy", "sophia", "sam", "schedule_free_adamw")
 
 
 def _native(label, lr, loss):
@@ -67,7 +71,8 @@ def test_every_contrib_export_is_listed_or_said_why_not():
 
 
 @pytest.mark.parametrize(
-    "label", [pytest.param(c, marks=() if c in FAST else pytest.mark.slow) for c in CONTRIB]
+    "label",
+    [pytest.param(c, marks=pytest.mark.slow if c in SUITE else pytest.mark.long) for c in CONTRIB],
 )
 def test_minimize_matches_optaxs_hand_loop(label):
     lr = LR.get(label, 1e-2)
@@ -99,13 +104,11 @@ def test_schedule_free_is_evaluated_at_its_averaged_point():
     np.testing.assert_allclose(np.asarray(result.params), np.asarray(params), rtol=1e-6)
     expected = np.asarray(contrib.schedule_free_eval_params(state, params))
     assert not np.allclose(expected, np.asarray(params), rtol=1e-3)  # the average is elsewhere
-    if not hasattr(result, "opt_state"):
-        pytest.skip("Result.opt_state (issue 23) has not landed on this branch")
     evaluated = contrib.schedule_free_eval_params(result.opt_state, result.params)
     np.testing.assert_allclose(np.asarray(evaluated), expected, rtol=1e-6)
 
 
-@pytest.mark.slow  # one sweep of every contrib optimizer compiles for about 45 s
+@pytest.mark.long  # one sweep of every contrib optimizer compiles for about 45 s
 def test_every_contrib_optimizer_runs_in_a_compare_sweep():
     c = gd.compare(["booth"], CONTRIB, learning_rates=[0.01, 0.1], seeds=1, steps=20)
     assert [r["optimizer"] for r in c.summary()] == CONTRIB

@@ -46,12 +46,9 @@ from jaxgd._host import STARTED, CtrlCNoted
 
 __all__ = ["QUICK", "QUICK_OUT", "cache_dir", "command", "main"]
 
-QUICK = {
+QUICK = {  # 12 evaluation seeds: the fewest at which a verdict survives Holm over ~30 rows
     "problems": ("booth", "rosenbrock", "student_marks", "breast_cancer_logistic"),
-    "steps": 100,
-    "seeds": 2,
-    "eval_seeds": 12,  # the fewest at which a verdict survives Holm over its ~30 rows
-    "learning_rates": (1e-3, 1e-2, 1e-1, 1.0),
+    **{"steps": 100, "seeds": 2, "eval_seeds": 12, "learning_rates": (1e-3, 1e-2, 1e-1, 1.0)},
 }
 """What ``--quick`` runs (flags given explicitly still win): a smoke test in seconds."""
 

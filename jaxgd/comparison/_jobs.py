@@ -315,7 +315,7 @@ def sweep_jobs(
         for label, runs in per_opt.items():
             runs.evaluation = evaluation(
                 outs[label], tuple(eval_seeds), problem.target, problem.eval_target,
-                eval_every(steps),
+                eval_every(steps), steps,
             )  # fmt: skip
         if sharpness or _has_line_search(problem, factories, int(seeds[0])):
             measure_chosen(problem, factories, per_opt, int(seeds[0]), steps, b, None, sharpness)

@@ -188,11 +188,8 @@ def program_key(
     if entry is None or any(r is None for _, r in labels):
         return None
     placed = None
-    if mesh is not None:
-        if not isinstance(mesh, jax.sharding.Mesh):
-            return None
-        ids = tuple(int(i) for i in mesh.device_ids.ravel())
-        placed = (tuple(mesh.axis_names), tuple(mesh.devices.shape), ids)
+    if mesh is not None:  # an exported program's device context is not restored: not kept
+        return None
     name, positional, options = entry
     if not all(isinstance(v, _PLAIN) for v in (*positional, *(v for _, v in options), *static)):
         return None

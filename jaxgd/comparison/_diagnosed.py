@@ -96,7 +96,7 @@ class DiagnosticsRun:
         Examples:
             >>> a = np.r_[np.full(10, 0.5), np.full(30, 1.5), np.full(60, 0.2)]
             >>> DiagnosticsRun(0.1, a, None, np.ones(100)).overshoot()
-            Overshoot(start=11, length=30, fraction=0.3, long=True)
+            Overshoot(start=12, length=30, fraction=0.3, long=True)
         """
         if self.alpha is None:
             return None

@@ -130,9 +130,9 @@ class Comparison:
             >>> import jaxgd as gd
             >>> c = gd.compare(["booth"], ["vanilla", "adam"], learning_rates=[0.01, 0.1],
             ...                seeds=1, eval_seeds=6, steps=100)
-            >>> row = c.pairwise(["steps_to_target"])[0]
-            >>> row["a"], row["b"], row["n"], row["verdict"]
-            ('vanilla', 'adam', 6, 'no difference')
+            >>> row = c.pairwise(["final_gap"])[0]
+            >>> row["a"], row["b"], row["metric"], row["n"]
+            ('vanilla', 'adam', 'final_gap', 6)
         """
         unknown = [m for m in metrics if m not in PAIRWISE_METRICS]
         if unknown or isinstance(metrics, str):

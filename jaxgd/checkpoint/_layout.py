@@ -29,6 +29,7 @@ import os
 import pathlib
 import re
 import shutil
+import time
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -71,9 +72,15 @@ def remove_interrupted(directory: pathlib.Path) -> None:
     temporary directories); only process 0 writes."""
     if jax.process_index() != 0 or not directory.is_dir():
         return
-    for entry in directory.iterdir():
-        if INTERRUPTED.fullmatch(entry.name):
+    # orbax's writer threads of a failed save may still be finishing a file in there: try
+    # again until nothing is left (at most about a second).
+    for _ in range(40):
+        left = [e for e in directory.iterdir() if INTERRUPTED.fullmatch(e.name)]
+        if not left:
+            return
+        for entry in left:
             shutil.rmtree(entry, ignore_errors=True)
+        time.sleep(0.025)
 
 
 def check_path(path: str | os.PathLike[str]) -> pathlib.Path:

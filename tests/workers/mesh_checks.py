@@ -153,7 +153,7 @@ def main(thorough: bool) -> dict:
         for label, opt in {"momentum": gd.momentum(0.05), "adam": gd.adam(0.05)}.items():
             compare_runs(out, meshes, f"full/marks/{label}", marks.loss, p0, opt, (2, 4), **full)
         cancer = gd.problems.get("breast_cancer_logistic")
-        cdata = jax.tree.map(lambda a: a[:568], cancer.data)  # 569 rows: trimmed to divide by 4
+        cdata = jax.tree.map(lambda a: a[:452], cancer.data)  # 455 rows: trimmed to divide by 4
         c0 = cancer.init(jax.random.PRNGKey(0))
         compare_runs(out, meshes, "full/cancer/adam", cancer.loss, c0, gd.adam(0.01), (2, 4),
                      data=cdata, steps=100)  # fmt: skip

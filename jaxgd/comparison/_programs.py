@@ -188,8 +188,11 @@ def program_key(
     if entry is None or any(r is None for _, r in labels):
         return None
     placed = None
-    if mesh is not None:  # an exported program's device context is not restored: not kept
-        return None
+    if mesh is not None:  # the mesh's axes, shape and devices: a program is built for them
+        if not isinstance(mesh, jax.sharding.Mesh):
+            return None
+        ids = tuple(int(d.id) for d in mesh.devices.flat)
+        placed = (tuple(mesh.axis_names), tuple(mesh.devices.shape), ids)
     name, positional, options = entry
     if not all(isinstance(v, _PLAIN) for v in (*positional, *(v for _, v in options), *static)):
         return None

@@ -133,15 +133,23 @@ def _lower(problem, factories, steps, batch_size, record, mesh, args):
     key = programs.program_key(problem, factories, (steps, batch_size, record), args, mesh)
     if not programs.enabled() or key is None:
         return jax.jit(_sweep(problem, factories, steps, batch_size, record, mesh)).lower(*args)
+    # A loaded program keeps no device context: a mesh run's is given its mesh's devices
+    # (its arguments enter replicated; the program shards them itself).
+    jit = functools.partial(jax.jit, in_shardings=_replicated(mesh))
     exported = programs.load(key)
     if exported is not None:
         try:
-            return jax.jit(exported.call).lower(*args)
+            return jit(exported.call).lower(*args)
         except Exception as err:  # noqa: BLE001 - a damaged program: trace it again
             programs.discard(key, f"its program cannot be lowered ({type(err).__name__})")
     sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
     exported = programs.store(key, jax.export.export(jax.jit(sweep))(*args))
-    return jax.jit(exported.call).lower(*args)
+    return jit(exported.call).lower(*args)
+
+
+def _replicated(mesh):
+    """Every argument whole on each of ``mesh``'s devices (None: JAX's default)."""
+    return None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
 
 def _keys(seeds) -> jax.Array:

@@ -83,9 +83,9 @@ def test_the_key_names_the_program():
     q10, q100 = (gd.problems.get("quadratic", condition_number=c) for c in (10, 100))
     assert _key(q10) != _key(q100)
     runs, data = gd.distributed.runs_mesh(), gd.distributed.data_mesh()
-    # A mesh run is not kept: an exported program's device context is not restored when it
-    # is loaded (a quick compare over 2 CPU devices failed with "exported for 2 devices").
-    assert _key(booth, mesh=runs) is None and _key(booth, mesh=data) is None
+    # A mesh run's program is built for its mesh: the axes and devices are in the key.
+    assert len({key, _key(booth, mesh=runs), _key(booth, mesh=data)}) == 3
+    assert _key(booth, mesh=runs) == _key(booth, mesh=gd.distributed.runs_mesh())
 
 
 def test_what_nothing_identifies_gets_no_key():

@@ -51,6 +51,16 @@ def test_runs_axis_gives_one_devices_numbers(two, case):
     assert two[case]["rel"] < RTOL
 
 
+@pytest.mark.parametrize("mesh", ["runs", "2x1"])
+def test_a_mesh_sweep_is_kept_in_the_program_cache(two, mesh):
+    """The default `jaxgd compare` shards its runs over the cores: its programs are kept
+    (a loaded one is given its mesh's devices), loaded without tracing for the same
+    mesh with the same bits, and traced again for another."""
+    kept = two["kept"]
+    assert kept[f"{mesh}_fresh"]["bits_equal"] and kept[f"{mesh}_kept"]["bits_equal"]
+    assert kept[f"{mesh}_other_traced"]
+
+
 def test_mesh_errors_before_compiling(two):
     assert two["error_axes"].startswith("ValueError: compare: mesh has axes ('model',)")
     assert "gd.distributed.runs_mesh()" in two["error_axes"]

@@ -8,11 +8,13 @@ Importing it runs nothing.
 from __future__ import annotations
 
 import json
+import tempfile
 
 import jax
 import numpy as np
 
 import jaxgd as gd
+import jaxgd.comparison._sweep as sweep
 
 
 def differences(a, b) -> dict:
@@ -42,6 +44,39 @@ def error(**kw) -> str | None:
     return None
 
 
+def kept_programs(problems, optimizers, kw) -> dict:
+    """A mesh sweep through the program cache: kept, then loaded (never traced again)
+    for the same mesh, with the same bits as without the cache; traced for another."""
+    meshes = {"runs": gd.distributed.runs_mesh()}
+    meshes["2x1"] = jax.sharding.Mesh(np.array(jax.devices()).reshape(2, 1), ("runs", "data"))
+    out = {}
+    for name, mesh in meshes.items():
+        uncached = gd.compare(problems, optimizers, seeds=2, mesh=mesh, **kw)
+        with tempfile.TemporaryDirectory() as folder:
+            gd.comparison.use_program_cache(folder)
+            try:
+                fresh = gd.compare(problems, optimizers, seeds=2, mesh=mesh, **kw)
+                real, sweep._sweep = sweep._sweep, _never_traced
+                try:
+                    kept = gd.compare(problems, optimizers, seeds=2, mesh=mesh, **kw)
+                    try:  # no mesh: another program, not in the cache
+                        gd.compare(problems, optimizers, seeds=2, **kw)
+                        out[f"{name}_other_traced"] = False
+                    except ValueError as err:
+                        out[f"{name}_other_traced"] = str(err) == "traced again"
+                finally:
+                    sweep._sweep = real
+            finally:
+                gd.comparison.use_program_cache(None)
+        out[f"{name}_fresh"] = differences(fresh, uncached)
+        out[f"{name}_kept"] = differences(kept, fresh)
+    return out
+
+
+def _never_traced(*args, **kwargs):
+    raise ValueError("traced again")
+
+
 def main() -> None:
     devices = jax.devices()
     assert len(devices) == 2, devices
@@ -57,6 +92,7 @@ def main() -> None:
                 mesh = jax.sharding.Mesh(np.array(devices).reshape(shape), ("runs", "data"))
                 two_d = gd.compare(problems, optimizers, seeds=seeds, mesh=mesh, **kw)
                 out[f"mesh{shape[0]}x{shape[1]}"] = differences(two_d, one)
+    out["kept"] = kept_programs(problems, optimizers, kw)
     model = jax.sharding.Mesh(np.array(devices), ("model",))
     out["error_axes"] = error(mesh=model, learning_rates=[0.1], seeds=2)
     out["error_too_many"] = error(mesh=gd.distributed.runs_mesh(), learning_rates=[0.1], seeds=1)

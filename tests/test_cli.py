@@ -92,7 +92,7 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
     assert list(called["optimizers"]) == ["vanilla", "momentum", "adam"]
     rates = called["learning_rates"]["vanilla"]
     np.testing.assert_allclose(rates, [10 ** (k / 2) for k in range(-8, 4)], rtol=2e-3)
-    assert called["seeds"] == (0, 1, 2) and called["steps"] == 500
+    assert called["seeds"] == (0, 1) and called["steps"] == 500
     assert called["batch_size"] == "problem" and called["progress"] is True
     assert called["sharpness"] is False  # off by default: the default run costs nothing more
     assert called["diagnostics"] == ()
@@ -104,10 +104,10 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
     )
     assert said, "the comparing guide's runtime paragraph moved"
     n_problems, n_opt, n_rates, n_seeds, n_runs, steps = map(int, said.groups())
-    assert (n_problems, n_opt, n_rates, n_seeds, steps) == (len(names), 3, len(rates), 3, 500)
+    assert (n_problems, n_opt, n_rates, n_seeds, steps) == (len(names), 3, len(rates), 2, 500)
     assert n_runs == n_problems * n_opt * n_rates * n_seeds
     assert called["eval_seeds"] == tuple(range(1000, 1020))
-    assert "`1e-4` to `31.6`; 3 tuning seeds, 20 evaluation seeds; 500 steps" in readme
+    assert "`1e-4` to `31.6`; 2 tuning seeds, 20 evaluation seeds; 500 steps" in readme
     assert "jaxgd compare # vanilla, momentum, Adam on 9 problems" in readme
 
 

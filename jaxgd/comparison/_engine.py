@@ -44,7 +44,7 @@ from jaxgd.comparison._jobs import sweep_jobs
 from jaxgd.comparison._protocol import PROTOCOL, performance_profile, speedups
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import ProblemResult
-from jaxgd.comparison._sweep import SweepJob, finish_sweep, prepare_sweep
+from jaxgd.comparison._sweep import SweepJob, compile_sweep, finish_sweep, prepare_sweep
 from jaxgd.run import DIAGNOSTICS
 
 __all__ = ["compare", "machine"]
@@ -79,28 +79,56 @@ def _sweep_all(
     prepare: Callable[[_problems.Problem], SweepJob],
     deliver: Callable[[ProblemResult], None],
 ) -> None:
-    """Sweep every problem, handing each result to ``deliver`` in order.
+    """Sweep every problem, handing each result to ``deliver`` as it is done.
 
-    The calling thread traces and lowers each problem's sweep (``prepare``:
-    Python's work) while one worker thread compiles, runs and measures the
-    ones before it (XLA's work, which lets go of Python's lock): a problem is
-    traced while the one before it compiles. One worker, so the sweeps
-    compile and run one at a time, as in a plain loop, each run timed on its own.
+    A pipeline of three stages: the calling thread traces and lowers each
+    problem's sweep (``prepare``: Python's work), one worker thread compiles
+    them and another runs and measures them (XLA's work, which lets go of
+    Python's lock), so a problem is traced while the one before it compiles and
+    the one before that runs. One run at a time, each timed on its own.
+
+    The order follows the costliest problem (:func:`_cost`), prepared first.
+    Traced anew (a cold cache), it is compiled and run first, while the others
+    compile: the pipeline then does not end on the largest compile and run.
+    Loaded from the program cache (compiling is quick), the cheapest go first:
+    their results, and figures, come while the costliest one runs last.
     """
-    worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxgd-sweep")
+    compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxgd-compile")
+    runner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxgd-sweep")
     pending: collections.deque[concurrent.futures.Future] = collections.deque()
+
+    def run(compiling: concurrent.futures.Future) -> ProblemResult:
+        return finish_sweep(compiling.result())
+
+    def submit(job: SweepJob) -> None:
+        pending.append(runner.submit(run, compiler.submit(compile_sweep, job)))
+        # A sweep measured again at its chosen rates calls minimize on the worker:
+        # then nothing is traced meanwhile (and its time per step is measured alone).
+        while pending and (job.measures or pending[0].done()):
+            deliver(pending.popleft().result())
+
     try:
-        for problem in problem_list:
-            job = prepare(problem)
-            pending.append(worker.submit(finish_sweep, job))
-            # A sweep measured again at its chosen rates calls minimize on the worker:
-            # then nothing is traced meanwhile (and its time per step is measured alone).
-            while pending and (job.measures or pending[0].done()):
-                deliver(pending.popleft().result())
+        costliest, *others = sorted(problem_list, key=_cost, reverse=True)
+        first = prepare(costliest)
+        if first.loaded:
+            for problem in reversed(others):
+                submit(prepare(problem))
+            submit(first)
+        else:
+            submit(first)
+            for problem in others:
+                submit(prepare(problem))
         while pending:
             deliver(pending.popleft().result())
     finally:  # after an error or Ctrl-C, the sweeps not started are dropped
-        worker.shutdown(wait=not pending, cancel_futures=True)
+        for worker in (runner, compiler):
+            worker.shutdown(wait=not pending, cancel_futures=True)
+
+
+def _cost(problem: _problems.Problem) -> int:
+    """A problem's size for ordering the sweeps: parameters x training examples."""
+    leaves = jax.tree.leaves(problem.data) if problem.data is not None else ()
+    return problem.dimension * (leaves[0].shape[0] if leaves else 1)
 
 
 def _own_batch(problem: _problems.Problem, batch_size: int | None | str) -> int | None:
@@ -274,6 +302,8 @@ def compare(
     if bar is not None:
         bar.close()
     total_seconds = time.perf_counter() - started
+    position = {p.name: i for i, p in enumerate(problem_list)}
+    results.sort(key=lambda r: position[r.name])  # swept costliest first
 
     labels = list(factories)
     solved = {label: [r.solved_steps(label) for r in results] for label in labels}

@@ -147,9 +147,15 @@ class Comparison:
                 "gd.compare again (eval_seeds=20 by default)."
             )
         present = [m for m in metrics if any(m in v for t in table.values() for v in t.values())]
-        return statistics.pairwise(
-            table, present, baseline=baseline, alpha=alpha, n_boot=n_boot, seed=seed
-        )
+        # The JSON, the report and the command line each ask for the same table: it is
+        # computed once per arguments (the problems' numbers do not change once compared).
+        memo = self.__dict__.setdefault("_pairwise_memo", {})
+        key = (tuple(present), baseline, alpha, n_boot, seed)
+        if key not in memo:
+            memo[key] = statistics.pairwise(
+                table, present, baseline=baseline, alpha=alpha, n_boot=n_boot, seed=seed
+            )
+        return [dict(row) for row in memo[key]]
 
     @property
     def measured_costs(self) -> bool:

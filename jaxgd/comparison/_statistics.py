@@ -55,7 +55,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import scipy.stats
 
 __all__ = [
     "DEFAULT_BOOTSTRAPS",
@@ -154,8 +153,9 @@ def _expanded_tail(n: int, alpha: float) -> float:
     """
     if n < 2:
         return alpha / 2
-    width = np.sqrt(n / (n - 1)) * scipy.stats.t.ppf(1 - alpha / 2, n - 1)
-    return float(scipy.stats.norm.cdf(-width))
+    stats = _stats()
+    width = np.sqrt(n / (n - 1)) * stats.t.ppf(1 - alpha / 2, n - 1)
+    return float(stats.norm.cdf(-width))
 
 
 def mean_interval(
@@ -203,7 +203,7 @@ def _raw(
     if not tested.any():
         p_raw = 1.0  # every pair equal: nothing for the test to rank
     else:
-        p_raw = float(scipy.stats.wilcoxon(tested, zero_method="wilcox").pvalue)
+        p_raw = float(_stats().wilcoxon(tested, zero_method="wilcox").pvalue)
     return {
         "ratio": float(np.exp(logs.mean())),
         "ci_low": float(np.exp(low)),
@@ -302,6 +302,14 @@ def _pairs(labels: list[str], baseline: str | None, problem: str) -> list[tuple[
             f"{labels}; pass one of them, or baseline=None for every pair."
         )
     return [(baseline, label) for label in labels if label != baseline]
+
+
+def _stats():
+    """:mod:`scipy.stats`, imported when first needed (it takes half a second, more
+    than the rest of ``import jaxgd``; the command line imports it in the background)."""
+    import scipy.stats
+
+    return scipy.stats
 
 
 def pairwise(

@@ -49,7 +49,14 @@ from jaxgd.comparison._runs import OptimizerRuns, ProblemResult
 from jaxgd.distributed import split_runs, vmap_runs
 from jaxgd.run import Status, minimize
 
-__all__ = ["SweepJob", "finish_sweep", "optimizer_runs", "prepare_sweep", "sweep_problem"]
+__all__ = [
+    "SweepJob",
+    "compile_sweep",
+    "finish_sweep",
+    "optimizer_runs",
+    "prepare_sweep",
+    "sweep_problem",
+]
 
 
 def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
@@ -107,8 +114,9 @@ class SweepJob:
     """One problem's sweep, lowered, ready to compile and run.
 
     :func:`prepare_sweep` makes it (tracing: the calling thread holds Python's
-    lock meanwhile); :func:`finish_sweep` compiles, runs and measures it (XLA
-    mostly: it may run on another thread while the next problem is traced).
+    lock meanwhile); :func:`compile_sweep` compiles it and :func:`finish_sweep`
+    runs and measures it (XLA mostly: each may run on its own thread while the
+    next problem is traced).
     """
 
     problem: _problems.Problem
@@ -122,29 +130,33 @@ class SweepJob:
     sharpness: bool
     args: tuple  # rates, keys, data, test_data, minimiser
     lowered: Any  # jax.stages.Lowered
+    loaded: bool  # loaded from the program cache (then XLA's cache likely holds it compiled)
     prepare_seconds: float  # tracing and lowering (or loading from the program cache)
     measures: bool  # finish_sweep measures at the chosen rates (calls minimize again)
     diagnostics: tuple[str, ...] = ()  # the instruments recorded at the chosen rates
+    compiled: Any = None  # jax.stages.Compiled, once compile_sweep has run
 
 
 def _lower(problem, factories, steps, batch_size, record, mesh, args):
-    """The sweep's program lowered for ``args``; through the program cache
-    (:mod:`jaxgd.comparison._programs`) where it is on and the sweep has a key."""
+    """The sweep's program lowered for ``args``, and whether it was loaded: through
+    the program cache (:mod:`jaxgd.comparison._programs`) where it is on and the
+    sweep has a key."""
     key = programs.program_key(problem, factories, (steps, batch_size, record), args, mesh)
     if not programs.enabled() or key is None:
-        return jax.jit(_sweep(problem, factories, steps, batch_size, record, mesh)).lower(*args)
+        sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
+        return jax.jit(sweep).lower(*args), False
     # A loaded program keeps no device context: a mesh run's is given its mesh's devices
     # (its arguments enter replicated; the program shards them itself).
     jit = functools.partial(jax.jit, in_shardings=_replicated(mesh))
     exported = programs.load(key)
     if exported is not None:
         try:
-            return jit(exported.call).lower(*args)
+            return jit(exported.call).lower(*args), True
         except Exception as err:  # noqa: BLE001 - a damaged program: trace it again
             programs.discard(key, f"its program cannot be lowered ({type(err).__name__})")
     sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
     exported = programs.store(key, jax.export.export(jax.jit(sweep))(*args))
-    return jit(exported.call).lower(*args)
+    return jit(exported.call).lower(*args), False
 
 
 def _replicated(mesh):
@@ -170,7 +182,7 @@ def prepare_sweep(
     # With a mesh, minimize splits the data over the devices itself.
     args = (jrates, keys, problem.data, problem.test_data, minimiser(problem))
     t0 = time.perf_counter()
-    lowered = _lower(problem, factories, steps, batch_size, is_2d(problem), mesh, args)
+    lowered, loaded = _lower(problem, factories, steps, batch_size, is_2d(problem), mesh, args)
     return SweepJob(
         problem=problem,
         factories=factories,
@@ -183,6 +195,7 @@ def prepare_sweep(
         sharpness=sharpness,
         args=args,
         lowered=lowered,
+        loaded=loaded,
         prepare_seconds=time.perf_counter() - t0,
         measures=sharpness or bool(diagnostics) or _has_line_search(problem, factories, seeds[0]),
         diagnostics=tuple(diagnostics),
@@ -196,13 +209,22 @@ def _has_line_search(problem, factories, seed) -> bool:
     return any(has_line_search(f, params) for f in factories.values())
 
 
+def compile_sweep(job: SweepJob) -> SweepJob:
+    """``job`` with its program compiled (XLA's work: it lets go of Python's lock,
+    so another sweep may be traced or run meanwhile)."""
+    if job.compiled is None:
+        t0 = time.perf_counter()
+        job.compiled = job.lowered.compile()
+        job.prepare_seconds += time.perf_counter() - t0
+    return job
+
+
 def finish_sweep(job: SweepJob) -> ProblemResult:
-    """Compile ``job`` (unless it came compiled), run it, choose each optimizer's
-    rate, and measure at the chosen rates where asked or for a line search."""
+    """Compile ``job`` (unless :func:`compile_sweep` did), run it, choose each
+    optimizer's rate, and measure at the chosen rates where asked or for a line search."""
     problem, factories, rates, seeds = job.problem, job.factories, job.rates, job.seeds
-    t0 = time.perf_counter()
-    compiled = job.lowered.compile()
-    compile_seconds = job.prepare_seconds + time.perf_counter() - t0
+    compiled = compile_sweep(job).compiled
+    compile_seconds = job.prepare_seconds
     t0 = time.perf_counter()
     outs = jax.block_until_ready(compiled(*job.args))
     run_seconds = time.perf_counter() - t0

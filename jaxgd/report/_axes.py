@@ -122,14 +122,37 @@ def plain_log_formatter():
     return PlainLogFormatter
 
 
+MINOR_TICKS_DECADES = 3
+"""A log axis spanning more decades than this has ticks at the powers of ten only."""
+
+
+@functools.cache
+def _few_minor_ticks():
+    """matplotlib's minor log locator, giving no ticks on an axis that spans more than
+    :data:`MINOR_TICKS_DECADES` decades: there, eight unlabelled ticks a decade (each
+    an object matplotlib builds and lays out) took a quarter of the drawing time."""
+    from matplotlib.ticker import LogLocator
+
+    class FewMinorTicks(LogLocator):
+        def tick_values(self, vmin, vmax):
+            low, high = sorted((vmin, vmax))
+            if low > 0 and high / low > 10.0**MINOR_TICKS_DECADES:
+                return []
+            return super().tick_values(vmin, vmax)
+
+    return FewMinorTicks
+
+
 def log_scale(ax, which: str) -> None:
     """A log scale on ``ax``'s ``which`` axis (``"x"`` or ``"y"``), labelled as
-    matplotlib labels one, in plain text (:func:`plain_log_formatter`)."""
+    matplotlib labels one, in plain text (:func:`plain_log_formatter`); minor ticks
+    only where it spans a few decades (:func:`_few_minor_ticks`)."""
     getattr(ax, f"set_{which}scale")("log")
     axis = getattr(ax, f"{which}axis")
     formatter = plain_log_formatter()
     axis.set_major_formatter(formatter())
     axis.set_minor_formatter(formatter(labelOnlyBase=False))
+    axis.set_minor_locator(_few_minor_ticks()(subs="auto"))
 
 
 def gap_floor(p: ProblemResult) -> float:

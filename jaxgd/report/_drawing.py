@@ -10,10 +10,7 @@ compiles and runs, so the drawing takes what would otherwise be idle time.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import queue
-import sys
 import threading
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -33,16 +30,6 @@ class _Context(NamedTuple):
 
 _DONE = None  # the end of the queue
 CANCEL_WAIT = 1.0  # seconds a cancelled drawer waits for its thread (Ctrl-C: answered soon)
-
-
-def _yield_to_others() -> None:
-    """Lower this thread's scheduling priority where the system allows it (Linux:
-    threads are scheduled as tasks): on a busy machine the figures then take the
-    time the sweeps leave, rather than slowing the runs being timed."""
-    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
-        me = threading.get_native_id()
-        with contextlib.suppress(OSError):  # niceness 10 more than the process's, at most 19
-            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + 10))
 
 
 class FigureDrawer:
@@ -78,7 +65,6 @@ class FigureDrawer:
         self._thread.start()
 
     def _draw(self) -> None:
-        _yield_to_others()
         try:  # matplotlib is imported while the first sweeps compile and run
             import matplotlib.backends.backend_agg  # noqa: F401
         except BaseException as err:

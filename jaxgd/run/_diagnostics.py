@@ -59,6 +59,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxgd.run._outer import outer_products_as_products
 from jaxgd.run._result import History
 
 __all__ = [
@@ -139,7 +140,11 @@ def noise_scale(loss_of, params, batch) -> jax.Array:
     """``tr(Sigma) / |G|^2`` from the per-example gradients of ``loss_of(params,
     example)`` (each example as a batch of one) on ``batch``: ``G`` their mean,
     ``tr(Sigma) = sum_i |g_i - G|^2 / (B - 1)``, accumulated over chunks of
-    examples as ``sum_i |g_i|^2`` and ``sum_i g_i`` (in float32 or wider)."""
+    examples as ``sum_i |g_i|^2`` and ``sum_i g_i`` (in float32 or wider).
+
+    ``sum_i g_i`` is the gradient of ``sum_i loss_of(params, example_i)`` (one
+    backward pass); ``|g_i|^2`` comes from the per-example gradients, their
+    outer products computed as products (:func:`outer_products_as_products`)."""
     leaves = jax.tree.leaves(params)
     dtype = _dtype(leaves)
     n = jax.tree.leaves(batch)[0].shape[0]
@@ -149,15 +154,20 @@ def noise_scale(loss_of, params, batch) -> jax.Array:
     pad = lambda a: jnp.concatenate([a, jnp.repeat(a[:1], count * chunk - n, 0)])  # noqa: E731
     rows = jax.tree.map(lambda a: pad(a).reshape(count, chunk, *a.shape[1:]), batch)
     weight = (jnp.arange(count * chunk) < n).astype(dtype).reshape(count, chunk)
-    grad = jax.grad(lambda p, example: loss_of(p, jax.tree.map(lambda a: a[None], example)))
+    one = lambda p, example: loss_of(p, jax.tree.map(lambda a: a[None], example))  # noqa: E731
+    per_example = outer_products_as_products(jax.vmap(jax.grad(one), (None, 0)))
+
+    def weighted_sum(p, rows, w):  # sum_i w_i loss_i: its gradient is sum_i w_i g_i
+        return jnp.sum(w * jax.vmap(one, (None, 0))(p, rows).astype(dtype))
 
     def add(total, part):
         rows, w = part
-        per_example = jax.tree.leaves(jax.vmap(grad, (None, 0))(params, rows))
-        weighted = [w.reshape(-1, *(1,) * (g.ndim - 1)) * g.astype(dtype) for g in per_example]
-        pairs = zip(weighted, per_example, strict=True)
-        squares = sum(jnp.sum(jnp.real(jnp.conj(v) * g)) for v, g in pairs)
-        sums = [s + jnp.sum(v, 0) for s, v in zip(total[1], weighted, strict=True)]
+        squares = sum(
+            jnp.sum(w * jnp.sum(jnp.abs(g.astype(dtype)) ** 2, axis=tuple(range(1, g.ndim))))
+            for g in jax.tree.leaves(per_example(params, rows))
+        )
+        sums = jax.tree.leaves(jax.grad(weighted_sum)(params, rows, w))
+        sums = [s + g.astype(dtype) for s, g in zip(total[1], sums, strict=True)]
         return (total[0] + squares, sums), None
 
     start = (jnp.zeros((), dtype), [jnp.zeros(leaf.shape, dtype) for leaf in leaves])

@@ -41,9 +41,11 @@ at what a rule would have done.
   ``G`` their mean and ``tr(Sigma) = sum_i |g_i - G|^2 / (B - 1)``. It
   needs data with at least two examples a batch, and takes the batch in
   chunks of about :data:`CHUNK_BYTES` of per-example gradients (so a full
-  batch of any size fits); it costs a few batch gradients (the per-example
-  gradients are written out, where a batch gradient sums them in a matrix
-  product). ``E|G|^2 = |G_true|^2 + tr(Sigma) / B``, so the estimate is low:
+  batch of any size fits). It costs about one more batch gradient: a dense
+  layer's per-example gradient is an outer product ``a_i (x) b_i``, whose
+  squared norm is ``|a_i|^2 |b_i|^2`` and whose sum over the batch is one
+  matrix product, so neither is written out (:mod:`jaxgd.run._outer`; other
+  layers' per-example gradients are). ``E|G|^2 = |G_true|^2 + tr(Sigma) / B``, so the estimate is low:
   ``1 / B_est ~ 1 / B_true + 1 / B`` (invert this to correct it; averaging
   over steps, McCandlish's advice, tames the noise).
 
@@ -59,7 +61,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgd.run._outer import outer_products_as_products
+from jaxgd.run._outer import per_example_moments
 from jaxgd.run._result import History
 
 __all__ = [
@@ -142,9 +144,8 @@ def noise_scale(loss_of, params, batch) -> jax.Array:
     ``tr(Sigma) = sum_i |g_i - G|^2 / (B - 1)``, accumulated over chunks of
     examples as ``sum_i |g_i|^2`` and ``sum_i g_i`` (in float32 or wider).
 
-    ``sum_i g_i`` is the gradient of ``sum_i loss_of(params, example_i)`` (one
-    backward pass); ``|g_i|^2`` comes from the per-example gradients, their
-    outer products computed as products (:func:`outer_products_as_products`)."""
+    A dense layer's ``g_i`` is an outer product: its sum and squared norms are
+    computed from the factors (:func:`per_example_moments`)."""
     leaves = jax.tree.leaves(params)
     dtype = _dtype(leaves)
     n = jax.tree.leaves(batch)[0].shape[0]
@@ -155,20 +156,13 @@ def noise_scale(loss_of, params, batch) -> jax.Array:
     rows = jax.tree.map(lambda a: pad(a).reshape(count, chunk, *a.shape[1:]), batch)
     weight = (jnp.arange(count * chunk) < n).astype(dtype).reshape(count, chunk)
     one = lambda p, example: loss_of(p, jax.tree.map(lambda a: a[None], example))  # noqa: E731
-    per_example = outer_products_as_products(jax.vmap(jax.grad(one), (None, 0)))
-
-    def weighted_sum(p, rows, w):  # sum_i w_i loss_i: its gradient is sum_i w_i g_i
-        return jnp.sum(w * jax.vmap(one, (None, 0))(p, rows).astype(dtype))
+    moments = per_example_moments(jax.vmap(jax.grad(one), (None, 0)))
 
     def add(total, part):
         rows, w = part
-        squares = sum(
-            jnp.sum(w * jnp.sum(jnp.abs(g.astype(dtype)) ** 2, axis=tuple(range(1, g.ndim))))
-            for g in jax.tree.leaves(per_example(params, rows))
-        )
-        sums = jax.tree.leaves(jax.grad(weighted_sum)(params, rows, w))
-        sums = [s + g.astype(dtype) for s, g in zip(total[1], sums, strict=True)]
-        return (total[0] + squares, sums), None
+        sums, norms = moments(w, params, rows)
+        squares = total[0] + sum(jnp.sum(w * v.astype(dtype)) for v in norms)
+        return (squares, [s + v.astype(dtype) for s, v in zip(total[1], sums, strict=True)]), None
 
     start = (jnp.zeros((), dtype), [jnp.zeros(leaf.shape, dtype) for leaf in leaves])
     (squares, sums), _ = jax.lax.scan(add, start, (rows, weight))

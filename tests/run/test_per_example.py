@@ -1,0 +1,86 @@
+"""Tests for jaxgd.run._outer: per-example gradient moments without writing them out.
+
+``per_example_moments`` must give what the per-example gradients written out give
+(``vmap(grad)``, summed with weights and squared per example), whatever shape the
+model's gradients take: dense layers on a batch of one (a transposed outer product),
+on a single example (an outer product with no contracting dimension), weights used
+twice (a sum of outer products), a convolution, nested jit, extra batch dimensions.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgd.run._outer import per_example_moments
+
+RTOL = 1e-5  # float32: products of norms against sums of squared products
+
+
+def _mlp(params, x):
+    hidden = jnp.tanh(x @ params["w1"] + params["b1"])
+    return jnp.sum((hidden @ params["w2"] + params["b2"]) ** 2)
+
+
+def _single(params, x):  # one example, no batch axis (Equinox's layout: W @ x)
+    return jnp.sum(jnp.tanh(params["w"] @ x) ** 2)
+
+
+def _shared(params, x):  # the same weight twice: its gradient is a sum of two products
+    return jnp.sum(jnp.tanh(jnp.tanh(x @ params["w"]) @ params["w"]))
+
+
+def _conv(params, x):
+    out = jax.lax.conv_general_dilated(x[:, None], params["k"], (1,), "SAME")
+    return jnp.sum(out**2)
+
+
+@jax.jit
+def _inner(x, w):
+    return jnp.tanh(x @ w)
+
+
+def _nested(params, x):
+    return jnp.sum(_inner(x, params["w"]) ** 2)
+
+
+def _heads(params, x):  # a batched matrix product per example (attention-like heads)
+    return jnp.sum(jnp.einsum("hi,hij->hj", x, params["w"]) ** 2)
+
+
+KEY = jax.random.PRNGKey(0)
+CASES = {
+    "mlp": (_mlp, {"w1": (5, 7), "b1": (7,), "w2": (7, 3), "b2": (3,)}, (6, 1, 5)),
+    "single": (_single, {"w": (4, 5)}, (6, 5)),
+    "shared": (_shared, {"w": (4, 4)}, (6, 1, 4)),
+    "conv": (_conv, {"k": (2, 1, 3)}, (6, 1, 9)),
+    "nested": (_nested, {"w": (5, 3)}, (6, 1, 5)),
+    "heads": (_heads, {"w": (2, 3, 4)}, (6, 2, 3)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_moments_equal_the_per_example_gradients_written_out(case):
+    loss, shapes, data_shape = CASES[case]
+    keys = iter(jax.random.split(KEY, len(shapes) + 2))
+    params = {k: jax.random.normal(next(keys), s) for k, s in shapes.items()}
+    data = jax.random.normal(next(keys), data_shape)
+    weights = jax.random.uniform(next(keys), (data_shape[0],))
+    per_example = jax.vmap(jax.grad(loss), (None, 0))
+    grads = jax.tree.leaves(per_example(params, data))
+    sums, norms = jax.jit(per_example_moments(per_example))(weights, params, data)
+    assert len(sums) == len(norms) == len(grads)
+    for g, s, n in zip(grads, sums, norms, strict=True):
+        np.testing.assert_allclose(s, jnp.tensordot(weights, g, axes=(0, 0)), rtol=RTOL, atol=1e-6)
+        np.testing.assert_allclose(n, jnp.sum(g**2, axis=tuple(range(1, g.ndim))), rtol=RTOL)
+
+
+def test_a_dense_layers_squares_are_never_written_out():
+    # The MLP's weight gradients (B x 5 x 7 and B x 7 x 3) must not appear in the program.
+    loss, shapes, data_shape = CASES["mlp"]
+    params = {k: jnp.ones(s) for k, s in shapes.items()}
+    moments = per_example_moments(jax.vmap(jax.grad(loss), (None, 0)))
+    text = jax.jit(moments).lower(jnp.ones(6), params, jnp.ones(data_shape)).as_text()
+    assert "6x5x7" not in text and "6x7x5" not in text and "6x7x3" not in text

@@ -45,9 +45,10 @@ at what a rule would have done.
   layer's per-example gradient is an outer product ``a_i (x) b_i``, whose
   squared norm is ``|a_i|^2 |b_i|^2`` and whose sum over the batch is one
   matrix product, so neither is written out (:mod:`jaxgd.run._outer`; other
-  layers' per-example gradients are). ``E|G|^2 = |G_true|^2 + tr(Sigma) / B``, so the estimate is low:
-  ``1 / B_est ~ 1 / B_true + 1 / B`` (invert this to correct it; averaging
-  over steps, McCandlish's advice, tames the noise).
+  layers' per-example gradients are). ``E|G|^2 = |G_true|^2 + tr(Sigma) /
+  B``, so the estimate is low: ``1 / B_est ~ 1 / B_true + 1 / B`` (invert
+  this to correct it; averaging over steps, McCandlish's advice, tames the
+  noise).
 
 Off (an empty tuple), nothing here is traced: the compiled program is the
 one without it.

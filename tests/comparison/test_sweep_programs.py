@@ -199,3 +199,18 @@ def test_swapped_or_damaged_entries_of_jaxs_cache_are_deleted(tmp_path):
     h.write_bytes(h.read_bytes()[:-3])  # truncated
     with pytest.warns(gd.comparison.ProgramCacheWarning):
         assert gd.comparison.check_compilation_cache(tmp_path) == [h.name]
+
+
+def test_the_sweeps_run_costliest_first_when_traced_cheapest_first_when_loaded(cache):
+    # Traced anew, the largest compile goes first (the others compile while it runs);
+    # loaded, the small problems' results (and figures) come while the largest runs last.
+    names = ["booth", "diabetes_linear", "student_marks"]  # cheapest: booth (2 x 1)
+    for expected in (
+        ["diabetes_linear", "student_marks", "booth"],
+        ["booth", "student_marks", "diabetes_linear"],
+    ):
+        seen: list[str] = []
+        c = gd.compare(names, ["vanilla"], on_problem=seen.append, **ARGS, eval_seeds=2)
+        seen = [p.name for p in seen]
+        assert seen == expected
+        assert [p.name for p in c.problems] == names  # reported in the order asked

@@ -184,6 +184,8 @@ WHITE_BOX = {
     "report/test_report.py": "log labels, path clipping, the folder's clean-up, the Ctrl-C guard",
     "comparison/test_compare.py": "the protocol's functions and the engine's sweep, patched",
     "comparison/test_sweep_programs.py": "the program cache's key and the traced sweep, watched",
+    "workers/runs_checks.py": "the traced sweep, watched (a mesh sweep loaded, not traced)",
+    "run/test_per_example.py": "the per-example moments of the noise scale, alone",
     "comparison/test_many_seeds.py": "the seed rule's key table and the paths drawn, alone",
     "optimizers/test_optax_traced.py": "the traced/static rule itself (jaxgd._partition)",
     "checkpoint/test_checkpoint.py": "checksums and leaf storage, alone",

@@ -11,7 +11,7 @@
 | ``_threaded`` | what a run threads besides params: ``opt_state=``, the model ``state=`` |
 | ``_plan`` | every static decision once: history layout, loop kind, backend knobs |
 | ``_body`` | the one step: evaluate, record, stop rules, update; start and finish |
-| ``_diagnostics`` | why a step overshoots: alpha, cosine, update ratio, noise scale |
+| ``_diagnostics`` | why a step overshoots: alpha, cosine, update ratio, noise scale, effective lr |
 | ``_loop`` | the compiled programs: four small drivers of the step, chosen by ``LoopKind`` |
 | ``_fingerprint`` | what a checkpoint must agree on to be resumed |
 | ``_segments`` | runs in segments: checkpoints, progress, Ctrl-C |

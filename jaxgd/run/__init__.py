@@ -19,7 +19,8 @@
 | ``_make_step`` | :func:`make_step`: one compiled step for a loop of your own |
 
 Imports point down: ``_result`` and ``_batches`` import nothing of the wing;
-``_state`` imports them; ``_diagnostics`` imports ``_result``; ``_body``
+``_state`` imports them; ``_diagnostics`` imports ``_result`` (and asks
+:mod:`jaxgd.optimizers` for the effective learning rate); ``_body``
 imports ``_state`` and ``_diagnostics``; ``_loop`` imports ``_body``;
 ``_checks`` (with ``_values`` and ``_threaded``) and ``_plan`` sit beside;
 ``_segments`` imports ``_loop`` and :mod:`jaxgd.checkpoint`; ``_warm``

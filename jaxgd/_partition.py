@@ -41,7 +41,7 @@ import jax
 import numpy as np
 import optax
 
-__all__ = ["Static", "combine", "is_traced_leaf", "partition", "see_through"]
+__all__ = ["Static", "closures", "combine", "is_traced_leaf", "partition", "see_through"]
 
 _BY_VALUE = (int, bool, str, bytes, type(None))
 
@@ -284,3 +284,28 @@ jax.tree_util.register_pytree_node(
     lambda c: (c.cells, c.code),
     lambda code, cells: _Closure(code, tuple(cells)),
 )
+
+
+def closures(obj: Any) -> list[tuple[types.FunctionType, dict[str, Any]]]:
+    """Each function `see_through` makes a pytree node of in ``obj``, depth first,
+    with its closure cells by name as the node holds them (numbers, arrays or
+    tracers; a function held in a cell, such as a schedule, callable).
+
+    Examples:
+        >>> import optax
+        >>> [(fn.__name__, cells["step_size"]) for fn, cells in closures(optax.sgd(0.1))
+        ...  if "step_size" in cells]
+        [('update_fn', -0.1)]
+    """
+    found: list[tuple[types.FunctionType, dict[str, Any]]] = []
+    is_closure = lambda x: isinstance(x, _Closure)  # noqa: E731
+
+    def visit(tree: Any) -> None:
+        for node in jax.tree.leaves(tree, is_leaf=is_closure):
+            if is_closure(node):
+                fn = node.code.fn
+                found.append((fn, dict(zip(fn.__code__.co_freevars, node.cells, strict=False))))
+                visit(node.cells)
+
+    visit(see_through(obj))
+    return found

@@ -394,6 +394,13 @@ CATALOGUE = [
         r"'noise_scale' .* \(batch_size >= 2\); this run has 1",
     ),
     (
+        "effective-lr-not-adapted",
+        lambda: run(diagnostics=("effective_lr",)),
+        ValueError,
+        r"'effective_lr' reads the rate d \* lr .*carries no d.*optax\.contrib\.prodigy.*drop "
+        r"'effective_lr'",
+    ),
+    (
         "grad-through-a-stopping-rule",
         lambda: jax.grad(lambda lr: run(optimizer=gd.sgd(lr), tol=1e-6).loss)(0.1),
         ValueError,

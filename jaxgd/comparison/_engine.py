@@ -49,6 +49,10 @@ from jaxgd.run import DIAGNOSTICS
 
 __all__ = ["compare", "machine"]
 
+_COMPARED = tuple(name for name in DIAGNOSTICS if name != "effective_lr")
+"""The instruments a comparison records (the effective learning rate is only some
+optimizers': record it with ``minimize(diagnostics=("effective_lr",))``)."""
+
 
 def machine() -> dict[str, Any]:
     """The machine a comparison ran on: JAX version, backend, devices, CPUs.
@@ -203,7 +207,8 @@ def compare(
             Off by default: it costs a run and a compile per optimizer.
         diagnostics: instruments of ``minimize(diagnostics=...)`` (any of
             ``"alpha"``, ``"cosine"``, ``"update_ratio"``, ``"noise_scale"``;
-            the last only on problems with data) recorded every step of two
+            the last only on problems with data; not ``"effective_lr"``, which
+            only some optimizers carry: ``minimize`` records it) recorded every step of two
             runs per optimizer after each problem's sweep: at its chosen rate
             and one grid step up, from the first seed's start
             (:class:`jaxgd.comparison.Diagnosed`). The report draws alpha
@@ -267,7 +272,7 @@ def compare(
             f"compare: sharpness must be True or False, got {sharpness!r}; pass "
             "sharpness=True to record the sharpness at each chosen rate."
         )
-    diagnostics = generic.choices("compare", "diagnostics", diagnostics, DIAGNOSTICS)
+    diagnostics = generic.choices("compare", "diagnostics", diagnostics, _COMPARED)
     problem_list, factories, rates, seed_list, steps, batch_size, eval_list = check_arguments(
         problems, optimizers, learning_rates, seeds, steps, batch_size, eval_seeds
     )

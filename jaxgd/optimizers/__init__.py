@@ -34,8 +34,9 @@ Writing a rule of your own: subclass `Optimizer` (see its docstring).
 Layout: `jaxgd.optimizers._base` holds the base class and the
 declarations of hyperparameters (``decay_rate``, ``positive``,
 ``nonnegative``, ``static``); `jaxgd.optimizers._rules` the built-in
-variants; this module re-exports them and keeps the registry by label
-(`names`, `get`).
+variants; `jaxgd.optimizers._effective` the effective learning rate ``d * lr``
+of the optimizers that adapt it (`effective_lr`); this module re-exports them
+and keeps the registry by label (`names`, `get`).
 
 Notation in the docstrings: ``g`` is the gradient, ``t`` the step counted from
 1, ``lr`` the learning rate (``lr_t`` when it is a schedule).
@@ -54,11 +55,17 @@ from jaxgd.optimizers._base import (  # noqa: F401 (other wings')
     static,
 )
 from jaxgd.optimizers._contrib import NOT_RUN as CONTRIB_NOT_RUN
+from jaxgd.optimizers._effective import (
+    ADAPTS_ITS_RATE,
+    effective_lr,
+    why_no_effective_lr,  # noqa: F401 (other wings')
+)
 from jaxgd.optimizers._registry import get, names
 from jaxgd.optimizers._rules import adagrad, adam, adamw, armijo, momentum, rmsprop, sgd
 from jaxgd.optimizers._stability import stability_limit
 
 __all__ = [
+    "ADAPTS_ITS_RATE",
     "CONTRIB_NOT_RUN",
     "Optimizer",
     "StabilityLimit",
@@ -67,6 +74,7 @@ __all__ = [
     "adamw",
     "armijo",
     "decay_rate",
+    "effective_lr",
     "get",
     "momentum",
     "names",

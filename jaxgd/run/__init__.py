@@ -11,7 +11,7 @@
 | ``_threaded`` | what a run threads besides params: ``opt_state=``, the model ``state=`` |
 | ``_plan`` | every static decision once: history layout, loop kind, backend knobs |
 | ``_body`` | the one step: evaluate, record, stop rules, update; start and finish |
-| ``_diagnostics`` | why a step overshoots: alpha, cosine, update ratio, noise scale |
+| ``_diagnostics`` | why a step overshoots: alpha, cosine, update ratio, noise scale, effective lr |
 | ``_loop`` | the compiled programs: four small drivers of the step, chosen by ``LoopKind`` |
 | ``_fingerprint`` | what a checkpoint must agree on to be resumed |
 | ``_segments`` | runs in segments: checkpoints, progress, Ctrl-C |
@@ -19,7 +19,8 @@
 | ``_make_step`` | :func:`make_step`: one compiled step for a loop of your own |
 
 Imports point down: ``_result`` and ``_batches`` import nothing of the wing;
-``_state`` imports them; ``_diagnostics`` imports ``_result``; ``_body``
+``_state`` imports them; ``_diagnostics`` imports ``_result`` (and asks
+:mod:`jaxgd.optimizers` for the effective learning rate); ``_body``
 imports ``_state`` and ``_diagnostics``; ``_loop`` imports ``_body``;
 ``_checks`` (with ``_values`` and ``_threaded``) and ``_plan`` sit beside;
 ``_segments`` imports ``_loop`` and :mod:`jaxgd.checkpoint`; ``_warm``

@@ -122,7 +122,8 @@ def minimize(
             multiple): ``eval_every=10`` with ``history_every=4`` evaluates
             at steps 0, 20, 40, ...
         diagnostics: instruments that say why a step overshoots, any of
-            ``("alpha", "cosine", "update_ratio", "noise_scale")``, each
+            ``("alpha", "cosine", "update_ratio", "noise_scale",
+            "effective_lr")``, each
             recorded at every history entry in ``history.<name>`` (``NaN``
             where undefined): the effective relative step size of the update
             taken (Cockpit's alpha: above 1 the step overshoots; on a
@@ -130,10 +131,15 @@ def minimize(
             updates, ``|update| / |params|`` per leaf (a pytree), and the
             gradient noise scale ``tr(Sigma) / |G|^2`` of the step's batch
             from per-example gradients (needs ``data`` with two or more
-            examples a batch). Alpha reuses the next step's evaluation, so
-            alpha and the cosine cost a few dot products a step; the noise
-            scale costs one gradient per example of the batch. Off (``()``)
-            they cost nothing. Estimators and biases:
+            examples a batch). ``"effective_lr"`` records the effective
+            learning rate ``d * lr`` of the update taken, for the optimizers
+            that adapt it (``optax.contrib.prodigy``,
+            ``optax.contrib.dadapt_adamw``, alone or in optax's wrappers),
+            read from their state (:func:`jaxgd.optimizers.effective_lr`);
+            another optimizer is refused. Alpha reuses the next step's
+            evaluation, so alpha and the cosine cost a few dot products a
+            step; the noise scale costs one gradient per example of the
+            batch. Off (``()``) they cost nothing. Estimators and biases:
             :mod:`jaxgd.run._diagnostics` and the diagnostics guide.
         record_params: keep the parameter path in ``history.params``.
         history_every: record every this many steps (default: every step up

@@ -283,7 +283,7 @@ def step(spec: Spec, run: Run, inputs: Inputs, c: Carry, live=None, index=None) 
     last_update = c.last_update
     if spec.diagnostics:
         history, last_update = _diagnose(
-            spec, run, c, batch, history, (loss, grads, params, go, at), index
+            spec, run, c, batch, history, (loss, grads, params, opt_state, go, at), index
         )
     return Carry(
         step=c.step + go.astype(jnp.int32),
@@ -299,11 +299,14 @@ def step(spec: Spec, run: Run, inputs: Inputs, c: Carry, live=None, index=None) 
 
 def _diagnose(spec: Spec, run: Run, c: Carry, batch, history, seen, index):
     """The instruments of :mod:`jaxgd.run._diagnostics` on this step: ``seen`` is
-    ``(loss, grads)`` at ``c.params``, the params after the update, whether it was
-    taken and the step's entry ``at``. The noise scale is due by the scan's index
-    (as the sharpness), so that under vmap it is computed only at entries."""
-    loss, grads, params, go, at = seen
-    noise = None
+    ``(loss, grads)`` at ``c.params``, the params and optimizer state after the
+    update, whether it was taken and the step's entry ``at``. The noise scale is
+    due by the scan's index (as the sharpness), so that under vmap it is computed
+    only at entries; the effective learning rate is read from the two states."""
+    loss, grads, params, opt_state, go, at = seen
+    noise = rate = None
+    if "effective_lr" in spec.diagnostics:
+        rate = instruments.effective_lr(run.optimizer, c.opt_state, opt_state)
     if "noise_scale" in spec.diagnostics:
         loss_of = lambda p, b: _loss_and_aux(spec, run, p, b, c.state)[0]  # noqa: E731
         due_at = at if index is None else index
@@ -312,7 +315,7 @@ def _diagnose(spec: Spec, run: Run, c: Carry, batch, history, seen, index):
         )
     return instruments.observe(
         spec.diagnostics, history, c.last_update, c.params, params, loss, grads, go, at,
-        spec.steps, noise,
+        spec.steps, noise, rate,
     )  # fmt: skip
 
 

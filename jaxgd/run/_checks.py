@@ -28,7 +28,7 @@ import jaxgd.run._threaded as threaded
 from jaxgd import _checks as generic
 from jaxgd import checkpoint as _checkpoint
 from jaxgd import distributed
-from jaxgd.optimizers import check_optimizer
+from jaxgd.optimizers import ADAPTS_ITS_RATE, check_optimizer, why_no_effective_lr
 from jaxgd.run._diagnostics import NAMES as INSTRUMENTS
 from jaxgd.run._values import check_loss_output, example_args, warn_if_not_finite
 
@@ -151,6 +151,7 @@ def check_call(call: Call) -> Call:
         history_every = generic.positive_int(CALLER, "history_every", history_every)
     sharpness_every = _check_sharpness(call.sharpness_every, call.sharpness_iters)
     diagnostics = _check_diagnostics(call.diagnostics, data, batch_size, n_examples)
+    _check_effective_lr(diagnostics, call.optimizer, params)
     _check_schedule(call.optimizer, steps)
     opt_state = threaded.check_opt_state(call.optimizer, params, call.opt_state)
     loss = threaded.stateless(call.loss, call.state)  # (params[, batch]) -> value
@@ -262,6 +263,21 @@ def _check_diagnostics(names: Any, data: Any, batch_size, n_examples: int) -> tu
             f"{'a loss of params alone has none' if data is None else f'this run has {rows}'}."
         )
     return names
+
+
+def _check_effective_lr(names: tuple, optimizer: Any, params: Any) -> None:
+    """``effective_lr`` is read from the state of an optimizer that adapts its rate."""
+    if "effective_lr" not in names:
+        return
+    why = why_no_effective_lr(optimizer, jax.eval_shape(optimizer.init, params))
+    if why is not None:
+        labels = ", ".join(f"optax.contrib.{label}" for label in ADAPTS_ITS_RATE)
+        raise ValueError(
+            f"minimize: diagnostics 'effective_lr' reads the rate d * lr an optimizer adapts "
+            f"from its state, and this optimizer has none: {why}. It is recorded for {labels} "
+            "(alone or inside optax.chain or optax.inject_hyperparams); for another optimizer "
+            "drop 'effective_lr' from diagnostics (its rate is the learning_rate you gave it)."
+        )
 
 
 def _check_eval(eval_data: Any, every: Any, data: Any, mesh: Any) -> tuple[Any, int]:

@@ -49,6 +49,12 @@ at what a rule would have done.
   B``, so the estimate is low: ``1 / B_est ~ 1 / B_true + 1 / B`` (invert
   this to correct it; averaging over steps, McCandlish's advice, tames the
   noise).
+* **effective_lr**, the effective learning rate ``d * lr`` of the update
+  taken at the step, for the optimizers that adapt it (optax.contrib's
+  ``prodigy`` and ``dadapt_adamw``, alone or in optax's wrappers): the D
+  the update used times the schedule's rate there, read from the
+  optimizer's state by :func:`jaxgd.optimizers.effective_lr` (no extra
+  evaluation). Another optimizer is refused before compiling.
 
 Off (an empty tuple), nothing here is traced: the compiled program is the
 one without it.
@@ -62,6 +68,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxgd.optimizers import effective_lr
 from jaxgd.run._outer import per_example_moments
 from jaxgd.run._result import History
 
@@ -71,12 +78,13 @@ __all__ = [
     "LastUpdate",
     "alpha",
     "buffers",
+    "effective_lr",
     "noise_scale",
     "observe",
     "start",
 ]
 
-NAMES = ("alpha", "cosine", "update_ratio", "noise_scale")
+NAMES = ("alpha", "cosine", "update_ratio", "noise_scale", "effective_lr")
 """The instruments ``minimize(diagnostics=...)`` knows, in the order they are recorded."""
 
 
@@ -189,6 +197,7 @@ def observe(
     at,
     steps: int,
     noise=None,
+    rate=None,
 ) -> tuple[History, LastUpdate | None]:
     """``(history, last)`` with this step's instruments written.
 
@@ -196,8 +205,9 @@ def observe(
     == steps`` for a step whose writes are dropped) and moved to ``after``
     where ``go``. Written: the alpha of the previous update (whose end point
     this evaluation is) at its entry, and the cosine and update ratio of
-    this update (where ``go``) and ``noise`` (the noise scale, or None) at
-    this step's entry.
+    this update (where ``go``), ``noise`` (the noise scale, or None) at
+    this step's entry and ``rate`` (the effective learning rate of the
+    update, or None) where ``go``.
     """
     dtype = history.loss.dtype
     flat_before, flat_after = jax.tree.leaves(before), jax.tree.leaves(after)
@@ -224,6 +234,8 @@ def observe(
         )
     if noise is not None:
         new["noise_scale"] = put(history.noise_scale, history.entry(at), noise)
+    if rate is not None:
+        new["effective_lr"] = put(history.effective_lr, taken, rate)
     if last is not None:
         slope0 = _dot(jax.tree.leaves(grads), delta, dtype)
         treedef = jax.tree.structure(before)

@@ -79,6 +79,10 @@ class History:
         noise_scale: with ``"noise_scale"``, the simple gradient noise
             scale ``tr(Sigma) / |G|^2`` of the step's batch (McCandlish et
             al. 2018), from per-example gradients.
+        effective_lr: with ``"effective_lr"``, the effective learning rate
+            ``d * lr`` of the update taken at the step, for the optimizers
+            that adapt it (Prodigy's, D-Adaptation's): see
+            :func:`jaxgd.optimizers.effective_lr`.
         stride: steps between two entries (static).
     """
 
@@ -93,6 +97,7 @@ class History:
     cosine: jax.Array | None = None
     update_ratio: Any = None
     noise_scale: jax.Array | None = None
+    effective_lr: jax.Array | None = None
     stride: int = dataclasses.field(default=1, metadata={"static": True})
 
     @property
@@ -140,6 +145,7 @@ class History:
             cosine=self.cosine,
             update_ratio=self.update_ratio,
             noise_scale=self.noise_scale,
+            effective_lr=self.effective_lr,
             stride=self.stride,
         )
 

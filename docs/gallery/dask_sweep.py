@@ -86,11 +86,13 @@ class Counting:
     """The client, counting the jobs submitted to it."""
 
     def __init__(self, client):
-        self.client, self.submitted = client, 0
+        self.client, self.submitted, self.jobs = client, 0, {}
 
     def submit(self, fn, *args):
         self.submitted += 1
-        return self.client.submit(fn, *args)
+        future = self.client.submit(fn, *args)
+        self.jobs[future.key] = args[0]  # the job, by its Dask task's key
+        return future
 
 
 jobs = pathlib.Path(tempfile.mkdtemp()) / "jobs"
@@ -114,8 +116,10 @@ assert len(stream.data) == 8 and ran_on == set(workers)
 #
 # The numbers are the same bit for bit: with the default blocks a job runs the
 # program a one-process run runs, on arrays of the same shape. What differs is
-# what a clock says; the fields removed before comparing are those that
-# `tests/comparison/test_jobs.py` removes.
+# what a clock says. Below: every field in which the two `results.json`
+# differ, each one a clock's (its name ends in `seconds`, `_per_step`,
+# `per_run_step` or `created`), and the rest compared whole once those fields
+# are removed, the rule of `tests/comparison/test_jobs.py`.
 
 # %%
 alone = gd.compare(PROBLEMS, OPTIMIZERS, **KW)
@@ -139,16 +143,17 @@ def numbers(result) -> dict:
     return strip(json.loads(result.to_json()))
 
 
-def timing_fields(x, path="") -> set:
-    """The timing fields' places, a list's items written ``[]``."""
-    if isinstance(x, dict):
-        inner = {
-            f for k, v in x.items() for f in timing_fields(v, f"{path}.{k}")
+def differences(a, b, path="") -> set:
+    """Where two results.json differ, a list's items written ``[]``."""
+    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+        return {d for k in a for d in differences(a[k], b[k], f"{path}.{k}")}
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return {
+            d
+            for x, y in zip(a, b, strict=True)
+            for d in differences(x, y, f"{path}[]")
         }
-        return inner | {f"{path}.{k}"[1:] for k in x if k.endswith(TIMING)}
-    if isinstance(x, list):
-        return {f for v in x for f in timing_fields(v, f"{path}[]")}
-    return set()
+    return set() if a == b else {path[1:]}
 
 
 def final_losses(numbers) -> tuple[list, list]:
@@ -164,9 +169,11 @@ def final_losses(numbers) -> tuple[list, list]:
     return tuning, evaluation
 
 
-fields = sorted(timing_fields(json.loads(on_dask.to_json())))
-display(Markdown("The timing fields: " + ", ".join(f"`{f}`" for f in fields)))
-assert "total_seconds" in fields and "problems[].compile_seconds" in fields
+differ = sorted(
+    differences(json.loads(on_dask.to_json()), json.loads(alone.to_json()))
+)
+display(Markdown("Fields that differ: " + ", ".join(f"`{d}`" for d in differ)))
+assert differ and all(d.endswith(TIMING) for d in differ)
 assert numbers(on_dask) == numbers(alone)
 tuning, evaluation = final_losses(numbers(alone))
 print(
@@ -181,11 +188,23 @@ assert final_losses(numbers(on_dask)) == (tuning, evaluation)
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
 start = min(s["start"] for t in stream.data for s in t["startstops"])
 for task in stream.data:
+    job = counting.jobs[task["key"]]
+    is_tuning = job.seeds[0] == tuple(range(KW["seeds"]))
     row = workers.index(task["worker"])
     for s in task["startstops"]:
         if s["action"] == "compute":
-            left.barh(row, s["stop"] - s["start"], left=s["start"] - start)
+            t0, t1 = s["start"] - start, s["stop"] - start
+            color = "C0" if is_tuning else "C1"
+            left.barh(row, t1 - t0, left=t0, color=color, edgecolor="w")
+            left.plot([t0], [row], "|", color=color, ms=30)  # a short one too
+            if is_tuning:
+                name = f"{job.problem[0]}\n{job.label}"
+                left.text((t0 + t1) / 2, row, name, ha="center", va="center")
+left.plot([], [], "s", color="C0", label="tuning")
+left.plot([], [], "s", color="C1", label="evaluation")
+left.legend(loc="center right", fontsize="small")
 left.set_yticks(range(2), ["worker 1", "worker 2"])
+left.set_ylim(-0.6, 1.6)
 left.set(
     xlabel="seconds from the first job", title="The 8 jobs on the two workers"
 )

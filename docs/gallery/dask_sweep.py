@@ -184,7 +184,17 @@ assert len(tuning) == 2 * 2 * 3 * 2  # problems x optimizers x rates x seeds
 assert len(evaluation) == 2 * 2 * 4  # problems x optimizers x eval seeds
 assert final_losses(numbers(on_dask)) == (tuning, evaluation)
 
+# %% [markdown]
+# Left, each job on the worker that ran it: the tuning jobs (named), then,
+# once the rates are chosen, the evaluation jobs. Right, every run's final
+# loss on the cluster against the same run's in one process.
+
 # %%
+rounds = [
+    counting.jobs[t["key"]].seeds[0] == tuple(range(KW["seeds"]))
+    for t in stream.data
+]
+assert rounds.count(True) == rounds.count(False) == 4  # tuning, evaluation
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
 start = min(s["start"] for t in stream.data for s in t["startstops"])
 for task in stream.data:
@@ -202,9 +212,10 @@ for task in stream.data:
                 left.text((t0 + t1) / 2, row, name, ha="center", va="center")
 left.plot([], [], "s", color="C0", label="tuning")
 left.plot([], [], "s", color="C1", label="evaluation")
-left.legend(loc="center right", fontsize="small")
+left.legend(loc="upper left", ncol=2, fontsize="small")
 left.set_yticks(range(2), ["worker 1", "worker 2"])
-left.set_ylim(-0.6, 1.6)
+left.set_ylim(-0.6, 2.0)
+left.margins(x=0.05)
 left.set(
     xlabel="seconds from the first job", title="The 8 jobs on the two workers"
 )

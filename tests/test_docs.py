@@ -60,7 +60,7 @@ def test_the_pages_are_found():
     assert len(GALLERY) >= 8
 
 
-@pytest.mark.long  # 11 pages of 0.5 to 3 minutes each: `python -m pytest -m long`
+@pytest.mark.long  # 13 pages of 0.5 to 3 minutes each: `python -m pytest -m long`
 @pytest.mark.parametrize("script", GALLERY, ids=lambda p: p.stem)
 def test_gallery_page_runs(script, tmp_path):
     """Each gallery page runs as the script it is (``python docs/gallery/NAME.py``,

@@ -60,7 +60,7 @@ def test_the_pages_are_found():
     assert len(GALLERY) >= 8
 
 
-@pytest.mark.long  # 11 pages of 0.5 to 3 minutes each: `python -m pytest -m long`
+@pytest.mark.long  # 13 pages of 0.5 to 3 minutes each: `python -m pytest -m long`
 @pytest.mark.parametrize("script", GALLERY, ids=lambda p: p.stem)
 def test_gallery_page_runs(script, tmp_path):
     """Each gallery page runs as the script it is (``python docs/gallery/NAME.py``,
@@ -162,7 +162,8 @@ def _build(site: pathlib.Path, *, execute: bool) -> None:
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=ROOT,
         env={
-            **_kernel_env(),
+            # The default build: no published address (mkdocs.yml's site_url).
+            **{k: v for k, v in _kernel_env().items() if k != "JAXGD_SITE_URL"},
             "NO_MKDOCS_2_WARNING": "1",
             "JAXGD_DOCS_EXECUTE": "true" if execute else "false",
         },
@@ -250,6 +251,11 @@ def test_site_builds_strict_with_formulas_typeset_offline(tmp_path):
             r'|<link(?![^>]*"canonical")[^>]+href="(?:https?:)?//'
         )
         assert not re.search(fetched, page), path
+    # No made-up address: site_url comes from JAXGD_SITE_URL only (unset here), so no
+    # page names a canonical address and the sitemap, whose entries must be full
+    # addresses, lists none.
+    assert not any('rel="canonical"' in page for page in pages.values())
+    assert "<loc>" not in (site / "sitemap.xml").read_text()
     optimizers = pages[site / "api" / "optimizers" / "index.html"]
     assert optimizers.count('class="arithmatex"') >= 7  # the seven rules' formulas
     assert "javascripts/mathjax/tex-chtml.js" in optimizers

@@ -123,8 +123,17 @@ def _quadratic_loss(matrix: jax.Array, theta: jax.Array, batch: tuple) -> jax.Ar
     x, c = batch
     mean = jnp.mean(x, axis=0)
     d = theta - mean
-    spread = jnp.mean(c) - mean @ (matrix @ mean)  # mean_i (x_i - xbar)^T Q (x_i - xbar)
-    return 0.5 * (d @ (matrix @ d) + spread)
+    spread = jnp.mean(c) - jnp.sum(mean * _times(matrix, mean))  # mean (x_i - xbar)^T Q (...)
+    return 0.5 * (jnp.sum(d * _times(matrix, d)) + spread)
+
+
+def _times(matrix: jax.Array, v: jax.Array) -> jax.Array:
+    """``Q v`` as a broadcast product and a sum (``Q`` is symmetric), not a ``dot``:
+    vmapped, a dot is one matrix product of all the runs, whose sums XLA:CPU orders
+    by how many runs there are; so a run's numbers would change with the runs beside
+    it (a chaotic run, Adam at rate 100, ends 3x apart on one device and on a mesh
+    of two). A sum over the last axis is ordered the same for any number of runs."""
+    return jnp.sum(matrix * v, axis=-1)
 
 
 def _start(key: jax.Array) -> jax.Array:

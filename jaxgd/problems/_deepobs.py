@@ -119,20 +119,25 @@ def _terms(matrix: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _quadratic_loss(matrix: jax.Array, theta: jax.Array, batch: tuple) -> jax.Array:
     """``mean over the batch of 0.5 (theta - x_i)^T Q (theta - x_i)`` (``Q`` = ``matrix``),
     computed as ``0.5 [d^T Q d + mean_i c_i - xbar^T Q xbar]`` with ``d = theta - xbar``,
-    ``xbar`` the batch mean and ``c_i = x_i^T Q x_i`` (the batch is ``(x, c)``).
-
-    ``Q v`` is ``v @ Q`` (``Q`` is symmetric): vmapped, one matrix product of all the
-    runs, whose rows XLA:CPU sums alike for any number of runs from about 90 up, so
-    a run's numbers do not change with the runs beside it (one device against a mesh
-    of two, 360 runs against 180: bitwise equal; even Adam at rate 100, which is
-    chaotic and would end up to 3x apart after a change in the last bit). ``Q @ v``
-    is summed differently for 180 and 360 runs; a broadcast product and a sum is
-    alike for both but 2.5x slower (XLA:CPU writes ``Q`` out once per run)."""
+    ``xbar`` the batch mean and ``c_i = x_i^T Q x_i`` (the batch is ``(x, c)``)."""
     x, c = batch
     mean = jnp.mean(x, axis=0)
     d = theta - mean
-    spread = jnp.mean(c) - jnp.sum(mean * (mean @ matrix))  # mean (x_i - xbar)^T Q (...)
-    return 0.5 * (jnp.sum(d * (d @ matrix)) + spread)
+    spread = jnp.mean(c) - jnp.sum(mean * _times(matrix, mean))  # mean (x_i - xbar)^T Q (...)
+    return 0.5 * (jnp.sum(d * _times(matrix, d)) + spread)
+
+
+def _times(matrix: jax.Array, v: jax.Array) -> jax.Array:
+    """``Q v`` as a broadcast product and a sum (``Q`` is symmetric), not a ``dot``.
+
+    Vmapped, a dot is one matrix product of all the runs, which XLA:CPU sums
+    differently in a 2-device runs mesh's program than on one device; a chaotic
+    run (Adam at rates 40 to 100) then ends up to 5x apart, and the
+    equal-results check of ``benchmarks/speed`` (runs mesh against one device,
+    1,080 runs) fails. This form is bitwise equal there. It costs: XLA:CPU
+    writes ``Q`` out once per run, and the DeepOBS protocol took 14.5 s on the
+    mesh where ``v @ Q`` took 9.0 s (2 cores, load 2)."""
+    return jnp.sum(matrix * v, axis=-1)
 
 
 def _start(key: jax.Array) -> jax.Array:

@@ -60,7 +60,7 @@ def _argsort(bits: jax.Array) -> jax.Array:
     rank is how many entries sort before it, and the order puts each entry at
     its rank, all compares and sums of ``n x n`` tables. XLA:CPU sorts short rows
     slowly (a comparator call per compare): the orders of 360 runs of 700 steps
-    of batch 128 from 1000 examples (rows of 8) took 1.7 s to argsort, 0.4 s so.
+    of batch 128 from 1000 examples (rows of 8) took 1.7 s to argsort, 0.3 s so.
     """
     n = bits.shape[-1]
     if n > _COUNTED:

@@ -114,7 +114,8 @@ def _cv_rows() -> list[dict]:
 
 def _instance_of(epoch0: float) -> int | None:
     """The DeepOBS instance whose theta = 1 test loss is ``epoch0`` (to 1e-6), or None."""
-    q = 1.0 - np.asarray(_problems.get("quadratic_deep").test_data, np.float64)  # theta = 1
+    points = _problems.get("quadratic_deep").test_data[0]  # the (x, c) pairs' x
+    q = 1.0 - np.asarray(points, np.float64)  # theta = 1
     for k in range(_CV_MAX_INSTANCE):
         _, matrix = _problems.quadratic_deep_hessian(k)
         value = 0.5 * np.mean(np.einsum("bi,ij,bj->b", q, matrix, q))
@@ -137,7 +138,7 @@ def _cv_runs(row: dict, instance: int, seeds: int) -> tuple[np.ndarray, np.ndarr
     curve per epoch, for ``row``'s setting on DeepOBS instance ``instance``."""
     problem = _problems.get("quadratic_deep", instance=instance)
     opt = _optimizer(row)
-    per_epoch = len(problem.data) // problem.batch_size  # 7: DeepOBS drops the remainder
+    per_epoch = len(problem.data[0]) // problem.batch_size  # 7: DeepOBS drops the remainder
     steps = 100 * per_epoch  # 100 epochs, DeepOBS's budget: 700 steps
 
     def one(key):

@@ -45,8 +45,31 @@ def batch_indices(n_examples: int, batch_size: int, steps: int, key: jax.Array) 
     # One draw for all epochs compiles about 3x faster than a
     # jax.random.permutation per stratum (XLA:CPU compiles threefry slowly).
     bits = jax.random.bits(key, (epochs, bs, per_epoch))
-    order = jnp.argsort(bits, axis=-1).transpose(0, 2, 1).reshape(epochs * per_epoch, bs)
+    order = _argsort(bits).transpose(0, 2, 1).reshape(epochs * per_epoch, bs)
     return (starts[:-1] + order % sizes).astype(jnp.int32)
+
+
+_COUNTED = 16
+"""Rows up to this long are argsorted by counting (:func:`_argsort`)."""
+
+
+def _argsort(bits: jax.Array) -> jax.Array:
+    """``jnp.argsort(bits, axis=-1)`` (stable: ties keep index order), the same numbers.
+
+    Rows of up to :data:`_COUNTED` entries are sorted by counting: entry ``i``'s
+    rank is how many entries sort before it, and the order puts each entry at
+    its rank, all compares and sums of ``n x n`` tables. XLA:CPU sorts short rows
+    slowly (a comparator call per compare): the orders of 360 runs of 700 steps
+    of batch 128 from 1000 examples (rows of 8) took 1.7 s to argsort, 0.3 s so.
+    """
+    n = bits.shape[-1]
+    if n > _COUNTED:
+        return jnp.argsort(bits, axis=-1)
+    i = jnp.arange(n)
+    mine, other = bits[..., :, None], bits[..., None, :]
+    before = (other < mine) | ((other == mine) & (i < i[:, None]))  # [i, j]: j sorts before i
+    rank = jnp.sum(before, axis=-1, dtype=jnp.int32)
+    return jnp.sum(jnp.where(rank[..., None, :] == i[:, None], i, 0), axis=-1, dtype=jnp.int32)
 
 
 def take_rows(data: Any, rows: jax.Array) -> Any:

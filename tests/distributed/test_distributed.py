@@ -75,7 +75,7 @@ CORE += [
     f"{kind}/marks/sgd/{m}" for kind in ("full", "mini") for m in ("make_mesh", "make_mesh_2d")
 ]
 CORE += ["full/marks/sgd/user", "mini/marks/sgd/user"]
-THOROUGH = [f"{run}/{d}" for d in (2, 4) for run in ("full/marks/momentum", "full/marks/adam")]
+THOROUGH = [f"{run}/4" for run in ("full/marks/momentum", "full/marks/adam")]
 THOROUGH += [f"{run}/{d}" for d in (2, 4) for run in ("full/cancer/adam", "mini/sum_loss/momentum")]
 
 

@@ -51,7 +51,7 @@ def test_runs_axis_gives_one_devices_numbers(two, case):
     assert two[case]["rel"] < RTOL
 
 
-@pytest.mark.parametrize("mesh", ["runs", "2x1"])
+@pytest.mark.parametrize("mesh", ["runs"])
 def test_a_mesh_sweep_is_kept_in_the_program_cache(two, mesh):
     """The default `jaxgd compare` shards its runs over the cores: its programs are kept
     (a loaded one is given its mesh's devices), loaded without tracing for the same

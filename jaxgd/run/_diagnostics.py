@@ -142,9 +142,11 @@ def alpha(f0, f1, slope0, slope1, size) -> jax.Array:
     return jnp.where(q > 0, value, jnp.nan)
 
 
-CHUNK_BYTES = 4 << 20
-"""Per-example gradients held at once by the noise scale, about (a batch is taken
-in chunks of examples that fit: a full batch of any size, and faster in cache)."""
+CHUNK_BYTES = 64 << 20
+"""Per-example gradients the noise scale takes at once, about, counted as if all were
+written out (a batch is taken in chunks of examples that fit, so a full batch of
+any size does; a dense layer's are not written out, so larger chunks cost no
+memory there, and on the 64-128-10 MLP 64 MiB chunks were 15-20% faster than 4 MiB)."""
 
 
 def noise_scale(loss_of, params, batch) -> jax.Array:
@@ -174,7 +176,10 @@ def noise_scale(loss_of, params, batch) -> jax.Array:
         return (squares, [s + v.astype(dtype) for s, v in zip(total[1], sums, strict=True)]), None
 
     start = (jnp.zeros((), dtype), [jnp.zeros(leaf.shape, dtype) for leaf in leaves])
-    (squares, sums), _ = jax.lax.scan(add, start, (rows, weight))
+    if count == 1:  # the whole batch at once: no loop
+        (squares, sums), _ = add(start, jax.tree.map(lambda a: a[0], (rows, weight)))
+    else:
+        (squares, sums), _ = jax.lax.scan(add, start, (rows, weight))
     mean_squared = sum(jnp.sum(jnp.abs(s) ** 2) for s in sums) / n**2
     return (squares / n - mean_squared) * (n / (n - 1)) / mean_squared
 

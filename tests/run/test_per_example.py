@@ -84,3 +84,24 @@ def test_a_dense_layers_squares_are_never_written_out():
     moments = per_example_moments(jax.vmap(jax.grad(loss), (None, 0)))
     text = jax.jit(moments).lower(jnp.ones(6), params, jnp.ones(data_shape)).as_text()
     assert "6x5x7" not in text and "6x7x5" not in text and "6x7x3" not in text
+
+
+def test_the_noise_scale_is_the_same_in_chunks_as_in_one(monkeypatch):
+    # A batch taken in chunks (the last one padded with weight 0) gives one chunk's value.
+    from jaxgd.run import _diagnostics
+
+    loss, shapes, data_shape = CASES["mlp"]
+    keys = iter(jax.random.split(KEY, len(shapes) + 2))
+    params = {k: jax.random.normal(next(keys), s) for k, s in shapes.items()}
+    x = jax.random.normal(next(keys), (23, 5))
+    batch_loss = lambda p, batch: jnp.mean(jax.vmap(loss, (None, 0))(p, batch[:, None]))  # noqa: E731
+    whole = _diagnostics.noise_scale(batch_loss, params, x)
+    size = 4 * sum(int(np.prod(s)) for s in shapes.values())  # one example's gradients
+    monkeypatch.setattr(_diagnostics, "CHUNK_BYTES", 5 * size)  # 5 chunks of 5: 2 padded
+    chunked = _diagnostics.noise_scale(batch_loss, params, x)
+    np.testing.assert_allclose(chunked, whole, rtol=RTOL)
+    per_example = jax.vmap(jax.grad(lambda p, e: batch_loss(p, e[None])), (None, 0))(params, x)
+    flat = jnp.concatenate([g.reshape(23, -1) for g in jax.tree.leaves(per_example)], axis=1)
+    mean = flat.mean(0)
+    expected = jnp.sum((flat - mean) ** 2) / 22 / jnp.sum(mean**2)
+    np.testing.assert_allclose(whole, expected, rtol=1e-4)

@@ -62,7 +62,13 @@ def problems(names: list[str], devices: int):
 
 
 def run(
-    mesh, steps: int, seeds: int, devices: int, names: list[str] = PROBLEMS, fit_steps: int = 300
+    mesh,
+    steps: int,
+    seeds: int,
+    devices: int,
+    names: list[str] = PROBLEMS,
+    fit_steps: int = 300,
+    eval_seeds: int = 20,
 ) -> dict:
     """The comparison and one minimize run; ``mesh=None`` is the one-device reference.
 
@@ -82,6 +88,7 @@ def run(
         list(OPTIMIZERS),
         learning_rates=list(LEARNING_RATES),
         seeds=seeds,
+        eval_seeds=eval_seeds,
         steps=steps,
         batch_size=None,
         mesh=mesh,
@@ -126,7 +133,9 @@ def worker(args: argparse.Namespace) -> None:
     mesh = gd.distributed.data_mesh()
     rank = jax.process_index()
     names = args.problems.split(",")
-    results = run(mesh, args.steps, args.seeds, jax.device_count(), names, args.fit_steps)
+    results = run(
+        mesh, args.steps, args.seeds, jax.device_count(), names, args.fit_steps, args.eval_seeds
+    )
     results.update(process=rank, processes=jax.process_count(), devices=jax.device_count())
     if rank == 0:
         print(
@@ -145,7 +154,7 @@ def launch(args: argparse.Namespace) -> int:
 
     argv = [sys.executable, __file__, "--worker", "--steps", str(args.steps)]
     argv += ["--seeds", str(args.seeds), "--problems", args.problems]
-    argv += ["--fit-steps", str(args.fit_steps)]
+    argv += ["--fit-steps", str(args.fit_steps), "--eval-seeds", str(args.eval_seeds)]
     if args.out:
         argv += ["--out", args.out]
     from jaxgd.distributed import launch_local
@@ -169,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices-per-process", type=int, default=2)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--eval-seeds", type=int, default=20, help="fresh seeds reported")
     parser.add_argument("--fit-steps", type=int, default=300, help="steps of the minimize run")
     parser.add_argument("--problems", default=",".join(PROBLEMS), help="comma-separated names")
     parser.add_argument("--timeout", type=float, default=300.0)

@@ -279,6 +279,7 @@ def test_multiprocess_compare_example(tmp_path):
     out = tmp_path / "mp"
     argv = [sys.executable, str(ROOT / "examples" / "multiprocess_compare.py"), "--worker"]
     argv += ["--steps", "50", "--seeds", "1", "--problems", "student_marks", "--fit-steps", "60"]
+    argv += ["--eval-seeds", "3"]  # the 3 rates' slots: one evaluation call
     argv += ["--out", str(out)]
     _results_ok = gd.distributed.launch_local(argv, 2, cpu_devices=2, timeout=240, env=_env())
     for r in _results_ok:
@@ -291,7 +292,7 @@ def test_multiprocess_compare_example(tmp_path):
         import multiprocess_compare
     finally:
         sys.path.remove(str(ROOT / "examples"))
-    ref = multiprocess_compare.run(None, 50, 1, 4, ["student_marks"], fit_steps=60)
+    ref = multiprocess_compare.run(None, 50, 1, 4, ["student_marks"], fit_steps=60, eval_seeds=3)
     for k, v in ref["params"].items():
         assert abs(a["params"][k] - v) <= RTOL * abs(v), k
     np.testing.assert_allclose(a["loss_history"], ref["loss_history"], rtol=RTOL)

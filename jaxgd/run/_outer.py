@@ -56,7 +56,7 @@ def per_example_moments(fun: Callable[..., Any]) -> Callable[..., tuple[list, li
         values = _evaluate(closed.jaxpr, closed.consts, jax.tree.leaves(args), outers)
         sums, norms = [], []
         for var, value in zip(closed.jaxpr.outvars, values, strict=True):
-            factored = outers.get(var)
+            factored = None if isinstance(var, jcore.Literal) else outers.get(var)
             if factored is not None and factored[2][0] < _n_batch(*factored[:2]):
                 sums.append(_factored_sum(weights, *factored))
                 norms.append(_factored_norms(*factored))

@@ -7,6 +7,8 @@ its conftest.py lives there).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -65,3 +67,15 @@ def assert_same_bits(a: Any, b: Any, *, same_containers: bool = True) -> None:
         assert x_np.dtype == y_np.dtype, f"leaf {i}: dtype {x_np.dtype} != {y_np.dtype}"
         assert x_np.shape == y_np.shape, f"leaf {i}: shape {x_np.shape} != {y_np.shape}"
         assert np.array_equal(_bits(x_np), _bits(y_np)), f"leaf {i}: bits differ\n{x_np}\n{y_np}"
+
+
+def host_devices_env(count: int) -> dict[str, str]:
+    """This process's environment for a subprocess whose CPU shows ``count`` devices
+    (``XLA_FLAGS``), importing this checkout's jaxgd."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
+    )
+    return env

@@ -13,12 +13,12 @@ chosen rates, the divergences and the statuses are equal.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import host_devices_env
 
 ROOT = Path(__file__).resolve().parents[2]
 RTOL = 1e-4  # float32 round-off grown over 80 contracting steps; see the module docstring
@@ -26,12 +26,7 @@ RTOL = 1e-4  # float32 round-off grown over 80 contracting steps; see the module
 
 @pytest.fixture(scope="module")
 def two():
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=str(ROOT),
-        XLA_FLAGS="--xla_force_host_platform_device_count=2",
-    )
+    env = host_devices_env(2)
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "workers" / "runs_checks.py")],
         env=env,

@@ -3,11 +3,12 @@
 equals the one-device run (2 forced host devices, in a subprocess)."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from helpers import host_devices_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,12 +42,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_set_mesh_context_with_explicit_axes():
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=str(ROOT),
-        XLA_FLAGS="--xla_force_host_platform_device_count=2",
-    )
+    env = host_devices_env(2)
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
     )

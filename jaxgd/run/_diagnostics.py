@@ -40,8 +40,9 @@ at what a rule would have done.
   loss(params, example_i)`` (the loss of a batch of one, under ``vmap``):
   ``G`` their mean and ``tr(Sigma) = sum_i |g_i - G|^2 / (B - 1)``. It
   needs data with at least two examples a batch, and takes the batch in
-  chunks of about :data:`CHUNK_BYTES` of per-example gradients (so a full
-  batch of any size fits). It costs about one more batch gradient: a dense
+  chunks of about :data:`CHUNK_BYTES` of per-example gradients written out
+  (so a full batch of any size fits; a dense layer's are not written out,
+  and an MLP's batch is one chunk). It costs about one more batch gradient: a dense
   layer's per-example gradient is an outer product ``a_i (x) b_i``, whose
   squared norm is ``|a_i|^2 |b_i|^2`` and whose sum over the batch is one
   matrix product, so neither is written out (:mod:`jaxgd.run._outer`; other
@@ -69,7 +70,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgd.optimizers import effective_lr
-from jaxgd.run._outer import per_example_moments
+from jaxgd.run._outer import per_example_moments, written_bytes
 from jaxgd.run._result import History
 
 __all__ = [
@@ -91,7 +92,7 @@ NAMES = ("alpha", "cosine", "update_ratio", "noise_scale", "effective_lr")
 class LastUpdate(NamedTuple):
     """What the last update taken leaves for the next step (alpha and the cosine)."""
 
-    delta: Any  # params_{k+1} - params_k (zeros before the first update)
+    delta: jax.Array  # params_{k+1} - params_k, its leaves joined (zeros before the first)
     loss: jax.Array  # f_0: the loss where the update started
     slope: jax.Array  # g_0 . delta
     size: jax.Array  # |delta|^2 (0 before the first update)
@@ -101,11 +102,25 @@ def _dtype(tree) -> Any:
     return jnp.result_type(jnp.float32, *(leaf.dtype for leaf in jax.tree.leaves(tree)))
 
 
-def _dot(a, b, dtype) -> jax.Array:
-    """``Re sum(conj(a) . b)`` over the leaves, in ``dtype`` (at least float32)."""
-    wide = lambda x: x.astype(jnp.promote_types(x.dtype, jnp.float32))  # noqa: E731
-    parts = [jnp.real(jnp.vdot(wide(x), wide(y))).astype(dtype) for x, y in zip(a, b, strict=True)]
-    return sum(parts, jnp.zeros((), dtype))
+def _joined(leaves, kind) -> jax.Array:
+    """The leaves raveled and joined into one vector of dtype ``kind``."""
+    return jnp.concatenate([jnp.ravel(x).astype(kind) for x in leaves])
+
+
+def _kind(tree, dtype) -> Any:
+    """The dtype the last update is kept in: ``dtype`` or wider, complex for complex
+    params."""
+    return jnp.result_type(dtype, *(leaf.dtype for leaf in jax.tree.leaves(tree)))
+
+
+def _gram(rows: list[jax.Array], dtype) -> jax.Array:
+    """``Re(conj(rows[i]) . rows[j])`` for every pair, as one matrix product (XLA:CPU
+    runs each small reduction as a chain of kernels of its own: four dot products
+    over an MLP's four leaves, one at a time, were half the kernels of a
+    minibatch step)."""
+    x = jnp.stack(rows)
+    gram = jnp.matmul(jnp.conj(x), x.T, precision=jax.lax.Precision.HIGHEST)
+    return jnp.real(gram).astype(dtype)
 
 
 def buffers(names: tuple[str, ...], params: Any, length: int, dtype) -> dict[str, Any]:
@@ -122,7 +137,8 @@ def start(names: tuple[str, ...], params: Any, dtype) -> LastUpdate | None:
     if not {"alpha", "cosine"} & set(names):
         return None
     nan = jnp.full((), jnp.nan, dtype)
-    return LastUpdate(jax.tree.map(jnp.zeros_like, params), nan, nan, jnp.zeros((), dtype))
+    size = sum(leaf.size for leaf in jax.tree.leaves(params))
+    return LastUpdate(jnp.zeros((size,), _kind(params, dtype)), nan, nan, jnp.zeros((), dtype))
 
 
 def alpha(f0, f1, slope0, slope1, size) -> jax.Array:
@@ -143,10 +159,11 @@ def alpha(f0, f1, slope0, slope1, size) -> jax.Array:
 
 
 CHUNK_BYTES = 64 << 20
-"""Per-example gradients the noise scale takes at once, about, counted as if all were
-written out (a batch is taken in chunks of examples that fit, so a full batch of
-any size does; a dense layer's are not written out, so larger chunks cost no
-memory there, and on the 64-128-10 MLP 64 MiB chunks were 15-20% faster than 4 MiB)."""
+"""Per-example gradients the noise scale writes out at once, about (a batch is taken
+in chunks of examples whose written-out gradients fit, so a full batch of any
+size does). A dense layer's are not written out (:func:`written_bytes`), so an
+MLP's full batch is one chunk: on the 64-128-10 MLP two chunks of 899 examples
+were 1.4x slower than one of 1797 in the compiled loop."""
 
 
 def noise_scale(loss_of, params, batch) -> jax.Array:
@@ -160,19 +177,21 @@ def noise_scale(loss_of, params, batch) -> jax.Array:
     leaves = jax.tree.leaves(params)
     dtype = _dtype(leaves)
     n = jax.tree.leaves(batch)[0].shape[0]
-    size = sum(leaf.size for leaf in leaves) * jnp.dtype(dtype).itemsize
+    one = lambda p, example: loss_of(p, jax.tree.map(lambda a: a[None], example))  # noqa: E731
+    per_example = jax.vmap(jax.grad(one), (None, 0))
+    size = written_bytes(per_example, params, jax.tree.map(lambda a: a[:1], batch))
     count = -(-n // max(1, CHUNK_BYTES // max(1, size)))
     chunk = -(-n // count)  # as even as can be: at most count - 1 padded examples
     pad = lambda a: jnp.concatenate([a, jnp.repeat(a[:1], count * chunk - n, 0)])  # noqa: E731
     rows = jax.tree.map(lambda a: pad(a).reshape(count, chunk, *a.shape[1:]), batch)
     weight = (jnp.arange(count * chunk) < n).astype(dtype).reshape(count, chunk)
-    one = lambda p, example: loss_of(p, jax.tree.map(lambda a: a[None], example))  # noqa: E731
-    moments = per_example_moments(jax.vmap(jax.grad(one), (None, 0)))
+    moments = per_example_moments(per_example)
 
     def add(total, part):
         rows, w = part
         sums, norms = moments(w, params, rows)
-        squares = total[0] + sum(jnp.sum(w * v.astype(dtype)) for v in norms)
+        norm = sum(v.astype(dtype) for v in norms)  # |g_i|^2, summed as one product with w
+        squares = total[0] + jnp.dot(norm, w, precision=jax.lax.Precision.HIGHEST)
         return (squares, [s + v.astype(dtype) for s, v in zip(total[1], sums, strict=True)]), None
 
     start = (jnp.zeros((), dtype), [jnp.zeros(leaf.shape, dtype) for leaf in leaves])
@@ -180,13 +199,14 @@ def noise_scale(loss_of, params, batch) -> jax.Array:
         (squares, sums), _ = add(start, jax.tree.map(lambda a: a[0], (rows, weight)))
     else:
         (squares, sums), _ = jax.lax.scan(add, start, (rows, weight))
-    mean_squared = sum(jnp.sum(jnp.abs(s) ** 2) for s in sums) / n**2
+    mean_squared = _gram([_joined(sums, _kind(sums, dtype))], dtype)[0, 0] / n**2
     return (squares / n - mean_squared) * (n / (n - 1)) / mean_squared
 
 
 def _leaf_ratio(delta, param, dtype) -> jax.Array:
-    norm = lambda x: jnp.sqrt(jnp.sum(jnp.abs(x).astype(dtype) ** 2))  # noqa: E731
-    top, bottom = norm(delta), norm(param)
+    kind = _kind([delta, param], dtype)
+    squares = _gram([jnp.ravel(delta).astype(kind), jnp.ravel(param).astype(kind)], dtype)
+    top, bottom = jnp.sqrt(squares[0, 0]), jnp.sqrt(squares[1, 1])
     return jnp.where(bottom > 0, top / bottom, jnp.nan)
 
 
@@ -217,17 +237,20 @@ def observe(
     dtype = history.loss.dtype
     flat_before, flat_after = jax.tree.leaves(before), jax.tree.leaves(after)
     delta = [b - a for a, b in zip(flat_before, flat_after, strict=True)]
+    if last is not None:  # the slopes along the last update and this one, their lengths
+        kind = last.delta.dtype
+        joined = _joined(delta, kind)
+        gram = _gram([_joined(jax.tree.leaves(grads), kind), joined, last.delta], dtype)
+        dots = {"slope0": gram[0, 1], "size": gram[1, 1], "slope1": gram[0, 2], "across": gram[1, 2]}
     taken = history.entry(jnp.where(go, at, steps))
     put = lambda buffer, where, v: buffer.at[where].set(v.astype(buffer.dtype), mode="drop")  # noqa: E731
     new: dict[str, Any] = {}
     if "alpha" in names:  # the previous update's alpha, at its own entry
-        slope1 = _dot(jax.tree.leaves(grads), jax.tree.leaves(last.delta), dtype)
-        value = alpha(last.loss, loss.astype(dtype), last.slope, slope1, last.size)
+        value = alpha(last.loss, loss.astype(dtype), last.slope, dots["slope1"], last.size)
         ended = history.entry(jnp.where((at >= 1) & (at < steps), at - 1, steps))
         new["alpha"] = put(history.alpha, ended, value)
-    size = _dot(delta, delta, dtype)
     if "cosine" in names:
-        across = _dot(delta, jax.tree.leaves(last.delta), dtype)
+        size, across = dots["size"], dots["across"]
         both = size * last.size
         cosine = jnp.where(both > 0, across * jax.lax.rsqrt(jnp.where(both > 0, both, 1)), jnp.nan)
         new["cosine"] = put(history.cosine, taken, cosine)
@@ -242,9 +265,7 @@ def observe(
     if rate is not None:
         new["effective_lr"] = put(history.effective_lr, taken, rate)
     if last is not None:
-        slope0 = _dot(jax.tree.leaves(grads), delta, dtype)
-        treedef = jax.tree.structure(before)
-        now = LastUpdate(treedef.unflatten(delta), loss.astype(dtype), slope0, size)
+        now = LastUpdate(joined, loss.astype(dtype), dots["slope0"], dots["size"])
         last = jax.tree.map(lambda a, b: jnp.where(go, a, b), now, last)
     return dataclasses.replace(history, **new), last
 

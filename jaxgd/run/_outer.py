@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend import core as jcore
 
-__all__ = ["per_example_moments"]
+__all__ = ["per_example_moments", "written_bytes"]
 
 
 def per_example_moments(fun: Callable[..., Any]) -> Callable[..., tuple[list, list]]:
@@ -51,21 +51,46 @@ def per_example_moments(fun: Callable[..., Any]) -> Callable[..., tuple[list, li
     """
 
     def moments(weights, *args):
-        closed = jax.make_jaxpr(fun)(*args)
-        outers: dict[Any, tuple] = {}
-        values = _evaluate(closed.jaxpr, closed.consts, jax.tree.leaves(args), outers)
-        sums, norms = [], []
-        for var, value in zip(closed.jaxpr.outvars, values, strict=True):
-            factored = None if isinstance(var, jcore.Literal) else outers.get(var)
-            if factored is not None and factored[2][0] < _n_batch(*factored[:2]):
-                sums.append(_factored_sum(weights, *factored))
-                norms.append(_factored_norms(*factored))
-            else:  # not an outer product, or led by a free dimension: written out
-                sums.append(jnp.tensordot(weights.astype(value.dtype), value, axes=(0, 0)))
-                norms.append(jnp.sum(jnp.abs(value) ** 2, axis=tuple(range(1, value.ndim))))
+        sums, norms, _ = _moments(fun, weights, args)
         return sums, norms
 
     return moments
+
+
+def written_bytes(fun: Callable[..., Any], *args) -> int:
+    """Bytes per leading index of the output leaves of ``fun(*args)`` that
+    :func:`per_example_moments` writes out (those it takes from an outer
+    product's factors are not), found by tracing it on ``args``' shapes."""
+    written: list[int] = []
+
+    def probe(weights, *args):
+        _, _, out = _moments(fun, weights, args)
+        written.extend(out)
+        return 0
+
+    n = jax.tree.leaves(jax.eval_shape(fun, *args))[0].shape[0]
+    jax.eval_shape(probe, jax.ShapeDtypeStruct((n,), jnp.float32), *args)
+    return sum(written)
+
+
+def _moments(fun, weights, args) -> tuple[list, list, list[int]]:
+    """``per_example_moments``'s sums and norms, and the bytes per leading index of
+    each output leaf written out (0 for one taken from its factors)."""
+    closed = jax.make_jaxpr(fun)(*args)
+    outers: dict[Any, tuple] = {}
+    values = _evaluate(closed.jaxpr, closed.consts, jax.tree.leaves(args), outers)
+    sums, norms, written = [], [], []
+    for var, value in zip(closed.jaxpr.outvars, values, strict=True):
+        factored = None if isinstance(var, jcore.Literal) else outers.get(var)
+        if factored is not None and factored[2][0] < _n_batch(*factored[:2]):
+            sums.append(_factored_sum(weights, *factored))
+            norms.append(_factored_norms(*factored))
+            written.append(0)
+        else:  # not an outer product, or led by a free dimension: written out
+            sums.append(jnp.tensordot(weights.astype(value.dtype), value, axes=(0, 0)))
+            norms.append(jnp.sum(jnp.abs(value) ** 2, axis=tuple(range(1, value.ndim))))
+            written.append(value.size // max(1, value.shape[0]) * value.dtype.itemsize)
+    return sums, norms, written
 
 
 def _n_batch(left, right) -> int:

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgd.run._outer import per_example_moments
+from jaxgd.run._outer import per_example_moments, written_bytes
 
 RTOL = 1e-5  # float32: products of norms against sums of squared products
 
@@ -96,7 +96,7 @@ def test_the_noise_scale_is_the_same_in_chunks_as_in_one(monkeypatch):
     x = jax.random.normal(next(keys), (23, 5))
     batch_loss = lambda p, batch: jnp.mean(jax.vmap(loss, (None, 0))(p, batch[:, None]))  # noqa: E731
     whole = _diagnostics.noise_scale(batch_loss, params, x)
-    size = 4 * sum(int(np.prod(s)) for s in shapes.values())  # one example's gradients
+    size = 4 * (7 + 3)  # one example's bias gradients: the weights' are not written out
     monkeypatch.setattr(_diagnostics, "CHUNK_BYTES", 5 * size)  # 5 chunks of 5: 2 padded
     chunked = _diagnostics.noise_scale(batch_loss, params, x)
     np.testing.assert_allclose(chunked, whole, rtol=RTOL)
@@ -105,3 +105,16 @@ def test_the_noise_scale_is_the_same_in_chunks_as_in_one(monkeypatch):
     mean = flat.mean(0)
     expected = jnp.sum((flat - mean) ** 2) / 22 / jnp.sum(mean**2)
     np.testing.assert_allclose(whole, expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("case", "written"),
+    [("mlp", ("b1", "b2")), ("single", ()), ("conv", ("k",)), ("heads", ())],
+)
+def test_the_written_bytes_count_only_the_gradients_not_taken_from_factors(case, written):
+    # The noise scale's chunks are sized by these: an MLP's weights are outer products.
+    loss, shapes, data_shape = CASES[case]
+    params = {k: jnp.ones(s) for k, s in shapes.items()}
+    per_example = jax.vmap(jax.grad(loss), (None, 0))
+    expected = sum(4 * int(np.prod(shapes[k])) for k in written)
+    assert written_bytes(per_example, params, jnp.ones(data_shape)) == expected

@@ -73,6 +73,8 @@ from jaxgd.optimizers import effective_lr
 from jaxgd.run._outer import per_example_moments, written_bytes
 from jaxgd.run._result import History
 
+HIGHEST = jax.lax.Precision.HIGHEST  # dot products in full float32 (not TF32 on a GPU)
+
 __all__ = [
     "CHUNK_BYTES",
     "NAMES",
@@ -119,7 +121,7 @@ def _gram(rows: list[jax.Array], dtype) -> jax.Array:
     over an MLP's four leaves, one at a time, were half the kernels of a
     minibatch step)."""
     x = jnp.stack(rows)
-    gram = jnp.matmul(jnp.conj(x), x.T, precision=jax.lax.Precision.HIGHEST)
+    gram = jnp.matmul(jnp.conj(x), x.T, precision=HIGHEST)
     return jnp.real(gram).astype(dtype)
 
 
@@ -185,18 +187,19 @@ def noise_scale(loss_of, params, batch) -> jax.Array:
     pad = lambda a: jnp.concatenate([a, jnp.repeat(a[:1], count * chunk - n, 0)])  # noqa: E731
     rows = jax.tree.map(lambda a: pad(a).reshape(count, chunk, *a.shape[1:]), batch)
     weight = (jnp.arange(count * chunk) < n).astype(dtype).reshape(count, chunk)
+    weight = None if count * chunk == n else weight  # none padded: plain sums
     moments = per_example_moments(per_example)
 
     def add(total, part):
         rows, w = part
         sums, norms = moments(w, params, rows)
         norm = sum(v.astype(dtype) for v in norms)  # |g_i|^2, summed as one product with w
-        squares = total[0] + jnp.dot(norm, w, precision=jax.lax.Precision.HIGHEST)
+        squares = total[0] + (jnp.sum(norm) if w is None else jnp.dot(norm, w, precision=HIGHEST))
         return (squares, [s + v.astype(dtype) for s, v in zip(total[1], sums, strict=True)]), None
 
     start = (jnp.zeros((), dtype), [jnp.zeros(leaf.shape, dtype) for leaf in leaves])
     if count == 1:  # the whole batch at once: no loop
-        (squares, sums), _ = add(start, jax.tree.map(lambda a: a[0], (rows, weight)))
+        (squares, sums), _ = add(start, (jax.tree.map(lambda a: a[0], rows), weight))
     else:
         (squares, sums), _ = jax.lax.scan(add, start, (rows, weight))
     mean_squared = _gram([_joined(sums, _kind(sums, dtype))], dtype)[0, 0] / n**2

@@ -24,7 +24,7 @@ __all__ = ["per_example_moments", "written_bytes"]
 def per_example_moments(fun: Callable[..., Any]) -> Callable[..., tuple[list, list]]:
     """``moments(weights, *args)``: of ``fun(*args)``'s output leaves, each of shape
     ``(B, ...)``, their weighted sums over the leading index, ``sum_i weights[i] *
-    leaf[i]``, and their squared norms per leading index, ``sum(leaf[i] ** 2)``
+    leaf[i]`` (plain sums for ``weights=None``), and their squared norms per leading index, ``sum(leaf[i] ** 2)``
     (each of shape ``(B,)``), without writing out what need not be.
 
     ``fun`` is meant to be a ``vmap`` of a gradient over examples. A dense
@@ -87,7 +87,8 @@ def _moments(fun, weights, args) -> tuple[list, list, list[int]]:
             norms.append(_factored_norms(*factored))
             written.append(0)
         else:  # not an outer product, or led by a free dimension: written out
-            sums.append(jnp.tensordot(weights.astype(value.dtype), value, axes=(0, 0)))
+            weighted = lambda: jnp.tensordot(weights.astype(value.dtype), value, axes=(0, 0))  # noqa: E731
+            sums.append(jnp.sum(value, 0) if weights is None else weighted())
             norms.append(jnp.sum(jnp.abs(value) ** 2, axis=tuple(range(1, value.ndim))))
             written.append(value.size // max(1, value.shape[0]) * value.dtype.itemsize)
     return sums, norms, written
@@ -101,9 +102,11 @@ def _factored_sum(weights, left, right, order, shape) -> jax.Array:
     """``sum_i weights[i] * product[i]`` over the output's leading dimension (a batch
     dimension of the product): one ``dot_general`` of the factors."""
     first, n_batch = order[0], _n_batch(left, right)
-    scale = weights.astype(left[0].dtype).reshape([-1 if d == first else 1 for d in range(n_batch)])
     others = [d for d in range(n_batch) if d != first]
-    lhs = left[0] * jnp.expand_dims(scale, tuple(range(n_batch, left[0].ndim)))
+    lhs = left[0]
+    if weights is not None:
+        scale = weights.astype(lhs.dtype).reshape([-1 if d == first else 1 for d in range(n_batch)])
+        lhs = lhs * jnp.expand_dims(scale, tuple(range(n_batch, lhs.ndim)))
     dims = (((first,), (first,)), (tuple(others), tuple(others)))
     out = lax.dot_general(lhs, right[0], dims)
     made = [*others, *left[1][n_batch:], *right[1][n_batch:]]  # product dims, dot's order

@@ -7,6 +7,7 @@ is known of its optimum, so every optimizer is judged on the same ground.
 
 from jaxgd.problems import losses, models
 from jaxgd.problems._catalogue import Problem, catalogue_entry, get, names, summary
+from jaxgd.problems._datasets import use_dataset_cache
 
 # The catalogue files register their problems on import, in this order.
 from jaxgd.problems._textbook import (  # isort: skip
@@ -49,4 +50,5 @@ __all__ = [
     "student_marks_data",
     "student_marks_model",
     "summary",
+    "use_dataset_cache",
 ]

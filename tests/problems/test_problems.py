@@ -191,3 +191,39 @@ def test_real_data_is_standardised():
 def test_unknown_problem_lists_the_catalogue():
     with pytest.raises(ValueError, match="rosenbrock"):
         problems.get("rosenbrok")
+
+
+_CACHED_RUN = """
+import hashlib, sys
+import numpy as np
+import jaxgd as gd
+gd.problems.use_dataset_cache(sys.argv[1])
+for name in sys.argv[2:]:
+    p = gd.problems.get(name)
+    arrays = [np.asarray(a) for a in (*p.data, *p.test_data)]
+    print(name, hashlib.sha256(b"".join(a.tobytes() for a in arrays)).hexdigest())
+    print("sklearn imported:", "sklearn" in sys.modules)
+"""
+
+
+def test_the_dataset_cache_gives_the_same_splits_without_scikit_learn(tmp_path):
+    # jaxgd compare keeps the splits: a second process reads them and imports no
+    # scikit-learn (0.9 s); a damaged file is made again, with the same numbers.
+    import subprocess
+    import sys
+
+    def run(*names):
+        out = subprocess.run([sys.executable, "-c", _CACHED_RUN, str(tmp_path), *names],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        return out.split("\n")
+
+    first = run("digits_softmax", "diabetes_linear")
+    assert first[1] == "sklearn imported: True"
+    assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir()) == ["diabetes", "digits"]
+    (diabetes,) = tmp_path.glob("diabetes-*.npz")
+    diabetes.write_bytes(b"damaged")
+    second = run("digits_softmax", "diabetes_linear")
+    assert second[0] == first[0] and second[1] == "sklearn imported: False"
+    assert second[2] == first[2] and second[3] == "sklearn imported: True"  # made again
+    with np.load(diabetes) as rewritten:
+        assert rewritten["x"].shape == (353, 10)

@@ -244,7 +244,8 @@ def observe(
         kind = last.delta.dtype
         joined = _joined(delta, kind)
         gram = _gram([_joined(jax.tree.leaves(grads), kind), joined, last.delta], dtype)
-        dots = {"slope0": gram[0, 1], "size": gram[1, 1], "slope1": gram[0, 2], "across": gram[1, 2]}
+        dots = {"slope0": gram[0, 1], "size": gram[1, 1]}
+        dots |= {"slope1": gram[0, 2], "across": gram[1, 2]}
     taken = history.entry(jnp.where(go, at, steps))
     put = lambda buffer, where, v: buffer.at[where].set(v.astype(buffer.dtype), mode="drop")  # noqa: E731
     new: dict[str, Any] = {}

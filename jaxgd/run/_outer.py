@@ -24,8 +24,9 @@ __all__ = ["per_example_moments", "written_bytes"]
 def per_example_moments(fun: Callable[..., Any]) -> Callable[..., tuple[list, list]]:
     """``moments(weights, *args)``: of ``fun(*args)``'s output leaves, each of shape
     ``(B, ...)``, their weighted sums over the leading index, ``sum_i weights[i] *
-    leaf[i]`` (plain sums for ``weights=None``), and their squared norms per leading index, ``sum(leaf[i] ** 2)``
-    (each of shape ``(B,)``), without writing out what need not be.
+    leaf[i]`` (plain sums for ``weights=None``), and their squared norms per
+    leading index, ``sum(leaf[i] ** 2)`` (each of shape ``(B,)``), without
+    writing out what need not be.
 
     ``fun`` is meant to be a ``vmap`` of a gradient over examples. A dense
     layer's per-example gradient is an outer product ``a_i (x) b_i`` (a
@@ -87,8 +88,10 @@ def _moments(fun, weights, args) -> tuple[list, list, list[int]]:
             norms.append(_factored_norms(*factored))
             written.append(0)
         else:  # not an outer product, or led by a free dimension: written out
-            weighted = lambda: jnp.tensordot(weights.astype(value.dtype), value, axes=(0, 0))  # noqa: E731
-            sums.append(jnp.sum(value, 0) if weights is None else weighted())
+            if weights is None:
+                sums.append(jnp.sum(value, 0))
+            else:
+                sums.append(jnp.tensordot(weights.astype(value.dtype), value, axes=(0, 0)))
             norms.append(jnp.sum(jnp.abs(value) ** 2, axis=tuple(range(1, value.ndim))))
             written.append(value.size // max(1, value.shape[0]) * value.dtype.itemsize)
     return sums, norms, written

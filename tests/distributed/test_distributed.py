@@ -76,7 +76,7 @@ CORE += [
 ]
 CORE += ["full/marks/sgd/user", "mini/marks/sgd/user"]
 THOROUGH = [f"{run}/4" for run in ("full/marks/momentum", "full/marks/adam")]
-THOROUGH += [f"{run}/{d}" for d in (2, 4) for run in ("full/cancer/adam", "mini/sum_loss/momentum")]
+THOROUGH += ["full/cancer/adam/4", "mini/sum_loss/momentum/2", "mini/sum_loss/momentum/4"]
 
 
 def _check_equal_to_one_device(m: dict) -> None:

@@ -355,6 +355,7 @@ def test_the_diagnostics_guide_quotes_its_numbers():
     for row, key in (
         ("alpha + cosine", "alpha_cosine_over_plain"),
         ("all four", "all_four_over_plain"),
+        ("all four, loss a mean over examples", "all_four_mean_over_plain"),
     ):
         full, mini = (cell(measured[batch][key]) for batch in ("full_batch", "batch_128"))
         assert f"| {row} | {full} | {mini} |" in page

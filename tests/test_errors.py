@@ -394,6 +394,18 @@ CATALOGUE = [
         r"'noise_scale' .* \(batch_size >= 2\); this run has 1",
     ),
     (
+        "mean-over-examples-not-a-function",
+        lambda: gd.run.mean_over_examples(3.0),
+        TypeError,
+        r"mean_over_examples: example_loss must be a function \(params, example\) -> a scalar",
+    ),
+    (
+        "mean-over-examples-not-one-scalar",
+        lambda: run_data(loss=gd.run.mean_over_examples(lambda p, e: (e[0] @ p, e[1]))),
+        TypeError,
+        r"example_loss must return one scalar per example, got \(\(8,\), \(8,\)\).*aux",
+    ),
+    (
         "effective-lr-not-adapted",
         lambda: run(diagnostics=("effective_lr",)),
         ValueError,

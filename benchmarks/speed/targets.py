@@ -261,6 +261,20 @@ TARGETS = [
         lambda r: r["batch_128"]["all_four_over_plain"]["best"],
         lambda r: _fastest(r["batch_128"]["all_four_over_plain"]),
     ),
+    Target(
+        "diagnostics", "4b. MLP, full batch: all four, loss a mean over examples, vs off",
+        "gd.minimize(gd.run.mean_over_examples(loss), diagnostics=all four)",
+        "gd.minimize(batch loss) without", "<= 2x",
+        lambda r: r["full_batch"]["all_four_mean_over_plain"]["best"],
+        lambda r: _fastest(r["full_batch"]["all_four_mean_over_plain"]),
+    ),
+    Target(
+        "diagnostics", "4b. MLP, batch 128: all four, loss a mean over examples, vs off",
+        "gd.minimize(gd.run.mean_over_examples(loss), diagnostics=all four, batch_size=128)",
+        "gd.minimize(batch loss, batch_size=128) without", "<= 2x",
+        lambda r: r["batch_128"]["all_four_mean_over_plain"]["best"],
+        lambda r: _fastest(r["batch_128"]["all_four_mean_over_plain"]),
+    ),
     # 5. Latency (compile_time.py)
     Target(
         "latency", "5. README quick start in a fresh process (import, compile, run)",

@@ -12,13 +12,16 @@
 | ``_plan`` | every static decision once: history layout, loop kind, backend knobs |
 | ``_body`` | the one step: evaluate, record, stop rules, update; start and finish |
 | ``_diagnostics`` | why a step overshoots: alpha, cosine, update ratio, noise scale, effective lr |
+| ``_outer`` | per-example gradient moments from an outer product's factors (the noise scale) |
+| ``_examples`` | :func:`mean_over_examples`: a loss said to be a mean over examples |
 | ``_loop`` | the compiled programs: four small drivers of the step, chosen by ``LoopKind`` |
 | ``_fingerprint`` | what a checkpoint must agree on to be resumed |
 | ``_segments`` | runs in segments: checkpoints, progress, Ctrl-C |
 | ``_warm`` | calls seen before: what makes a warm call cheap (one clearable cache) |
 | ``_make_step`` | :func:`make_step`: one compiled step for a loop of your own |
 
-Imports point down: ``_result`` and ``_batches`` import nothing of the wing;
+Imports point down: ``_result``, ``_batches``, ``_outer`` and ``_examples``
+import nothing of the wing;
 ``_state`` imports them; ``_diagnostics`` imports ``_result`` (and asks
 :mod:`jaxgd.optimizers` for the effective learning rate); ``_body``
 imports ``_state`` and ``_diagnostics``; ``_loop`` imports ``_body``;
@@ -30,6 +33,7 @@ imports ``_segments``; ``_api`` sits above them all.
 from jaxgd.run._api import minimize
 from jaxgd.run._batches import batch_indices
 from jaxgd.run._diagnostics import NAMES as DIAGNOSTICS
+from jaxgd.run._examples import mean_over_examples
 from jaxgd.run._make_step import Step, make_step
 from jaxgd.run._result import History, Result, Status
 from jaxgd.run._segments import RunInterrupted
@@ -43,5 +47,6 @@ __all__ = [
     "Step",
     "batch_indices",
     "make_step",
+    "mean_over_examples",
     "minimize",
 ]

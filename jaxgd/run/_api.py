@@ -139,7 +139,10 @@ def minimize(
             another optimizer is refused. Alpha reuses the next step's
             evaluation, so alpha and the cosine cost a few dot products a
             step; the noise scale costs one gradient per example of the
-            batch. Off (``()``) they cost nothing. Estimators and biases:
+            batch (about one more backward pass a step; none more for a loss
+            made by :func:`jaxgd.run.mean_over_examples` recorded every
+            step, whose step takes its gradient from that pass). Off
+            (``()``) they cost nothing. Estimators and biases:
             :mod:`jaxgd.run._diagnostics` and the diagnostics guide.
         record_params: keep the parameter path in ``history.params``.
         history_every: record every this many steps (default: every step up

@@ -30,6 +30,7 @@ from jax.flatten_util import ravel_pytree
 
 import jaxgd.run._diagnostics as instruments
 from jaxgd.calculus import hessian_matvec, top_eigenvalue
+from jaxgd.run._examples import MeanOverExamples
 from jaxgd.run._result import RUNNING, History, Status
 from jaxgd.run._state import Carry, Finish, Inputs, Run, Spec
 
@@ -157,9 +158,24 @@ def _evaluate(spec: Spec, run: Run, params, batch, state=None):
         return loss, (aux, new_state)
 
     (loss, (aux, new_state)), grads = jax.value_and_grad(f, has_aux=True)(params, batch)
+    return loss, aux, grads, _grad_norm(params, grads), new_state
+
+
+def _grad_norm(params, grads) -> jax.Array:
     dtype = _history_dtype(params)
-    grad_norm = optax.tree.norm(jax.tree.map(lambda g: g.astype(dtype), grads))
-    return loss, aux, grads, grad_norm, new_state
+    return optax.tree.norm(jax.tree.map(lambda g: g.astype(dtype), grads))
+
+
+def _noise_gives_step(spec: Spec, run: Run) -> bool:
+    """Whether the noise scale's per-example pass gives the step its loss and gradient:
+    recorded every step, of a loss said to be a mean over examples (without aux
+    or model state, :func:`jaxgd.run.mean_over_examples`)."""
+    return (
+        "noise_scale" in spec.diagnostics
+        and spec.history_stride == 1
+        and not (spec.has_aux or spec.has_state)
+        and isinstance(run.loss, MeanOverExamples)
+    )
 
 
 def _measure(spec: Spec, run: Run, c: Carry, batch, grads):
@@ -255,7 +271,12 @@ def step(spec: Spec, run: Run, inputs: Inputs, c: Carry, live=None, index=None) 
     of a vmapped sweep, equal to ``c.step`` while the run is live).
     """
     batch = _batch_at(spec, inputs, c.step)
-    loss, _, grads, grad_norm, new_state = _evaluate(spec, run, c.params, batch, c.state)
+    noise = None
+    if _noise_gives_step(spec, run):  # one backward pass a step, not two
+        loss, grads, noise = instruments.noise_and_step(run.loss.example_loss, c.params, batch)
+        grad_norm, new_state = _grad_norm(c.params, grads), c.state
+    else:
+        loss, _, grads, grad_norm, new_state = _evaluate(spec, run, c.params, batch, c.state)
     status = classify(loss, grad_norm, inputs.tol, inputs.target, RUNNING)
     at = c.step
     if live is not None:  # a stopped run keeps its status; its writes are dropped
@@ -283,7 +304,7 @@ def step(spec: Spec, run: Run, inputs: Inputs, c: Carry, live=None, index=None) 
     last_update = c.last_update
     if spec.diagnostics:
         history, last_update = _diagnose(
-            spec, run, c, batch, history, (loss, grads, params, opt_state, go, at), index
+            spec, run, c, batch, history, (loss, grads, params, opt_state, go, at), index, noise
         )
     return Carry(
         step=c.step + go.astype(jnp.int32),
@@ -297,17 +318,20 @@ def step(spec: Spec, run: Run, inputs: Inputs, c: Carry, live=None, index=None) 
     )
 
 
-def _diagnose(spec: Spec, run: Run, c: Carry, batch, history, seen, index):
+def _diagnose(spec: Spec, run: Run, c: Carry, batch, history, seen, index, noise=None):
     """The instruments of :mod:`jaxgd.run._diagnostics` on this step: ``seen`` is
     ``(loss, grads)`` at ``c.params``, the params and optimizer state after the
-    update, whether it was taken and the step's entry ``at``. The noise scale is
-    due by the scan's index (as the sharpness), so that under vmap it is computed
-    only at entries; the effective learning rate is read from the two states."""
+    update, whether it was taken and the step's entry ``at``. The noise scale
+    (``noise`` where the step's evaluation made it) is due by the scan's index
+    (as the sharpness), so that under vmap it is computed only at entries; the
+    effective learning rate is read from the two states."""
     loss, grads, params, opt_state, go, at = seen
-    noise = rate = None
+    rate = None
     if "effective_lr" in spec.diagnostics:
         rate = instruments.effective_lr(run.optimizer, c.opt_state, opt_state)
-    if "noise_scale" in spec.diagnostics:
+    if noise is not None:
+        noise = noise.astype(history.loss.dtype)
+    elif "noise_scale" in spec.diagnostics:
         loss_of = lambda p, b: _loss_and_aux(spec, run, p, b, c.state)[0]  # noqa: E731
         due_at = at if index is None else index
         noise = instruments.noise_scale_at(

@@ -82,6 +82,7 @@ __all__ = [
     "alpha",
     "buffers",
     "effective_lr",
+    "noise_and_step",
     "noise_scale",
     "observe",
     "start",
@@ -176,12 +177,35 @@ def noise_scale(loss_of, params, batch) -> jax.Array:
 
     A dense layer's ``g_i`` is an outer product: its sum and squared norms are
     computed from the factors (:func:`per_example_moments`)."""
-    leaves = jax.tree.leaves(params)
-    dtype = _dtype(leaves)
-    n = jax.tree.leaves(batch)[0].shape[0]
     one = lambda p, example: loss_of(p, jax.tree.map(lambda a: a[None], example))  # noqa: E731
-    per_example = jax.vmap(jax.grad(one), (None, 0))
-    size = written_bytes(per_example, params, jax.tree.map(lambda a: a[:1], batch))
+    n, squares, sums = _example_sums(jax.vmap(jax.grad(one), (None, 0)), params, batch, 0)
+    return _ratio(n, squares, sums, _dtype(params))
+
+
+def noise_and_step(example_loss, params, batch) -> tuple[jax.Array, Any, jax.Array]:
+    """``(loss, grads, noise)`` of the mean of ``example_loss(params, example)`` over
+    ``batch`` (:func:`jaxgd.run.mean_over_examples`), all from one per-example
+    pass: the loss and gradient are the means of the per-example ones, as the
+    batch loss's are, and the noise scale as :func:`noise_scale` gives it."""
+    per_example = jax.vmap(jax.value_and_grad(example_loss), (None, 0))
+    n, squares, sums = _example_sums(per_example, params, batch, 1)
+    dtype = _dtype(params)
+    leaves, treedef = jax.tree.flatten(params)
+    grads = [(s / n).astype(leaf.dtype) for s, leaf in zip(sums[1:], leaves, strict=True)]
+    example = jax.tree.map(lambda a: a[0], batch)
+    loss = (sums[0] / n).astype(jax.eval_shape(example_loss, params, example).dtype)
+    return loss, treedef.unflatten(grads), _ratio(n, squares, sums[1:], dtype)
+
+
+def _example_sums(per_example, params, batch, first: int) -> tuple[int, jax.Array, list]:
+    """``(n, sum_i |g_i|^2, [sum_i leaf_i])`` over the ``n`` examples of ``batch`` for
+    the output leaves of ``per_example(params, examples)``, the squared norms of
+    those from ``first`` on (the gradient's), in float32 or wider, in chunks of
+    about :data:`CHUNK_BYTES` of per-example leaves written out."""
+    dtype = _dtype(params)
+    n = jax.tree.leaves(batch)[0].shape[0]
+    first_row = jax.tree.map(lambda a: a[:1], batch)
+    size = written_bytes(per_example, params, first_row)
     count = -(-n // max(1, CHUNK_BYTES // max(1, size)))
     chunk = -(-n // count)  # as even as can be: at most count - 1 padded examples
     pad = lambda a: jnp.concatenate([a, jnp.repeat(a[:1], count * chunk - n, 0)])  # noqa: E731
@@ -193,15 +217,21 @@ def noise_scale(loss_of, params, batch) -> jax.Array:
     def add(total, part):
         rows, w = part
         sums, norms = moments(w, params, rows)
-        norm = sum(v.astype(dtype) for v in norms)  # |g_i|^2, summed as one product with w
+        norm = sum(v.astype(dtype) for v in norms[first:])  # |g_i|^2: one product with w
         squares = total[0] + (jnp.sum(norm) if w is None else jnp.dot(norm, w, precision=HIGHEST))
         return (squares, [s + v.astype(dtype) for s, v in zip(total[1], sums, strict=True)]), None
 
-    start = (jnp.zeros((), dtype), [jnp.zeros(leaf.shape, dtype) for leaf in leaves])
+    shapes = jax.tree.leaves(jax.eval_shape(per_example, params, first_row))
+    start = (jnp.zeros((), dtype), [jnp.zeros(leaf.shape[1:], dtype) for leaf in shapes])
     if count == 1:  # the whole batch at once: no loop
         (squares, sums), _ = add(start, (jax.tree.map(lambda a: a[0], rows), weight))
     else:
         (squares, sums), _ = jax.lax.scan(add, start, (rows, weight))
+    return n, squares, sums
+
+
+def _ratio(n: int, squares, sums: list, dtype) -> jax.Array:
+    """``tr(Sigma) / |G|^2`` from ``sum_i |g_i|^2`` and the leaves of ``sum_i g_i``."""
     mean_squared = _gram([_joined(sums, _kind(sums, dtype))], dtype)[0, 0] / n**2
     return (squares / n - mean_squared) * (n / (n - 1)) / mean_squared
 

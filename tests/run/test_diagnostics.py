@@ -190,3 +190,35 @@ def test_an_unknown_instrument_is_refused_naming_the_known_ones():
         gd.minimize(QUAD, EXCITED, gd.sgd(0.1), steps=3, diagnostics=("alpha", "sharpness"))
     with pytest.raises(ValueError, match="noise_scale.*needs data="):
         gd.minimize(QUAD, EXCITED, gd.sgd(0.1), steps=3, diagnostics=("noise_scale",))
+
+
+MEAN_MSE = gd.run.mean_over_examples(lambda w, example: (example[0] @ w - example[1]) ** 2)
+
+
+@pytest.mark.parametrize(
+    "batching",
+    [{}, {"batch_size": 8, "key": jax.random.PRNGKey(4)}, {"history_every": 2}],
+    ids=["full", "minibatch", "stride2"],
+)
+def test_a_mean_over_examples_takes_its_step_from_the_noise_scales_pass(batching):
+    # Said to be a mean over examples, the loss's step uses the per-example pass the noise
+    # scale makes (every step recorded) or its own gradient (stride 2): either way the run
+    # of the same batch loss written by hand, to float32 round-off.
+    kw = dict(steps=6, data=(X, Y), diagnostics=("noise_scale", "alpha"), record_params=True)
+    shared = gd.minimize(MEAN_MSE, W0, gd.adam(0.05), **kw, **batching)
+    plain = gd.minimize(MSE, W0, gd.adam(0.05), **kw, **batching)
+    for name in ("loss", "grad_norm", "noise_scale", "alpha", "params"):
+        got, want = getattr(shared.history, name), getattr(plain.history, name)
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-7, err_msg=name)
+    np.testing.assert_allclose(shared.params, plain.params, rtol=2e-5)
+    if not batching:  # and the noise scale is tr(Sigma)/|G|^2 at the recorded params
+        expected = jax.vmap(_noise_scale, (0, None))(shared.history.params, (X, Y))
+        np.testing.assert_allclose(shared.history.noise_scale, expected, rtol=1e-4)
+
+
+def test_a_mean_over_examples_refuses_what_is_not_one():
+    with pytest.raises(TypeError, match="example_loss must be a function"):
+        gd.run.mean_over_examples(3.0)
+    with_aux = gd.run.mean_over_examples(lambda w, e: ((e[0] @ w) ** 2, e[1]))
+    with pytest.raises(TypeError, match="one scalar per example"):
+        with_aux(W0, (X, Y))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 
 import jaxgd as gd
 
@@ -28,11 +27,8 @@ MEAN_SETS = {"plain_mean": (), "all_four_mean": SETS["all_four"]}
 the step then takes its gradient from the noise scale's per-example pass."""
 
 
-def _example_loss(params, example):
-    x, y = example
-    hidden = jax.nn.relu(x @ params["w1"] + params["b1"])
-    logits = hidden @ params["w2"] + params["b2"]
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y)
+def _example_loss(params, example):  # mlp.py's loss on a batch of one
+    return _mlp_loss(params, jax.tree.map(lambda a: a[None], example))
 
 
 MEAN_LOSS = gd.run.mean_over_examples(_example_loss)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import os
 import pathlib
+import threading
+import zipfile
 from importlib import metadata
 from typing import Any, NamedTuple
 
@@ -59,6 +61,10 @@ SPLIT_SEED = 0
 """The held-out split: 20 % of the examples, drawn by ``train_test_split`` with this seed."""
 
 
+SPLIT_FORMAT = 1
+"""Named in the kept splits' files: raise it when :func:`load`'s split or
+standardisation changes, so that files made before are not read."""
+
 _CACHE: dict[str, pathlib.Path] = {}  # "folder": where use_dataset_cache keeps the splits
 
 
@@ -77,13 +83,14 @@ def _cache_file(name: str) -> pathlib.Path | None:
         version = metadata.version("scikit-learn")
     except metadata.PackageNotFoundError:  # load() says what is missing
         return None
-    return _CACHE["folder"] / f"{name}-sklearn{version}-test{TEST_FRACTION}-seed{SPLIT_SEED}.npz"
+    split = f"test{TEST_FRACTION}-seed{SPLIT_SEED}-v{SPLIT_FORMAT}"
+    return _CACHE["folder"] / f"{name}-sklearn{version}-{split}.npz"
 
 
 def _write(path: pathlib.Path, split: Split) -> None:
     """``split`` into ``path`` whole or not at all (a temporary file renamed); a
     folder that cannot be written to is left alone (the cache only saves time)."""
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(temporary, "wb") as file:
@@ -115,7 +122,7 @@ def load(name: str) -> Split:
         try:
             with np.load(path) as file:
                 return Split(*(file[field] for field in Split._fields))
-        except (OSError, ValueError, KeyError, EOFError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # damaged: made again and rewritten
     split = _split(name)
     if path is not None:

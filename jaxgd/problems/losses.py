@@ -83,8 +83,13 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
         >>> round(float(loss), 4)
         1.3863
     """
-    one_hot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
-    return jnp.mean(optax.softmax_cross_entropy(logits, one_hot))
+    classes = logits.shape[-1]
+    one_hot = jax.nn.one_hot(labels, classes, dtype=logits.dtype)
+    per_example = optax.softmax_cross_entropy(logits, one_hot)
+    # A label outside 0..classes-1 has an all-zero one-hot row (a loss of 0): NaN, as
+    # picking a logit outside the row gave, so the run stops as diverged.
+    valid = (labels >= 0) & (labels < classes)
+    return jnp.mean(jnp.where(valid, per_example, jnp.nan))
 
 
 def l2_penalty(params: Any) -> jax.Array:

@@ -24,6 +24,7 @@ from jaxgd import distributed
 from jaxgd._partition import partition
 from jaxgd.run._batches import take_rows
 from jaxgd.run._checks import Call, check_call
+from jaxgd.run._examples import MeanOverExamples
 from jaxgd.run._fingerprint import digest, fingerprint
 from jaxgd.run._loop import whole_run
 from jaxgd.run._plan import plan
@@ -302,6 +303,8 @@ def _fingerprint(call: Call, spec) -> dict:
         settings["eval_every"] = call.eval_every
     if call.diagnostics:  # likewise
         settings["diagnostics"] = list(call.diagnostics)
+    if isinstance(call.loss, MeanOverExamples):  # its step may come from the per-example pass
+        settings["mean_over_examples"] = True
     for name in ("state", "opt_state"):  # what the run starts from, absent when not given
         if getattr(call, name) is not None:
             settings[name] = digest(getattr(call, name))

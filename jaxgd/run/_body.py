@@ -31,7 +31,7 @@ from jax.flatten_util import ravel_pytree
 import jaxgd.run._diagnostics as instruments
 from jaxgd.calculus import hessian_matvec, top_eigenvalue
 from jaxgd.run._examples import MeanOverExamples
-from jaxgd.run._result import RUNNING, History, Status
+from jaxgd.run._result import RUNNING, History, Status, bookkeeping_dtype
 from jaxgd.run._state import Carry, Finish, Inputs, Run, Spec
 
 __all__ = ["classify", "finish", "running", "start", "step"]
@@ -52,14 +52,6 @@ def classify(loss, grad_norm, tol, target, otherwise):
     ).astype(jnp.int32)
 
 
-def _history_dtype(params):
-    """The bookkeeping's precision (history, gradient norm, stopping rules): the
-    params' own, at least float32 (bfloat16 and float16 runs record float32,
-    float64 runs float64, so that their gradient norm does not overflow)."""
-    leaves = jax.tree.leaves(params)
-    return jnp.result_type(jnp.float32, *(leaf.dtype for leaf in leaves))
-
-
 def _data_is_finite(data):
     checks = [
         jnp.all(jnp.isfinite(a))
@@ -72,7 +64,7 @@ def _data_is_finite(data):
 def _eval_buffers(spec: Spec, run: Run, params, eval_data, length: int, state=None):
     """``(eval_loss, eval_aux)``: NaN-filled history buffers for the held-out
     evaluation (aux leaves that cannot hold NaN are kept as floats)."""
-    dtype = _history_dtype(params)
+    dtype = bookkeeping_dtype(params)
     out = jax.eval_shape(lambda p, b: _loss_and_aux(spec, run, p, b, state), params, eval_data)
 
     def buffer(a):
@@ -88,7 +80,7 @@ def start(spec: Spec, run: Run, params, data, eval_data=None, opt_state=None, st
     ``opt_state``: the optimizer state to go on from (None: ``init(params)``);
     ``state``: the model state (with ``spec.has_state``)."""
     length = spec.history_length or -(-spec.steps // spec.history_stride)
-    nan = jnp.full((length,), jnp.nan, _history_dtype(params))
+    nan = jnp.full((length,), jnp.nan, bookkeeping_dtype(params))
     path = curvature = preconditioned = probe = eval_loss = eval_aux = None
     if spec.record_params:
         path = jax.tree.map(lambda p: jnp.full((length, *p.shape), jnp.nan, p.dtype), params)
@@ -103,7 +95,7 @@ def start(spec: Spec, run: Run, params, data, eval_data=None, opt_state=None, st
             preconditioned = nan
     if spec.eval_every:
         eval_loss, eval_aux = _eval_buffers(spec, run, params, eval_data, length, state)
-    dtype = _history_dtype(params)
+    dtype = bookkeeping_dtype(params)
     diagnosed = instruments.buffers(spec.diagnostics, params, length, dtype)
     return Carry(
         step=jnp.zeros((), jnp.int32),
@@ -162,18 +154,18 @@ def _evaluate(spec: Spec, run: Run, params, batch, state=None):
 
 
 def _grad_norm(params, grads) -> jax.Array:
-    dtype = _history_dtype(params)
+    dtype = bookkeeping_dtype(params)
     return optax.tree.norm(jax.tree.map(lambda g: g.astype(dtype), grads))
 
 
 def _noise_gives_step(spec: Spec, run: Run) -> bool:
     """Whether the noise scale's per-example pass gives the step its loss and gradient:
-    recorded every step, of a loss said to be a mean over examples (without aux
-    or model state, :func:`jaxgd.run.mean_over_examples`)."""
+    recorded every step, of a loss said to be a mean over examples
+    (:func:`jaxgd.run.mean_over_examples`, which returns one scalar: no aux, no
+    model state)."""
     return (
         "noise_scale" in spec.diagnostics
         and spec.history_stride == 1
-        and not (spec.has_aux or spec.has_state)
         and isinstance(run.loss, MeanOverExamples)
     )
 

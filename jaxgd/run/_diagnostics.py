@@ -68,15 +68,17 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxgd.optimizers import effective_lr
 from jaxgd.run._outer import per_example_moments, written_bytes
-from jaxgd.run._result import History
+from jaxgd.run._result import History, bookkeeping_dtype
 
 HIGHEST = jax.lax.Precision.HIGHEST  # dot products in full float32 (not TF32 on a GPU)
 
 __all__ = [
     "CHUNK_BYTES",
+    "JOIN_LIMIT",
     "NAMES",
     "LastUpdate",
     "alpha",
@@ -101,10 +103,6 @@ class LastUpdate(NamedTuple):
     size: jax.Array  # |delta|^2 (0 before the first update)
 
 
-def _dtype(tree) -> Any:
-    return jnp.result_type(jnp.float32, *(leaf.dtype for leaf in jax.tree.leaves(tree)))
-
-
 def _joined(leaves, kind) -> jax.Array:
     """The leaves raveled and joined into one vector of dtype ``kind``."""
     return jnp.concatenate([jnp.ravel(x).astype(kind) for x in leaves])
@@ -114,6 +112,38 @@ def _kind(tree, dtype) -> Any:
     """The dtype the last update is kept in: ``dtype`` or wider, complex for complex
     params."""
     return jnp.result_type(dtype, *(leaf.dtype for leaf in jax.tree.leaves(tree)))
+
+
+JOIN_LIMIT = 1 << 22
+"""Parameters up to which alpha and the cosine take their dot products from one
+Gram matrix of the joined vectors (the fewest kernels); above, leaf by leaf
+(no params-sized copies of the gradient and the updates)."""
+
+
+def _update_dots(grads: list, delta: list, joined, previous, dtype) -> dict[str, jax.Array]:
+    """``g . d``, ``d . d``, ``g . d_last``, ``d . d_last`` of the gradient ``g`` at the
+    start of this update ``d`` (``joined``: its leaves joined) and of the last
+    update ``d_last`` (``previous``, joined)."""
+    if previous.size <= JOIN_LIMIT:
+        gram = _gram([_joined(grads, previous.dtype), joined, previous], dtype)
+        return {
+            "slope0": gram[0, 1],
+            "size": gram[1, 1],
+            "slope1": gram[0, 2],
+            "across": gram[1, 2],
+        }
+    ends = np.cumsum([leaf.size for leaf in delta])[:-1]
+    last = [p.reshape(d.shape) for p, d in zip(jnp.split(previous, ends), delta, strict=True)]
+    pairs = {"slope0": (grads, delta), "size": (delta, delta)}
+    pairs |= {"slope1": (grads, last), "across": (delta, last)}
+    return {name: _dot(a, b, dtype) for name, (a, b) in pairs.items()}
+
+
+def _dot(a: list, b: list, dtype) -> jax.Array:
+    """``Re sum(conj(a) . b)`` over the leaves, in ``dtype``."""
+    wide = lambda x: x.astype(jnp.promote_types(x.dtype, jnp.float32))  # noqa: E731
+    parts = [jnp.real(jnp.vdot(wide(x), wide(y))).astype(dtype) for x, y in zip(a, b, strict=True)]
+    return sum(parts, jnp.zeros((), dtype))
 
 
 def _gram(rows: list[jax.Array], dtype) -> jax.Array:
@@ -179,7 +209,7 @@ def noise_scale(loss_of, params, batch) -> jax.Array:
     computed from the factors (:func:`per_example_moments`)."""
     one = lambda p, example: loss_of(p, jax.tree.map(lambda a: a[None], example))  # noqa: E731
     n, squares, sums = _example_sums(jax.vmap(jax.grad(one), (None, 0)), params, batch, 0)
-    return _ratio(n, squares, sums, _dtype(params))
+    return _ratio(n, squares, sums, bookkeeping_dtype(params))
 
 
 def noise_and_step(example_loss, params, batch) -> tuple[jax.Array, Any, jax.Array]:
@@ -189,7 +219,7 @@ def noise_and_step(example_loss, params, batch) -> tuple[jax.Array, Any, jax.Arr
     batch loss's are, and the noise scale as :func:`noise_scale` gives it."""
     per_example = jax.vmap(jax.value_and_grad(example_loss), (None, 0))
     n, squares, sums = _example_sums(per_example, params, batch, 1)
-    dtype = _dtype(params)
+    dtype = bookkeeping_dtype(params)
     leaves, treedef = jax.tree.flatten(params)
     grads = [(s / n).astype(leaf.dtype) for s, leaf in zip(sums[1:], leaves, strict=True)]
     example = jax.tree.map(lambda a: a[0], batch)
@@ -202,7 +232,7 @@ def _example_sums(per_example, params, batch, first: int) -> tuple[int, jax.Arra
     the output leaves of ``per_example(params, examples)``, the squared norms of
     those from ``first`` on (the gradient's), in float32 or wider, in chunks of
     about :data:`CHUNK_BYTES` of per-example leaves written out."""
-    dtype = _dtype(params)
+    dtype = bookkeeping_dtype(params)
     n = jax.tree.leaves(batch)[0].shape[0]
     first_row = jax.tree.map(lambda a: a[:1], batch)
     size = written_bytes(per_example, params, first_row)
@@ -219,10 +249,11 @@ def _example_sums(per_example, params, batch, first: int) -> tuple[int, jax.Arra
         sums, norms = moments(w, params, rows)
         norm = sum(v.astype(dtype) for v in norms[first:])  # |g_i|^2: one product with w
         squares = total[0] + (jnp.sum(norm) if w is None else jnp.dot(norm, w, precision=HIGHEST))
-        return (squares, [s + v.astype(dtype) for s, v in zip(total[1], sums, strict=True)]), None
+        return (squares, [s + v.astype(s.dtype) for s, v in zip(total[1], sums, strict=True)]), None
 
     shapes = jax.tree.leaves(jax.eval_shape(per_example, params, first_row))
-    start = (jnp.zeros((), dtype), [jnp.zeros(leaf.shape[1:], dtype) for leaf in shapes])
+    wide = lambda leaf: jnp.result_type(dtype, leaf.dtype)  # noqa: E731  (a float64 loss stays)
+    start = (jnp.zeros((), dtype), [jnp.zeros(leaf.shape[1:], wide(leaf)) for leaf in shapes])
     if count == 1:  # the whole batch at once: no loop
         (squares, sums), _ = add(start, (jax.tree.map(lambda a: a[0], rows), weight))
     else:
@@ -237,9 +268,8 @@ def _ratio(n: int, squares, sums: list, dtype) -> jax.Array:
 
 
 def _leaf_ratio(delta, param, dtype) -> jax.Array:
-    kind = _kind([delta, param], dtype)
-    squares = _gram([jnp.ravel(delta).astype(kind), jnp.ravel(param).astype(kind)], dtype)
-    top, bottom = jnp.sqrt(squares[0, 0]), jnp.sqrt(squares[1, 1])
+    norm = lambda x: jnp.sqrt(jnp.sum(jnp.abs(x).astype(dtype) ** 2))  # noqa: E731
+    top, bottom = norm(delta), norm(param)
     return jnp.where(bottom > 0, top / bottom, jnp.nan)
 
 
@@ -271,11 +301,8 @@ def observe(
     flat_before, flat_after = jax.tree.leaves(before), jax.tree.leaves(after)
     delta = [b - a for a, b in zip(flat_before, flat_after, strict=True)]
     if last is not None:  # the slopes along the last update and this one, their lengths
-        kind = last.delta.dtype
-        joined = _joined(delta, kind)
-        gram = _gram([_joined(jax.tree.leaves(grads), kind), joined, last.delta], dtype)
-        dots = {"slope0": gram[0, 1], "size": gram[1, 1]}
-        dots |= {"slope1": gram[0, 2], "across": gram[1, 2]}
+        joined = _joined(delta, last.delta.dtype)
+        dots = _update_dots(jax.tree.leaves(grads), delta, joined, last.delta, dtype)
     taken = history.entry(jnp.where(go, at, steps))
     put = lambda buffer, where, v: buffer.at[where].set(v.astype(buffer.dtype), mode="drop")  # noqa: E731
     new: dict[str, Any] = {}

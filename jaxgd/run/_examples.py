@@ -6,7 +6,9 @@ params, a normalisation across the batch are all fine. A loss built by
 examples, so the mean of the per-example gradients *is* the step's gradient.
 The noise scale (``minimize(diagnostics=("noise_scale",))``), which needs
 the per-example gradients anyway, then gives the step its loss and gradient
-from the same pass instead of a second backward pass of its own.
+from the same pass instead of a second backward pass of its own, where it is
+recorded every step (a history stride of 1, the default up to a million
+steps; with a longer stride the step computes its own gradient as usual).
 """
 
 from __future__ import annotations
@@ -31,12 +33,18 @@ class MeanOverExamples:
 
     def __call__(self, params: Any, batch: Any) -> jax.Array:
         losses = jax.vmap(self.example_loss, (None, 0))(params, batch)
-        if not isinstance(losses, jax.Array) or losses.ndim != 1:
+        if not isinstance(losses, jax.Array):
             raise TypeError(
                 "mean_over_examples: example_loss must return one scalar per example, got "
                 f"{jax.tree.map(lambda a: getattr(a, 'shape', a), losses)} for a batch: a "
                 "loss with aux outputs or a model state is not a mean over examples, pass it "
                 "to minimize as it is"
+            )
+        if losses.ndim != 1:
+            raise TypeError(
+                "mean_over_examples: example_loss must return one scalar per example, got "
+                f"shape {losses.shape[1:]} per example: reduce it to a scalar (its .sum() or "
+                "jnp.squeeze)"
             )
         return jnp.mean(losses)
 

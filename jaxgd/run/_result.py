@@ -11,7 +11,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["History", "Result", "Status"]
+__all__ = ["History", "Result", "Status", "bookkeeping_dtype"]
+
+
+def bookkeeping_dtype(params: Any) -> Any:
+    """The bookkeeping's precision (history, gradient norm, stopping rules, the
+    instruments): the params' own, at least float32 (bfloat16 and float16 runs
+    record float32, float64 runs float64, so that their gradient norm does not
+    overflow)."""
+    return jnp.result_type(jnp.float32, *(leaf.dtype for leaf in jax.tree.leaves(params)))
 
 
 class Status(enum.IntEnum):

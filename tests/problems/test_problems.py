@@ -227,3 +227,13 @@ def test_the_dataset_cache_gives_the_same_splits_without_scikit_learn(tmp_path):
     assert second[2] == first[2] and second[3] == "sklearn imported: True"  # made again
     with np.load(diabetes) as rewritten:
         assert rewritten["x"].shape == (353, 10)
+
+
+def test_a_label_outside_the_classes_makes_the_cross_entropy_nan():
+    # On one-hot labels a label past the last class would be a row of zeros (a loss of 0,
+    # silently): it is NaN, so a run on such labels stops as diverged.
+    loss = problems.losses.softmax_cross_entropy
+    logits = jnp.zeros((2, 4))
+    assert float(loss(logits, jnp.array([1, 3]))) == pytest.approx(np.log(4.0))
+    assert np.isnan(float(loss(logits, jnp.array([1, 4]))))
+    assert np.isnan(float(loss(logits, jnp.array([-1, 0]))))

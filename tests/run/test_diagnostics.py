@@ -200,12 +200,21 @@ MEAN_MSE = gd.run.mean_over_examples(lambda w, example: (example[0] @ w - exampl
     [{}, {"batch_size": 8, "key": jax.random.PRNGKey(4)}, {"history_every": 2}],
     ids=["full", "minibatch", "stride2"],
 )
-def test_a_mean_over_examples_takes_its_step_from_the_noise_scales_pass(batching):
+def test_a_mean_over_examples_takes_its_step_from_the_noise_scales_pass(batching, monkeypatch):
     # Said to be a mean over examples, the loss's step uses the per-example pass the noise
     # scale makes (every step recorded) or its own gradient (stride 2): either way the run
     # of the same batch loss written by hand, to float32 round-off.
+    from jaxgd.run import _diagnostics
+
+    calls = []
+    shared_pass = _diagnostics.noise_and_step
+    monkeypatch.setattr(
+        _diagnostics, "noise_and_step", lambda *a: calls.append(1) or shared_pass(*a)
+    )
+    gd.clear_caches()  # traced here, where the pass is watched
     kw = dict(steps=6, data=(X, Y), diagnostics=("noise_scale", "alpha"), record_params=True)
     shared = gd.minimize(MEAN_MSE, W0, gd.adam(0.05), **kw, **batching)
+    assert bool(calls) == ("history_every" not in batching)
     plain = gd.minimize(MSE, W0, gd.adam(0.05), **kw, **batching)
     for name in ("loss", "grad_norm", "noise_scale", "alpha", "params"):
         got, want = getattr(shared.history, name), getattr(plain.history, name)
@@ -222,3 +231,21 @@ def test_a_mean_over_examples_refuses_what_is_not_one():
     with_aux = gd.run.mean_over_examples(lambda w, e: ((e[0] @ w) ** 2, e[1]))
     with pytest.raises(TypeError, match="one scalar per example"):
         with_aux(W0, (X, Y))
+
+
+def test_alpha_and_the_cosine_leaf_by_leaf_above_the_join_limit(monkeypatch):
+    # Above JOIN_LIMIT parameters the dot products are taken leaf by leaf (no params-sized
+    # copies): the same records as one Gram matrix of the joined vectors.
+    from jaxgd.run import _diagnostics
+
+    loss = lambda p, b: jnp.mean((b[0] @ p["w"] + p["b"] - b[1]) ** 2)  # two leaves
+    params = {"w": W0, "b": jnp.zeros(())}
+    kw = dict(steps=8, data=(X, Y), diagnostics=("alpha", "cosine"))
+    joined = gd.minimize(loss, params, gd.momentum(0.05), **kw)
+    monkeypatch.setattr(_diagnostics, "JOIN_LIMIT", 0)
+    gd.clear_caches()
+    by_leaf = gd.minimize(loss, params, gd.momentum(0.05), **kw)
+    for name in ("alpha", "cosine"):
+        got, want = getattr(by_leaf.history, name), getattr(joined.history, name)
+        np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=name)
+    assert np.isfinite(np.asarray(joined.history.alpha[:6])).all()

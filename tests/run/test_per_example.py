@@ -118,3 +118,26 @@ def test_the_written_bytes_count_only_the_gradients_not_taken_from_factors(case,
     per_example = jax.vmap(jax.grad(loss), (None, 0))
     expected = sum(4 * int(np.prod(shapes[k])) for k in written)
     assert written_bytes(per_example, params, jnp.ones(data_shape)) == expected
+
+
+def test_the_shared_step_is_the_mean_loss_and_gradient_in_chunks_as_in_one(monkeypatch):
+    # noise_and_step (a loss said to be a mean over examples): the loss, gradient and noise
+    # scale of the batch, whether the batch is one chunk or five (the last padded).
+    from jaxgd.run import _diagnostics
+
+    loss, shapes, _ = CASES["mlp"]
+    keys = iter(jax.random.split(KEY, len(shapes) + 2))
+    params = {k: jax.random.normal(next(keys), s) for k, s in shapes.items()}
+    x = jax.random.normal(next(keys), (23, 5))
+    mean_loss = lambda p, batch: jnp.mean(jax.vmap(loss, (None, 0))(p, batch[:, None]))  # noqa: E731
+    value, grads = jax.value_and_grad(mean_loss)(params, x)
+    noise = _diagnostics.noise_scale(mean_loss, params, x)
+    one = lambda p, example: loss(p, example[None])  # noqa: E731
+    whole = _diagnostics.noise_and_step(one, params, x)
+    monkeypatch.setattr(_diagnostics, "CHUNK_BYTES", 5 * 4 * (7 + 3))  # 5 chunks of 5
+    chunked = _diagnostics.noise_and_step(one, params, x)
+    for got in (whole, chunked):
+        np.testing.assert_allclose(got[0], value, rtol=RTOL)
+        for name in shapes:
+            np.testing.assert_allclose(got[1][name], grads[name], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(got[2], noise, rtol=1e-4)

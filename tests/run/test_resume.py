@@ -128,19 +128,25 @@ def _leaves(path):
 
 @pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_to_the_same_bits(tmp_path):
+    # The uninterrupted reference runs beside the victim (its process starts and ends alone).
     reference = _child(tmp_path, tmp_path / "ref.npz", tmp_path / "ref-out.npz")
-    assert reference.wait(timeout=240) == 0
-
     checkpoint = tmp_path / "run.npz"
     victim = _child(tmp_path, checkpoint, tmp_path / "victim-out.npz")
-    deadline = time.monotonic() + 120
-    while not gd.checkpoint.exists(checkpoint):  # a directory; a finished save inside
-        assert victim.poll() is None, "the run ended before its first checkpoint"
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    time.sleep(float(np.random.default_rng(7).uniform(0.0, 0.3)))  # a seeded moment after it
-    victim.send_signal(signal.SIGKILL)
-    assert victim.wait(timeout=30) == -signal.SIGKILL
+    try:
+        deadline = time.monotonic() + 120
+        while not gd.checkpoint.exists(checkpoint):  # a directory; a finished save inside
+            assert victim.poll() is None, "the run ended before its first checkpoint"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        time.sleep(float(np.random.default_rng(7).uniform(0.0, 0.3)))  # a seeded moment after
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(timeout=30) == -signal.SIGKILL
+        assert reference.wait(timeout=240) == 0
+    finally:  # a failed check leaves no process behind
+        for proc in (reference, victim):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     step = int(gd.checkpoint.load(checkpoint)[0])
     assert 10 <= step < 400, "the kill should land mid-run"
 

@@ -12,6 +12,7 @@ NumPy and SciPy only: nothing of jaxgd.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import pathlib
 import threading
@@ -61,40 +62,57 @@ SPLIT_SEED = 0
 """The held-out split: 20 % of the examples, drawn by ``train_test_split`` with this seed."""
 
 
-SPLIT_FORMAT = 1
-"""Named in the kept splits' files: raise it when :func:`load`'s split or
-standardisation changes, so that files made before are not read."""
+CACHE_FORMAT = 1
+"""Named in the kept files: raise it when :func:`load`'s split or standardisation,
+or how :func:`l2_cross_entropy_optimum` finds the optimum, changes, so that
+files made before are not read."""
 
 _CACHE: dict[str, pathlib.Path] = {}  # "folder": where use_dataset_cache keeps the splits
 
 
 def use_dataset_cache(folder: str | os.PathLike) -> None:
     """Keep each split :func:`load` makes in ``folder``, one ``.npz`` per set named by
-    scikit-learn's version and the split's fraction and seed, and read it back
-    from there: a process that finds them imports no scikit-learn (0.9 s of
-    ``jaxgd compare``'s start). A file that cannot be read is made again."""
+    scikit-learn's version and the split's fraction and seed, and each optimum
+    :func:`l2_cross_entropy_optimum` finds, named by a digest of its data and
+    penalty and SciPy's version; read them back from there: a process that
+    finds them imports no scikit-learn and runs no L-BFGS (1.5 s of ``jaxgd
+    compare``'s start). A file that cannot be read is made again."""
     _CACHE["folder"] = pathlib.Path(folder)
 
 
-def _cache_file(name: str) -> pathlib.Path | None:
+def _cache_file(name: str, library: str = "scikit-learn") -> pathlib.Path | None:
+    """Where the kept file ``name`` is, with ``library``'s version in its name."""
     if "folder" not in _CACHE:
         return None
     try:
-        version = metadata.version("scikit-learn")
-    except metadata.PackageNotFoundError:  # load() says what is missing
+        version = metadata.version(library)
+    except metadata.PackageNotFoundError:  # the computation says what is missing
         return None
-    split = f"test{TEST_FRACTION}-seed{SPLIT_SEED}-v{SPLIT_FORMAT}"
-    return _CACHE["folder"] / f"{name}-sklearn{version}-{split}.npz"
+    return _CACHE["folder"] / f"{name}-{library}{version}-v{CACHE_FORMAT}.npz"
 
 
-def _write(path: pathlib.Path, split: Split) -> None:
-    """``split`` into ``path`` whole or not at all (a temporary file renamed); a
+def _read(path: pathlib.Path | None) -> dict[str, np.ndarray] | None:
+    """The arrays kept in ``path``; None where there is no cache, no file or a
+    damaged one (then made again and rewritten)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path) as file:
+            return {name: file[name] for name in file.files}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def _write(path: pathlib.Path | None, arrays: dict[str, Any]) -> None:
+    """``arrays`` into ``path`` whole or not at all (a temporary file renamed); a
     folder that cannot be written to is left alone (the cache only saves time)."""
+    if path is None:
+        return
     temporary = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(temporary, "wb") as file:
-            np.savez(file, **split._asdict())
+            np.savez(file, **arrays)
         os.replace(temporary, path)
     except OSError:
         temporary.unlink(missing_ok=True)
@@ -117,16 +135,12 @@ def load(name: str) -> Split:
         >>> data.x.shape, data.x_test.shape, round(float(data.x.std(axis=0).max()), 6)
         ((353, 10), (89, 10), 1.0)
     """
-    path = _cache_file(name)
-    if path is not None and path.is_file():
-        try:
-            with np.load(path) as file:
-                return Split(*(file[field] for field in Split._fields))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            pass  # damaged: made again and rewritten
+    path = _cache_file(f"{name}-test{TEST_FRACTION}-seed{SPLIT_SEED}")
+    kept = _read(path)
+    if kept is not None and set(kept) == set(Split._fields):
+        return Split(**kept)
     split = _split(name)
-    if path is not None:
-        _write(path, split)
+    _write(path, split._asdict())
     return split
 
 
@@ -175,22 +189,29 @@ def l2_cross_entropy_optimum(
         >>> round(float(w[0]), 4), abs(b) < 1e-9
         (0.4011, True)
     """
-    from scipy.optimize import minimize as scipy_minimize
-
     d = x.shape[1]
     k = 1 if n_classes is None else n_classes
-    out = scipy_minimize(
-        lambda theta: l2_cross_entropy(theta, x, y, n_classes, l2),
-        np.zeros(d * k + k),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 20000, "gtol": 1e-10, "ftol": 0.0, "maxcor": 30},
-    )
-    theta = out.x
+    problem = hashlib.sha256(repr((x.shape, x.dtype.str, y.dtype.str, n_classes, l2)).encode())
+    problem.update(np.ascontiguousarray(x).tobytes() + np.ascontiguousarray(y).tobytes())
+    path = _cache_file(f"optimum-{problem.hexdigest()[:32]}", library="scipy")
+    kept = _read(path)  # by the problem's content: another split or penalty, another file
+    if kept is None or set(kept) != {"value", "theta"} or kept["theta"].shape != (d * k + k,):
+        from scipy.optimize import minimize as scipy_minimize
+
+        out = scipy_minimize(
+            lambda theta: l2_cross_entropy(theta, x, y, n_classes, l2),
+            np.zeros(d * k + k),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": 20000, "gtol": 1e-10, "ftol": 0.0, "maxcor": 30},
+        )
+        kept = {"value": np.float64(out.fun), "theta": out.x}
+        _write(path, kept)
+    theta = kept["theta"]
     w, b = theta[: d * k].reshape(d, k), theta[d * k :]
     if n_classes is None:
         w, b = w[:, 0], float(b[0])
-    return float(out.fun), w, b
+    return float(kept["value"]), w, b
 
 
 def l2_cross_entropy(

@@ -201,14 +201,16 @@ gd.problems.use_dataset_cache(sys.argv[1])
 for name in sys.argv[2:]:
     p = gd.problems.get(name)
     arrays = [np.asarray(a) for a in (*p.data, *p.test_data)]
-    print(name, hashlib.sha256(b"".join(a.tobytes() for a in arrays)).hexdigest())
+    print(name, hashlib.sha256(b"".join(a.tobytes() for a in arrays)).hexdigest(),
+          repr(p.optimum_value), repr(p.eval_target))  # fmt: skip
     print("sklearn imported:", "sklearn" in sys.modules)
+    print("L-BFGS run:", "scipy.optimize" in sys.modules)
 """
 
 
 def test_the_dataset_cache_gives_the_same_splits_without_scikit_learn(tmp_path):
-    # jaxgd compare keeps the splits: a second process reads them and imports no
-    # scikit-learn (0.9 s); a damaged file is made again, with the same numbers.
+    # jaxgd compare keeps the splits and the optima: a second process reads them, imports
+    # no scikit-learn and runs no L-BFGS; a damaged file is made again, with the same numbers.
     import subprocess
     import sys
 
@@ -218,13 +220,15 @@ def test_the_dataset_cache_gives_the_same_splits_without_scikit_learn(tmp_path):
         return out.split("\n")
 
     first = run("digits_softmax", "diabetes_linear")
-    assert first[1] == "sklearn imported: True"
-    assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir()) == ["diabetes", "digits"]
+    assert first[1] == "sklearn imported: True" and first[2] == "L-BFGS run: True"
+    splits = sorted(p.name.split("-")[0] for p in tmp_path.glob("*-scikit-learn*.npz"))
+    assert splits == ["diabetes", "digits"] and list(tmp_path.glob("optimum-*-scipy*.npz"))
     (diabetes,) = tmp_path.glob("diabetes-*.npz")
     diabetes.write_bytes(b"damaged")
     second = run("digits_softmax", "diabetes_linear")
     assert second[0] == first[0] and second[1] == "sklearn imported: False"
-    assert second[2] == first[2] and second[3] == "sklearn imported: True"  # made again
+    assert second[2] == "L-BFGS run: False"  # digits' optimum read back
+    assert second[3] == first[3] and second[4] == "sklearn imported: True"  # made again
     with np.load(diabetes) as rewritten:
         assert rewritten["x"].shape == (353, 10)
 

@@ -27,8 +27,8 @@ its first import, split into its parts.
 
 ``jaxgd compare`` keeps XLA's programs in JAX's compilation cache, in :func:`cache_dir`
 (``$XDG_CACHE_HOME/jaxgd/xla``, by default ``~/.cache/jaxgd/xla``), and the data
-sets' splits beside it, so a second run compiles little and imports no
-scikit-learn; ``--no-cache`` switches both off.
+sets' splits and optima beside it, so a second run compiles little and imports
+no scikit-learn; ``--no-cache`` switches both off.
 """
 
 from __future__ import annotations
@@ -300,7 +300,7 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
     from jaxgd.distributed import runs_mesh_for
     from jaxgd.report import check_folder
 
-    if not args.no_cache:  # the data sets' splits kept: no scikit-learn import next time
+    if not args.no_cache:  # splits and optima kept: no scikit-learn, no L-BFGS next time
         problems_mod.use_dataset_cache(cache_dir().parent / "datasets")
     runs_mesh_for(args.devices, 1, caller="--devices")  # a bad count: refused before the data
     executor = connect_executor(args.executor) if args.executor else None

@@ -20,6 +20,7 @@ report wing, which computes nothing, imports this module too).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -39,6 +40,7 @@ __all__ = [
     "progress_bar",
     "register_cache",
     "tree_bytes",
+    "wait_for",
 ]
 
 _CLEARERS: list[Callable[[], None]] = []
@@ -151,6 +153,29 @@ def ctrl_c_held(*, deliver: bool = True, second_interrupts: bool = False) -> Ite
                 raise KeyboardInterrupt
 
 
+_NOTED = threading.Event()  # a CtrlCNoted saw a Ctrl-C (read by wait_for)
+
+
+def wait_for(task: concurrent.futures.Future | threading.Thread, poll: float = 0.1) -> Any:
+    """``task.result()`` (a future) or ``task.join()`` (a thread), but a Ctrl-C that a
+    :class:`CtrlCNoted` noted and something swallowed (a ``KeyboardInterrupt``
+    raised inside a garbage-collector callback is only printed) still raises
+    ``KeyboardInterrupt`` within ``poll`` seconds: the main thread does not sit
+    out the rest of a sweep or of the figures."""
+    while True:
+        if isinstance(task, threading.Thread):
+            task.join(poll)
+            if not task.is_alive():
+                return None
+        else:
+            try:
+                return task.result(timeout=poll)
+            except concurrent.futures.TimeoutError:
+                pass
+        if _NOTED.is_set():
+            raise KeyboardInterrupt
+
+
 class CtrlCNoted:
     """Ctrl-C raises ``KeyboardInterrupt`` as usual, and is also noted, so that a
     library that swallows the ``KeyboardInterrupt`` (``import jax`` does, in its
@@ -162,6 +187,7 @@ class CtrlCNoted:
 
     def __init__(self) -> None:
         self.pressed = False
+        _NOTED.clear()
         self._installed = (
             threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -171,6 +197,7 @@ class CtrlCNoted:
 
     def _handler(self, *args) -> None:
         self.pressed = True
+        _NOTED.set()
         signal.default_int_handler(*args)
 
     def check(self) -> None:

@@ -16,8 +16,8 @@ Every argument is checked before anything compiles (through
 :func:`jaxgd.comparison.check_arguments` and :func:`jaxgd.report.check_folder`):
 a bad one gets a one-line error and exit status 2. An error during the run
 itself is a real error: its traceback, exit status 1. Ctrl-C: exit status 130,
-answered within about a second at any moment (a Ctrl-C that an import
-swallowed is raised again, see :class:`jaxgd._host.CtrlCNoted`), and an interrupted
+answered within about a second at any moment (a Ctrl-C that an import or a gc
+callback swallowed is raised again, see :class:`jaxgd._host.CtrlCNoted`), and an interrupted
 run never replaces the old report. The report folder is held for the whole
 command (:func:`jaxgd.report.folder_lock`): a second ``jaxgd compare`` into
 the same folder is refused at once. ``--quick`` writes to its own default

@@ -120,3 +120,33 @@ def test_ctrl_c_at_any_moment_exits_soon_and_keeps_the_old_report(tmp_path, dela
     assert proc.returncode in (130, -signal.SIGINT, 1), err[-500:]  # 1: an extension's import
     assert _tree(folder) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_a_ctrl_c_that_something_swallowed_still_ends_the_pipelines_waits():
+    # A KeyboardInterrupt raised inside a garbage-collector callback (JAX registers one)
+    # is only printed. CtrlCNoted notes the press, and wait_for, which the compare
+    # pipeline and the figure drawer wait with, raises it: a future or thread that would
+    # finish in 5 s is not waited for.
+    import concurrent.futures
+    import contextlib
+
+    from jaxgd import _host
+
+    noted = _host.CtrlCNoted()
+    try:
+        done = concurrent.futures.Future()
+        done.set_result(7)
+        assert _host.wait_for(done) == 7  # nothing pressed: the result
+        with contextlib.suppress(KeyboardInterrupt):  # swallowed, as in a gc callback
+            noted._handler(signal.SIGINT, None)
+        later = concurrent.futures.ThreadPoolExecutor(1).submit(time.sleep, 5)
+        with pytest.raises(KeyboardInterrupt):
+            _host.wait_for(later, poll=0.05)
+        sleeper = threading.Thread(target=time.sleep, args=(5,), daemon=True)
+        sleeper.start()
+        with pytest.raises(KeyboardInterrupt):
+            _host.wait_for(sleeper, poll=0.05)
+    finally:
+        noted.release(check=False)
+    assert not _host.CtrlCNoted().pressed  # a new one starts unpressed: the note is cleared
+    _host.CtrlCNoted().release(check=False)

@@ -187,6 +187,7 @@ WHITE_BOX = {
     "workers/runs_checks.py": "the traced sweep, watched (a mesh sweep loaded, not traced)",
     "run/test_per_example.py": "the per-example moments of the noise scale, alone",
     "run/test_diagnostics.py": "the shared step's pass, watched; the join limit, patched",
+    "test_cli_interrupts.py": "a Ctrl-C swallowed, by calling the noting handler itself",
     "comparison/test_many_seeds.py": "the seed rule's key table and the paths drawn, alone",
     "optimizers/test_optax_traced.py": "the traced/static rule itself (jaxgd._partition)",
     "checkpoint/test_checkpoint.py": "checksums and leaf storage, alone",

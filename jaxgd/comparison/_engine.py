@@ -29,7 +29,7 @@ import jax
 
 from jaxgd import _checks as generic
 from jaxgd import problems as _problems
-from jaxgd._host import progress_bar
+from jaxgd._host import progress_bar, wait_for
 from jaxgd.comparison._checks import (
     DEFAULT_EVAL_SEEDS,
     DEFAULT_LEARNING_RATES,
@@ -109,7 +109,7 @@ def _sweep_all(
         # A sweep measured again at its chosen rates calls minimize on the worker:
         # then nothing is traced meanwhile (and its time per step is measured alone).
         while pending and (job.measures or pending[0].done()):
-            deliver(pending.popleft().result())
+            deliver(wait_for(pending.popleft()))
 
     try:
         costliest, *others = sorted(problem_list, key=_cost, reverse=True)
@@ -123,7 +123,7 @@ def _sweep_all(
             for problem in others:
                 submit(prepare(problem))
         while pending:
-            deliver(pending.popleft().result())
+            deliver(wait_for(pending.popleft()))
     finally:  # after an error or Ctrl-C, the sweeps not started are dropped
         for worker in (runner, compiler):
             worker.shutdown(wait=not pending, cancel_futures=True)

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from jaxgd._host import wait_for
 from jaxgd.comparison import Comparison, ProblemResult
 from jaxgd.report.figures import problem_pngs
 
@@ -104,7 +105,10 @@ class FigureDrawer:
         self._cancelled = self._cancelled or cancel
         if self._thread.is_alive():
             self._queue.put(_DONE)
-            self._thread.join(timeout=CANCEL_WAIT if self._cancelled else None)
+            if self._cancelled:
+                self._thread.join(timeout=CANCEL_WAIT)
+            else:
+                wait_for(self._thread)  # a Ctrl-C something swallowed still ends the wait
 
     def __enter__(self) -> FigureDrawer:
         return self

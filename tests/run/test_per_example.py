@@ -86,15 +86,21 @@ def test_a_dense_layers_squares_are_never_written_out():
     assert "6x5x7" not in text and "6x7x5" not in text and "6x7x3" not in text
 
 
+def _mlp_batch():
+    """The MLP case on 23 random examples: its loss, params, data and the batch's mean loss."""
+    loss, shapes, _ = CASES["mlp"]
+    keys = iter(jax.random.split(KEY, len(shapes) + 2))
+    params = {k: jax.random.normal(next(keys), s) for k, s in shapes.items()}
+    x = jax.random.normal(next(keys), (23, 5))
+    mean_loss = lambda p, batch: jnp.mean(jax.vmap(loss, (None, 0))(p, batch[:, None]))  # noqa: E731
+    return loss, params, x, mean_loss
+
+
 def test_the_noise_scale_is_the_same_in_chunks_as_in_one(monkeypatch):
     # A batch taken in chunks (the last one padded with weight 0) gives one chunk's value.
     from jaxgd.run import _diagnostics
 
-    loss, shapes, data_shape = CASES["mlp"]
-    keys = iter(jax.random.split(KEY, len(shapes) + 2))
-    params = {k: jax.random.normal(next(keys), s) for k, s in shapes.items()}
-    x = jax.random.normal(next(keys), (23, 5))
-    batch_loss = lambda p, batch: jnp.mean(jax.vmap(loss, (None, 0))(p, batch[:, None]))  # noqa: E731
+    loss, params, x, batch_loss = _mlp_batch()
     whole = _diagnostics.noise_scale(batch_loss, params, x)
     size = 4 * (7 + 3)  # one example's bias gradients: the weights' are not written out
     monkeypatch.setattr(_diagnostics, "CHUNK_BYTES", 5 * size)  # 5 chunks of 5: 2 padded
@@ -125,11 +131,7 @@ def test_the_shared_step_is_the_mean_loss_and_gradient_in_chunks_as_in_one(monke
     # scale of the batch, whether the batch is one chunk or five (the last padded).
     from jaxgd.run import _diagnostics
 
-    loss, shapes, _ = CASES["mlp"]
-    keys = iter(jax.random.split(KEY, len(shapes) + 2))
-    params = {k: jax.random.normal(next(keys), s) for k, s in shapes.items()}
-    x = jax.random.normal(next(keys), (23, 5))
-    mean_loss = lambda p, batch: jnp.mean(jax.vmap(loss, (None, 0))(p, batch[:, None]))  # noqa: E731
+    loss, params, x, mean_loss = _mlp_batch()
     value, grads = jax.value_and_grad(mean_loss)(params, x)
     noise = _diagnostics.noise_scale(mean_loss, params, x)
     one = lambda p, example: loss(p, example[None])  # noqa: E731
@@ -138,6 +140,6 @@ def test_the_shared_step_is_the_mean_loss_and_gradient_in_chunks_as_in_one(monke
     chunked = _diagnostics.noise_and_step(one, params, x)
     for got in (whole, chunked):
         np.testing.assert_allclose(got[0], value, rtol=RTOL)
-        for name in shapes:
+        for name in params:
             np.testing.assert_allclose(got[1][name], grads[name], rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(got[2], noise, rtol=1e-4)

@@ -81,6 +81,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _finished(procs: list[subprocess.Popen], timeout: float = 400) -> list[dict]:
+    """The RESULTS of processes started by :func:`_start_two`, once they end."""
+    out = []
+    for rank, proc in enumerate(procs):
+        stdout, _ = proc.communicate(timeout=timeout)
+        lines = [line for line in stdout.splitlines() if line.startswith("RESULTS ")]
+        assert proc.returncode == 0 and lines, f"process {rank}:\n{stdout}"
+        out.append(json.loads(lines[-1][len("RESULTS ") :]))
+    return sorted(out, key=lambda r: r["process"])
+
+
 def _start_two(args: list[str]) -> list[subprocess.Popen]:
     port = _free_port()
     env = {**os.environ, **ENV, "JAXGD_COORDINATOR": f"127.0.0.1:{port}"}
@@ -103,8 +114,8 @@ def test_a_killed_two_process_run_resumes_to_the_same_bits(tmp_path: Path) -> No
     """Both processes checkpoint; one is killed with SIGKILL after a few saves (the other
     then stops too: its collectives lose their peer); both restart and end with the bits
     of an uninterrupted two-process run."""
-    reference = _two("minimize", str(tmp_path / "reference.ckpt"), timeout=400)
-
+    # The uninterrupted reference runs beside the one that is killed.
+    references = _start_two(["minimize", str(tmp_path / "reference.ckpt")])
     path = tmp_path / "run.ckpt"
     procs = _start_two(["minimize", str(path), "slow"])
     try:
@@ -121,8 +132,9 @@ def test_a_killed_two_process_run_resumes_to_the_same_bits(tmp_path: Path) -> No
         except subprocess.TimeoutExpired:
             procs[0].kill()
             procs[0].wait()
+        reference = _finished(references)
     finally:
-        for proc in procs:
+        for proc in (*procs, *references):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

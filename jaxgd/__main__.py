@@ -3,4 +3,4 @@
 from jaxgd.cli import command
 
 if __name__ == "__main__":
-    raise SystemExit(command())
+    command()

@@ -9,6 +9,7 @@ One home each for what every wing asks of the machine it runs on:
   :class:`CtrlCNoted` keeps a Ctrl-C that a library swallowed (``import jax``)
   from being lost: ``import jaxgd`` and the ``jaxgd`` command raise it again;
 * :func:`progress_bar`, the one tqdm bar of ``minimize`` and ``compare``;
+* :func:`exit_now`, how the ``jaxgd`` command ends its process;
 * :func:`register_cache` and :func:`clear_caches`: every cache jaxgd keeps
   between calls (the warm-call memory of :func:`jaxgd.minimize`, the checks'
   memos, ...) registers how to empty itself here, so that
@@ -20,14 +21,16 @@ report wing, which computes nothing, imports this module too).
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "CtrlC",
@@ -36,6 +39,7 @@ __all__ = [
     "STARTED",
     "clear_caches",
     "ctrl_c_held",
+    "exit_now",
     "memory_bytes",
     "progress_bar",
     "register_cache",
@@ -224,3 +228,20 @@ def progress_bar(total: int, *, desc: str, unit: str, initial: int = 0, leave: b
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, unit=unit, desc=desc, leave=leave)
+
+
+def exit_now(status: int, *, finish: bool = True) -> NoReturn:
+    """End the process with ``status`` once stdout and stderr are flushed, without
+    the interpreter's shutdown, which frees every object one by one (JAX's and
+    matplotlib's: 0.45 s after the default ``jaxgd compare``). With ``finish``
+    the other threads are waited for and the ``atexit`` functions run first, as
+    that shutdown would; without it (after Ctrl-C) neither: a worker thread still
+    running would be waited for, or XLA's threads abort the shutdown."""
+    if finish:
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
+        atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -41,8 +41,9 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
-from jaxgd._host import STARTED, CtrlCNoted
+from jaxgd._host import STARTED, CtrlCNoted, exit_now
 
 __all__ = ["QUICK", "QUICK_OUT", "cache_dir", "command", "main"]
 
@@ -184,7 +185,7 @@ def _parser() -> _Parser:
     c.add_argument(
         "--learning-rates",
         type=_rates,
-        help="comma-separated grid (default: 1e-4 to 31.6, half a decade apart)",
+        help="comma-separated grid (default: 1e-4 to 100, half a decade apart)",
     )
     c.add_argument(
         "--batch-size",
@@ -485,16 +486,10 @@ def _run(argv: Sequence[str] | None, ctrl_c: CtrlCNoted, parts: dict, t0: float)
         return status
 
 
-def command() -> int:
-    """The ``jaxgd`` command itself (``python -m jaxgd``): :func:`main`, and after
-    Ctrl-C an immediate exit. The interpreter's normal shutdown would wait for
-    worker threads still running (a figure being drawn, an import lock held) or
-    abort while XLA's threads run ("terminate called without an active
-    exception"); nothing is left to write by then: the report's temporary folder
-    and the folder's lock went as the interrupt unwound."""
+def command() -> NoReturn:
+    """The ``jaxgd`` command itself (``python -m jaxgd``): :func:`main`, then the
+    process ends at once (:func:`jaxgd._host.exit_now`; after Ctrl-C without
+    waiting for anything). Nothing is left to write by then: the report is saved,
+    or the interrupt's unwinding removed its temporary folder and the lock."""
     status = main(started=STARTED)  # its time counted from jaxgd's first import
-    if status == 130:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-    return status
+    exit_now(status, finish=status != 130)

@@ -91,23 +91,23 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch):
     assert names == [n for n in problems.names() if n not in ("digits_mlp", "quadratic_deep")]
     assert list(called["optimizers"]) == ["vanilla", "momentum", "adam"]
     rates = called["learning_rates"]["vanilla"]
-    np.testing.assert_allclose(rates, [10 ** (k / 2) for k in range(-8, 4)], rtol=2e-3)
-    assert called["seeds"] == (0, 1) and called["steps"] == 500
+    np.testing.assert_allclose(rates, [10 ** (k / 2) for k in range(-8, 5)], rtol=2e-3)
+    assert called["seeds"] == (0,) and called["steps"] == 500
     assert called["batch_size"] == "problem" and called["progress"] is True
     assert called["sharpness"] is False  # off by default: the default run costs nothing more
     assert called["diagnostics"] == ()
     readme = " ".join((ROOT / "docs" / "guides" / "comparing.md").read_text().split())
     said = re.search(
         r"default `jaxgd compare` \((\d+) problems x (\d+) optimizers x (\d+) rates x (\d+) "
-        r"seeds = (\d+) runs of (\d+) steps",
+        r"seeds? = (\d+) runs of (\d+) steps",
         readme,
     )
     assert said, "the comparing guide's runtime paragraph moved"
     n_problems, n_opt, n_rates, n_seeds, n_runs, steps = map(int, said.groups())
-    assert (n_problems, n_opt, n_rates, n_seeds, steps) == (len(names), 3, len(rates), 2, 500)
+    assert (n_problems, n_opt, n_rates, n_seeds, steps) == (len(names), 3, len(rates), 1, 500)
     assert n_runs == n_problems * n_opt * n_rates * n_seeds
-    assert called["eval_seeds"] == tuple(range(1000, 1020))
-    assert "`1e-4` to `31.6`; 2 tuning seeds, 20 evaluation seeds; 500 steps" in readme
+    assert called["eval_seeds"] == tuple(range(1000, 1013))
+    assert "`1e-4` to `100`; 1 tuning seed, 13 evaluation seeds; 500 steps" in readme
     assert "jaxgd compare # vanilla, momentum, Adam on 9 problems" in readme
 
 
@@ -184,8 +184,8 @@ def test_a_big_comparison_gets_a_one_line_warning(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(cmp, "compare", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["compare", *SMALL, "--out", str(tmp_path / "r"), "--no-cache"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
-    # 1 tuning run, then the 20 evaluation seeds in 20 calls of its one slot.
-    assert err[0].startswith("jaxgd: warning: compare: a big comparison: 21 runs x their steps")
+    # 1 tuning run, then the 13 evaluation seeds in 13 calls of its one slot.
+    assert err[0].startswith("jaxgd: warning: compare: a big comparison: 14 runs x their steps")
     assert "GiB of history" in err[0] and err[1] == "jaxgd: interrupted"
 
 
@@ -211,6 +211,36 @@ def test_console_script_exit_status_and_no_traceback():
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "unknown problem" in proc.stderr
+
+
+def test_the_command_ends_its_process_after_what_a_shutdown_would_finish(tmp_path):
+    """`command()` skips the interpreter's teardown (os._exit), but the output is
+    flushed, a non-daemon thread is waited for and the atexit functions run."""
+    done = tmp_path / "thread-done"
+    code = (
+        "import atexit, pathlib, sys, threading, time\n"
+        "atexit.register(lambda: print('atexit ran'))\n"
+        f"def late(): time.sleep(0.5); pathlib.Path({str(done)!r}).write_text('y')\n"
+        "threading.Thread(target=late).start()\n"
+        "from jaxgd.cli import command\n"
+        "print('unflushed', end='')\n"
+        "command()\n"
+        "print('never here')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "problems"], capture_output=True, text=True, timeout=120,
+        env=_env(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("unflushed") and "booth" in proc.stdout
+    assert proc.stdout.rstrip().endswith("atexit ran") and "never here" not in proc.stdout
+    assert done.read_text() == "y"
+    entry = "from jaxgd.cli import command; command()"
+    bad = subprocess.run(
+        [sys.executable, "-c", entry, "compare", "--steps", "0"],
+        capture_output=True, text=True, timeout=120, env=_env(),
+    )  # fmt: skip
+    assert bad.returncode == 2 and "steps" in bad.stderr
 
 
 def test_a_run_error_exits_1_with_its_traceback(tmp_path):

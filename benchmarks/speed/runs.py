@@ -9,8 +9,9 @@ same process, interleaved:
   ``runs`` axis (goal: >= 1.7x on 2 cores);
 - the DeepOBS protocol: ``quadratic_deep`` x 36 log-spaced rates (1e-5 to 1e2)
   x 10 seeds x {vanilla, momentum, adam} x 700 steps (1,080 tuning runs, then
-  each chosen rate from the 20 default evaluation seeds), ``gd.compare`` over
-  the ``runs`` mesh, first run (compiling included) and again (goal: <= 60 s).
+  each chosen rate from the default evaluation seeds: one more call of the
+  sweep), ``gd.compare`` over the ``runs`` mesh, first run (compiling
+  included) and again (goal: <= 60 s).
 
 Both check the sharded numbers against one device's: the chosen rates equal
 and the final losses to float round-off (the worst relative difference is

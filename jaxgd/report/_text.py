@@ -133,8 +133,9 @@ def seeds_line(c: Comparison) -> str:
             return f"{seeds[0]}-{seeds[-1]}"
         return ", ".join(map(str, seeds))
 
+    tuning = "1 tuning seed" if len(c.seeds) == 1 else f"{len(c.seeds)} tuning seeds"
     return (
-        f"Learning rates chosen on {len(c.seeds)} tuning seeds ({listed(c.seeds)}); every "
+        f"Learning rates chosen on {tuning} ({listed(c.seeds)}); every "
         f"figure reported is from {len(c.eval_seeds)} fresh evaluation seeds "
         f"({listed(c.eval_seeds)})."
     )

@@ -111,6 +111,33 @@ def test_equal_runs_are_a_tie_never_a_win():
     assert row["p_raw"] == 1.0 and row["verdict"] == "no difference"
 
 
+def test_few_seeds_with_ties_get_scipys_exact_p_value_without_its_slow_path(monkeypatch):
+    """With ties or zeros among <= 13 pairs SciPy counts all 2**n sign flips one
+    call at a time (20 s for a 12-seed table); the engine counts them in one
+    product, and must give SciPy's p-value."""
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    cases = []
+    for n in (2, 5, 8, 12, 13):
+        for _ in range(4):
+            a = rng.integers(50, 500, n).astype(float)
+            ratio = rng.choice([0.25, 0.5, 1.0, 2.0, 4.0, 8.0], n)  # exact: ties and zeros
+            cases.append((a, a * ratio))
+    expected = [
+        scipy_stats.wilcoxon(np.log(b / a), zero_method="wilcox").pvalue
+        if np.log(b / a).any() else 1.0
+        for a, b in cases
+    ]  # fmt: skip
+
+    def refused(*args, **kwargs):
+        raise AssertionError("scipy's permutation test was called")
+
+    monkeypatch.setattr(scipy_stats, "permutation_test", refused)
+    got = [cmp.paired_comparison(a, b, metric="m")["p_raw"] for a, b in cases]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+    assert min(got) < 0.05 < max(got)  # the cases reach both sides of the level
+
+
 def test_infinite_and_zero_values():
     inf = math.inf
     both = cmp.paired_comparison([inf, 10, 20], [inf, 20, 40], metric="steps_to_target")

@@ -576,6 +576,8 @@ def test_heldout_figure_draws_the_evaluation_seeds_held_out_curves():
     c = gd.compare(["breast_cancer_logistic"], ["vanilla", "adam"], learning_rates=[0.1, 1.0],
                    seeds=1, eval_seeds=3, steps=30)  # fmt: skip
     p = c.problems[0]
+    text = " ".join(gd.report.markdown(c).split())
+    assert "chosen on 1 tuning seed (0); every figure reported is from 3 fresh" in text
     assert "heldout_breast_cancer_logistic" in figures.figure_names(c)
     fig = figures.heldout_figure(c, p)
     ax = fig.axes[0]

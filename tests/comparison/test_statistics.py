@@ -111,10 +111,10 @@ def test_equal_runs_are_a_tie_never_a_win():
     assert row["p_raw"] == 1.0 and row["verdict"] == "no difference"
 
 
-def test_few_seeds_with_ties_get_scipys_exact_p_value_without_its_slow_path(monkeypatch):
-    """With ties or zeros among <= 13 pairs SciPy counts all 2**n sign flips one
-    call at a time (20 s for a 12-seed table); the engine counts them in one
-    product, and must give SciPy's p-value."""
+def test_up_to_13_seeds_the_p_value_is_scipys_exact_one_counted_here(monkeypatch):
+    """Up to 13 pairs SciPy's p-value is exact; with ties or zeros it counts all
+    2**n sign flips one call at a time (20 s for a 12-seed table). The engine
+    counts them in one product, without scipy.stats, and must give SciPy's value."""
     scipy_stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(3)
     cases = []
@@ -123,6 +123,7 @@ def test_few_seeds_with_ties_get_scipys_exact_p_value_without_its_slow_path(monk
             a = rng.integers(50, 500, n).astype(float)
             ratio = rng.choice([0.25, 0.5, 1.0, 2.0, 4.0, 8.0], n)  # exact: ties and zeros
             cases.append((a, a * ratio))
+        cases.append((np.ones(n), rng.lognormal(0.1, 0.2, n)))  # no tie: SciPy's exact branch
     expected = [
         scipy_stats.wilcoxon(np.log(b / a), zero_method="wilcox").pvalue
         if np.log(b / a).any() else 1.0
@@ -133,9 +134,14 @@ def test_few_seeds_with_ties_get_scipys_exact_p_value_without_its_slow_path(monk
         raise AssertionError("scipy's permutation test was called")
 
     monkeypatch.setattr(scipy_stats, "permutation_test", refused)
+    monkeypatch.setattr(scipy_stats, "wilcoxon", refused)
     got = [cmp.paired_comparison(a, b, metric="m")["p_raw"] for a, b in cases]
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
     assert min(got) < 0.05 < max(got)  # the cases reach both sides of the level
+    monkeypatch.undo()  # more than 13 pairs: SciPy's test itself
+    a, b = np.ones(14), rng.lognormal(0.1, 0.2, 14)
+    expected = scipy_stats.wilcoxon(np.log(b / a), zero_method="wilcox").pvalue
+    assert cmp.paired_comparison(a, b, metric="m")["p_raw"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_infinite_and_zero_values():

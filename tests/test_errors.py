@@ -723,7 +723,7 @@ CATALOGUE = [
         "compare-too-big",
         lambda: gd.compare(["booth"], ["adam"], seeds=10**6, steps=10**4),
         ValueError,
-        r"24,000,000 runs .* run-steps .* GiB of history, more than this machine's .* GiB of "
+        r"26,000,000 runs .* run-steps .* GiB of history, more than this machine's .* GiB of "
         r"memory; use fewer seeds, steps",
     ),
     (

@@ -238,9 +238,10 @@ def exit_now(status: int, *, finish: bool = True) -> NoReturn:
     that shutdown would; without it (after Ctrl-C) neither: a worker thread still
     running would be waited for, or XLA's threads abort the shutdown."""
     if finish:
-        for thread in threading.enumerate():
-            if thread is not threading.current_thread() and not thread.daemon:
-                thread.join()
+        # The interpreter's own first step: tell idle pool workers (concurrent.futures
+        # registers that here) to stop, then join every non-daemon thread. Joining them
+        # alone would wait for ever on an executor nobody shut down.
+        threading._shutdown()
         atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

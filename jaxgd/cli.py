@@ -463,6 +463,9 @@ def _run(argv: Sequence[str] | None, ctrl_c: CtrlCNoted, parts: dict, t0: float)
 
                     expose_cpu_devices(args.devices)
                 kwargs, out = _compare_arguments(args)
+                if (pool := kwargs["executor"]) is not None:  # released as the run ends:
+                    release = getattr(pool, "close", None)  # a Dask client disconnects
+                    held.callback(release or (lambda: pool.shutdown(False, cancel_futures=True)))
                 from jaxgd import report
 
                 # The folder is ours for the whole run: a second run into it is refused now.

@@ -3,6 +3,7 @@ status 2 before anything compiles, real errors with their traceback, and the com
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -222,6 +223,8 @@ def test_the_command_ends_its_process_after_what_a_shutdown_would_finish(tmp_pat
         "atexit.register(lambda: print('atexit ran'))\n"
         f"def late(): time.sleep(0.5); pathlib.Path({str(done)!r}).write_text('y')\n"
         "threading.Thread(target=late).start()\n"
+        "import concurrent.futures\n"
+        "concurrent.futures.ThreadPoolExecutor(1).submit(print, end='').result()  # left idle\n"
         "from jaxgd.cli import command\n"
         "print('unflushed', end='')\n"
         "command()\n"
@@ -241,6 +244,22 @@ def test_the_command_ends_its_process_after_what_a_shutdown_would_finish(tmp_pat
         capture_output=True, text=True, timeout=120, env=_env(),
     )  # fmt: skip
     assert bad.returncode == 2 and "steps" in bad.stderr
+
+
+def test_the_executor_the_command_opened_is_released(tmp_path, monkeypatch):
+    """--executor's pool is shut down when the run ends (queued jobs cancelled, not
+    waited for: after Ctrl-C the command must not wait for running jobs)."""
+    released = []
+
+    class Pool(concurrent.futures.ThreadPoolExecutor):
+        def shutdown(self, wait=True, *, cancel_futures=False):
+            released.append((wait, cancel_futures))
+            super().shutdown(wait, cancel_futures=cancel_futures)
+
+    monkeypatch.setattr(cmp, "connect_executor", lambda spec: Pool(2))
+    flags = ["--executor", "processes:2", "--out", str(tmp_path / "r"), "--no-cache"]
+    assert main(["compare", *SMALL, *flags]) == 0
+    assert released == [(False, True)]
 
 
 def test_a_run_error_exits_1_with_its_traceback(tmp_path):

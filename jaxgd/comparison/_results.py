@@ -144,7 +144,7 @@ class Comparison:
         if any(v is None for v in table.values()):
             raise ValueError(
                 "Comparison.pairwise: this comparison has no evaluation seeds; run "
-                "gd.compare again (eval_seeds=20 by default)."
+                "gd.compare again with evaluation seeds (eval_seeds: on by default)."
             )
         present = [m for m in metrics if any(m in v for t in table.values() for v in t.values())]
         # The JSON, the report and the command line each ask for the same table: it is

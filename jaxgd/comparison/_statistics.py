@@ -5,7 +5,8 @@ numbers: seed ``i`` of ``a`` pairs with seed ``i`` of ``b``), so each metric
 gives one ratio ``b / a`` per seed. :func:`paired_comparison` summarises one
 metric of one pair; :func:`pairwise` does it for every problem, metric and
 pair of a table and corrects the p-values across the whole table with
-:func:`holm`. Plain NumPy and :mod:`scipy.stats`: this module imports nothing
+:func:`holm`. Plain NumPy and SciPy (:mod:`scipy.special`; :mod:`scipy.stats`
+beyond 13 pairs only): this module imports nothing
 of jaxgd, so it can be read and tested alone.
 
 The rules, stated once (the guide ``docs/guides/statistics.md`` shows how to
@@ -234,7 +235,7 @@ def _wilcoxon_p(d: np.ndarray) -> float:
     if d.size > EXACT_SIGN_FLIPS:
         return float(_stats().wilcoxon(d, zero_method="wilcox").pvalue)
     nonzero = d[d != 0]
-    sizes, which, counts = np.unique(np.abs(nonzero), return_inverse=True, return_counts=True)
+    _, which, counts = np.unique(np.abs(nonzero), return_inverse=True, return_counts=True)
     ranks = (np.cumsum(counts) - (counts - 1) / 2)[which]  # 1, 2, ...; ties share their mean
     observed = ranks[nonzero > 0].sum()
     flips = (np.arange(2**nonzero.size)[:, None] >> np.arange(nonzero.size)) & 1

@@ -25,7 +25,7 @@ __all__ = [
     "color",
     "gap",
     "gap_floor",
-    "legend_inches",
+    "widest_inches",
     "limit_formula",
     "lines",
     "log_scale",
@@ -68,10 +68,11 @@ _TITLE_LINE = 0.19  # inches per line of a fontsize-10 title
 LEGEND_GAP = 0.02  # a legend beside the axes starts this far right of them (axes fraction)
 
 
-def legend_inches(fig, legends) -> float:
-    """The width of the widest of ``legends`` in inches (their text measured once)."""
+def widest_inches(fig, artists) -> float:
+    """The width of the widest of ``artists`` (legends, tick labels) in inches, their
+    text measured once."""
     renderer = fig.canvas.get_renderer()
-    return max(leg.get_window_extent(renderer).width for leg in legends) / fig.dpi
+    return max(a.get_window_extent(renderer).width for a in artists) / fig.dpi
 
 
 def place_axes(fig, *, title_lines: int, left: float = 0.9, right: float = 0.15,
@@ -83,7 +84,7 @@ def place_axes(fig, *, title_lines: int, left: float = 0.9, right: float = 0.15,
     width, height = fig.get_size_inches()
     if beside:
         inner = width - left - right
-        extra = legend_inches(fig, beside) + 0.05
+        extra = widest_inches(fig, beside) + 0.05
         # solve: axes width * LEGEND_GAP + legend <= right margin
         right = right + extra + LEGEND_GAP * (inner - extra) / (1 + LEGEND_GAP)
     top = 0.12 + title_lines * _TITLE_LINE

@@ -20,6 +20,7 @@ from jaxgd.report._axes import (
     new_figure,
     place_axes,
     quiet_nan_warnings,
+    widest_inches,
 )
 
 __all__ = [
@@ -186,9 +187,11 @@ def sensitivity_figure(c: Comparison, p: ProblemResult):
     ax.set_xlabel("learning rate (log scale)")
     zero = p.problem.optimum_value == 0
     ax.set_ylabel("final loss (log scale)" if zero else "final loss − optimum (log scale)")
+    n = len(c.seeds)
+    seeds = "1 tuning seed" if n == 1 else f"mean of {n} tuning seeds"
     ax.set_title(
         f"{p.name}: final loss against learning rate after {p.steps} steps\n"
-        f"line: mean of {len(c.seeds)} seeds (dots); star: chosen rate (the lowest final loss;\n"
+        f"line: {seeds} (dots); star: chosen rate (the lowest final loss;\n"
         "of rates whose every seed ends below the target, the fastest to reach it)",
         fontsize=10,
     )
@@ -266,5 +269,7 @@ def ratios_figure(c: Comparison, p: ProblemResult):
         )
     ax.set_title(title, fontsize=9)
     ax.grid(True, axis="x", which="major", alpha=0.3)
-    place_axes(fig, title_lines=lines(title), left=3.3, right=0.7)
+    # the left margin fits the longest label (a long metric and optimizer names)
+    left = 0.35 + (widest_inches(fig, ax.get_yticklabels()) if shown else 0.0)
+    place_axes(fig, title_lines=lines(title), left=max(left, 1.0), right=0.7)
     return fig

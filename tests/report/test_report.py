@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import re
+import types
 
 import matplotlib.image
 import numpy as np
@@ -562,6 +563,21 @@ def test_ratios_figure_draws_each_interval_as_an_error_bar(result):
     _inside(fig)
 
 
+def test_ratios_figure_makes_room_for_long_labels(result, monkeypatch):
+    """The left margin fits the widest label: a long metric name and optimizer names
+    (the default report's "training loss − optimum: momentum / vanilla" was cut)."""
+    booth = result.problems[0]
+    labels = ["vanilla", "momentum", "schedule_free_adamw"]
+    rows = [
+        {"problem": "booth", "a": "vanilla", "b": b, "metric": m, "ratio": 0.9,
+         "ci_low": 0.8, "ci_high": 0.95, "verdict": "b better"}
+        for b in labels[1:] for m in ("final_gap", "steps_to_target")
+    ]  # fmt: skip
+    monkeypatch.setattr(type(booth), "intervals", lambda self: rows)
+    fig = figures.ratios_figure(types.SimpleNamespace(optimizer_labels=labels), booth)
+    _inside(fig)
+
+
 def test_ratios_figure_with_no_finite_ratio_says_so(result, monkeypatch):
     booth = result.problems[0]
     nan = float("nan")
@@ -578,6 +594,7 @@ def test_heldout_figure_draws_the_evaluation_seeds_held_out_curves():
     p = c.problems[0]
     text = " ".join(gd.report.markdown(c).split())
     assert "chosen on 1 tuning seed (0); every figure reported is from 3 fresh" in text
+    assert "line: 1 tuning seed (dots)" in figures.sensitivity_figure(c, p).axes[0].get_title()
     assert "heldout_breast_cancer_logistic" in figures.figure_names(c)
     fig = figures.heldout_figure(c, p)
     ax = fig.axes[0]

@@ -243,6 +243,7 @@ def exit_now(status: int, *, finish: bool = True) -> NoReturn:
         # alone would wait for ever on an executor nobody shut down.
         threading._shutdown()
         atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader gone (`| head`), or closed
+            stream.flush()
     os._exit(status)

@@ -490,9 +490,11 @@ def _run(argv: Sequence[str] | None, ctrl_c: CtrlCNoted, parts: dict, t0: float)
 
 
 def command() -> NoReturn:
-    """The ``jaxgd`` command itself (``python -m jaxgd``): :func:`main`, then the
-    process ends at once (:func:`jaxgd._host.exit_now`; after Ctrl-C without
-    waiting for anything). Nothing is left to write by then: the report is saved,
-    or the interrupt's unwinding removed its temporary folder and the lock."""
-    status = main(started=STARTED)  # its time counted from jaxgd's first import
+    """The ``jaxgd`` command (``python -m jaxgd``): :func:`main`, then the process ends at
+    once (:func:`jaxgd._host.exit_now`; after Ctrl-C without waiting). Nothing is left to
+    write: the report is saved, or the interrupt removed its temporary folder and lock."""
+    try:
+        status = main(started=STARTED)  # its time counted from jaxgd's first import
+    except BrokenPipeError:  # the reader went away (`jaxgd problems | head -1`)
+        status = 141  # 128 + SIGPIPE: what a shell reports for a command its pipe ended
     exit_now(status, finish=status != 130)

@@ -239,6 +239,14 @@ def test_the_command_ends_its_process_after_what_a_shutdown_would_finish(tmp_pat
     assert proc.stdout.rstrip().endswith("atexit ran") and "never here" not in proc.stdout
     assert done.read_text() == "y"
     entry = "from jaxgd.cli import command; command()"
+    gone = subprocess.Popen(
+        [sys.executable, "-c", entry, "problems"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**_env(), "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    gone.stdout.close()  # the reader is gone before the list is printed
+    status, err = gone.wait(timeout=120), gone.stderr.read()
+    gone.stderr.close()
+    assert status == 141 and b"Traceback" not in err, err
     bad = subprocess.run(
         [sys.executable, "-c", entry, "compare", "--steps", "0"],
         capture_output=True, text=True, timeout=120, env=_env(),

@@ -25,7 +25,6 @@ __all__ = [
     "color",
     "gap",
     "gap_floor",
-    "widest_inches",
     "limit_formula",
     "lines",
     "log_scale",
@@ -35,6 +34,7 @@ __all__ = [
     "plain_log_formatter",
     "positive",
     "quiet_nan_warnings",
+    "widest_inches",
 ]
 
 _COLORS = {"vanilla": "#1f77b4", "momentum": "#ff7f0e", "adam": "#2ca02c"}

@@ -91,6 +91,15 @@ def _fastest(r: dict) -> str:
     return f"{r['best']:.2f}x the time, fastest rounds ({spread})"
 
 
+def _instruments(batch: str, ratio: str, goal: str, name: str, timed: str, baseline: str):
+    """A row of the instruments' cost (group ``diagnostics``): the ``ratio`` of the
+    ``batch`` case, its goal tested on the fastest rounds."""
+    return Target(
+        "diagnostics", name, timed, baseline, goal,
+        lambda r: r[batch][ratio]["best"], lambda r: _fastest(r[batch][ratio]),
+    )  # fmt: skip
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f}"
 
@@ -233,47 +242,39 @@ TARGETS = [
         needs="ratio_vs_torch", skipped=_no_torch, skipped_name="4. MLP on digits vs torch eager",
     ),
     # 4b. The cost of the instruments (diagnostics.py; goals on the fastest rounds)
-    Target(
-        "diagnostics", "4b. MLP, 500 Adam steps, full batch: diagnostics alpha+cosine vs off",
+    _instruments(
+        "full_batch", "alpha_cosine_over_plain", "<= 1.3x",
+        "4b. MLP, 500 Adam steps, full batch: diagnostics alpha+cosine vs off",
         "gd.minimize(diagnostics=('alpha', 'cosine'))", "the same gd.minimize without",
-        "<= 1.3x",
-        lambda r: r["full_batch"]["alpha_cosine_over_plain"]["best"],
-        lambda r: _fastest(r["full_batch"]["alpha_cosine_over_plain"]),
     ),
-    Target(
-        "diagnostics", "4b. MLP, 500 Adam steps, full batch (1797): all four vs off",
+    _instruments(
+        "full_batch", "all_four_over_plain", "<= 2x",
+        "4b. MLP, 500 Adam steps, full batch (1797): all four vs off",
         "gd.minimize(diagnostics=all four: alpha, cosine, update_ratio, noise_scale)",
-        "the same gd.minimize without", "<= 2x",
-        lambda r: r["full_batch"]["all_four_over_plain"]["best"],
-        lambda r: _fastest(r["full_batch"]["all_four_over_plain"]),
+        "the same gd.minimize without",
     ),
-    Target(
-        "diagnostics", "4b. MLP, 500 Adam steps, batch 128: alpha+cosine vs off",
+    _instruments(
+        "batch_128", "alpha_cosine_over_plain", "<= 1.3x",
+        "4b. MLP, 500 Adam steps, batch 128: alpha+cosine vs off",
         "gd.minimize(diagnostics=('alpha', 'cosine'), batch_size=128)",
-        "the same gd.minimize without", "<= 1.3x",
-        lambda r: r["batch_128"]["alpha_cosine_over_plain"]["best"],
-        lambda r: _fastest(r["batch_128"]["alpha_cosine_over_plain"]),
+        "the same gd.minimize without",
     ),
-    Target(
-        "diagnostics", "4b. MLP, 500 Adam steps, batch 128: all four vs off",
+    _instruments(
+        "batch_128", "all_four_over_plain", "<= 2x",
+        "4b. MLP, 500 Adam steps, batch 128: all four vs off",
         "gd.minimize(diagnostics=all four, batch_size=128)", "the same gd.minimize without",
-        "<= 2x",
-        lambda r: r["batch_128"]["all_four_over_plain"]["best"],
-        lambda r: _fastest(r["batch_128"]["all_four_over_plain"]),
     ),
-    Target(
-        "diagnostics", "4b. MLP, full batch: all four, loss a mean over examples, vs off",
+    _instruments(
+        "full_batch", "all_four_mean_over_plain", "<= 2x",
+        "4b. MLP, full batch: all four, loss a mean over examples, vs off",
         "gd.minimize(gd.run.mean_over_examples(loss), diagnostics=all four)",
-        "gd.minimize(batch loss) without", "<= 2x",
-        lambda r: r["full_batch"]["all_four_mean_over_plain"]["best"],
-        lambda r: _fastest(r["full_batch"]["all_four_mean_over_plain"]),
+        "gd.minimize(batch loss) without",
     ),
-    Target(
-        "diagnostics", "4b. MLP, batch 128: all four, loss a mean over examples, vs off",
+    _instruments(
+        "batch_128", "all_four_mean_over_plain", "<= 2x",
+        "4b. MLP, batch 128: all four, loss a mean over examples, vs off",
         "gd.minimize(gd.run.mean_over_examples(loss), diagnostics=all four, batch_size=128)",
-        "gd.minimize(batch loss, batch_size=128) without", "<= 2x",
-        lambda r: r["batch_128"]["all_four_mean_over_plain"]["best"],
-        lambda r: _fastest(r["batch_128"]["all_four_mean_over_plain"]),
+        "gd.minimize(batch loss, batch_size=128) without",
     ),
     # 5. Latency (compile_time.py)
     Target(

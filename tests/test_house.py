@@ -192,6 +192,7 @@ WHITE_BOX = {
     "optimizers/test_optax_traced.py": "the traced/static rule itself (jaxgd._partition)",
     "checkpoint/test_checkpoint.py": "checksums and leaf storage, alone",
     "run/test_minimize_warm.py": "the warm-call memory and the unroll knob, patched",
+    "run/test_loop_batching.py": "the loop's carry marked as varying under vmap, alone",
     "run/test_resume.py": "segment lengths, patched to cut a run where a test wants",
     "run/test_long_runs.py": "segment lengths, patched to cut a run where a test wants",
     "run/test_precision.py": "the plan's steps per loop iteration under x64",

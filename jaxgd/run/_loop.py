@@ -140,11 +140,44 @@ def start(spec: Spec, traced, params, data, eval_data=None, begin=(None, None)) 
     return body.start(spec, rejoin(spec, traced), params, data, eval_data, *begin)
 
 
+def _varying_with(carry: Carry, inputs) -> Carry:
+    """``carry``, each array marked as varying wherever ``inputs`` vary (the run's
+    own leaves: its params, its optimizer's and loss's traced leaves, its key): the
+    same values.
+
+    Under ``jax.vmap``, a loop whose carry starts partly unbatched (the step
+    count, the history buffers) has its body batched twice: once as the carry
+    starts, and again once the first pass finds that the whole carry varies
+    from run to run. Marked (a ``select`` whose false predicate XLA folds
+    away), the carry is batched from the start, as it ends: the body is
+    batched once, and tracing a vmapped sweep takes about a third less time.
+    Outside ``vmap`` nothing changes.
+    """
+    arrays = [x for x in jax.tree.leaves(inputs) if hasattr(x, "dtype") and x.size]
+    if not arrays:
+        return carry
+    firsts = [jnp.ravel(jax.random.key_data(x) if _is_key(x) else x)[0] for x in arrays]
+    witness = sum(x.astype(jnp.float32) for x in firsts)
+
+    def mark(x):
+        if not hasattr(x, "dtype") or _is_key(x):
+            return x
+        varying = jnp.broadcast_to(witness.astype(x.dtype), x.shape)
+        return jax.lax.select(jnp.zeros(x.shape, bool), varying, x)
+
+    return jax.tree.map(mark, carry)
+
+
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
 def _first_segment(
     spec: Spec, traced, params, data, key, tol, target, stop_at, last, eval_data, begin
 ):
     run = rejoin(spec, traced)
     carry = body.start(spec, run, params, data, eval_data, *begin)
+    carry = _varying_with(carry, (traced, params, key))  # not the data: it may be sharded
     carry = _advance(spec, run, carry, data, key, tol, target, stop_at, eval_data)
     return carry, body.finish(spec, run, carry, data, tol, target) if last else None
 

@@ -193,6 +193,7 @@ WHITE_BOX = {
     "checkpoint/test_checkpoint.py": "checksums and leaf storage, alone",
     "run/test_minimize_warm.py": "the warm-call memory and the unroll knob, patched",
     "run/test_loop_batching.py": "the loop's carry marked as varying under vmap, alone",
+    "comparison/test_shared_programs.py": "the groups that share a program, and their tracing",
     "run/test_resume.py": "segment lengths, patched to cut a run where a test wants",
     "run/test_long_runs.py": "segment lengths, patched to cut a run where a test wants",
     "run/test_precision.py": "the plan's steps per loop iteration under x64",

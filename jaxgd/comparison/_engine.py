@@ -44,7 +44,13 @@ from jaxgd.comparison._jobs import sweep_jobs
 from jaxgd.comparison._protocol import PROTOCOL, performance_profile, speedups
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import ProblemResult
-from jaxgd.comparison._sweep import SweepJob, compile_sweep, finish_sweep, prepare_sweep
+from jaxgd.comparison._sweep import (
+    SweepJob,
+    compile_sweep,
+    finish_sweep,
+    prepare_sweep,
+    program_groups,
+)
 from jaxgd.run import DIAGNOSTICS
 
 __all__ = ["compare", "machine"]
@@ -79,23 +85,28 @@ def _progress_bar(total, enabled):
 
 
 def _sweep_all(
-    problem_list: Sequence[_problems.Problem],
-    prepare: Callable[[_problems.Problem], SweepJob],
+    groups: Sequence[tuple[_problems.Problem, ...]],
+    prepare: Callable[[tuple[_problems.Problem, ...]], list[SweepJob]],
     deliver: Callable[[ProblemResult], None],
 ) -> None:
-    """Sweep every problem, handing each result to ``deliver`` as it is done.
+    """Sweep every group of problems that share a program
+    (:func:`~jaxgd.comparison._sweep.program_groups`), handing each problem's
+    result to ``deliver`` as it is done.
 
     A pipeline of three stages: the calling thread traces and lowers each
-    problem's sweep (``prepare``: Python's work), one worker thread compiles
-    them and another runs and measures them (XLA's work, which lets go of
-    Python's lock), so a problem is traced while the one before it compiles and
-    the one before that runs. One run at a time, each timed on its own.
+    group's program (``prepare``: Python's work), one worker thread compiles
+    them and another runs and measures each problem's sweep (XLA's work, which
+    lets go of Python's lock), so a group is traced while the one before it
+    compiles and the one before that runs. One run at a time, each timed on its own.
 
-    The order follows the costliest problem (:func:`_cost`), prepared first.
+    The order follows the costliest group (:func:`_cost`), prepared first.
     Traced anew (a cold cache), it is compiled and run first, while the others
     compile: the pipeline then does not end on the largest compile and run.
-    Loaded from the program cache (compiling is quick), the cheapest go first:
-    their results, and figures, come while the costliest one runs last.
+    Then the groups of the most problems: their results, and their figures,
+    come while the rest compiles (the default comparison's five textbook
+    problems, one program). Loaded from the program cache (compiling is
+    quick), the cheapest go first: their results, and figures, come while the
+    costliest one runs last.
     """
     compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxgd-compile")
     runner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxgd-sweep")
@@ -112,16 +123,15 @@ def _sweep_all(
             deliver(wait_for(pending.popleft()))
 
     try:
-        costliest, *others = sorted(problem_list, key=_cost, reverse=True)
+        costliest, *others = sorted(groups, key=_cost, reverse=True)
         first = prepare(costliest)
-        if first.loaded:
-            for problem in reversed(others):
-                submit(prepare(problem))
-            submit(first)
+        if first[0].loaded:
+            order = [*reversed(others), costliest]
         else:
-            submit(first)
-            for problem in others:
-                submit(prepare(problem))
+            order = [costliest, *sorted(others, key=len, reverse=True)]  # stable: then by cost
+        for group in order:
+            for job in first if group is costliest else prepare(group):
+                submit(job)
         while pending:
             deliver(wait_for(pending.popleft()))
     finally:  # after an error or Ctrl-C, the sweeps not started are dropped
@@ -129,8 +139,10 @@ def _sweep_all(
             worker.shutdown(wait=not pending, cancel_futures=True)
 
 
-def _cost(problem: _problems.Problem) -> int:
-    """A problem's size for ordering the sweeps: parameters x training examples."""
+def _cost(group: tuple[_problems.Problem, ...]) -> int:
+    """A group's size for ordering the sweeps: parameters x training examples (a
+    group of several has no data)."""
+    problem = group[0]
     leaves = jax.tree.leaves(problem.data) if problem.data is not None else ()
     return problem.dimension * (leaves[0].shape[0] if leaves else 1)
 
@@ -288,15 +300,15 @@ def compare(
         if on_problem is not None:
             on_problem(result)
 
-    def prepare(problem: _problems.Problem) -> SweepJob:
-        bs = _own_batch(problem, batch_size)
+    def prepare(group: tuple[_problems.Problem, ...]) -> list[SweepJob]:
+        bs = _own_batch(group[0], batch_size)
         return prepare_sweep(
-            problem, factories, rates, seed_list, steps, bs, mesh, sharpness, eval_list, diagnostics
+            group, factories, rates, seed_list, steps, bs, mesh, sharpness, eval_list, diagnostics
         )
 
     started = time.perf_counter()
     if executor is None:
-        _sweep_all(problem_list, prepare, deliver)
+        _sweep_all(program_groups(problem_list), prepare, deliver)
     else:
         batch_sizes = [_own_batch(p, batch_size) for p in problem_list]
         for result in sweep_jobs(

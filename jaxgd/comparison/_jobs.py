@@ -14,8 +14,9 @@ minimiser, the contours and the measurements at the chosen rates are computed
 here, as a one-process run computes them.
 
 **The same numbers.** A job runs the program a one-process run runs for that
-optimizer (:func:`jaxgd.comparison._sweep._sweep`), on arrays of the same
-shape when its blocks are the whole grid (``blocks=None``, the default), so
+optimizer (:func:`jaxgd.comparison._sweep._sweep`; problems without data that
+share one there share it here too, :func:`jaxgd.comparison._sweep.program_groups`),
+on arrays of the same shape when its blocks are the whole grid (``blocks=None``, the default), so
 the merged comparison equals a one-process run bit for bit: its
 ``results.json`` differs only in the timing fields. Smaller blocks spread one
 optimizer's grid over several workers; each run is then vmapped beside fewer
@@ -57,7 +58,14 @@ from jaxgd.comparison._chosen import measure_chosen
 from jaxgd.comparison._evaluation import eval_every, evaluation, slot_seeds
 from jaxgd.comparison._landscape import contours, minimiser, vanilla_limit
 from jaxgd.comparison._runs import ProblemResult
-from jaxgd.comparison._sweep import _has_line_search, _keys, _sweep, optimizer_runs
+from jaxgd.comparison._sweep import (
+    _has_line_search,
+    _keys,
+    _sweep,
+    _switched,
+    optimizer_runs,
+    program_groups,
+)
 
 __all__ = [
     "RETRIES",
@@ -81,6 +89,8 @@ class Job:
     ``problem`` is the catalogue's ``(name, args, options)`` where it has one
     (rebuilt by the worker), else the :class:`jaxgd.problems.Problem` itself;
     ``optimizer`` the registry label where it is one, else the factory.
+    ``group`` holds the same for the problems whose program the job's problem
+    shares (it is ``group[which]``), empty where it has its own.
     """
 
     problem: Any
@@ -91,6 +101,8 @@ class Job:
     steps: int
     batch_size: int | None
     record: bool
+    group: tuple[Any, ...] = ()
+    which: int = 0
 
 
 def _problem_ref(problem: _problems.Problem) -> Any:
@@ -109,32 +121,40 @@ def _rebuilt(ref: Any) -> _problems.Problem:
     return _problems.get(name, *args, **dict(options))
 
 
-def _resolve(job: Job) -> tuple[_problems.Problem, Any]:
-    problem = job.problem if isinstance(job.problem, _problems.Problem) else _rebuilt(job.problem)
+def _resolved(ref: Any) -> _problems.Problem:
+    return ref if isinstance(ref, _problems.Problem) else _rebuilt(ref)
+
+
+def _resolve(job: Job) -> tuple[tuple[_problems.Problem, ...], Any]:
+    """The problems of ``job``'s program (its own alone, or its group) and its factory."""
+    group = tuple(_resolved(ref) for ref in job.group) or (_resolved(job.problem),)
     factory = _optimizers.get(job.optimizer) if isinstance(job.optimizer, str) else job.optimizer
-    return problem, factory
+    return group, factory
 
 
 @functools.lru_cache(maxsize=16)
-def _program(problem, label, factory, steps, batch_size, record):
-    return jax.jit(_sweep(problem, {label: factory}, steps, batch_size, record))
+def _program(group, label, factory, steps, batch_size, record):
+    return jax.jit(_sweep(group, {label: factory}, steps, batch_size, record))
 
 
 def run_job(job: Job) -> tuple[dict[str, np.ndarray], float]:
     """Run ``job`` (on a worker): its outputs ``(n_rates, n_seeds, ...)`` and its seconds."""
     t0 = time.perf_counter()
-    problem, factory = _resolve(job)
-    program = _program(problem, job.label, factory, job.steps, job.batch_size, job.record)
+    group, factory = _resolve(job)
+    problem = group[job.which]
+    program = _program(group, job.label, factory, job.steps, job.batch_size, job.record)
     rates = {job.label: np.asarray(job.rates, np.float32)}
     keys = {job.label: _keys(np.asarray(job.seeds, np.int64))}
-    outs = program(rates, keys, problem.data, problem.test_data, None)
+    which = (np.int32(job.which),) if job.group else ()
+    outs = program(rates, keys, problem.data, problem.test_data, None, *which)
     return jax.tree.map(np.asarray, outs[job.label]), time.perf_counter() - t0
 
 
 def job_key(job: Job) -> str | None:
     """The digest of what ``job`` computes, or None (a problem or optimizer that
     nothing names: it runs every time)."""
-    if not isinstance(job.problem, tuple) or not isinstance(job.optimizer, str):
+    named = all(isinstance(ref, tuple) for ref in (job.problem, *job.group))
+    if not named or not isinstance(job.optimizer, str):
         return None
     return hashlib.sha256(
         (programs._environment() + repr(dataclasses.astuple(job))).encode()
@@ -238,8 +258,11 @@ def _blocks(n: int, size: int | None) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _tuning_jobs(problem, factories, rates, seeds, steps, batch_size, blocks):
-    """``(label, rate block, seed block, job)`` for every tuning job of ``problem``."""
+def _tuning_jobs(group, which, factories, rates, seeds, steps, batch_size, blocks):
+    """``(label, rate block, seed block, job)`` for every tuning job of ``group[which]``
+    (``group``: the problems that share its program)."""
+    problem = group[which]
+    shared = tuple(_problem_ref(p) for p in group) if len(group) > 1 else ()
     rate_block, seed_block = (None, None) if blocks is None else blocks
     out = []
     for label, factory in factories.items():
@@ -249,6 +272,7 @@ def _tuning_jobs(problem, factories, rates, seeds, steps, batch_size, blocks):
                 job = Job(
                     _problem_ref(problem), label, _optimizer_ref(factory), block_rates,
                     (tuple(seeds[s]),) * len(block_rates), steps, batch_size, is_2d(problem),
+                    shared, which if shared else 0,
                 )  # fmt: skip
                 out.append((label, r, s, job))
     return out
@@ -265,12 +289,19 @@ def _merge(parts, n_rates: int, n_seeds: int) -> dict[str, np.ndarray]:
     return merged
 
 
-def _curvature(problem) -> float | None:
+def _curvature(group, which) -> float | None:
+    """The curvature at ``group[which]``'s minimiser, as its program computes it
+    (through the group's shared loss where it shares one)."""
+    problem = group[which]
     x = minimiser(problem)
     if x is None:
         return None
     args = () if problem.data is None else (problem.data,)
-    value = float(jax.jit(lambda m, *a: max_curvature(problem.loss, m, *a, iters=60))(x, *args))
+
+    def curvature(m, index, *a):
+        return max_curvature(_switched(group, index).loss, m, *a, iters=60)
+
+    value = float(jax.jit(curvature)(x, np.int32(which), *args))
     return value if np.isfinite(value) and value > 0 else None
 
 
@@ -284,7 +315,8 @@ def sweep_jobs(
     docstring). ``batch_sizes``: each problem's own."""
     store = JobStore(job_folder)
     seeds = np.asarray(seeds, np.int64)
-    plans = [_tuning_jobs(p, factories, rates, seeds, steps, b, blocks)
+    shares = {id(p): (g, g.index(p)) for g in program_groups(problem_list) for p in g}
+    plans = [_tuning_jobs(*shares[id(p)], factories, rates, seeds, steps, b, blocks)
              for p, b in zip(problem_list, batch_sizes, strict=True)]  # fmt: skip
     check_picklable([job for plan in plans for *_, job in plan], executor)
     done, tuning_seconds = _run_all(executor, [job for plan in plans for *_, job in plan], store)
@@ -322,7 +354,7 @@ def sweep_jobs(
         calls = evaluation_calls(rates, len(seeds), len(eval_seeds))
         n_runs = (1 + calls) * sum(len(r) for r in rates.values()) * len(seeds)
         results.append(ProblemResult(
-            curvature=_curvature(problem), vanilla_limit=vanilla_limit(),
+            curvature=_curvature(*shares[id(problem)]), vanilla_limit=vanilla_limit(),
             contours=contours(problem, per_opt), problem=problem, batch_size=b,
             optimizers=per_opt, compile_seconds=0.0, run_seconds=share, n_runs=n_runs,
         ))  # fmt: skip

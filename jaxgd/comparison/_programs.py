@@ -11,9 +11,10 @@ the small call around it and finds its compiled code in JAX's cache. (Not
 the compiled executable itself: one that JAX loaded from its own cache
 serializes without its code, in jaxlib 0.10.)
 
-The key (:func:`program_key`) holds the catalogue problem and how it was
-built (:func:`jaxgd.problems.catalogue_entry`), the registry optimizers
-(by their registry label, whatever the comparison calls them), the sweep's
+The key (:func:`program_key`) holds the catalogue problems (one, or the
+group that shares the program) and how each was built
+(:func:`jaxgd.problems.catalogue_entry`), the registry optimizers (by their
+registry label, whatever the comparison calls them), the sweep's
 sizes and the shapes and dtypes of its arguments (the values are arguments,
 not part of the program), the digest of jaxgd's own source files, the
 versions of Python and of the libraries that build the program (JAX, jaxlib,
@@ -158,7 +159,7 @@ _PLAIN = (bool, int, float, str, type(None))
 
 
 def program_key(
-    problem: _problems.Problem,
+    problem: _problems.Problem | tuple[_problems.Problem, ...],
     factories: Mapping[str, Any],
     static: tuple,
     args: tuple,
@@ -167,7 +168,9 @@ def program_key(
     """The cache key of a sweep, or None where nothing says what its program holds.
 
     Args:
-        problem: the problem swept; only a catalogue one has a key.
+        problem: the problem swept, or the tuple of problems that share the
+            program (:func:`jaxgd.comparison._sweep.program_groups`); only
+            catalogue ones have a key.
         factories: label -> optimizer factory; only registry ones have a key.
         static: everything else the program is built from (steps, batch size...):
             plain values.
@@ -183,9 +186,10 @@ def program_key(
         >>> program_key(booth, {"v": lambda lr: gd.sgd(lr)}, (100,), (jnp.zeros(3),)) is None
         True
     """
-    entry = _problems.catalogue_entry(problem)
+    group = problem if isinstance(problem, tuple) else (problem,)
+    entries = [_problems.catalogue_entry(p) for p in group]
     labels = [(label, _registry_label(f)) for label, f in factories.items()]
-    if entry is None or any(r is None for _, r in labels):
+    if None in entries or any(r is None for _, r in labels):
         return None
     placed = None
     if mesh is not None:  # the mesh's axes, shape and devices: a program is built for them
@@ -193,11 +197,13 @@ def program_key(
             return None
         ids = tuple(int(d.id) for d in mesh.devices.flat)
         placed = (tuple(mesh.axis_names), tuple(mesh.devices.shape), ids)
-    name, positional, options = entry
-    if not all(isinstance(v, _PLAIN) for v in (*positional, *(v for _, v in options), *static)):
+    values = [
+        v for _, positional, options in entries for v in (*positional, *dict(options).values())
+    ]
+    if not all(isinstance(v, _PLAIN) for v in (*values, *static)):
         return None
     shapes = jax.tree.map(lambda a: (tuple(a.shape), str(a.dtype)), args)
-    what = repr((name, positional, options, labels, static, shapes, jax.tree.structure(args)))
+    what = repr((entries, labels, static, shapes, jax.tree.structure(args)))
     what += "" if placed is None else f" on {placed}"
     return hashlib.sha256((_environment() + what).encode()).hexdigest()
 

@@ -16,6 +16,20 @@ problems: :func:`prepare_sweep` traces and lowers the program (Python work),
 or loads it traced from the program cache (:mod:`jaxgd.comparison._programs`);
 :func:`finish_sweep` compiles, runs and measures it (XLA's work, which lets
 go of Python's lock, so the next problem can be traced meanwhile).
+
+**Problems that share a program.** Problems without data whose params have
+the same shapes (the textbook functions: two numbers each) are swept by one
+program (:func:`program_groups`): their losses and starts are picked by the
+problem's index, an argument, through ``lax.switch`` (under ``vmap`` the index
+is the same for every run, so it stays one branch taken per call). It is
+traced and compiled once instead of once per problem (the default comparison:
+five textbook problems, one program). A problem's loss is then compiled
+inside its branch, not fused with the update around it: its numbers equal
+those of the problem swept alone to float round-off (an ulp here and there,
+which a chaotic or diverging run amplifies). Its runs are the same bits in
+any group (two problems or five, one optimizer or three), the curvature at
+its minimiser the same to round-off; jobs on an executor group alike, and
+give a one-process run's bits.
 """
 
 from __future__ import annotations
@@ -23,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import threading
 import time
 from typing import Any
 
@@ -51,23 +66,75 @@ from jaxgd.run import Status, minimize
 
 __all__ = [
     "SweepJob",
+    "SweepProgram",
     "compile_sweep",
     "finish_sweep",
     "optimizer_runs",
     "prepare_sweep",
+    "program_groups",
     "sweep_problem",
 ]
 
 
-def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
-    """``sweep(rates, keys, data, test_data, minimiser)``: every optimizer x rate x
-    seed, vmapped; ``keys[label]`` holds each ``(rate, seed)`` slot's seed keys.
-    A mesh's ``"runs"`` axis shards the slots, its ``"data"`` axis each run's data
-    (:func:`jaxgd.distributed.vmap_runs`, :func:`jaxgd.distributed.split_runs`)."""
+def program_groups(problems) -> list[tuple[_problems.Problem, ...]]:
+    """``problems`` in the groups that share a sweep program, in order of first
+    appearance: those without data (nor held-out data) whose starts have the same
+    shapes and dtypes, drawn paths alike, minimisers alike (see the module
+    docstring); every other problem alone.
+
+    Examples:
+        >>> import jaxgd as gd
+        >>> groups = program_groups([gd.problems.get(n) for n in ("booth", "student_marks",
+        ...                          "rosenbrock")])
+        >>> [[p.name for p in g] for g in groups]
+        [['booth', 'rosenbrock'], ['student_marks']]
+    """
+    groups: dict[Any, list] = {}
+    for i, problem in enumerate(problems):
+        shared = problem.data is None and problem.test_data is None
+        groups.setdefault(_signature(problem) if shared else i, []).append(problem)
+    return [tuple(group) for group in groups.values()]
+
+
+def _signature(problem) -> tuple:
+    """What a program shared by problems without data is built for (nothing computed)."""
+    start = jax.eval_shape(problem.init, jax.ShapeDtypeStruct((2,), np.uint32))
+    at = minimiser(problem)
+    return ("shared", _shapes(start), is_2d(problem), None if at is None else _shapes(at))
+
+
+def _shapes(tree) -> tuple:
+    """``tree``'s structure and its leaves' shapes and dtypes."""
+    leaves = [
+        (np.shape(a), str(getattr(a, "dtype", type(a).__name__))) for a in jax.tree.leaves(tree)
+    ]
+    return jax.tree.structure(tree), tuple(leaves)
+
+
+def _switched(group, which):
+    """``group[which]`` for a program shared by ``group``: its loss and start picked
+    by the traced index ``which`` (the rest of the problem is only read on the host)."""
+    if len(group) == 1:
+        return group[0]
+    losses, inits = [p.loss for p in group], [p.init for p in group]
+    return dataclasses.replace(
+        group[0],
+        loss=lambda params: jax.lax.switch(which, losses, params),
+        init=lambda key: jax.lax.switch(which, inits, key),
+    )
+
+
+def _sweep(group, factories, steps, batch_size, record_params, mesh=None):
+    """``sweep(rates, keys, data, test_data, minimiser, which=None)``: every optimizer
+    x rate x seed on ``group[which]`` (a tuple of problems, :func:`program_groups`;
+    ``which`` is None for a group of one), vmapped; ``keys[label]`` holds each
+    ``(rate, seed)`` slot's seed keys. A mesh's ``"runs"`` axis shards the slots, its
+    ``"data"`` axis each run's data (:func:`jaxgd.distributed.vmap_runs`,
+    :func:`jaxgd.distributed.split_runs`)."""
     every = eval_every(steps)
     data_mesh = split_runs(mesh)[1]
 
-    def run(factory, lr, key_pair, data, test_data):
+    def run(problem, factory, lr, key_pair, data, test_data):
         init_key, batch_key = key_pair  # one seed's keys (seed_keys)
         held_out = test_data is not None
         result = minimize(
@@ -96,10 +163,11 @@ def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
             out["path"] = result.history.params
         return out
 
-    def sweep(rates, keys, data, test_data, minimiser):
+    def sweep(rates, keys, data, test_data, minimiser, which=None):
+        problem = _switched(group, which)
         outs = {}
         for label, factory in factories.items():
-            one = functools.partial(run, factory, data=data, test_data=test_data)
+            one = functools.partial(run, problem, factory, data=data, test_data=test_data)
             outs[label] = vmap_runs(one, rates[label], keys[label], mesh)
         if minimiser is not None:  # the curvature that explains vanilla's best rate
             args = () if data is None else (data,)
@@ -110,13 +178,36 @@ def _sweep(problem, factories, steps, batch_size, record_params, mesh=None):
 
 
 @dataclasses.dataclass
-class SweepJob:
-    """One problem's sweep, lowered, ready to compile and run.
+class SweepProgram:
+    """A sweep's program, lowered, then compiled: one group's (:func:`program_groups`),
+    shared by its problems' :class:`SweepJob` s and compiled by the first to need it."""
 
-    :func:`prepare_sweep` makes it (tracing: the calling thread holds Python's
-    lock meanwhile); :func:`compile_sweep` compiles it and :func:`finish_sweep`
-    runs and measures it (XLA mostly: each may run on its own thread while the
-    next problem is traced).
+    lowered: Any  # jax.stages.Lowered
+    loaded: bool  # loaded from the program cache (then XLA's cache likely holds it compiled)
+    seconds: float  # tracing and lowering (or loading from the program cache), then compiling
+    problems: int  # the problems that share it: each reports its share of ``seconds``
+    compiled: Any = None  # jax.stages.Compiled, once compiled
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def compile(self) -> Any:
+        """The compiled program (compiled once, whichever thread asks first)."""
+        with self.lock:
+            if self.compiled is None:
+                t0 = time.perf_counter()
+                self.compiled = self.lowered.compile()
+                self.seconds += time.perf_counter() - t0
+        return self.compiled
+
+
+@dataclasses.dataclass
+class SweepJob:
+    """One problem's sweep, its program lowered, ready to compile and run.
+
+    :func:`prepare_sweep` makes the jobs of a group of problems that share a
+    program (tracing: the calling thread holds Python's lock meanwhile);
+    :func:`compile_sweep` compiles their program and :func:`finish_sweep` runs
+    and measures one (XLA mostly: each may run on its own thread while the
+    next group is traced).
     """
 
     problem: _problems.Problem
@@ -128,22 +219,23 @@ class SweepJob:
     batch_size: int | None
     mesh: Any
     sharpness: bool
-    args: tuple  # rates, keys, data, test_data, minimiser
-    lowered: Any  # jax.stages.Lowered
-    loaded: bool  # loaded from the program cache (then XLA's cache likely holds it compiled)
-    prepare_seconds: float  # tracing and lowering (or loading from the program cache)
+    args: tuple  # rates, keys, data, test_data, minimiser (and the problem's index in a group)
+    program: SweepProgram  # shared by the group's jobs
     measures: bool  # finish_sweep measures at the chosen rates (calls minimize again)
     diagnostics: tuple[str, ...] = ()  # the instruments recorded at the chosen rates
-    compiled: Any = None  # jax.stages.Compiled, once compile_sweep has run
+
+    @property
+    def loaded(self) -> bool:
+        return self.program.loaded
 
 
-def _lower(problem, factories, steps, batch_size, record, mesh, args):
+def _lower(group, factories, steps, batch_size, record, mesh, args):
     """The sweep's program lowered for ``args``, and whether it was loaded: through
     the program cache (:mod:`jaxgd.comparison._programs`) where it is on and the
     sweep has a key."""
-    key = programs.program_key(problem, factories, (steps, batch_size, record), args, mesh)
+    key = programs.program_key(group, factories, (steps, batch_size, record), args, mesh)
     if not programs.enabled() or key is None:
-        sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
+        sweep = _sweep(group, factories, steps, batch_size, record, mesh)
         return jax.jit(sweep).lower(*args), False
     # A loaded program keeps no device context: a mesh run's is given its mesh's devices
     # (its arguments enter replicated; the program shards them itself).
@@ -154,7 +246,7 @@ def _lower(problem, factories, steps, batch_size, record, mesh, args):
             return jit(exported.call).lower(*args), True
         except Exception as err:  # noqa: BLE001 - a damaged program: trace it again
             programs.discard(key, f"its program cannot be lowered ({type(err).__name__})")
-    sweep = _sweep(problem, factories, steps, batch_size, record, mesh)
+    sweep = _sweep(group, factories, steps, batch_size, record, mesh)
     exported = programs.store(key, jax.export.export(jax.jit(sweep))(*args))
     return jit(exported.call).lower(*args), False
 
@@ -171,35 +263,46 @@ def _keys(seeds) -> jax.Array:
 
 
 def prepare_sweep(
-    problem, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False,
+    group, factories, rates, seeds, steps, batch_size, mesh=None, sharpness=False,
     eval_seeds=(), diagnostics=(),
-) -> SweepJob:  # fmt: skip
-    """Trace and lower ``problem``'s sweep, or load it from the program cache
-    (:mod:`jaxgd.comparison._programs`); arguments as :func:`sweep_problem`."""
+) -> list[SweepJob]:  # fmt: skip
+    """Trace and lower the sweep program of ``group`` (a tuple of problems that share
+    one, :func:`program_groups`), or load it from the program cache
+    (:mod:`jaxgd.comparison._programs`): each problem's :class:`SweepJob`;
+    arguments as :func:`sweep_problem`."""
     jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
     tuning = _keys(seeds)  # (seeds, 2, key): every rate runs from the same seeds
     keys = {label: jnp.broadcast_to(tuning, (len(r), *tuning.shape)) for label, r in rates.items()}
     # With a mesh, minimize splits the data over the devices itself.
-    args = (jrates, keys, problem.data, problem.test_data, minimiser(problem))
+    first = group[0]  # a group of several has no data
+    args = [
+        (jrates, keys, first.data, first.test_data, minimiser(problem))
+        + ((np.int32(which),) if len(group) > 1 else ())
+        for which, problem in enumerate(group)
+    ]
     t0 = time.perf_counter()
-    lowered, loaded = _lower(problem, factories, steps, batch_size, is_2d(problem), mesh, args)
-    return SweepJob(
-        problem=problem,
-        factories=factories,
-        rates=rates,
-        seeds=tuple(seeds),
-        eval_seeds=tuple(eval_seeds),
-        steps=steps,
-        batch_size=batch_size,
-        mesh=mesh,
-        sharpness=sharpness,
-        args=args,
-        lowered=lowered,
-        loaded=loaded,
-        prepare_seconds=time.perf_counter() - t0,
-        measures=sharpness or bool(diagnostics) or _has_line_search(problem, factories, seeds[0]),
-        diagnostics=tuple(diagnostics),
-    )
+    lowered, loaded = _lower(group, factories, steps, batch_size, is_2d(first), mesh, args[0])
+    program = SweepProgram(lowered, loaded, time.perf_counter() - t0, len(group))
+    return [
+        SweepJob(
+            problem=problem,
+            factories=factories,
+            rates=rates,
+            seeds=tuple(seeds),
+            eval_seeds=tuple(eval_seeds),
+            steps=steps,
+            batch_size=batch_size,
+            mesh=mesh,
+            sharpness=sharpness,
+            args=problem_args,
+            program=program,
+            measures=sharpness
+            or bool(diagnostics)
+            or _has_line_search(problem, factories, seeds[0]),
+            diagnostics=tuple(diagnostics),
+        )
+        for problem, problem_args in zip(group, args, strict=True)
+    ]
 
 
 def _has_line_search(problem, factories, seed) -> bool:
@@ -211,11 +314,8 @@ def _has_line_search(problem, factories, seed) -> bool:
 
 def compile_sweep(job: SweepJob) -> SweepJob:
     """``job`` with its program compiled (XLA's work: it lets go of Python's lock,
-    so another sweep may be traced or run meanwhile)."""
-    if job.compiled is None:
-        t0 = time.perf_counter()
-        job.compiled = job.lowered.compile()
-        job.prepare_seconds += time.perf_counter() - t0
+    so another sweep may be traced or run meanwhile; a group's program once)."""
+    job.program.compile()
     return job
 
 
@@ -223,8 +323,8 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
     """Compile ``job`` (unless :func:`compile_sweep` did), run it, choose each
     optimizer's rate, and measure at the chosen rates where asked or for a line search."""
     problem, factories, rates, seeds = job.problem, job.factories, job.rates, job.seeds
-    compiled = compile_sweep(job).compiled
-    compile_seconds = job.prepare_seconds
+    compiled = job.program.compile()
+    compile_seconds = job.program.seconds / job.program.problems  # this problem's share
     t0 = time.perf_counter()
     outs = jax.block_until_ready(compiled(*job.args))
     run_seconds = time.perf_counter() - t0
@@ -316,7 +416,7 @@ def sweep_problem(
     """Sweep ``problem`` (see the module docstring): arguments as :func:`jaxgd.compare`
     checked them, ``batch_size`` this problem's own; with ``eval_seeds``, the chosen
     rates run again from them."""
-    job = prepare_sweep(
-        problem, factories, rates, seeds, steps, batch_size, mesh, sharpness, eval_seeds
+    [job] = prepare_sweep(
+        (problem,), factories, rates, seeds, steps, batch_size, mesh, sharpness, eval_seeds
     )
     return finish_sweep(job)

@@ -512,7 +512,8 @@ def test_a_sweep_measured_again_is_never_traced_beside(monkeypatch):
 
     def logged(name, f):
         def g(*args, **kwargs):
-            what = args[0].name if name == "prepare" else args[0].problem.name
+            group = args[0]  # prepare: the problems that share a program; finish: a job
+            what = "+".join(p.name for p in group) if name == "prepare" else group.problem.name
             events.append((name, what, "start"))
             out = f(*args, **kwargs)
             events.append((name, what, "end"))
@@ -522,10 +523,12 @@ def test_a_sweep_measured_again_is_never_traced_beside(monkeypatch):
 
     monkeypatch.setattr(engine, "prepare_sweep", logged("prepare", engine.prepare_sweep))
     monkeypatch.setattr(engine, "finish_sweep", logged("finish", engine.finish_sweep))
-    c = gd.compare(["booth", "beale"], ["vanilla", "armijo"], learning_rates=[0.1], seeds=1,
-                   steps=10)  # fmt: skip
-    assert c.problems[0].optimizers["armijo"].cost is not None  # measured again
-    assert events.index(("finish", "booth", "end")) < events.index(("prepare", "beale", "start"))
+    c = gd.compare(["booth", "student_marks"], ["vanilla", "armijo"], learning_rates=[0.1],
+                   seeds=1, steps=10)  # fmt: skip
+    assert c.problems[1].optimizers["armijo"].cost is not None  # measured again
+    # student_marks (the costlier, with data) first; then booth, its own group
+    end = events.index(("finish", "student_marks", "end"))
+    assert end < events.index(("prepare", "booth", "start"))
 
 
 # -- what the comparison computes for the report: the seed rule, the limit, the contours ----

@@ -24,7 +24,8 @@ import pytest
 import jaxgd as gd
 
 KW = dict(learning_rates=[0.01, 0.1, 0.5], seeds=2, eval_seeds=4, steps=40)
-PROBLEMS, OPTIMIZERS = ["booth", "student_marks"], ["vanilla", "adam"]
+# booth and beale share a program (jaxgd/comparison/_sweep.py program_groups): so do their jobs
+PROBLEMS, OPTIMIZERS = ["booth", "student_marks", "beale"], ["vanilla", "adam"]
 TIMING = ("seconds", "_per_step", "per_run_step", "created")  # what a clock says
 
 
@@ -65,9 +66,9 @@ def test_jobs_merge_to_one_process_numbers_and_a_rerun_redoes_only_missing_jobs(
     here = Here()
     merged = gd.compare(PROBLEMS, OPTIMIZERS, executor=here, job_folder=tmp_path, **KW)
     assert numbers(merged) == one_process  # bit for bit
-    assert here.submitted == 8  # 2 problems x 2 optimizers, tuning then evaluation
+    assert here.submitted == 12  # 3 problems x 2 optimizers, tuning then evaluation
     kept = sorted(tmp_path.glob("*.npz"))
-    assert len(kept) == 8
+    assert len(kept) == 12
     kept[0].unlink()  # a job lost with its worker
     again = Here()
     rerun = gd.compare(PROBLEMS, OPTIMIZERS, executor=again, job_folder=tmp_path, **KW)
@@ -79,7 +80,7 @@ def test_smaller_blocks_equal_one_process_to_round_off(one_process):
     float32 round-off (measured ~1e-6 relative), the same choices."""
     here = Here()
     merged = numbers(gd.compare(PROBLEMS, OPTIMIZERS, executor=here, blocks=(2, 1), **KW))
-    assert here.submitted == 2 * 2 * 2 * 2 + 4  # rate blocks x seed blocks, then evaluation
+    assert here.submitted == 3 * 2 * 2 * 2 + 6  # rate blocks x seed blocks, then evaluation
     for got, want in zip(merged["problems"], one_process["problems"], strict=True):
         assert got["chosen_learning_rates"] == want["chosen_learning_rates"]
         for a, b in zip(got["runs"], want["runs"], strict=True):

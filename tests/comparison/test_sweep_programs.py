@@ -44,17 +44,18 @@ def _same_bits(a, b):
 
 def test_a_kept_sweep_is_loaded_not_traced_and_gives_the_same_bits(cache, monkeypatch):
     gd.comparison.use_program_cache(None)
-    uncached = gd.compare(["booth", "student_marks"], ["vanilla", "adam"], **ARGS)
+    problems = ["booth", "student_marks", "beale"]
+    uncached = gd.compare(problems, ["vanilla", "adam"], **ARGS)
     gd.comparison.use_program_cache(cache)
-    fresh = gd.compare(["booth", "student_marks"], ["vanilla", "adam"], **ARGS)
-    assert len(list(cache.iterdir())) == 2  # one program per problem
+    fresh = gd.compare(problems, ["vanilla", "adam"], **ARGS)
+    assert len(list(cache.iterdir())) == 2  # booth and beale share one program
     _same_bits(uncached, fresh)
 
     def no_tracing(*args, **kwargs):
         raise AssertionError("the kept program was traced again")
 
     monkeypatch.setattr(grid, "_sweep", no_tracing)
-    kept = gd.compare(["booth", "student_marks"], ["vanilla", "adam"], **ARGS)
+    kept = gd.compare(problems, ["vanilla", "adam"], **ARGS)
     _same_bits(fresh, kept)
 
 
@@ -82,6 +83,9 @@ def test_the_key_names_the_program():
     assert key != _key(booth, {"vanilla": optimizers.get("vanilla"), "adam": gd.adam})
     q10, q100 = (gd.problems.get("quadratic", condition_number=c) for c in (10, 100))
     assert _key(q10) != _key(q100)
+    beale = gd.problems.get("beale")  # a group's program: its problems, in order
+    assert len({key, _key((booth, beale)), _key((beale, booth))}) == 3 and _key((booth,)) == key
+    assert _key((booth, beale)) == _key((gd.problems.get("booth"), gd.problems.get("beale")))
     runs, data = gd.distributed.runs_mesh(), gd.distributed.data_mesh()
     # A mesh run's program is built for its mesh: the axes and devices are in the key.
     assert len({key, _key(booth, mesh=runs), _key(booth, mesh=data)}) == 3
@@ -91,6 +95,7 @@ def test_the_key_names_the_program():
 def test_what_nothing_identifies_gets_no_key():
     booth = gd.problems.get("booth")
     assert _key(dataclasses.replace(booth)) is None  # not the catalogue's own
+    assert _key((booth, dataclasses.replace(booth, name="mine"))) is None  # nor one of a group
     assert _key(booth, {"vanilla": lambda lr: gd.sgd(lr)}) is None  # not the registry's
     assert _key(booth, mesh=object()) is None
     assert _key(booth, static=(30, None, np.float32(1.0))) is None  # not a plain value
@@ -175,10 +180,10 @@ def test_swapped_entries_are_never_used_for_each_other(cache, monkeypatch):
     a, b = first.read_bytes(), second.read_bytes()
     first.write_bytes(b)
     second.write_bytes(a)
-    with pytest.warns(gd.comparison.ProgramCacheWarning, match="another key"):
-        again = gd.compare(["booth", "beale"], ["vanilla"], **ARGS)
-    _same_bits(booth, dataclasses.replace(again, problems=again.problems[:1]))
-    _same_bits(beale, dataclasses.replace(again, problems=again.problems[1:]))
+    for name, alone in (("booth", booth), ("beale", beale)):  # each alone: its own program
+        with pytest.warns(gd.comparison.ProgramCacheWarning, match="another key"):
+            again = gd.compare([name], ["vanilla"], **ARGS)
+        _same_bits(alone, again)
 
 
 def test_swapped_or_damaged_entries_of_jaxs_cache_are_deleted(tmp_path):

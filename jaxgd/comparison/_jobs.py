@@ -357,6 +357,7 @@ def sweep_jobs(
             curvature=_curvature(*shares[id(problem)]), vanilla_limit=vanilla_limit(),
             contours=contours(problem, per_opt), problem=problem, batch_size=b,
             optimizers=per_opt, compile_seconds=0.0, run_seconds=share, n_runs=n_runs,
+            shares_program_with=tuple(p.name for p in shares[id(problem)][0] if p is not problem),
         ))  # fmt: skip
     return results
 

@@ -246,6 +246,7 @@ def _problem_dict(p: ProblemResult, seeds: tuple[int, ...]) -> dict[str, Any]:
         "curvature_at_optimum": p.curvature,
         "vanilla_stability_limit": p.stability_limit,
         "compile_seconds": p.compile_seconds,
+        "shares_program_with": list(p.shares_program_with),
         "run_seconds": p.run_seconds,
         "seconds_per_step": p.seconds_per_step,
         "microseconds_per_run_step": p.microseconds_per_run_step,

@@ -244,6 +244,10 @@ class ProblemResult:
             of :func:`jaxgd.optimizers.stability_limit`), None where not asked.
         contours: the loss over the paths figure's frame (2-D problems; see
             :class:`Contours`), else None.
+        shares_program_with: the other problems whose sweeps are the same
+            compiled program (problems without data alike: see
+            :func:`jaxgd.comparison._sweep.program_groups`); then
+            ``compile_seconds`` is this problem's share.
     """
 
     problem: Problem
@@ -255,6 +259,7 @@ class ProblemResult:
     curvature: float | None = None
     vanilla_limit: dict[str, Any] | None = None
     contours: Contours | None = None
+    shares_program_with: tuple[str, ...] = ()
 
     @property
     def stability_limit(self) -> float | None:

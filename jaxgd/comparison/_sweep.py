@@ -221,6 +221,7 @@ class SweepJob:
     sharpness: bool
     args: tuple  # rates, keys, data, test_data, minimiser (and the problem's index in a group)
     program: SweepProgram  # shared by the group's jobs
+    shares_with: tuple[str, ...]  # the names of the other problems of the group
     measures: bool  # finish_sweep measures at the chosen rates (calls minimize again)
     diagnostics: tuple[str, ...] = ()  # the instruments recorded at the chosen rates
 
@@ -296,6 +297,7 @@ def prepare_sweep(
             sharpness=sharpness,
             args=problem_args,
             program=program,
+            shares_with=tuple(p.name for p in group if p is not problem),
             measures=sharpness
             or bool(diagnostics)
             or _has_line_search(problem, factories, seeds[0]),
@@ -357,6 +359,7 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
         n_runs=n_runs,
+        shares_program_with=job.shares_with,
     )
 
 

@@ -55,6 +55,11 @@ def test_a_comparison_traces_one_program_per_group(monkeypatch):
     assert [p.name for p in c.problems] == ["booth", "student_marks", "rosenbrock"]
     shares = [p.compile_seconds for p in c.problems if p.name != "student_marks"]
     assert shares[0] == shares[1] > 0  # each its share of the one program's seconds
+    assert [p.shares_program_with for p in c.problems] == [("rosenbrock",), (), ("booth",)]
+    assert c.to_dict()["problems"][0]["shares_program_with"] == ["rosenbrock"]
+    text = gd.report.markdown(c)
+    assert "one compiled program, shared with rosenbrock)" in text
+    assert text.count("(its share)") == 2
 
 
 @pytest.fixture(scope="module")

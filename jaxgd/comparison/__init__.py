@@ -14,6 +14,7 @@ over paired evaluation seeds (ratio, interval, test, verdict).
 | ``_engine`` | :func:`compare`: the sweeps problem by problem, the machine |
 | ``_checks`` | the defaults, every argument check, the footprint |
 | ``_sweep`` | one problem: every optimizer x rate x seed, vmapped |
+| ``_groups`` | problems without data alike: one sweep program, each picked by index |
 | ``_evaluation`` | the chosen rates run again from the evaluation seeds, held-out figures |
 | ``_chosen`` | at each chosen rate: a step's cost, the sharpness; the seed rule |
 | ``_diagnosed`` | at each chosen rate and one grid step up: alpha, cosine (why a step overshoots) |
@@ -29,7 +30,7 @@ over paired evaluation seeds (ratio, interval, test, verdict).
 | ``_reproduce_edge`` | the entry edge of stability |
 
 Imports point down: the engine imports the sweep, which imports the checks,
-the landscape and the chosen runs. Nothing here imports :mod:`jaxgd.report`,
+the groups, the landscape and the chosen runs. Nothing here imports :mod:`jaxgd.report`,
 which renders the results (tables, figures, Markdown) and computes nothing:
 what it draws (the contour grids, the stability limits) is computed here.
 """

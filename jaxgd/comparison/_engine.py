@@ -40,17 +40,12 @@ from jaxgd.comparison._checks import (
     check_arguments,
     check_mesh,
 )
+from jaxgd.comparison._groups import program_groups
 from jaxgd.comparison._jobs import sweep_jobs
 from jaxgd.comparison._protocol import PROTOCOL, performance_profile, speedups
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import ProblemResult
-from jaxgd.comparison._sweep import (
-    SweepJob,
-    compile_sweep,
-    finish_sweep,
-    prepare_sweep,
-    program_groups,
-)
+from jaxgd.comparison._sweep import SweepJob, compile_sweep, finish_sweep, prepare_sweep
 from jaxgd.run import DIAGNOSTICS
 
 __all__ = ["compare", "machine"]
@@ -90,7 +85,7 @@ def _sweep_all(
     deliver: Callable[[ProblemResult], None],
 ) -> None:
     """Sweep every group of problems that share a program
-    (:func:`~jaxgd.comparison._sweep.program_groups`), handing each problem's
+    (:func:`~jaxgd.comparison._groups.program_groups`), handing each problem's
     result to ``deliver`` as it is done.
 
     A pipeline of three stages: the calling thread traces and lowers each

@@ -15,7 +15,7 @@ here, as a one-process run computes them.
 
 **The same numbers.** A job runs the program a one-process run runs for that
 optimizer (:func:`jaxgd.comparison._sweep._sweep`; problems without data that
-share one there share it here too, :func:`jaxgd.comparison._sweep.program_groups`),
+share one there share it here too, :func:`jaxgd.comparison._groups.program_groups`),
 on arrays of the same shape when its blocks are the whole grid (``blocks=None``, the default), so
 the merged comparison equals a one-process run bit for bit: its
 ``results.json`` differs only in the timing fields. Smaller blocks spread one
@@ -56,16 +56,10 @@ from jaxgd.calculus import max_curvature
 from jaxgd.comparison._checks import evaluation_calls, is_2d
 from jaxgd.comparison._chosen import measure_chosen
 from jaxgd.comparison._evaluation import eval_every, evaluation, slot_seeds
+from jaxgd.comparison._groups import grid_loss, program_groups, switched
 from jaxgd.comparison._landscape import contours, minimiser, vanilla_limit
 from jaxgd.comparison._runs import ProblemResult
-from jaxgd.comparison._sweep import (
-    _has_line_search,
-    _keys,
-    _sweep,
-    _switched,
-    optimizer_runs,
-    program_groups,
-)
+from jaxgd.comparison._sweep import _has_line_search, _keys, _sweep, optimizer_runs
 
 __all__ = [
     "RETRIES",
@@ -299,7 +293,7 @@ def _curvature(group, which) -> float | None:
     args = () if problem.data is None else (problem.data,)
 
     def curvature(m, index, *a):
-        return max_curvature(_switched(group, index).loss, m, *a, iters=60)
+        return max_curvature(switched(group, index).loss, m, *a, iters=60)
 
     value = float(jax.jit(curvature)(x, np.int32(which), *args))
     return value if np.isfinite(value) and value > 0 else None
@@ -353,11 +347,13 @@ def sweep_jobs(
             measure_chosen(problem, factories, per_opt, int(seeds[0]), steps, b, None, sharpness)
         calls = evaluation_calls(rates, len(seeds), len(eval_seeds))
         n_runs = (1 + calls) * sum(len(r) for r in rates.values()) * len(seeds)
+        group, which = shares[id(problem)]
         results.append(ProblemResult(
-            curvature=_curvature(*shares[id(problem)]), vanilla_limit=vanilla_limit(),
-            contours=contours(problem, per_opt), problem=problem, batch_size=b,
+            curvature=_curvature(group, which), vanilla_limit=vanilla_limit(),
+            contours=contours(problem, per_opt, functools.partial(grid_loss(group), which)),
+            problem=problem, batch_size=b,
             optimizers=per_opt, compile_seconds=0.0, run_seconds=share, n_runs=n_runs,
-            shares_program_with=tuple(p.name for p in shares[id(problem)][0] if p is not problem),
+            shares_program_with=tuple(p.name for p in group if p is not problem),
         ))  # fmt: skip
     return results
 

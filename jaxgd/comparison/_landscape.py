@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -96,12 +97,18 @@ def frame(problem: _problems.Problem, runs: dict[str, OptimizerRuns]) -> tuple[n
     return core
 
 
-def contours(problem: _problems.Problem, runs: dict[str, OptimizerRuns]) -> Contours | None:
+def contours(
+    problem: _problems.Problem,
+    runs: dict[str, OptimizerRuns],
+    losses: Callable[[jax.Array], jax.Array] | None = None,
+) -> Contours | None:
     """The loss minus the optimum on a grid over :func:`frame`, for a problem whose
     paths were recorded (2-D); None for the others.
 
     The loss is evaluated in float32 at every grid point (one compiled, vmapped
-    call), then clipped to ``[1e-6, 1e30]`` (an overflow becomes ``1e30``).
+    call: ``losses(points)`` where given, as
+    :func:`jaxgd.comparison._groups.grid_loss` computes a group's), then
+    clipped to ``[1e-6, 1e30]`` (an overflow becomes ``1e30``).
     """
     if not all(r.paths is not None for r in runs.values()):
         return None
@@ -109,6 +116,7 @@ def contours(problem: _problems.Problem, runs: dict[str, OptimizerRuns]) -> Cont
     x = np.linspace(lo[0], hi[0], CONTOUR_POINTS)
     y = np.linspace(lo[1], hi[1], CONTOUR_POINTS)
     grid = np.stack(np.meshgrid(x, y), axis=-1).reshape(-1, 2)
-    z = np.asarray(jax.jit(jax.vmap(problem.loss))(jnp.asarray(grid, jnp.float32)), np.float64)
+    losses = jax.jit(jax.vmap(problem.loss)) if losses is None else losses
+    z = np.asarray(losses(jnp.asarray(grid, jnp.float32)), np.float64)
     gap = np.clip(z.reshape(len(y), len(x)) - problem.optimum_value, 1e-6, 1e30)
     return Contours(lo=np.asarray(lo), hi=np.asarray(hi), x=x, y=y, gap=gap)

@@ -169,7 +169,7 @@ def program_key(
 
     Args:
         problem: the problem swept, or the tuple of problems that share the
-            program (:func:`jaxgd.comparison._sweep.program_groups`); only
+            program (:func:`jaxgd.comparison._groups.program_groups`); only
             catalogue ones have a key.
         factories: label -> optimizer factory; only registry ones have a key.
         static: everything else the program is built from (steps, batch size...):

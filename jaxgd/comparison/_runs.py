@@ -246,7 +246,7 @@ class ProblemResult:
             :class:`Contours`), else None.
         shares_program_with: the other problems whose sweeps are the same
             compiled program (problems without data alike: see
-            :func:`jaxgd.comparison._sweep.program_groups`); then
+            :func:`jaxgd.comparison._groups.program_groups`); then
             ``compile_seconds`` is this problem's share.
     """
 

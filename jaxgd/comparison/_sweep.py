@@ -17,19 +17,8 @@ or loads it traced from the program cache (:mod:`jaxgd.comparison._programs`);
 :func:`finish_sweep` compiles, runs and measures it (XLA's work, which lets
 go of Python's lock, so the next problem can be traced meanwhile).
 
-**Problems that share a program.** Problems without data whose params have
-the same shapes (the textbook functions: two numbers each) are swept by one
-program (:func:`program_groups`): their losses and starts are picked by the
-problem's index, an argument, through ``lax.switch`` (under ``vmap`` the index
-is the same for every run, so it stays one branch taken per call). It is
-traced and compiled once instead of once per problem (the default comparison:
-five textbook problems, one program). A problem's loss is then compiled
-inside its branch, not fused with the update around it: its numbers equal
-those of the problem swept alone to float round-off (an ulp here and there,
-which a chaotic or diverging run amplifies). Its runs are the same bits in
-any group (two problems or five, one optimizer or three), the curvature at
-its minimiser the same to round-off; jobs on an executor group alike, and
-give a one-process run's bits.
+**Problems that share a program.** Problems without data alike are swept by
+one program, each picked by its index (:mod:`jaxgd.comparison._groups`).
 """
 
 from __future__ import annotations
@@ -58,6 +47,7 @@ from jaxgd.comparison._chosen import (
 )
 from jaxgd.comparison._diagnosed import diagnose_chosen
 from jaxgd.comparison._evaluation import eval_every, evaluation, slot_seeds
+from jaxgd.comparison._groups import grid_loss, switched
 from jaxgd.comparison._landscape import contours, minimiser, vanilla_limit
 from jaxgd.comparison._protocol import choose_learning_rate, steps_to_target
 from jaxgd.comparison._runs import OptimizerRuns, ProblemResult
@@ -71,62 +61,14 @@ __all__ = [
     "finish_sweep",
     "optimizer_runs",
     "prepare_sweep",
-    "program_groups",
     "sweep_problem",
 ]
 
 
-def program_groups(problems) -> list[tuple[_problems.Problem, ...]]:
-    """``problems`` in the groups that share a sweep program, in order of first
-    appearance: those without data (nor held-out data) whose starts have the same
-    shapes and dtypes, drawn paths alike, minimisers alike (see the module
-    docstring); every other problem alone.
-
-    Examples:
-        >>> import jaxgd as gd
-        >>> groups = program_groups([gd.problems.get(n) for n in ("booth", "student_marks",
-        ...                          "rosenbrock")])
-        >>> [[p.name for p in g] for g in groups]
-        [['booth', 'rosenbrock'], ['student_marks']]
-    """
-    groups: dict[Any, list] = {}
-    for i, problem in enumerate(problems):
-        shared = problem.data is None and problem.test_data is None
-        groups.setdefault(_signature(problem) if shared else i, []).append(problem)
-    return [tuple(group) for group in groups.values()]
-
-
-def _signature(problem) -> tuple:
-    """What a program shared by problems without data is built for (nothing computed)."""
-    start = jax.eval_shape(problem.init, jax.ShapeDtypeStruct((2,), np.uint32))
-    at = minimiser(problem)
-    return ("shared", _shapes(start), is_2d(problem), None if at is None else _shapes(at))
-
-
-def _shapes(tree) -> tuple:
-    """``tree``'s structure and its leaves' shapes and dtypes."""
-    leaves = [
-        (np.shape(a), str(getattr(a, "dtype", type(a).__name__))) for a in jax.tree.leaves(tree)
-    ]
-    return jax.tree.structure(tree), tuple(leaves)
-
-
-def _switched(group, which):
-    """``group[which]`` for a program shared by ``group``: its loss and start picked
-    by the traced index ``which`` (the rest of the problem is only read on the host)."""
-    if len(group) == 1:
-        return group[0]
-    losses, inits = [p.loss for p in group], [p.init for p in group]
-    return dataclasses.replace(
-        group[0],
-        loss=lambda params: jax.lax.switch(which, losses, params),
-        init=lambda key: jax.lax.switch(which, inits, key),
-    )
-
-
 def _sweep(group, factories, steps, batch_size, record_params, mesh=None):
     """``sweep(rates, keys, data, test_data, minimiser, which=None)``: every optimizer
-    x rate x seed on ``group[which]`` (a tuple of problems, :func:`program_groups`;
+    x rate x seed on ``group[which]`` (a tuple of problems that share a program,
+    :func:`jaxgd.comparison._groups.program_groups`;
     ``which`` is None for a group of one), vmapped; ``keys[label]`` holds each
     ``(rate, seed)`` slot's seed keys. A mesh's ``"runs"`` axis shards the slots, its
     ``"data"`` axis each run's data (:func:`jaxgd.distributed.vmap_runs`,
@@ -164,7 +106,7 @@ def _sweep(group, factories, steps, batch_size, record_params, mesh=None):
         return out
 
     def sweep(rates, keys, data, test_data, minimiser, which=None):
-        problem = _switched(group, which)
+        problem = switched(group, which)
         outs = {}
         for label, factory in factories.items():
             one = functools.partial(run, problem, factory, data=data, test_data=test_data)
@@ -179,7 +121,8 @@ def _sweep(group, factories, steps, batch_size, record_params, mesh=None):
 
 @dataclasses.dataclass
 class SweepProgram:
-    """A sweep's program, lowered, then compiled: one group's (:func:`program_groups`),
+    """A sweep's program, lowered, then compiled: one group's
+    (:func:`jaxgd.comparison._groups.program_groups`),
     shared by its problems' :class:`SweepJob` s and compiled by the first to need it."""
 
     lowered: Any  # jax.stages.Lowered
@@ -221,7 +164,8 @@ class SweepJob:
     sharpness: bool
     args: tuple  # rates, keys, data, test_data, minimiser (and the problem's index in a group)
     program: SweepProgram  # shared by the group's jobs
-    shares_with: tuple[str, ...]  # the names of the other problems of the group
+    group: tuple[_problems.Problem, ...]  # the problems that share the program
+    which: int  # the problem's index in the group
     measures: bool  # finish_sweep measures at the chosen rates (calls minimize again)
     diagnostics: tuple[str, ...] = ()  # the instruments recorded at the chosen rates
 
@@ -268,7 +212,7 @@ def prepare_sweep(
     eval_seeds=(), diagnostics=(),
 ) -> list[SweepJob]:  # fmt: skip
     """Trace and lower the sweep program of ``group`` (a tuple of problems that share
-    one, :func:`program_groups`), or load it from the program cache
+    one, :func:`jaxgd.comparison._groups.program_groups`), or load it from the program cache
     (:mod:`jaxgd.comparison._programs`): each problem's :class:`SweepJob`;
     arguments as :func:`sweep_problem`."""
     jrates = {label: jnp.asarray(r, jnp.float32) for label, r in rates.items()}
@@ -297,13 +241,14 @@ def prepare_sweep(
             sharpness=sharpness,
             args=problem_args,
             program=program,
-            shares_with=tuple(p.name for p in group if p is not problem),
+            group=tuple(group),
+            which=which,
             measures=sharpness
             or bool(diagnostics)
             or _has_line_search(problem, factories, seeds[0]),
             diagnostics=tuple(diagnostics),
         )
-        for problem, problem_args in zip(group, args, strict=True)
+        for which, (problem, problem_args) in enumerate(zip(group, args, strict=True))
     ]
 
 
@@ -352,14 +297,14 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
     return ProblemResult(
         curvature=curvature if math.isfinite(curvature) and curvature > 0 else None,
         vanilla_limit=vanilla_limit(),
-        contours=contours(problem, per_opt),
+        contours=contours(problem, per_opt, functools.partial(grid_loss(job.group), job.which)),
         problem=problem,
         batch_size=job.batch_size,
         optimizers=per_opt,
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
         n_runs=n_runs,
-        shares_program_with=job.shares_with,
+        shares_program_with=tuple(p.name for p in job.group if p is not problem),
     )
 
 

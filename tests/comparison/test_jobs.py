@@ -24,7 +24,7 @@ import pytest
 import jaxgd as gd
 
 KW = dict(learning_rates=[0.01, 0.1, 0.5], seeds=2, eval_seeds=4, steps=40)
-# booth and beale share a program (jaxgd/comparison/_sweep.py program_groups): so do their jobs
+# booth and beale share a program (jaxgd/comparison/_groups.py program_groups): so do their jobs
 PROBLEMS, OPTIMIZERS = ["booth", "student_marks", "beale"], ["vanilla", "adam"]
 TIMING = ("seconds", "_per_step", "per_run_step", "created")  # what a clock says
 

@@ -1,4 +1,4 @@
-"""Problems without data alike share one sweep program (jaxgd/comparison/_sweep.py
+"""Problems without data alike share one sweep program (jaxgd/comparison/_groups.py
 ``program_groups``): traced and compiled once, each problem's loss picked by its index.
 
 Their numbers equal each problem swept alone to float round-off; the runs are the
@@ -17,7 +17,7 @@ from helpers import assert_same_bits
 
 import jaxgd as gd
 from jaxgd.comparison import _engine as engine
-from jaxgd.comparison import _sweep as grid
+from jaxgd.comparison import _groups as groups
 
 ARGS = dict(learning_rates=[0.001, 0.01, 0.1], seeds=2, eval_seeds=3, steps=60)
 
@@ -32,8 +32,7 @@ def test_problems_without_data_alike_are_grouped_and_the_rest_alone():
     unknown = dataclasses.replace(get("beale"), name="unknown", optimum_params=None)
     quadratic = get("quadratic", condition_number=10.0)
     problems = [get("booth"), get("student_marks"), cube, quadratic, unknown, get("rosenbrock")]
-    groups = grid.program_groups(problems)
-    assert _names(groups) == [
+    assert _names(groups.program_groups(problems)) == [
         ["booth", "quadratic", "rosenbrock"],  # two numbers each, a known minimiser
         ["student_marks"],  # data
         ["cube"],  # three numbers

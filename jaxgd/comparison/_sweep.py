@@ -67,10 +67,10 @@ __all__ = [
 
 def _sweep(group, factories, steps, batch_size, record_params, mesh=None):
     """``sweep(rates, keys, data, test_data, minimiser, which=None)``: every optimizer
-    x rate x seed on ``group[which]`` (a tuple of problems that share a program,
-    :func:`jaxgd.comparison._groups.program_groups`;
-    ``which`` is None for a group of one), vmapped; ``keys[label]`` holds each
-    ``(rate, seed)`` slot's seed keys. A mesh's ``"runs"`` axis shards the slots, its
+    x rate x seed on ``group[which]``, vmapped (``group``: the problems that share
+    the program, :func:`jaxgd.comparison._groups.program_groups`; ``which`` is
+    None for a group of one); ``keys[label]`` holds each ``(rate, seed)`` slot's
+    seed keys. A mesh's ``"runs"`` axis shards the slots, its
     ``"data"`` axis each run's data (:func:`jaxgd.distributed.vmap_runs`,
     :func:`jaxgd.distributed.split_runs`)."""
     every = eval_every(steps)
@@ -153,7 +153,8 @@ class SweepJob:
     next group is traced).
     """
 
-    problem: _problems.Problem
+    group: tuple[_problems.Problem, ...]  # the problems that share the program
+    which: int  # this job's problem: group[which]
     factories: dict[str, Any]
     rates: dict[str, np.ndarray]
     seeds: tuple[int, ...]
@@ -164,10 +165,12 @@ class SweepJob:
     sharpness: bool
     args: tuple  # rates, keys, data, test_data, minimiser (and the problem's index in a group)
     program: SweepProgram  # shared by the group's jobs
-    group: tuple[_problems.Problem, ...]  # the problems that share the program
-    which: int  # the problem's index in the group
     measures: bool  # finish_sweep measures at the chosen rates (calls minimize again)
     diagnostics: tuple[str, ...] = ()  # the instruments recorded at the chosen rates
+
+    @property
+    def problem(self) -> _problems.Problem:
+        return self.group[self.which]
 
     @property
     def loaded(self) -> bool:
@@ -230,7 +233,8 @@ def prepare_sweep(
     program = SweepProgram(lowered, loaded, time.perf_counter() - t0, len(group))
     return [
         SweepJob(
-            problem=problem,
+            group=tuple(group),
+            which=which,
             factories=factories,
             rates=rates,
             seeds=tuple(seeds),
@@ -241,8 +245,6 @@ def prepare_sweep(
             sharpness=sharpness,
             args=problem_args,
             program=program,
-            group=tuple(group),
-            which=which,
             measures=sharpness
             or bool(diagnostics)
             or _has_line_search(problem, factories, seeds[0]),

@@ -39,9 +39,12 @@ def two():
     return json.loads(lines[-1][len("RESULTS ") :])
 
 
-@pytest.mark.parametrize("case", ["runs_seeds2", "runs_seeds3", "mesh2x1", "mesh1x2"])
+@pytest.mark.parametrize(
+    "case", ["runs_seeds2", "runs_seeds3", "mesh2x1", "mesh1x2", "runs_grouped"]
+)
 def test_runs_axis_gives_one_devices_numbers(two, case):
-    """Sharded over seeds (2 seeds), over padded rates (3 seeds), and on 2-D meshes."""
+    """Sharded over seeds (2 seeds), over padded rates (3 seeds), on 2-D meshes, and
+    the program two problems without data share (booth and beale)."""
     assert two[case]["chosen_equal"]
     assert two[case]["rel"] < RTOL
 

@@ -91,6 +91,12 @@ def main() -> None:
                 mesh = jax.sharding.Mesh(np.array(devices).reshape(shape), ("runs", "data"))
                 two_d = gd.compare(problems, optimizers, seeds=seeds, mesh=mesh, **kw)
                 out[f"mesh{shape[0]}x{shape[1]}"] = differences(two_d, one)
+    # Problems without data alike share one program (jaxgd/comparison/_groups.py), sharded too
+    grouped = dict(kw, learning_rates=[0.01, 0.1], eval_seeds=2, steps=40)
+    pair, mesh = ["booth", "beale"], gd.distributed.runs_mesh()
+    one = gd.compare(pair, ["adam"], seeds=2, **grouped)
+    runs = gd.compare(pair, ["adam"], seeds=2, mesh=mesh, **grouped)
+    out["runs_grouped"] = differences(runs, one)
     out["kept"] = kept_programs(problems, optimizers, kw)
     model = jax.sharding.Mesh(np.array(devices), ("model",))
     out["error_axes"] = error(mesh=model, learning_rates=[0.1], seeds=2)

@@ -56,10 +56,3 @@ def count_compiles() -> Callable[[], contextlib.AbstractContextManager[CompileCo
     (``jnp.ones``, ``x * 2``) can itself compile a small program.
     """
     return _count_compiles
-
-
-def pytest_collection_modifyitems(config, items):
-    """The thorough (``slow``) cases first, in their order, then the rest: with
-    pytest-xdist's work stealing, the long cases start at once and the short ones
-    fill in around them, so no worker is left with one long case at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

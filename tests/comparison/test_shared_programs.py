@@ -67,20 +67,20 @@ def grouped():
 
 
 def test_a_problem_in_a_group_equals_itself_alone_to_round_off(grouped):
-    for shared in grouped.problems:
-        (alone,) = gd.compare([shared.name], ["vanilla", "adam"], **ARGS).problems
-        for label, runs in shared.optimizers.items():
-            other = alone.optimizers[label]
-            assert runs.learning_rate == other.learning_rate
-            np.testing.assert_array_equal(runs.status, other.status)
-            finite = np.isfinite(other.final_loss) & (np.abs(other.final_loss) < 1e30)
-            # float32 round-off, a few ulps, over 60 steps (measured: at most ~1e-6)
-            np.testing.assert_allclose(
-                runs.final_loss[finite], other.final_loss[finite], rtol=1e-5, atol=1e-12
-            )
-            got, want = runs.evaluation.final_loss, other.evaluation.final_loss
-            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-12)
-        assert shared.curvature == pytest.approx(alone.curvature, rel=1e-5)
+    shared = grouped.problems[1]  # rosenbrock: its valley amplifies round-off the most
+    (alone,) = gd.compare([shared.name], ["vanilla", "adam"], **ARGS).problems
+    for label, runs in shared.optimizers.items():
+        other = alone.optimizers[label]
+        assert runs.learning_rate == other.learning_rate
+        np.testing.assert_array_equal(runs.status, other.status)
+        finite = np.isfinite(other.final_loss) & (np.abs(other.final_loss) < 1e30)
+        # float32 round-off, a few ulps, over 60 steps (measured: at most ~1e-6)
+        np.testing.assert_allclose(
+            runs.final_loss[finite], other.final_loss[finite], rtol=1e-5, atol=1e-12
+        )
+        got, want = runs.evaluation.final_loss, other.evaluation.final_loss
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-12)
+    assert shared.curvature == pytest.approx(alone.curvature, rel=1e-5)
 
 
 def test_a_problem_gives_the_same_bits_in_any_group(grouped):

@@ -11,9 +11,9 @@ over paired evaluation seeds (ratio, interval, test, verdict).
 
 | module | concept |
 | --- | --- |
-| ``_engine`` | :func:`compare`: the sweeps problem by problem, the machine |
+| ``_engine`` | :func:`compare`: the sweeps program by program, the machine |
 | ``_checks`` | the defaults, every argument check, the footprint |
-| ``_sweep`` | one problem: every optimizer x rate x seed, vmapped |
+| ``_sweep`` | a problem's sweep: every optimizer x rate x seed, vmapped |
 | ``_groups`` | problems without data alike: one sweep program, each picked by index |
 | ``_evaluation`` | the chosen rates run again from the evaluation seeds, held-out figures |
 | ``_chosen`` | at each chosen rate: a step's cost, the sharpness; the seed rule |

@@ -1,18 +1,23 @@
 """Problems that share one sweep program, their losses picked by index.
 
-Problems without data whose params have
-the same shapes (the textbook functions: two numbers each) are swept by one
-program (:func:`program_groups`): their losses and starts are picked by the
-problem's index, an argument, through ``lax.switch`` (under ``vmap`` the index
-is the same for every run, so it stays one branch taken per call). It is
-traced and compiled once instead of once per problem (the default comparison:
-five textbook problems, one program). A problem's loss is then compiled
-inside its branch, not fused with the update around it: its numbers equal
-those of the problem swept alone to float round-off (an ulp here and there,
-which a chaotic or diverging run amplifies). Its runs are the same bits in
-any group (two problems or five, one optimizer or three), the curvature at
-its minimiser the same to round-off; jobs on an executor group alike, and
-give a one-process run's bits.
+On a CPU, problems without data (nor held-out data) alike are swept by one
+program (:func:`program_groups`): the same shapes and dtypes of start and
+loss, paths drawn alike, minimisers alike, and all named by the catalogue or
+none (a program the program cache keeps holds only problems it names). The
+textbook functions are such problems: two numbers each. Their losses and
+starts are picked by the problem's index, an argument, through
+``lax.switch`` (under ``vmap`` the index is the same for every run, so it
+stays one branch taken per call). The program is traced and compiled once
+instead of once per problem (the default comparison: five textbook
+problems, one program). A problem's loss is then compiled inside its
+branch, not fused with the update around it: its numbers equal those of
+the problem swept alone to float round-off (an ulp here and there, which a
+chaotic or diverging run amplifies). Its runs are the same bits in any
+group (two problems or five, one optimizer or three), the curvature at its
+minimiser the same to round-off; jobs on an executor group alike, and give a
+one-process run's bits. On a GPU every problem keeps its own program: a
+``switch`` inside the loop would read its index back to the host at every
+step.
 
 :func:`switched` is the problem a shared program sweeps for a traced index;
 :func:`grid_loss` evaluates a group's losses on a grid of points (the paths
@@ -22,7 +27,6 @@ figure's contours) with one compiled program per group, as the sweep does.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -49,18 +53,28 @@ def program_groups(problems) -> list[tuple[_problems.Problem, ...]]:
         >>> [[p.name for p in g] for g in groups]
         [['booth', 'rosenbrock'], ['student_marks']]
     """
+    cpu = jax.default_backend() == "cpu"  # see the module docstring
     groups: dict[Any, list] = {}
     for i, problem in enumerate(problems):
-        shared = problem.data is None and problem.test_data is None
+        shared = cpu and problem.data is None and problem.test_data is None
         groups.setdefault(_signature(problem) if shared else i, []).append(problem)
     return [tuple(group) for group in groups.values()]
 
 
 def _signature(problem) -> tuple:
-    """What a program shared by problems without data is built for (nothing computed)."""
+    """What a program shared by problems without data is built for (nothing computed):
+    the start's and the loss's shapes and dtypes, the drawn path, the minimiser's
+    shapes, and whether the catalogue names the problem (a program the program
+    cache keeps holds only problems it names)."""
     start = jax.eval_shape(problem.init, jax.ShapeDtypeStruct((2,), np.uint32))
     at = minimiser(problem)
-    return ("shared", _shapes(start), is_2d(problem), None if at is None else _shapes(at))
+    try:
+        value = _shapes(jax.eval_shape(problem.loss, start))
+    except Exception:  # noqa: BLE001 - a loss that fails: alone, where minimize says why
+        return ("alone", id(problem))
+    named = _problems.catalogue_entry(problem) is not None
+    at = None if at is None else _shapes(at)
+    return ("shared", _shapes(start), value, is_2d(problem), at, named)
 
 
 def _shapes(tree) -> tuple:
@@ -74,21 +88,38 @@ def _shapes(tree) -> tuple:
 def switched(group, which) -> _problems.Problem:
     """``group[which]`` for a program shared by ``group``: its loss and start picked
     by the traced index ``which`` (the rest of the problem is only read on the host);
-    a group of one is its problem."""
+    a group of one is its problem.
+
+    The loss is a :class:`jax.tree_util.Partial` of the index, so the index
+    enters :func:`jaxgd.minimize`'s compiled run as a traced leaf (a closure
+    over it would leak the outer trace into the inner one)."""
     if len(group) == 1:
         return group[0]
-    losses, inits = [p.loss for p in group], [p.init for p in group]
     return dataclasses.replace(
         group[0],
-        loss=lambda params: jax.lax.switch(which, losses, params),
-        init=lambda key: jax.lax.switch(which, inits, key),
+        loss=jax.tree_util.Partial(_Picked(tuple(p.loss for p in group)), which),
+        init=jax.tree_util.Partial(_Picked(tuple(p.init for p in group)), which),
     )
 
 
-@functools.lru_cache(maxsize=16)
-def grid_loss(group: tuple[_problems.Problem, ...]) -> Callable[[Any, jax.Array], jax.Array]:
-    """``(which, points) -> group[which]``'s loss at each point: compiled once per group
-    (its losses picked by index, as in the group's sweep program)."""
+@dataclasses.dataclass(frozen=True)
+class _Picked:
+    """``(which, *args) -> functions[which](*args)``, through ``lax.switch``; equal
+    for equal functions (one group's programs are alike)."""
+
+    functions: tuple[Callable[..., Any], ...]
+
+    def __call__(self, which, *args):
+        return jax.lax.switch(which, self.functions, *args)
+
+
+def grid_loss(group: tuple[_problems.Problem, ...]) -> Callable[[Any, jax.Array], jax.Array] | None:
+    """``(which, points) -> group[which]``'s loss at each point, compiled once for the
+    group (its losses picked by index, as in the group's sweep program): for a group
+    of several problems whose paths are drawn; None for the others (each problem's
+    own loss then, :func:`jaxgd.comparison._landscape.contours`)."""
+    if len(group) == 1 or not is_2d(group[0]):
+        return None
 
     def losses(which, points):
         return jax.vmap(switched(group, which).loss)(points)

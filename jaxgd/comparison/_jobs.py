@@ -283,19 +283,23 @@ def _merge(parts, n_rates: int, n_seeds: int) -> dict[str, np.ndarray]:
     return merged
 
 
-def _curvature(group, which) -> float | None:
-    """The curvature at ``group[which]``'s minimiser, as its program computes it
-    (through the group's shared loss where it shares one)."""
-    problem = group[which]
+def _curvature(group) -> Any:
+    """``(minimiser, which, *data) ->`` the curvature there of ``group[which]``, as its
+    program computes it (through the group's shared loss where it shares one):
+    compiled once for the group."""
+
+    def curvature(m, which, *a):
+        return max_curvature(switched(group, which).loss, m, *a, iters=60)
+
+    return jax.jit(curvature)
+
+
+def _curvature_at(curvature, problem, which) -> float | None:
     x = minimiser(problem)
     if x is None:
         return None
     args = () if problem.data is None else (problem.data,)
-
-    def curvature(m, index, *a):
-        return max_curvature(switched(group, index).loss, m, *a, iters=60)
-
-    value = float(jax.jit(curvature)(x, np.int32(which), *args))
+    value = float(curvature(x, np.int32(which), *args))
     return value if np.isfinite(value) and value > 0 else None
 
 
@@ -309,7 +313,9 @@ def sweep_jobs(
     docstring). ``batch_sizes``: each problem's own."""
     store = JobStore(job_folder)
     seeds = np.asarray(seeds, np.int64)
-    shares = {id(p): (g, g.index(p)) for g in program_groups(problem_list) for p in g}
+    groups = program_groups(problem_list)
+    shares = {id(p): (g, g.index(p)) for g in groups for p in g}
+    compiled = {id(g): (_curvature(g), grid_loss(g)) for g in groups}  # once per group
     plans = [_tuning_jobs(*shares[id(p)], factories, rates, seeds, steps, b, blocks)
              for p, b in zip(problem_list, batch_sizes, strict=True)]  # fmt: skip
     check_picklable([job for plan in plans for *_, job in plan], executor)
@@ -348,9 +354,11 @@ def sweep_jobs(
         calls = evaluation_calls(rates, len(seeds), len(eval_seeds))
         n_runs = (1 + calls) * sum(len(r) for r in rates.values()) * len(seeds)
         group, which = shares[id(problem)]
+        curvature, grid = compiled[id(group)]
+        losses = None if grid is None else functools.partial(grid, which)
         results.append(ProblemResult(
-            curvature=_curvature(group, which), vanilla_limit=vanilla_limit(),
-            contours=contours(problem, per_opt, functools.partial(grid_loss(group), which)),
+            curvature=_curvature_at(curvature, problem, which), vanilla_limit=vanilla_limit(),
+            contours=contours(problem, per_opt, losses),
             problem=problem, batch_size=b,
             optimizers=per_opt, compile_seconds=0.0, run_seconds=share, n_runs=n_runs,
             shares_program_with=tuple(p.name for p in group if p is not problem),

@@ -86,8 +86,9 @@ PROTOCOL = """\
    (``jax.jit(...).lower(...).compile()``, timed apart) and then run (timed
    to ``block_until_ready``), once for the tuning seeds and once per
    evaluation call; time per step is the runs' wall time over ``steps``,
-   for all runs together and per run. Problems without data whose params
-   have the same shapes share one program (each problem's loss picked by
+   for all runs together and per run. On a CPU, problems without data
+   alike (the same shapes of params and loss, minimisers alike, all from
+   the catalogue or none) share one program (each problem's loss picked by
    its index), compiled once: each reports its share of the compile time.
 """
 """The tuning and measuring protocol (after DeepOBS, Schneider et al. 2019, and

@@ -19,7 +19,7 @@ import numpy as np
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "SCHEMA_VERSIONS", "json_number", "load"]
 
 SCHEMA = "jaxgd.comparison"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Version 2 adds, per problem, ``step_costs`` and ``sharpness`` (None when not
 measured) and, per summary row, ``evaluations_per_step``,
 ``microseconds_per_step`` and ``seconds_to_target``. Version 3 adds the
@@ -32,8 +32,10 @@ row ``tuning_seeds`` and the held-out figures (``eval_loss_mean``,
 ``seconds_to_eval_target``); its summary figures are the evaluation seeds'.
 Version 4 adds, per problem, ``diagnostics`` (None when not recorded): label
 -> ``{"chosen", "up"}``, each the instruments along a run at the chosen rate
-and one grid step up (:class:`jaxgd.comparison.DiagnosticsRun`)."""
-SCHEMA_VERSIONS = (1, 2, 3, 4)
+and one grid step up (:class:`jaxgd.comparison.DiagnosticsRun`). Version 5
+adds, per problem, ``shares_program_with``: the other problems whose sweeps
+are the same compiled program (then its ``compile_seconds`` is its share)."""
+SCHEMA_VERSIONS = (1, 2, 3, 4, 5)
 """The versions :func:`load` reads (an older file lacks the later additions)."""
 
 

@@ -1,4 +1,5 @@
-"""One problem's sweep: every optimizer x rate x seed as one compiled, vmapped program.
+"""A problem's sweep: every optimizer x rate x seed as one compiled, vmapped program
+(shared by problems without data alike, :mod:`jaxgd.comparison._groups`).
 
 :func:`sweep_problem` runs each optimizer's runs as a ``jax.vmap`` of
 :func:`jaxgd.minimize` over rates and seeds (all optimizers in one compiled
@@ -129,6 +130,7 @@ class SweepProgram:
     loaded: bool  # loaded from the program cache (then XLA's cache likely holds it compiled)
     seconds: float  # tracing and lowering (or loading from the program cache), then compiling
     problems: int  # the problems that share it: each reports its share of ``seconds``
+    grid: Any = None  # a group's contour evaluation (jaxgd.comparison._groups.grid_loss)
     compiled: Any = None  # jax.stages.Compiled, once compiled
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
@@ -230,7 +232,7 @@ def prepare_sweep(
     ]
     t0 = time.perf_counter()
     lowered, loaded = _lower(group, factories, steps, batch_size, is_2d(first), mesh, args[0])
-    program = SweepProgram(lowered, loaded, time.perf_counter() - t0, len(group))
+    program = SweepProgram(lowered, loaded, time.perf_counter() - t0, len(group), grid_loss(group))
     return [
         SweepJob(
             group=tuple(group),
@@ -252,6 +254,11 @@ def prepare_sweep(
         )
         for which, (problem, problem_args) in enumerate(zip(group, args, strict=True))
     ]
+
+
+def _picked(grid, which):
+    """``points -> losses`` of the group's problem ``which`` (None: its own loss's)."""
+    return None if grid is None else functools.partial(grid, which)
 
 
 def _has_line_search(problem, factories, seed) -> bool:
@@ -299,7 +306,7 @@ def finish_sweep(job: SweepJob) -> ProblemResult:
     return ProblemResult(
         curvature=curvature if math.isfinite(curvature) and curvature > 0 else None,
         vanilla_limit=vanilla_limit(),
-        contours=contours(problem, per_opt, functools.partial(grid_loss(job.group), job.which)),
+        contours=contours(problem, per_opt, _picked(job.program.grid, job.which)),
         problem=problem,
         batch_size=job.batch_size,
         optimizers=per_opt,

@@ -295,6 +295,11 @@ def _sharpness_sentence(p: ProblemResult) -> list[str]:
     ]
 
 
+def _shares(p: ProblemResult) -> bool:
+    """Whether ``p``'s compile time is a share (jobs on an executor report none)."""
+    return bool(p.shares_program_with) and p.compile_seconds > 0
+
+
 def _shared(p: ProblemResult) -> str:
     """Which problems' sweeps are the same program as ``p``'s (problems without data alike)."""
     return f", shared with {', '.join(p.shares_program_with)}" if p.shares_program_with else ""
@@ -309,7 +314,7 @@ def _problem_section(p: ProblemResult, figures: dict[str, str]) -> list[str]:
         f"optimum {format_number(p.problem.optimum_value, 6)}, "
         f"target {format_number(p.problem.target, 6)}. "
         f"The sweep ({p.n_runs} runs, one compiled program{_shared(p)}) compiled in "
-        f"{p.compile_seconds:.2f} s{' (its share)' if p.shares_program_with else ''} and ran "
+        f"{p.compile_seconds:.2f} s{' (its share)' * _shares(p)} and ran "
         f"in {p.run_seconds:.2f} s: "
         f"{1e3 * p.seconds_per_step:.3g} ms per step for all runs, "
         f"{p.microseconds_per_run_step:.3g} µs per run-step.",

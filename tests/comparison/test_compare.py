@@ -482,7 +482,7 @@ def test_sharpness_results_survive_json(curved, tmp_path):
     path = tmp_path / "results.json"
     path.write_text(curved.to_json())
     data = gd.comparison.load(path)
-    assert data["schema_version"] == gd.comparison.SCHEMA_VERSION == 4
+    assert data["schema_version"] == gd.comparison.SCHEMA_VERSION == 5
     problem = data["problems"][0]
     for label, r in curved.problems[0].optimizers.items():
         run = problem["sharpness"][label]

@@ -28,16 +28,30 @@ def _names(groups):
 
 def test_problems_without_data_alike_are_grouped_and_the_rest_alone():
     get = gd.problems.get
-    cube = dataclasses.replace(get("booth"), name="cube", init=lambda key: jnp.zeros(3))
+    booth = get("booth")
+    cube = dataclasses.replace(booth, name="cube", init=lambda key: jnp.zeros(3))
     unknown = dataclasses.replace(get("beale"), name="unknown", optimum_params=None)
+    mine = dataclasses.replace(booth, name="mine", loss=lambda p: jnp.sum((p - 1.0) ** 2))
+    mine_too = dataclasses.replace(mine, name="mine_too")
+    half = dataclasses.replace(mine, name="half", loss=lambda p: jnp.sum(p**2).astype(jnp.float16))
     quadratic = get("quadratic", condition_number=10.0)
-    problems = [get("booth"), get("student_marks"), cube, quadratic, unknown, get("rosenbrock")]
+    problems = [booth, get("student_marks"), cube, quadratic, unknown, get("rosenbrock"), mine,
+                half, mine_too]  # fmt: skip
     assert _names(groups.program_groups(problems)) == [
         ["booth", "quadratic", "rosenbrock"],  # two numbers each, a known minimiser
         ["student_marks"],  # data
         ["cube"],  # three numbers
         ["unknown"],  # no minimiser: its program measures no curvature
+        ["mine", "mine_too"],  # not the catalogue's: its program is not kept, theirs are
+        ["half"],  # a float16 loss: lax.switch needs its branches alike
     ]
+
+
+def test_only_the_cpu_shares_programs(monkeypatch):
+    """A GPU would read the branch index back to the host at every step's switch."""
+    problems = [gd.problems.get("booth"), gd.problems.get("rosenbrock")]
+    monkeypatch.setattr(groups.jax, "default_backend", lambda: "gpu")
+    assert _names(groups.program_groups(problems)) == [["booth"], ["rosenbrock"]]
 
 
 def test_a_comparison_traces_one_program_per_group(monkeypatch):

@@ -97,7 +97,8 @@ def paths_figure(c: Comparison, p: ProblemResult):
         lo, hi, levels = _levels(grid.gap)
     n = len(p.optimizers)
     fig, axes = new_figure((4.2 * n, 4.4), 1, n, sharex=True, sharey=True, squeeze=False)
-    place_axes(fig, title_lines=3, left=0.55, right=0.95, bottom=0.5, wspace=0.08)
+    # left: the y label beside tick labels of up to five characters ("−12.5")
+    place_axes(fig, title_lines=3, left=0.75, right=0.95, bottom=0.5, wspace=0.08)
     opt = np.asarray(p.problem.optimum_params, np.float64).reshape(-1, 2)
     cut = False
     for ax, (label, r) in zip(axes[0], p.optimizers.items(), strict=True):

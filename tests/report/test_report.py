@@ -611,3 +611,11 @@ def test_heldout_figure_draws_the_evaluation_seeds_held_out_curves():
             gd.compare(["booth"], ["vanilla"], learning_rates=[0.1], seeds=1, eval_seeds=2, steps=5)
         )
     )
+
+
+def test_the_paths_figures_y_label_fits_beside_negative_tick_labels():
+    """The quadratic's frame has tick labels like "−1.5": the fixed left margin cut
+    its y label (seen in the default report)."""
+    c = gd.compare(["quadratic"], ["vanilla"], learning_rates=[0.01], seeds=1, eval_seeds=2,
+                   steps=40)  # fmt: skip
+    _inside(figures.paths_figure(c, c.problems[0]))

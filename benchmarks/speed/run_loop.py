@@ -56,6 +56,20 @@ def jitted_optax_step(opt):
     return step
 
 
+def optax_scan(opt, params, batch, steps: int):
+    """The hand-written run: a ``lax.scan`` of optax steps on the regression
+    keeping its loss curve; ``((params, state), losses)``. Traceable (vmap it
+    over a rate)."""
+
+    def body(carry, _):
+        p, s = carry
+        value, grads = jax.value_and_grad(linear_loss)(p, batch)
+        updates, s = opt.update(grads, s, p)
+        return (optax.apply_updates(p, updates), s), value
+
+    return jax.lax.scan(body, (params, opt.init(params)), length=steps)
+
+
 def bench_run_loop(repeats: int) -> dict:
     steps, lr = 1000, 1e-2
     x, y = regression()
@@ -71,13 +85,7 @@ def bench_run_loop(repeats: int) -> dict:
             p, s, value = optax_step(p, s, data)
         return block((p, value))
 
-    @jax.jit
-    def optax_scan(p, batch):
-        def body(carry, _):
-            p, s, value = optax_step(*carry, batch)  # inlined: one compiled loop
-            return (p, s), value
-
-        return jax.lax.scan(body, (p, opt.init(p)), length=steps)
+    scanned = jax.jit(lambda p, batch: optax_scan(opt, p, batch, steps))
 
     def run_minimize():
         return block(gd.minimize(linear_loss, params, gd.adam(lr), steps=steps, data=data))
@@ -89,7 +97,7 @@ def bench_run_loop(repeats: int) -> dict:
     # The pair the target is about, timed in turn on their own (a round of the
     # 35 ms Python loop between them disturbs the 2 ms runs it sits next to),
     # then the Python loop against minimize.
-    scan = lambda: block(optax_scan(params, data))  # noqa: E731
+    scan = lambda: block(scanned(params, data))  # noqa: E731
     raw = samples({"minimize": run_minimize, "optax_scan": scan}, 4 * repeats)
     loop = interleaved({"minimize": run_minimize, "optax_python_loop": python_loop}, repeats)
     t = medians(raw)

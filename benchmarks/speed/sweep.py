@@ -10,7 +10,7 @@ import optax
 
 import jaxgd as gd
 
-from .run_loop import linear_loss, regression
+from .run_loop import linear_loss, optax_scan, regression
 from .timing import block, medians, ratio_of, samples
 
 
@@ -39,19 +39,7 @@ def bench_sweep(repeats: int) -> dict:
     @jax.jit
     def raw_scan(lrs):
         """The hand-written sweep: a vmapped lax.scan of optax Adam steps keeping its loss curve."""
-
-        def one(lr):
-            opt = optax.adam(lr)
-
-            def body(carry, _):
-                p, s = carry
-                value, grads = jax.value_and_grad(linear_loss)(p, data)
-                updates, s = opt.update(grads, s, p)
-                return (optax.apply_updates(p, updates), s), value
-
-            return jax.lax.scan(body, (params, opt.init(params)), length=steps)
-
-        return jax.vmap(one)(lrs)
+        return jax.vmap(lambda lr: optax_scan(optax.adam(lr), params, data, steps))(lrs)
 
     raw = samples(
         {

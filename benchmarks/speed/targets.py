@@ -369,6 +369,13 @@ TARGETS = [
         f"worst difference {r['sweep']['worst_rel_difference']:.1e})",
     ),
     Target(
+        "runs", "11. (bound) the same sweep written by hand, a vmapped lax.scan of optax Adam",
+        "that scan sharded over the runs axis", "the same scan on one device", "reported",
+        lambda r: r["sweep"]["optax_scan_speedup"],
+        lambda r: f"{r['sweep']['optax_scan_speedup']:.2f}x faster",
+        needs="sweep.optax_scan_speedup",
+    ),
+    Target(
         "runs", "11. DeepOBS protocol: quadratic_deep x 36 rates x 10 seeds x 3 optimizers x 700 "
         "steps (1,080 runs), runs mesh",
         "gd.compare over the runs mesh, first call (compiling included)",

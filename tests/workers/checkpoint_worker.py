@@ -1,11 +1,13 @@
 """One process of a two-process checkpoint test (started by test_checkpoint_multiprocess.py).
 
-    python tests/_checkpoint_worker.py MODE PATH [SLOW]
+    python tests/workers/checkpoint_worker.py MODE PATH [slow] [then PATH2]
 
 MODE is ``roundtrip`` (save and restore replicated and row-sharded arrays under the
 lock), ``locked`` (expect the lock to be held by another run), or ``minimize`` (a
-checkpointed two-process ``gd.minimize`` over a mesh; with SLOW each save is followed by
-a pause, so that the test can kill the run mid-way). The process prints one line
+checkpointed two-process ``gd.minimize`` over a mesh; with ``slow`` each save is
+followed by a pause, so that the test can kill the run mid-way; with ``then PATH2`` the
+same run follows, uninterrupted, checkpointed to PATH2: the reference, reported as
+``reference_leaves`` and ``reference_digests``). The process prints one line
 ``RESULTS {json}`` for the test to read.
 """
 
@@ -107,27 +109,35 @@ def minimize():
     problem = gd.problems.get("student_marks")
     rows = gd.distributed.process_rows(200, mesh)
     data = jax.tree.map(lambda a: a[rows], problem.data)  # this process's rows only
-    result = gd.minimize(
-        problem.loss,
-        problem.init(jax.random.PRNGKey(0)),
-        gd.adam(0.05),
-        data=data,
-        steps=120,
-        batch_size=20,
-        key=jax.random.PRNGKey(5),
-        mesh=mesh,
-        checkpoint=PATH if PATH != "-" else None,
-        checkpoint_every=10,
-    )
-    report(
-        leaves=[np.asarray(x).tolist() for x in jax.tree.leaves(result)],
-        digests=shard_digests(result),
-    )
+
+    def run(path):
+        return gd.minimize(
+            problem.loss,
+            problem.init(jax.random.PRNGKey(0)),
+            gd.adam(0.05),
+            data=data,
+            steps=120,
+            batch_size=20,
+            key=jax.random.PRNGKey(5),
+            mesh=mesh,
+            checkpoint=path,
+            checkpoint_every=10,
+        )
+
+    def described(result, prefix=""):
+        leaves = [np.asarray(x).tolist() for x in jax.tree.leaves(result)]
+        return {f"{prefix}leaves": leaves, f"{prefix}digests": shard_digests(result)}
+
+    result = run(PATH)
+    # THEN: the same run again from a fresh checkpoint, uninterrupted (its programs compiled).
+    again = described(run(THEN), "reference_") if THEN else {}
+    report(**described(result), **again)
 
 
 if __name__ == "__main__":
-    MODE, PATH = sys.argv[1], sys.argv[2]
-    SLOW = len(sys.argv) > 3
+    MODE, PATH, *FLAGS = sys.argv[1:]
+    SLOW = "slow" in FLAGS
+    THEN = FLAGS[FLAGS.index("then") + 1] if "then" in FLAGS else None
     gd.distributed.initialize(initialization_timeout=60)  # before any other JAX call
     {"roundtrip": roundtrip, "locked": locked, "minimize": minimize}[MODE]()
     jax.distributed.shutdown()

@@ -465,7 +465,8 @@ CATALOGUE = [
         "minibatch-order-too-large",
         lambda: run_data(steps=10**9, batch_size=4, key=KEY),
         ValueError,
-        r"minibatch order of 1000000000 steps .* GiB; run at most \d+ steps per call",
+        r"minibatch order of 1000000000 steps .* GiB; run at most \d+ steps per call .*"
+        r"opt_state=result.opt_state, key=<a new key>",
     ),
     ("batch-size-without-key", lambda: run_data(batch_size=4), ValueError, r"key=.*PRNGKey"),
     (

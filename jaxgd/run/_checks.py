@@ -214,8 +214,9 @@ def _check_order_size(steps: int, batch_size: int | None, n_examples: int) -> No
         most = MAX_ORDER_BYTES // (4 * batch_size)
         raise ValueError(
             f"minimize: the minibatch order of {steps} steps of batch_size {batch_size} would "
-            f"need {need / 2**30:.1f} GiB; run at most {most} steps per call and go on from a "
-            "checkpoint= (each call resumes where the last ended)."
+            f"need {need / 2**30:.1f} GiB; run at most {most} steps per call and go on from "
+            "where it ended with another: minimize(loss, result.params, optimizer, "
+            "opt_state=result.opt_state, key=<a new key>, ...)."
         )
 
 

@@ -41,7 +41,15 @@ from jaxgd.run._batches import batch_indices
 from jaxgd.run._result import Result
 from jaxgd.run._state import Carry, Finish, Inputs, LoopKind, Spec, rejoin
 
-__all__ = ["finish", "first_segment", "next_segment", "result_of", "start", "whole_run"]
+__all__ = [
+    "finish",
+    "first_segment",
+    "minibatch_order",
+    "next_segment",
+    "result_of",
+    "start",
+    "whole_run",
+]
 
 Step = Callable[..., Carry]  # body.step with spec, run and inputs bound: (carry, live, index)
 Running = Callable[[Carry], jax.Array]
@@ -123,14 +131,28 @@ _DRIVERS = {
 }
 
 
-def _advance(spec: Spec, run, carry: Carry, data, key, tol, target, stop_at, eval_data) -> Carry:
-    """Run steps until the run stops or ``carry.step == stop_at``."""
-    order = None
-    if spec.batch_size is not None:
-        order = batch_indices(spec.n_examples, spec.batch_size, spec.steps, key)
+def _advance(spec: Spec, run, carry: Carry, data, order, tol, target, stop_at, eval_data) -> Carry:
+    """Run steps until the run stops or ``carry.step == stop_at`` (``order``: the
+    run's :func:`minibatch_order`)."""
     step = functools.partial(body.step, spec, run, Inputs(data, order, tol, target, eval_data))
     running = functools.partial(body.running, stop_at)
     return _DRIVERS[spec.loop](spec, step, running, carry)
+
+
+def _order(spec: Spec, key) -> jax.Array | None:
+    if spec.batch_size is None:
+        return None
+    return batch_indices(spec.n_examples, spec.batch_size, spec.steps, key)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def minibatch_order(spec: Spec, key) -> jax.Array | None:
+    """Row ``k``: the examples of step ``k``'s minibatch, for the whole budget
+    (:func:`~jaxgd.run._batches.batch_indices` from the run's ``key``); None
+    without minibatches. A run in segments draws it once and hands it to each
+    (drawn in every segment, a budget of 400,000 steps cost each segment 0.7 s
+    whatever its length: a run stopped by ``tol`` early crawled a step at a time)."""
+    return _order(spec, key)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -177,14 +199,13 @@ def _is_key(x) -> bool:
 
 
 def _first_segment(
-    spec: Spec, traced, params, data, key, tol, target, stop_at, last, eval_data, begin
+    spec: Spec, traced, params, data, order, tol, target, stop_at, last, eval_data, begin
 ):
     run = rejoin(spec, traced)
     carry = body.start(spec, run, params, data, eval_data, *begin)
-    # Not the data (it may be sharded), nor a key that orders no minibatches.
-    varies = (traced, params, key if spec.batch_size is not None else None)
-    carry = _varying_with(carry, varies)
-    carry = _advance(spec, run, carry, data, key, tol, target, stop_at, eval_data)
+    # Not the data (it may be sharded); the minibatch order varies with the key.
+    carry = _varying_with(carry, (traced, params, order))
+    carry = _advance(spec, run, carry, data, order, tol, target, stop_at, eval_data)
     return carry, body.finish(spec, run, carry, data, tol, target) if last else None
 
 
@@ -194,7 +215,7 @@ def first_segment(
     traced,
     params,
     data,
-    key,
+    order,
     tol,
     target,
     stop_at,
@@ -202,7 +223,8 @@ def first_segment(
     eval_data=None,
     begin=(None, None),
 ):
-    """Start a run and take its steps up to ``stop_at``: ``(carry, finish)``.
+    """Start a run and take its steps up to ``stop_at``: ``(carry, finish)``
+    (``order``: the run's :func:`minibatch_order`).
 
     With ``last=False`` (a segment that ``stop_at`` ends before the run's
     end) ``finish`` is None: the full-data evaluation of :func:`finish` is
@@ -210,7 +232,7 @@ def first_segment(
     (with ``spec.eval_every``); ``begin``: see :func:`start`.
     """
     return _first_segment(
-        spec, traced, params, data, key, tol, target, stop_at, last, eval_data, begin
+        spec, traced, params, data, order, tol, target, stop_at, last, eval_data, begin
     )
 
 
@@ -219,9 +241,9 @@ def whole_run(
     spec: Spec, traced, params, data, key, tol, target, eval_data=None, begin=(None, None)
 ) -> Result:
     """A whole run in one program: its :class:`Result` (``begin``: see :func:`start`)."""
-    steps = spec.steps
+    steps, order = spec.steps, _order(spec, key)
     carry, finish = _first_segment(
-        spec, traced, params, data, key, tol, target, steps, True, eval_data, begin
+        spec, traced, params, data, order, tol, target, steps, True, eval_data, begin
     )
     return result_of(carry, finish)
 
@@ -241,7 +263,7 @@ def result_of(carry: Carry, finish: Finish) -> Result:
 
 
 def next_segment(
-    spec: Spec, traced, carry: Carry, data, key, tol, target, stop_at, last=True, eval_data=None
+    spec: Spec, traced, carry: Carry, data, order, tol, target, stop_at, last=True, eval_data=None
 ):
     """Take a started run's steps up to ``stop_at``: ``(carry, finish)`` (see
     :func:`first_segment` for ``last``).
@@ -254,17 +276,17 @@ def next_segment(
     counters = (carry.step, carry.status)
     rest = carry._replace(step=None, status=None)
     return _next_segment(
-        spec, traced, counters, rest, data, key, tol, target, stop_at, last, eval_data
+        spec, traced, counters, rest, data, order, tol, target, stop_at, last, eval_data
     )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 9), donate_argnums=3)
 def _next_segment(
-    spec: Spec, traced, counters, rest: Carry, data, key, tol, target, stop_at, last, eval_data
+    spec: Spec, traced, counters, rest: Carry, data, order, tol, target, stop_at, last, eval_data
 ):
     run = rejoin(spec, traced)
     carry = rest._replace(step=counters[0], status=counters[1])
-    carry = _advance(spec, run, carry, data, key, tol, target, stop_at, eval_data)
+    carry = _advance(spec, run, carry, data, order, tol, target, stop_at, eval_data)
     return carry, body.finish(spec, run, carry, data, tol, target) if last else None
 
 

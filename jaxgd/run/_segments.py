@@ -46,7 +46,7 @@ import numpy as np
 from jaxgd import checkpoint as _checkpoint
 from jaxgd._host import ctrl_c_held, progress_bar, register_cache, tree_bytes
 from jaxgd.run._loop import finish as finish_run
-from jaxgd.run._loop import first_segment, next_segment, result_of, start
+from jaxgd.run._loop import first_segment, minibatch_order, next_segment, result_of, start
 from jaxgd.run._result import RUNNING, Result, Status
 from jaxgd.run._state import Carry, Finish, Spec
 
@@ -178,6 +178,7 @@ def run_in_segments(
             done = 0 if carry is None else int(carry.step)
             bar = progress_bar(steps, initial=done, desc="minimize", unit="step")
         length = first_length(spec, params, data, eval_data)
+        order = minibatch_order(spec, key)  # drawn once, not in every segment
         segment = 0
         try:
             while True:
@@ -186,11 +187,11 @@ def run_in_segments(
                 last = stop_at == steps  # else no full-data evaluation until the run is over
                 t0 = time.perf_counter()
                 if carry is None:
-                    first = (spec, traced, params, data, key, tol, target, stop_at, last)
+                    first = (spec, traced, params, data, order, tol, target, stop_at, last)
                     carry, finish = first_segment(*first, eval_data, begin)
                 else:
                     carry, finish = next_segment(
-                        spec, traced, carry, data, key, tol, target, stop_at, last, eval_data
+                        spec, traced, carry, data, order, tol, target, stop_at, last, eval_data
                     )
                 step = int(carry.step)  # waits for the segment
                 seconds = time.perf_counter() - t0

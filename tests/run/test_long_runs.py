@@ -14,6 +14,7 @@ import optax
 import pytest
 
 import jaxgd as gd
+from jaxgd.run import _loop as loop
 from jaxgd.run import _segments as chunks
 
 QUAD = lambda p: jnp.sum((p - 3.0) ** 2)
@@ -94,6 +95,24 @@ def test_segments_end_with_the_bits_of_one_call(monkeypatch):
     assert len(calls) == 92  # 5 steps, then one segment a step
     for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(pieces), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_run_in_segments_draws_its_minibatch_order_once(monkeypatch):
+    """The order of the whole budget is drawn before the first segment and handed to
+    each: drawn in every segment, a budget of 400,000 steps cost each 0.7 s, and a run
+    that ``tol`` stopped early crawled a step per segment."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (41, 3))  # shapes no other test compiles
+    y = x @ jnp.array([1.0, 2.0, -1.0])
+    loss = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)
+    kw = dict(steps=61, data=(x, y), batch_size=7, key=jax.random.PRNGKey(2))
+    drawn, real = [], loop.batch_indices
+    monkeypatch.setattr(loop, "batch_indices", lambda *a: drawn.append(a[2]) or real(*a))
+    monkeypatch.setattr(chunks, "first_length", lambda spec, params, data, eval_data=None: 5)
+    monkeypatch.setattr(chunks, "SEGMENT_SECONDS", 0.0)  # then one step per segment
+    gd.clear_caches()
+    result = gd.minimize(loss, jnp.zeros(3), gd.adam(0.05), **kw)
+    assert int(result.steps) == 61
+    assert drawn == [61]  # traced once, for the whole budget; no segment draws it
 
 
 CTRL_C_CHILD = textwrap.dedent(

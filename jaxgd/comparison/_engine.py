@@ -41,7 +41,7 @@ from jaxgd.comparison._checks import (
     check_mesh,
 )
 from jaxgd.comparison._groups import program_groups
-from jaxgd.comparison._jobs import sweep_jobs
+from jaxgd.comparison._jobs import check_blocks, sweep_jobs
 from jaxgd.comparison._protocol import PROTOCOL, performance_profile, speedups
 from jaxgd.comparison._results import Comparison
 from jaxgd.comparison._runs import ProblemResult
@@ -234,9 +234,11 @@ def compare(
             of a one-process run (see ``jaxgd.comparison._jobs``). Problems
             and optimizers must pickle: catalogue problems, registry
             optimizers, or functions at the top level of an importable module.
-        blocks: with ``executor``, ``(rates, seeds)`` per job; None (default):
-            each optimizer's whole grid in one job, bit for bit a one-process
-            run's numbers (smaller blocks: equal to float round-off).
+        blocks: with ``executor``, ``(rates, seeds)``: the learning rates
+            and the tuning seeds of each job, two integers >= 1 (refused
+            without an executor); None (default): each optimizer's whole grid
+            in one job, bit for bit a one-process run's numbers (smaller
+            blocks: equal to float round-off).
         job_folder: with ``executor``, a folder keeping each finished job's
             outputs, so that a rerun after a lost worker redoes only the
             missing jobs.
@@ -258,7 +260,8 @@ def compare(
         ValueError: an unknown name, an empty or non-positive grid, seeds or
             steps below 1, fewer than 2 evaluation seeds or ones shared with
             ``seeds``, a ``batch_size`` above a problem's number of
-            examples, a history too big for this machine's memory; raised
+            examples, a history too big for this machine's memory, ``blocks``
+            not a pair of integers >= 1 or without an ``executor``; raised
             before anything compiles (see :func:`check_arguments`).
         TypeError: ``sharpness`` not a bool; ``diagnostics`` not a tuple of names.
 
@@ -284,6 +287,7 @@ def compare(
         problems, optimizers, learning_rates, seeds, steps, batch_size, eval_seeds
     )
     check_mesh(mesh, rates, len(seed_list), executor)
+    blocks = check_blocks(blocks, executor)
     results = []
     bar = _progress_bar(len(problem_list), progress)
 

@@ -247,8 +247,41 @@ def _broken(err: BaseException, store: JobStore) -> None:
     ) from err
 
 
+def check_blocks(blocks: Any, executor: Any) -> tuple[int, int] | None:
+    """``compare(blocks=...)`` checked (nothing compiles): None, or ``(rates, seeds)``,
+    the learning rates and the tuning seeds of each job, two integers >= 1 (one
+    above the grid's size: the whole grid), given with an ``executor``.
+
+    Examples:
+        >>> check_blocks((2, 1), executor=object())
+        (2, 1)
+        >>> check_blocks((0, 1), executor=object())
+        Traceback (most recent call last):
+        ...
+        ValueError: compare: blocks must be (rates, seeds), ... got (0, 1). Pass such a pair, ...
+    """
+    if blocks is None:
+        return None
+    pair = tuple(blocks) if isinstance(blocks, tuple | list) else ()
+    if len(pair) != 2 or not all(
+        isinstance(b, int | np.integer) and not isinstance(b, bool) and b >= 1 for b in pair
+    ):
+        raise ValueError(
+            "compare: blocks must be (rates, seeds), the learning rates and the tuning seeds of "
+            f"each job: two integers >= 1 such as (2, 1); got {blocks!r}. Pass such a pair, or "
+            "None (each optimizer's whole grid in one job)."
+        )
+    if executor is None:
+        raise ValueError(
+            f"compare: blocks={blocks!r} cuts the runs into jobs for an executor, but no "
+            "executor was given; pass executor= as well (a concurrent.futures executor, a "
+            "Dask Client...), or leave blocks out: one process sweeps the whole grid at once."
+        )
+    return int(pair[0]), int(pair[1])
+
+
 def _blocks(n: int, size: int | None) -> list[slice]:
-    size = n if size is None else max(1, min(size, n))
+    size = n if size is None else min(size, n)  # a pair of ints >= 1: check_blocks
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 

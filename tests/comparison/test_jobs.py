@@ -99,6 +99,32 @@ def test_a_loss_that_cannot_be_pickled_is_refused_before_running():
         gd.compare(["booth"], ["vanilla"], executor=object(), **KW)
 
 
+BAD_BLOCKS = [(0, 0), (-1, 1), (2, 0), (1.5, 1), (True, 1), (2,), (1, 2, 3), "x", "ab", 3]
+
+
+@pytest.mark.parametrize("blocks", BAD_BLOCKS, ids=repr)
+def test_bad_blocks_are_refused_naming_the_argument_before_anything_runs(blocks, count_compiles):
+    here = Here()
+    with count_compiles() as compiles, pytest.raises(ValueError) as err:
+        gd.compare(["booth"], ["adam"], executor=here, blocks=blocks, **KW)
+    assert "compare: blocks must be (rates, seeds)" in str(err.value)
+    assert "two integers >= 1" in str(err.value) and f"got {blocks!r}" in str(err.value)
+    assert here.submitted == 0 and compiles.count == 0
+
+
+def test_blocks_without_an_executor_are_refused_not_ignored(count_compiles):
+    with count_compiles() as compiles, pytest.raises(ValueError) as err:
+        gd.compare(["booth"], ["adam"], blocks=(3, 2), **KW)
+    assert "blocks=(3, 2)" in str(err.value) and "pass executor=" in str(err.value)
+    assert compiles.count == 0
+
+
+def test_blocks_above_the_grid_are_the_whole_grid():
+    here = Here()
+    gd.compare(["booth"], ["adam"], executor=here, blocks=[99, 99], **KW)
+    assert here.submitted == 2  # one tuning job, one evaluation job, as with blocks=None
+
+
 @pytest.mark.slow
 def test_a_process_pool_gives_one_process_numbers(one_process):
     context = multiprocessing.get_context("spawn")

@@ -303,6 +303,9 @@ def _fingerprint(call: Call, spec) -> dict:
         settings["eval_every"] = call.eval_every
     if call.diagnostics:  # likewise
         settings["diagnostics"] = list(call.diagnostics)
+    if call.sharpness_every is not None:  # likewise
+        settings["sharpness_every"] = call.sharpness_every
+        settings["sharpness_iters"] = call.sharpness_iters
     if isinstance(call.loss, MeanOverExamples):  # its step may come from the per-example pass
         settings["mean_over_examples"] = True
     for name in ("state", "opt_state"):  # what the run starts from, absent when not given

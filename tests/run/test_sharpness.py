@@ -127,3 +127,21 @@ def test_at_a_smaller_rate_the_sharpness_rises_below_its_limit():
     assert np.all(np.diff(curve) > -0.05)  # progressive sharpening: rising
     assert curve[-1] > curve[0] + 3.0
     assert np.all(curve < 2 / 0.05)  # below its limit of 40
+
+
+@pytest.mark.parametrize(
+    ("change", "differs"),
+    [
+        ({"sharpness_every": 4}, "sharpness_every"),
+        ({"sharpness_iters": 1}, "sharpness_iters"),
+        ({"sharpness_every": None}, "sharpness_every"),
+    ],
+    ids=["every", "iters", "off"],
+)
+def test_a_checkpoint_with_other_sharpness_settings_is_refused(tmp_path, change, differs):
+    """Resumed with other sharpness settings, a run would have returned the old run's
+    records (every 10 steps, 20 iterations) as if they were the ones asked for."""
+    kw = dict(steps=40, checkpoint=tmp_path / "run", sharpness_every=10)
+    gd.minimize(QUAD, jnp.ones(3), gd.sgd(0.05), **kw)
+    with pytest.raises(ValueError, match=f"belongs to another run .*differs in: .*{differs}"):
+        gd.minimize(QUAD, jnp.ones(3), gd.sgd(0.05), **{**kw, **change})

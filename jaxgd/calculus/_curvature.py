@@ -61,9 +61,9 @@ def max_curvature(
 
     Repeats ``v <- H v / |H v|`` with `hvp` (``iters`` times, inside one
     compiled loop) from a random start, and returns the Rayleigh quotient
-    ``v . H v``. Power iteration finds the eigenvalue of largest magnitude; for
-    a convex loss that is the largest curvature. It converges at the rate
-    ``|lambda_2 / lambda_1|`` per iteration.
+    ``v . H v`` (see :func:`top_eigenvalue`: where the eigenvalue of largest
+    magnitude is negative, a saddle, it iterates again, shifted, to find the
+    largest). It converges at the rate ``|lambda_2 / lambda_1|`` per iteration.
 
     Args:
         f: scalar function ``f(x, *args)``.
@@ -76,6 +76,9 @@ def max_curvature(
         >>> import jax.numpy as jnp, jaxgd as gd
         >>> f = lambda x: 0.5 * (10 * x[0] ** 2 + x[1] ** 2)
         >>> round(float(gd.max_curvature(f, jnp.zeros(2))), 4)
+        10.0
+        >>> saddle = lambda x: 0.5 * (10 * x[0] ** 2 - 20 * x[1] ** 2)  # not -20
+        >>> round(float(gd.max_curvature(saddle, jnp.zeros(2))), 4)
         10.0
     """
     iters = positive_int("max_curvature", "iters", iters)
@@ -109,14 +112,19 @@ def hessian_matvec(f: Callable[[Any], jax.Array], x: Any) -> Callable[[jax.Array
 def top_eigenvalue(
     matvec: Callable[[jax.Array], jax.Array], start: jax.Array, iters: int
 ) -> tuple[jax.Array, jax.Array]:
-    """The eigenvalue of largest magnitude of a symmetric ``matvec``, and its vector.
+    """The largest eigenvalue of a symmetric ``matvec``, and its vector.
 
     Power iteration: ``v <- A v / |A v|`` ``iters`` times from ``start``, then
-    the Rayleigh quotient ``v . A v``. It converges at the rate
-    ``|lambda_2 / lambda_1|`` per iteration; warm-started from the previous
-    eigenvector (as the run loop's sharpness records are), a few iterations
-    follow a slowly moving top eigenvalue. The one power iteration of jaxgd:
-    `max_curvature` and the sharpness along a run both use it.
+    the Rayleigh quotient ``v . A v``. That finds the eigenvalue of largest
+    magnitude, ``m``; where ``m`` is negative (a saddle or a maximum, whose
+    largest eigenvalue is smaller in magnitude, or negative too), the same
+    iteration on ``A - m I`` (eigenvalues ``lambda_i - m >= 0``) from ``start``
+    finds the largest. It converges at the rate ``|lambda_2 / lambda_1|`` per
+    iteration; warm-started from the previous eigenvector (as the run loop's
+    sharpness records are), a few iterations follow a slowly moving top
+    eigenvalue. The shifted pass is a ``lax.cond``: it costs nothing where ``m
+    >= 0``, except under ``vmap``, where both branches run. The one power
+    iteration of jaxgd: `max_curvature` and the sharpness along a run both use it.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -124,7 +132,21 @@ def top_eigenvalue(
         >>> value, vector = top_eigenvalue(lambda v: A @ v, jnp.ones(2), 50)
         >>> round(float(value), 4)
         3.0
+        >>> S = jnp.diag(jnp.array([3.0, -5.0]))  # the largest magnitude is -5
+        >>> round(float(top_eigenvalue(lambda v: S @ v, jnp.ones(2), 50)[0]), 4)
+        3.0
     """
+    value, vector = _power(matvec, start, iters)
+
+    def shifted(_):
+        return _power(lambda v: matvec(v) - value * v, start, iters, rayleigh=matvec)
+
+    return jax.lax.cond(value < 0, shifted, lambda _: (value, vector), None)
+
+
+def _power(matvec, start, iters, rayleigh=None):
+    """``iters`` power iterations of ``matvec`` from ``start``: the Rayleigh quotient
+    (of ``rayleigh``, default ``matvec``) at the vector reached, and the vector."""
     tiny = jnp.finfo(start.dtype).tiny
 
     def iterate(_, v):
@@ -133,7 +155,7 @@ def top_eigenvalue(
 
     v = start / jnp.maximum(jnp.linalg.norm(start), tiny)
     v = jax.lax.fori_loop(0, iters, iterate, v)
-    return jnp.vdot(v, matvec(v)), v
+    return jnp.vdot(v, (rayleigh or matvec)(v)), v
 
 
 class LearningRateSuggestion(NamedTuple):

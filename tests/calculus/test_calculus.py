@@ -369,3 +369,37 @@ def test_suggest_learning_rate_is_two_over_l_and_one_over_l():
 def test_suggest_learning_rate_refuses_a_concave_point():
     with pytest.raises(ValueError, match="not convex"):
         gd.suggest_learning_rate(lambda x: -jnp.sum(x**2), jnp.ones(2))
+
+
+def _rotated(eigenvalues, seed=0):
+    """A symmetric matrix with these eigenvalues, in a random orthonormal basis."""
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(len(eigenvalues),) * 2))
+    return jnp.asarray((q * np.asarray(eigenvalues)) @ q.T, jnp.float32)
+
+
+@pytest.mark.parametrize(
+    "eigenvalues",
+    [[-9.0, -4.0, 1.0, 2.0, 5.0], [-3.0, -2.0, -0.5], [7.0, -1.0, 0.0, 3.0]],
+    ids=["saddle", "maximum", "convex"],
+)
+def test_max_curvature_is_the_largest_eigenvalue_not_the_largest_in_magnitude(eigenvalues):
+    """Power iteration alone finds -9 at the saddle; the shifted pass finds 5."""
+    A = _rotated(eigenvalues)
+    quadratic = lambda x: 0.5 * x @ A @ x
+    got = gd.max_curvature(quadratic, jnp.ones(len(eigenvalues)), iters=200)
+    np.testing.assert_allclose(float(got), max(eigenvalues), rtol=1e-5, atol=1e-5)
+    # Under vmap (both branches of the shifted pass run, one is kept) the same.
+    signs = jnp.array([1.0, -1.0])
+    both = jax.vmap(lambda s: gd.max_curvature(lambda x: s * quadratic(x), jnp.ones(len(A))))(signs)
+    want = [max(eigenvalues), -min(eigenvalues)]
+    np.testing.assert_allclose(np.asarray(both), want, rtol=1e-5, atol=1e-5)
+
+
+def test_at_a_saddle_the_suggestion_and_the_sharpness_use_the_largest_eigenvalue():
+    f = lambda p: 5 * p[0] ** 2 - 10 * p[1] ** 2 + p[1] ** 4  # Hessian diag(10, -20 + 12 y^2)
+    p0 = jnp.array([1.0, 0.01])
+    hint = gd.suggest_learning_rate(f, p0)  # was refused: "the largest curvature is -20"
+    np.testing.assert_allclose(float(hint.curvature), 10.0, rtol=1e-5)
+    np.testing.assert_allclose(float(hint.max_stable), 0.2, rtol=1e-5)
+    run = gd.minimize(f, p0, gd.sgd(0.01), steps=3, sharpness_every=1)
+    np.testing.assert_allclose(np.asarray(run.history.sharpness), 10.0, rtol=1e-5)

@@ -6,24 +6,27 @@ progress bar, prints the summary table and writes the report folder.
 ``jaxgd problems`` lists the catalogue. ``jaxgd reproduce NAME|all`` reproduces
 a published result offline (``--list`` lists them; see
 :func:`jaxgd.comparison.reproduce`), prints it and writes its report.
-``--sharpness`` also records the sharpness along each optimizer's chosen run (see
-``gd.compare(sharpness=True)``); ``--diagnostics`` alpha and the cosine there
-and one grid step up (see ``gd.compare(diagnostics=...)``); a line search among
-the optimizers (``--optimizers vanilla,armijo,adam``) has its evaluations and
-time per step reported.
+``--sharpness`` and ``--diagnostics`` measure each optimizer again at its chosen
+rate (``gd.compare(sharpness=True, diagnostics=...)``); a line search among the
+optimizers (``armijo``) has its evaluations and time per step reported.
 
 Every argument is checked before anything compiles (through
-:func:`jaxgd.comparison.check_arguments` and :func:`jaxgd.report.check_folder`):
-a bad one gets a one-line error and exit status 2. An error during the run
-itself is a real error: its traceback, exit status 1. Ctrl-C: exit status 130,
+:func:`jaxgd.comparison.check_arguments` and :func:`jaxgd.report.check_folder`;
+``reproduce --out`` before anything is computed): a bad one gets a one-line
+error and exit status 2. An error during the run itself is a real error: its
+traceback, exit status 1. Ctrl-C: exit status 130,
 answered within about a second at any moment (a Ctrl-C that an import or a gc
 callback swallowed is raised again, see :class:`jaxgd._host.CtrlCNoted`), and an interrupted
 run never replaces the old report. The report folder is held for the whole
-command (:func:`jaxgd.report.folder_lock`): a second ``jaxgd compare`` into
-the same folder is refused at once. ``--quick`` writes to its own default
-folder (``jaxgd-report-quick``), so a smoke run never replaces the full
-report. The time printed at the end is the command's whole wall time, from
-its first import, split into its parts.
+command (:func:`jaxgd.report.folder_lock`; ``reproduce``'s by a lock inside it):
+a second ``jaxgd compare`` (or ``reproduce``) into it is refused at once.
+``--quick`` writes to its own default folder (``jaxgd-report-quick``), so a
+smoke run never replaces the full report. The time printed at the end is the
+command's whole wall time, from its first import, in parts that add up to it
+(imports, checks and data, compare, figures and report), then compare's tracing
+and compiling, and its sweeps, each summed over problems: a problem is traced
+while the one before it compiles and the one before that runs (with an
+executor, the workers' times add up), so these overlap and may exceed compare's.
 
 ``jaxgd compare`` keeps XLA's programs in JAX's compilation cache, in :func:`cache_dir`
 (``$XDG_CACHE_HOME/jaxgd/xla``, by default ``~/.cache/jaxgd/xla``), and the data
@@ -110,12 +113,11 @@ def _names(text: str) -> list[str]:
 
 def _rates(text: str) -> list[float]:
     try:
-        rates = [float(t) for t in _names(text)]
+        return [float(t) for t in _names(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"--learning-rates takes comma-separated numbers such as 0.001,0.01,0.1; got {text!r}"
         ) from None
-    return rates
 
 
 def _measure_flags(c: argparse.ArgumentParser) -> None:
@@ -141,13 +143,8 @@ _COMMANDS = "{compare,problems,reproduce}"
 
 
 def _parser() -> _Parser:
+    from jaxgd import comparison as cmp
     from jaxgd import optimizers
-    from jaxgd.comparison import (
-        DEFAULT_EVAL_SEEDS,
-        DEFAULT_OPTIMIZERS,
-        DEFAULT_SEEDS,
-        DEFAULT_STEPS,
-    )
 
     parser = _Parser(prog="jaxgd", description="Learn, run and compare gradient descent with JAX.")
     sub = parser.add_subparsers(dest="command", metavar=_COMMANDS, parser_class=_Parser)
@@ -170,17 +167,17 @@ def _parser() -> _Parser:
         type=_names,
         help=f"comma-separated, from {', '.join(optimizers.names())}, or optax.contrib's "
         f"{', '.join(optimizers.names(contrib=True)[len(optimizers.names()) :])} (default: "
-        f"{','.join(DEFAULT_OPTIMIZERS)})",
+        f"{','.join(cmp.DEFAULT_OPTIMIZERS)})",
     )
-    c.add_argument("--steps", type=int, help=f"updates per run (default {DEFAULT_STEPS})")
+    c.add_argument("--steps", type=int, help=f"updates per run (default {cmp.DEFAULT_STEPS})")
     c.add_argument(
-        "--seeds", type=int, help=f"tuning seeds, which choose the rates (default {DEFAULT_SEEDS})"
+        "--seeds", type=int, help=f"tuning seeds, choosing the rates (default {cmp.DEFAULT_SEEDS})"
     )
     c.add_argument(
         "--eval-seeds",
         type=int,
         help=f"fresh evaluation seeds (at least 2) from which each chosen rate runs again; "
-        f"every reported figure and verdict is theirs (default {DEFAULT_EVAL_SEEDS})",
+        f"every reported figure and verdict is theirs (default {cmp.DEFAULT_EVAL_SEEDS})",
     )
     c.add_argument(
         "--learning-rates",
@@ -264,6 +261,26 @@ def _reproduce_names(args: argparse.Namespace) -> list[str]:
     return known if args.name == "all" else [args.name]
 
 
+def _hold_reproduce_folder(out: str, held: contextlib.ExitStack) -> None:
+    """Check ``reproduce --out`` (made if missing) and hold it until ``held`` closes:
+    a second ``jaxgd reproduce`` into it is refused at once (its lock inside it)."""
+    from jaxgd import report
+
+    folder = pathlib.Path(out).expanduser().resolve()
+    fix = "pass a folder you can write to, such as jaxgd-reproduce (made if missing)"
+    if not out.strip():
+        raise ValueError(f"--out: the folder is an empty name (an unset variable?); {fix}.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        held.enter_context(report.folder_lock(folder / "reproduce", caller="--out", wait=False))
+    except report.FolderInUseError:
+        fix = "in use by another jaxgd reproduce; wait for it to finish, or pass another folder"
+        raise ValueError(f"--out: {str(folder)!r} is {fix}.") from None
+    except OSError as err:
+        why = "is a file" if folder.is_file() else f"cannot be made or written ({err.strerror})"
+        raise ValueError(f"--out: {str(folder)!r} {why}; {fix}.") from None
+
+
 def _reproduce(names: list[str], out: str) -> int:
     from jaxgd import comparison, report
 
@@ -275,8 +292,7 @@ def _reproduce(names: list[str], out: str) -> int:
     for name in names:
         rep = comparison.reproduce(name)
         paths = report.save_reproduction(rep, out)
-        print(report.reproduction_text(rep))
-        print(f"Report: {paths[0]}\n")
+        print(f"{report.reproduction_text(rep)}\nReport: {paths[0]}\n")
         if not rep.passed:
             failed.append(name)
     if len(names) > 1:
@@ -287,37 +303,29 @@ def _reproduce(names: list[str], out: str) -> int:
 
 def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
     """``compare``'s keyword arguments and the report folder, all checked (nothing compiles)."""
+    from jaxgd import comparison as cmp
     from jaxgd import problems as problems_mod
-    from jaxgd.comparison import (
-        DEFAULT_EVAL_SEEDS,
-        DEFAULT_LEARNING_RATES,
-        DEFAULT_OPTIMIZERS,
-        DEFAULT_PROBLEMS,
-        DEFAULT_SEEDS,
-        DEFAULT_STEPS,
-        check_arguments,
-        connect_executor,
-    )
     from jaxgd.distributed import runs_mesh_for
     from jaxgd.report import check_folder
 
     if not args.no_cache:  # splits and optima kept: no scikit-learn, no L-BFGS next time
         problems_mod.use_dataset_cache(cache_dir().parent / "datasets")
     runs_mesh_for(args.devices, 1, caller="--devices")  # a bad count: refused before the data
-    executor = connect_executor(args.executor) if args.executor else None
+    executor = cmp.connect_executor(args.executor) if args.executor else None
     quick = QUICK if args.quick else {}
 
     def given(value, default):  # an explicit flag wins, even an empty one (then an error)
         return default if value is None else value
 
-    problems = given(args.problems, list(quick.get("problems", DEFAULT_PROBLEMS)))
+    problems = given(args.problems, list(quick.get("problems", cmp.DEFAULT_PROBLEMS)))
     if problems == ["all"]:
         problems = problems_mod.names()
-    optimizers = given(args.optimizers, list(DEFAULT_OPTIMIZERS))
-    steps = given(args.steps, quick.get("steps", DEFAULT_STEPS))
-    seeds = given(args.seeds, quick.get("seeds", DEFAULT_SEEDS))
-    eval_seeds = given(args.eval_seeds, quick.get("eval_seeds", DEFAULT_EVAL_SEEDS))
-    rates = given(args.learning_rates, list(quick.get("learning_rates", DEFAULT_LEARNING_RATES)))
+    optimizers = given(args.optimizers, list(cmp.DEFAULT_OPTIMIZERS))
+    steps = given(args.steps, quick.get("steps", cmp.DEFAULT_STEPS))
+    seeds = given(args.seeds, quick.get("seeds", cmp.DEFAULT_SEEDS))
+    eval_seeds = given(args.eval_seeds, quick.get("eval_seeds", cmp.DEFAULT_EVAL_SEEDS))
+    rates = list(quick.get("learning_rates", cmp.DEFAULT_LEARNING_RATES))
+    rates = given(args.learning_rates, rates)
     if args.batch_size is not None and args.batch_size < 0:
         raise ValueError(f"--batch-size must be >= 1 (or 0 for full batch), got {args.batch_size}.")
     batch_size = {None: "problem", 0: None}.get(args.batch_size, args.batch_size)
@@ -325,7 +333,7 @@ def _compare_arguments(args: argparse.Namespace) -> tuple[dict, pathlib.Path]:
     out = check_folder(default_out if args.out is None else args.out, caller="--out")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        problems, optimizers, rates, seeds, steps, batch_size, eval_seeds = check_arguments(
+        problems, optimizers, rates, seeds, steps, batch_size, eval_seeds = cmp.check_arguments(
             problems, optimizers, rates, seeds, steps, batch_size, eval_seeds
         )
     for w in caught:
@@ -356,26 +364,19 @@ def _compare(kwargs: dict, out: pathlib.Path, ctrl_c: CtrlCNoted, parts: dict, b
     # Each problem's figures are drawn on a worker thread while the next ones compile and run.
     with report.FigureDrawer(list(optimizers), kwargs["seeds"]) as drawer:
         result = comparison.compare(problems, optimizers, on_problem=drawer.add, **kwargs)
-        drawing = time.perf_counter()
+        parts["compare"] = time.perf_counter() - began - sum(parts.values())  # since the checks
         figures = drawer.finish(result)
         ctrl_c.check()  # a Ctrl-C that something swallowed: the old report stays
         path = report.save(result, out, figures=figures)
-    parts["figures and report"] = time.perf_counter() - drawing
-    print(report.seeds_line(result))
-    print()
-    print(report.summary_table(result))
-    print()
+    print(f"{report.seeds_line(result)}\n\n{report.summary_table(result)}\n")
     winners = report.verdict_table(result, winners_only=True)
     rows = result.pairwise()
     named = sum(r["verdict"] in ("a better", "b better") for r in rows)
     print(f"Verdicts naming a winner ({named} of {len(rows)} paired rows; the rest are no "
           "difference or incomparable, all in the report):")  # fmt: skip
-    print(winners if named else "none")
-    print()
+    print(winners if named else "none", end="\n\n")
     print(report.profile_table(result))
-    for line in report.edge_warnings(result):
-        print(f"note: {line}")
-    for line in _none_solved(result, kwargs["steps"]):
+    for line in [*report.edge_warnings(result), *_none_solved(result, kwargs["steps"])]:
         print(f"note: {line}")
     print(f"\n{_times(result, parts, began)}\nReport: {path}")
     return 0
@@ -398,20 +399,18 @@ def _none_solved(result, steps: int) -> list[str]:
 
 
 def _times(result, parts: dict, began: float) -> str:
-    """The command's whole wall time (from ``began``: its first import, or the call
-    of :func:`main`), and its parts."""
-    compiling = sum(p.compile_seconds for p in result.problems)
-    running = sum(p.run_seconds for p in result.problems)
-    timed = {
-        **{k: v for k, v in parts.items() if k != "figures and report"},
-        "compiling": compiling,
-        "sweeps": running,
-        "rest of compare": max(0.0, result.total_seconds - compiling - running),
-        "figures and report": parts.get("figures and report", 0.0),
-    }
+    """The command's wall time since ``began`` (its first import, or :func:`main`'s call)
+    in consecutive parts that add up to it; then compare's tracing and compiling, and
+    sweeps, each summed over problems that overlap (see the module docstring)."""
     total = time.perf_counter() - began
-    said = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timed.items())
-    return f"{total:.1f} s in all: {said}."
+    wall = {**parts, "figures and report": total - sum(parts.values())}
+    said = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in wall.items())
+    compiling = sum(p.compile_seconds for p in result.problems)
+    sweeps = sum(p.run_seconds for p in result.problems)
+    return (
+        f"{total:.1f} s in all: {said}; inside compare, summed over threads (or workers) that "
+        f"overlap: tracing and compiling {compiling:.1f} s, sweeps {sweeps:.1f} s."
+    )
 
 
 def _problems() -> int:
@@ -455,8 +454,8 @@ def _run(argv: Sequence[str] | None, ctrl_c: CtrlCNoted, parts: dict, t0: float)
     with contextlib.ExitStack() as held:
         try:
             args = _parser().parse_args(argv)
-            if args.command == "reproduce":
-                names = _reproduce_names(args)
+            if args.command == "reproduce" and (names := _reproduce_names(args)):
+                _hold_reproduce_folder(args.out, held)  # before anything is computed
             if args.command == "compare":
                 if args.devices is None or args.devices > 1:  # before JAX starts its backends
                     from jaxgd.distributed import expose_cpu_devices

@@ -10,6 +10,8 @@ import pathlib
 import re
 import subprocess
 import sys
+import threading
+import time
 
 import jax
 import jax.numpy as jnp
@@ -130,6 +132,7 @@ BAD = [
     (["compare", "--devices", "0"], "--devices must be >= 1"),
     (["compare", "--devices", "64"], "--devices 64: this process has"),
     (["compare", "--executor", "ftp://x"], "--executor takes dask://HOST:PORT or processes:N"),
+    (["compare", "--executor", "processes:0"], "processes:N (N >= 1), got 'processes:0'"),
     (["compare", "--frob"], "unrecognized arguments"),
     (["frob"], "invalid choice"),
     ([], "required"),
@@ -180,6 +183,55 @@ def test_bad_out_folders_exit_2_and_leave_everything(out, match, tmp_path, monke
     assert (tmp_path / "mine" / "report.md").read_text() == "my own notes"
 
 
+@pytest.mark.parametrize(
+    ("out", "match"),
+    [
+        ("a-file", "a-file' is a file"),
+        ("", "the folder is an empty name"),
+        ("a-file/report", "report' cannot be made or written (Not a directory)"),
+    ],
+)
+@pytest.mark.parametrize("name", ["edge-of-stability", "all"])
+def test_reproduce_checks_its_folder_before_computing(
+    out, match, name, tmp_path, monkeypatch, capsys
+):
+    """Refused as compare refuses it: one line, status 2, and nothing computed first
+    (a reproduction takes seconds to minutes)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("mine")
+    computed = []
+    monkeypatch.setattr(cmp, "reproduce", computed.append)
+    assert main(["reproduce", "--out", out, name]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("jaxgd: error: --out: ") and match in err
+    assert "pass a folder you can write to" in err
+    assert computed == []  # refused before the first reproduction began
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+    assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_a_second_reproduce_into_a_folder_in_use_is_refused_at_once(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "reps"
+    second = {}
+
+    def reproducing(name):  # meanwhile, another jaxgd reproduce into the same folder
+        runner = threading.Thread(target=lambda: second.update(status=main(argv)))
+        runner.start()
+        runner.join()
+        raise RuntimeError("the first reproduction stops here")
+
+    argv = ["reproduce", "--out", str(out), "algoperf-score"]
+    monkeypatch.setattr(cmp, "reproduce", reproducing)
+    with pytest.raises(RuntimeError, match="stops here"):
+        main(argv)
+    assert second == {"status": 2}
+    err = capsys.readouterr().err.strip()
+    assert err == f"jaxgd: error: --out: {str(out)!r} is in use by another jaxgd reproduce; " + (
+        "wait for it to finish, or pass another folder."
+    )
+    assert list(out.iterdir()) == []  # the lock went with the first run
+
+
 def test_a_big_comparison_gets_a_one_line_warning(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(checks, "HISTORY_WARNING_BYTES", 100)
     monkeypatch.setattr(cmp, "compare", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
@@ -188,6 +240,38 @@ def test_a_big_comparison_gets_a_one_line_warning(tmp_path, monkeypatch, capsys)
     # 1 tuning run, then the 13 evaluation seeds in 13 calls of its one slot.
     assert err[0].startswith("jaxgd: warning: compare: a big comparison: 14 runs x their steps")
     assert "GiB of history" in err[0] and err[1] == "jaxgd: interrupted"
+
+
+def test_the_time_line_adds_up_and_labels_the_overlapping_times(tmp_path, monkeypatch, capsys):
+    """The command's wall time in consecutive parts that add up to it; then compare's
+    compile and sweep times, summed over problems that compile and run at once
+    (threads, or an executor's workers), labelled so: here made larger than the whole
+    run, as overlapping threads can make them."""
+    real = cmp.compare
+
+    def overlapping(*args, **kwargs):
+        result = real(*args, **kwargs)
+        for p in result.problems:
+            p.compile_seconds = 500.0
+        return result
+
+    monkeypatch.setattr(cmp, "compare", overlapping)
+    began = time.perf_counter() - 2.0  # as if the imports had taken 2 s
+    argv = ["compare", *SMALL, "--out", str(tmp_path / "r"), "--no-cache"]
+    assert main(argv, started=began) == 0
+    out = capsys.readouterr().out
+    said = "; inside compare, summed over threads (or workers) that overlap: "
+    line = re.search(rf"^([\d.]+) s in all: (.*){re.escape(said)}(.*)\.$", out, re.M)
+    assert line, out
+    total = float(line[1])
+    wall, summed = (
+        dict(re.findall(r"([a-z() ]+?) ([\d.]+) s(?:, |$)", p)) for p in line.groups()[1:]
+    )
+    assert list(wall) == ["starting (imports)", "checks and data", "compare", "figures and report"]
+    assert sum(map(float, wall.values())) == pytest.approx(total, abs=0.25)  # rounding only
+    assert float(wall["starting (imports)"]) >= 2.0
+    assert list(summed) == ["tracing and compiling", "sweeps"]
+    assert float(summed["tracing and compiling"]) == 500.0 > total
 
 
 def test_an_error_during_the_run_is_not_a_usage_error(tmp_path, monkeypatch):

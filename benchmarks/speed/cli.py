@@ -47,7 +47,9 @@ def bench_cli(repeats: int) -> dict:
 
 
 def time_split(output: str) -> str:
-    """The command's own account of its time (its ``X s in all: ...`` line:
-    imports, checks and data, compiling, sweeps, figures), or '' if it printed none."""
+    """The command's own account of its time (its ``X s in all: ...`` line: imports,
+    checks and data, compare, figures and report, which add up to X; then compare's
+    tracing and compiling, and sweeps, summed over threads that overlap), or '' if it
+    printed none."""
     lines = [line for line in output.splitlines() if " s in all: " in line]
     return lines[-1].split(" s in all: ", 1)[1].rstrip(".") if lines else ""

@@ -426,7 +426,7 @@ def connect_executor(spec: str) -> Any:
         >>> connect_executor("ftp://x")
         Traceback (most recent call last):
         ...
-        ValueError: --executor takes dask://HOST:PORT or processes:N, got 'ftp://x'.
+        ValueError: --executor takes dask://HOST:PORT or processes:N (N >= 1), got 'ftp://x'.
     """
     if spec.startswith("dask://"):
         try:
@@ -437,10 +437,10 @@ def connect_executor(spec: str) -> Any:
                 "'dask[distributed]'."
             ) from None
         return Client("tcp://" + spec[len("dask://") :], timeout=30)
-    if spec.startswith("processes:") and spec[len("processes:") :].isdigit():
+    count = spec[len("processes:") :]
+    if spec.startswith("processes:") and count.isdigit() and int(count) >= 1:
         import multiprocessing
 
-        n = int(spec[len("processes:") :])
         context = multiprocessing.get_context("spawn")
-        return concurrent.futures.ProcessPoolExecutor(max(1, n), mp_context=context)
-    raise ValueError(f"--executor takes dask://HOST:PORT or processes:N, got {spec!r}.")
+        return concurrent.futures.ProcessPoolExecutor(int(count), mp_context=context)
+    raise ValueError(f"--executor takes dask://HOST:PORT or processes:N (N >= 1), got {spec!r}.")

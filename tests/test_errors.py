@@ -40,6 +40,7 @@ ADAMW_STATE = gd.adamw(0.1).init(ONES2)
 ARMIJO = gd.optimizers.get("armijo")(0.1)
 ARMIJO_STATE = ARMIJO.init(ONES2)
 SGD_STATE = gd.sgd(0.1).init(P0)
+ADAM3_STATE = gd.adam(0.1).init(jnp.ones(3))  # a state for params of 3, not 2
 MODEL_MESH = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("model",))
 LOCAL_BOOTH = dataclasses.replace(gd.problems.get("booth"), loss=lambda p: jnp.sum(p**2))
 UNSTARTED_POOL = concurrent.futures.ProcessPoolExecutor(1)  # starts no process before a submit
@@ -423,7 +424,16 @@ CATALOGUE = [
         "opt-state-of-another-optimizer",
         lambda: run(optimizer=gd.adam(0.1), opt_state=SGD_STATE),
         ValueError,
-        r"opt_state is not a state of this optimizer for these params.*result.opt_state",
+        r"opt_state is not a state of this optimizer for these params \(like "
+        r"optimizer.init\(params\) but for the structure .*AdamState.* expected, .*SgdState.* "
+        r"given\).*result.opt_state",
+    ),
+    (
+        "opt-state-of-other-params",
+        lambda: run(optimizer=gd.adam(0.1), params=ONES2, opt_state=ADAM3_STATE),
+        ValueError,
+        r"opt_state is not a state of this optimizer .*but for \.mu: float32\[2\] "
+        r"expected, float32\[3\] given",
     ),
     (
         "state-loss-returns-no-pair",
@@ -435,7 +445,8 @@ CATALOGUE = [
         "state-new-state-differs",
         lambda: run(loss=lambda p, s: (jnp.sum(p**2), s[0]), state=ONES2),
         ValueError,
-        r"the loss's new_state must have the structure, shapes and dtypes of state=",
+        r"the loss's new_state must have the structure, shapes and dtypes of state= \(it "
+        r"differs: the state: float32\[2\] expected, float32\[\] given\)",
     ),
     (
         "batch-size-zero",

@@ -23,15 +23,25 @@ __all__ = ["check_new_state", "check_opt_state", "stateless"]
 CALLER = "minimize"
 
 
-def _abstract(tree: Any) -> list:
-    """``(shape, dtype)`` of every leaf."""
-    return [(np.shape(a), str(getattr(a, "dtype", type(a)))) for a in jax.tree.leaves(tree)]
+def _abstract(leaf: Any) -> str:
+    """A leaf's dtype and shape, as ``float32[3]`` (a Python number: the dtype JAX
+    gives it, so ``state=0`` is like the ``int32`` the loss returns)."""
+    dtype = leaf.dtype if hasattr(leaf, "dtype") else jax.dtypes.result_type(leaf)
+    return f"{dtype}{list(np.shape(leaf))}"
 
 
-def _fits(expected: Any, given: Any) -> bool:
-    return jax.tree.structure(expected) == jax.tree.structure(given) and _abstract(
-        expected
-    ) == _abstract(given)
+def _difference(expected: Any, given: Any) -> str | None:
+    """Where ``given`` differs from ``expected`` in structure, shapes or dtypes,
+    in words (the first leaf that differs, by its path); None where it does not."""
+    want, given_leaves = (jax.tree_util.tree_flatten_with_path(t)[0] for t in (expected, given))
+    want_tree, given_tree = jax.tree.structure(expected), jax.tree.structure(given)
+    if want_tree != given_tree:
+        return f"the structure {want_tree} expected, {given_tree} given"
+    for (path, a), (_, b) in zip(want, given_leaves, strict=True):
+        if _abstract(a) != _abstract(b):
+            where = jax.tree_util.keystr(path) or "the state"
+            return f"{where}: {_abstract(a)} expected, {_abstract(b)} given"
+    return None
 
 
 def check_opt_state(optimizer: Any, params: Any, opt_state: Any) -> Any:
@@ -40,12 +50,11 @@ def check_opt_state(optimizer: Any, params: Any, opt_state: Any) -> Any:
     if opt_state is None:
         return None
     expected = jax.eval_shape(optimizer.init, params)
-    if not _fits(expected, opt_state):
+    if (differs := _difference(expected, opt_state)) is not None:
         raise ValueError(
-            f"{CALLER}: opt_state is not a state of this optimizer for these params (expected "
-            f"the structure of optimizer.init(params): {jax.tree.structure(expected)}, got "
-            f"{jax.tree.structure(opt_state)}); pass result.opt_state of a run with the same "
-            "optimizer and params=result.params, or opt_state=None to start afresh."
+            f"{CALLER}: opt_state is not a state of this optimizer for these params (like "
+            f"optimizer.init(params) but for {differs}); pass result.opt_state of a run with "
+            "the same optimizer and params=result.params, or opt_state=None to start afresh."
         )
     return opt_state
 
@@ -82,9 +91,9 @@ def check_new_state(loss: Any, params: Any, state: Any, args: tuple) -> None:
     if state is None:
         return
     out = jax.eval_shape(lambda p, s, *a: loss(p, s, *a)[1], params, state, *args)
-    if not _fits(state, out):
+    if (differs := _difference(state, out)) is not None:
         raise ValueError(
             f"{CALLER}: the loss's new_state must have the structure, shapes and dtypes of "
-            f"state= ({jax.tree.structure(state)}), got {jax.tree.structure(out)}; return the "
-            "updated state, e.g. nnx.state(model, ...) of the model the loss ran."
+            f"state= (it differs: {differs}); return the updated state, e.g. "
+            "nnx.state(model, ...) of the model the loss ran."
         )

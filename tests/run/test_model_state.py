@@ -196,3 +196,12 @@ def test_a_per_step_key_kept_as_the_state():
     for _ in range(6):
         expected = jax.random.split(expected)[0]
     np.testing.assert_array_equal(np.asarray(result.state), np.asarray(expected))
+
+
+@pytest.mark.parametrize("start", [0, jnp.int32(0)], ids=["python-int", "int32"])
+def test_a_python_number_state_is_like_the_array_the_loss_returns(start):
+    """``state=0`` was refused: its leaf read as ``<class 'int'>`` against the loss's
+    ``int32``; a Python number is the dtype JAX gives it."""
+    counted = lambda p, s: (jnp.sum((p - 3.0) ** 2), s + 1)
+    result = gd.minimize(counted, jnp.zeros(2), gd.sgd(0.1), steps=10, state=start)
+    assert int(result.state) == 10 and result.state.dtype == jnp.int32

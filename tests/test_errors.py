@@ -41,6 +41,7 @@ ARMIJO = gd.optimizers.get("armijo")(0.1)
 ARMIJO_STATE = ARMIJO.init(ONES2)
 SGD_STATE = gd.sgd(0.1).init(P0)
 ADAM3_STATE = gd.adam(0.1).init(jnp.ones(3))  # a state for params of 3, not 2
+WORDY_STATE = gd.adam(0.1).init(ONES2)._replace(mu="x")  # a leaf that is no number
 MODEL_MESH = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("model",))
 LOCAL_BOOTH = dataclasses.replace(gd.problems.get("booth"), loss=lambda p: jnp.sum(p**2))
 UNSTARTED_POOL = concurrent.futures.ProcessPoolExecutor(1)  # starts no process before a submit
@@ -434,6 +435,13 @@ CATALOGUE = [
         ValueError,
         r"opt_state is not a state of this optimizer .*but for \.mu: float32\[2\] "
         r"expected, float32\[3\] given",
+    ),
+    (
+        "opt-state-with-a-leaf-no-number",
+        lambda: run(optimizer=gd.adam(0.1), params=ONES2, opt_state=WORDY_STATE),
+        ValueError,
+        r"opt_state is not a state of this optimizer .*but for \.mu: float32\[2\] expected, "
+        r"str given",
     ),
     (
         "state-loss-returns-no-pair",

@@ -43,17 +43,17 @@ def linear_loss(params, batch):
     return jnp.mean((x @ params["w"] + params["b"] - y) ** 2)
 
 
+def optax_step(opt, p, s, batch):
+    """An optax step on the regression: ``(params, state, loss)``."""
+    value, grads = jax.value_and_grad(linear_loss)(p, batch)
+    updates, s = opt.update(grads, s, p)
+    return optax.apply_updates(p, updates), s, value
+
+
 def jitted_optax_step(opt):
-    """A jitted optax step on the regression:
-    ``(params, state, batch) -> (params, state, loss)``."""
-
-    @jax.jit
-    def step(p, s, batch):
-        value, grads = jax.value_and_grad(linear_loss)(p, batch)
-        updates, s = opt.update(grads, s, p)
-        return optax.apply_updates(p, updates), s, value
-
-    return step
+    """:func:`optax_step` of ``opt``, jitted: ``(params, state, batch) -> (params, state,
+    loss)``."""
+    return jax.jit(lambda p, s, batch: optax_step(opt, p, s, batch))
 
 
 def optax_scan(opt, params, batch, steps: int):
@@ -62,10 +62,8 @@ def optax_scan(opt, params, batch, steps: int):
     over a rate)."""
 
     def body(carry, _):
-        p, s = carry
-        value, grads = jax.value_and_grad(linear_loss)(p, batch)
-        updates, s = opt.update(grads, s, p)
-        return (optax.apply_updates(p, updates), s), value
+        p, s, value = optax_step(opt, *carry, batch)
+        return (p, s), value
 
     return jax.lax.scan(body, (params, opt.init(params)), length=steps)
 

@@ -63,7 +63,8 @@ def max_curvature(
     compiled loop) from a random start, and returns the Rayleigh quotient
     ``v . H v`` (see :func:`top_eigenvalue`: where the eigenvalue of largest
     magnitude is negative, a saddle, it iterates again, shifted, to find the
-    largest). It converges at the rate ``|lambda_2 / lambda_1|`` per iteration.
+    largest). It converges at the rate ``|lambda_2 / lambda_1|`` per iteration
+    (shifted: ``(lambda_2 - m) / (lambda_1 - m)``).
 
     Args:
         f: scalar function ``f(x, *args)``.
@@ -120,11 +121,13 @@ def top_eigenvalue(
     largest eigenvalue is smaller in magnitude, or negative too), the same
     iteration on ``A - m I`` (eigenvalues ``lambda_i - m >= 0``) from ``start``
     finds the largest. It converges at the rate ``|lambda_2 / lambda_1|`` per
-    iteration; warm-started from the previous eigenvector (as the run loop's
-    sharpness records are), a few iterations follow a slowly moving top
-    eigenvalue. The shifted pass is a ``lax.cond``: it costs nothing where ``m
-    >= 0``, except under ``vmap``, where both branches run. The one power
-    iteration of jaxgd: `max_curvature` and the sharpness along a run both use it.
+    iteration (the shifted pass at ``(lambda_2 - m) / (lambda_1 - m)``, slower:
+    eigenvalues 10, 9 and -20 give 0.97 against 0.9); warm-started from the
+    previous eigenvector (as the run loop's sharpness records are), a few
+    iterations follow a slowly moving top eigenvalue. The shifted pass is a
+    ``lax.cond``: it costs nothing where ``m >= 0``, except under ``vmap``,
+    where both branches run (twice the iterations). The one power iteration of
+    jaxgd: `max_curvature` and the sharpness along a run both use it.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -151,7 +154,10 @@ def _power(matvec, start, iters, rayleigh=None):
 
     def iterate(_, v):
         w = matvec(v)
-        return w / jnp.maximum(jnp.linalg.norm(w), tiny)
+        norm = jnp.linalg.norm(w)
+        # A v = 0 (a flat direction; the shifted pass where every eigenvalue is m):
+        # keep v, a unit vector to go on from, not a zero one that stays zero.
+        return jnp.where(norm > 0, w / jnp.maximum(norm, tiny), v)
 
     v = start / jnp.maximum(jnp.linalg.norm(start), tiny)
     v = jax.lax.fori_loop(0, iters, iterate, v)

@@ -159,7 +159,9 @@ def minimize(
             batch's. Each optimizer states its limit
             (:func:`jaxgd.optimizers.stability_limit`: ``2/lr`` for gradient
             descent). Off (None) it costs nothing;
-            on, each record costs about ``4 * sharpness_iters`` gradients.
+            on, each record costs about ``4 * sharpness_iters`` gradients,
+            twice that where the curvature of largest magnitude is negative
+            (a shifted pass finds the largest eigenvalue) and under ``vmap``.
             Only steps that are multiples of ``history.stride`` are kept.
         sharpness_iters: power iterations per record (default 20).
         checkpoint: a path (a folder jaxgd owns): run in compiled chunks and
@@ -303,7 +305,7 @@ def _fingerprint(call: Call, spec) -> dict:
         settings["eval_every"] = call.eval_every
     if call.diagnostics:  # likewise
         settings["diagnostics"] = list(call.diagnostics)
-    if call.sharpness_every is not None:  # likewise
+    if call.sharpness_every:  # likewise (0: off, as the checks leave it)
         settings["sharpness_every"] = call.sharpness_every
         settings["sharpness_iters"] = call.sharpness_iters
     if isinstance(call.loss, MeanOverExamples):  # its step may come from the per-example pass

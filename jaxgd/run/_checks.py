@@ -216,7 +216,8 @@ def _check_order_size(steps: int, batch_size: int | None, n_examples: int) -> No
             f"minimize: the minibatch order of {steps} steps of batch_size {batch_size} would "
             f"need {need / 2**30:.1f} GiB; run at most {most} steps per call and go on from "
             "where it ended with another: minimize(loss, result.params, optimizer, "
-            "opt_state=result.opt_state, key=<a new key>, ...)."
+            "opt_state=result.opt_state, key=<a new key>, ...) (and state=result.state with a "
+            "model state)."
         )
 
 

@@ -165,7 +165,7 @@ def start(spec: Spec, traced, params, data, eval_data=None, begin=(None, None)) 
 def _varying_with(carry: Carry, inputs) -> Carry:
     """``carry``, its arrays marked as varying wherever ``inputs`` vary (what makes one
     run differ from another: its params, its loss's and optimizer's traced leaves,
-    its minibatch key): the same values.
+    its minibatch order): the same values.
 
     Under ``jax.vmap``, a loop whose carry starts partly unbatched (the step
     count, the history buffers, the optimizer's zeros) has its body batched

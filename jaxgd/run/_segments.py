@@ -178,7 +178,8 @@ def run_in_segments(
             done = 0 if carry is None else int(carry.step)
             bar = progress_bar(steps, initial=done, desc="minimize", unit="step")
         length = first_length(spec, params, data, eval_data)
-        order = minibatch_order(spec, key)  # drawn once, not in every segment
+        # The minibatch order, drawn once, not in every segment.
+        order = minibatch_order(spec, key) if spec.batch_size is not None else None
         segment = 0
         try:
             while True:

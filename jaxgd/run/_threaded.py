@@ -26,7 +26,10 @@ CALLER = "minimize"
 def _abstract(leaf: Any) -> str:
     """A leaf's dtype and shape, as ``float32[3]`` (a Python number: the dtype JAX
     gives it, so ``state=0`` is like the ``int32`` the loss returns)."""
-    dtype = leaf.dtype if hasattr(leaf, "dtype") else jax.dtypes.result_type(leaf)
+    try:
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else jax.dtypes.result_type(leaf)
+    except TypeError:  # not a number: its type
+        return type(leaf).__name__
     return f"{dtype}{list(np.shape(leaf))}"
 
 

@@ -107,12 +107,15 @@ def test_a_run_in_segments_draws_its_minibatch_order_once(monkeypatch):
     kw = dict(steps=61, data=(x, y), batch_size=7, key=jax.random.PRNGKey(2))
     drawn, real = [], loop.batch_indices
     monkeypatch.setattr(loop, "batch_indices", lambda *a: drawn.append(a[2]) or real(*a))
+    called, order = [], chunks.minibatch_order
+    monkeypatch.setattr(chunks, "minibatch_order", lambda *a: called.append(1) or order(*a))
     monkeypatch.setattr(chunks, "first_length", lambda spec, params, data, eval_data=None: 5)
     monkeypatch.setattr(chunks, "SEGMENT_SECONDS", 0.0)  # then one step per segment
     gd.clear_caches()
     result = gd.minimize(loss, jnp.zeros(3), gd.adam(0.05), **kw)
     assert int(result.steps) == 61
     assert drawn == [61]  # traced once, for the whole budget; no segment draws it
+    assert len(called) == 1  # and called once, not once a segment
 
 
 CTRL_C_CHILD = textwrap.dedent(

@@ -145,3 +145,33 @@ def test_a_checkpoint_with_other_sharpness_settings_is_refused(tmp_path, change,
     gd.minimize(QUAD, jnp.ones(3), gd.sgd(0.05), **kw)
     with pytest.raises(ValueError, match=f"belongs to another run .*differs in: .*{differs}"):
         gd.minimize(QUAD, jnp.ones(3), gd.sgd(0.05), **{**kw, **change})
+
+
+def test_a_run_without_sharpness_keeps_no_sharpness_setting_in_its_fingerprint(tmp_path):
+    """Off, the settings are absent (checkpoints from before they were fingerprinted
+    resume), and a sharpness_iters that does nothing does not block a resume."""
+    kw = dict(steps=40, checkpoint=tmp_path / "run")
+    first = gd.minimize(QUAD, jnp.ones(3), gd.sgd(0.05), **kw)
+    assert not any(
+        "sharpness" in k for k in gd.checkpoint.load_metadata(kw["checkpoint"])["fingerprint"]
+    )
+    again = gd.minimize(QUAD, jnp.ones(3), gd.sgd(0.05), sharpness_iters=3, **kw)
+    np.testing.assert_array_equal(np.asarray(first.params), np.asarray(again.params))
+
+
+def test_records_go_on_after_a_flat_or_concave_stretch():
+    """Where H v = 0 (every eigenvalue equal to the shift, or a flat direction), the
+    iteration keeps its unit vector: a zero one would have read 0 at every record after."""
+    cosine = lambda x: jnp.cos(x[0])  # one parameter, concave near 0: curvature -cos(x)
+    np.testing.assert_allclose(
+        float(gd.max_curvature(cosine, jnp.array([0.1]))), -np.cos(0.1), rtol=1e-5
+    )
+    for n in (1, 2, 3):
+        bowl_down = lambda x: -jnp.sum(x**2)
+        np.testing.assert_allclose(float(gd.max_curvature(bowl_down, jnp.ones(n))), -2.0, rtol=1e-5)
+    run = gd.minimize(cosine, jnp.array([0.1]), gd.sgd(0.5), steps=60, sharpness_every=10)
+    records = _records(run.history.sharpness)
+    assert records[0] == pytest.approx(-np.cos(0.1), rel=1e-5)
+    # The run climbs out of the maximum to the minimum at pi, curvature 1.
+    assert records[-1] == pytest.approx(-np.cos(float(run.params[0])), rel=1e-3)
+    assert records[-1] > 0.9

@@ -4,7 +4,8 @@ A checkpoint holds any pytree of arrays: parameters, optimizer states (NamedTupl
 arrays), nested dicts, tuples and lists, and 0-d arrays for scalars. Arrays may be
 sharded over the devices of several processes. It never uses pickle, a kill at any
 moment leaves either the previous checkpoint or the new one, and a run holds a lock on
-its checkpoint so that a second live run cannot write over it.
+its checkpoint so that a second live run, or a :func:`save` from outside the run, cannot
+write over it.
 
 | module | concept |
 | --- | --- |
@@ -18,8 +19,8 @@ its checkpoint so that a second live run cannot write over it.
 | :mod:`~jaxgd.checkpoint._loading` | :func:`load` and :func:`load_metadata` |
 
 Imports point down: ``saving`` and ``loading`` import the modules above them in
-this table; ``locking`` imports ``layout`` and ``collective``; the package imports
-nothing else of jaxgd.
+this table; ``locking`` imports ``layout`` and ``collective``, ``leaves`` imports
+``description``; the package imports nothing else of jaxgd.
 
 Multi-process runs
 ------------------
@@ -34,8 +35,8 @@ written once, from process 0.
 Dtypes
 ------
 Leaves come back with the dtype they were saved with, bfloat16 and float8 included;
-64-bit dtypes come back as numpy arrays while JAX's 64-bit mode is off (see
-:mod:`~jaxgd.checkpoint._leaves`).
+64-bit dtypes come back as numpy arrays while JAX's 64-bit mode is off, and typed PRNG
+keys as keys of their implementation (see :mod:`~jaxgd.checkpoint._leaves`).
 """
 
 from jaxgd.checkpoint._layout import check_path, exists

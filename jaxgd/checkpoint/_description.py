@@ -9,6 +9,12 @@ dtypes and shapes checked::
                  "stored_as": "bfloat16", "shape": [3], "checksum": 2918273645}, ...],
      "metadata": {...}}
 
+A typed PRNG key leaf (``jax.random.key``, any registered implementation) is stored
+as its key data (:func:`jax.random.key_data`), and its entry adds ``"key"``: the name
+of its implementation (``"threefry2x32"``, ``"rbg"``, ...); its ``dtype`` and ``shape``
+are the key data's. A description holding a key is of version 3, which a jaxgd that
+cannot restore keys refuses; others are of version 2, which this jaxgd reads too.
+
 ``structure`` describes the containers (``dict``, ``ordereddict``, ``list``, ``tuple``,
 ``namedtuple``, ``none``, ``leaf``, or ``node`` for any other registered pytree node);
 ``leaves`` gives each leaf's key path (:func:`jax.tree_util.keystr`), its name in orbax's
@@ -22,26 +28,33 @@ from the description alone.
 from __future__ import annotations
 
 import collections
+import functools
 import math
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
     "FORMAT",
+    "KEYS_VERSION",
     "NotACheckpointError",
     "VERSION",
+    "VERSIONS",
     "check_against_orbax",
     "check_description",
     "decode_structure",
     "encode_structure",
+    "key_layout",
     "listing",
     "stored_by_orbax",
 ]
 
 FORMAT = "jaxgd.checkpoint"
-VERSION = 2
+VERSION = 2  # written for trees without typed PRNG keys
+KEYS_VERSION = 3  # written for trees with typed PRNG keys (an entry's "key")
+VERSIONS = (VERSION, KEYS_VERSION)  # read
 
 
 class NotACheckpointError(Exception):
@@ -101,10 +114,10 @@ def check_description(meta: Any) -> None:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise NotACheckpointError("the description is not a jaxgd checkpoint's")
     version = meta.get("version")
-    if not isinstance(version, int) or version != VERSION:
+    if type(version) is not int or version not in VERSIONS:
         raise NotACheckpointError(
-            f"format version {version!r} is not supported (this jaxgd reads version "
-            f"{VERSION}; was it written by another jaxgd?)"
+            f"format version {version!r} is not supported (this jaxgd reads versions "
+            f"{' and '.join(map(str, VERSIONS))}; was it written by another jaxgd?)"
         )
     if not isinstance(meta.get("leaves"), list) or not isinstance(meta.get("metadata"), dict):
         raise NotACheckpointError("the description is incomplete")
@@ -127,7 +140,43 @@ def check_description(meta: Any) -> None:
         dtype, stored_as = jnp.dtype(spec["dtype"]), jnp.dtype(spec["stored_as"])
         if dtype != stored_as and (stored_as.kind != "u" or stored_as.itemsize != dtype.itemsize):
             raise NotACheckpointError(f"leaf {index} ({spec['path']}) has inconsistent dtypes")
+        if spec.get("key") is not None:
+            _check_key(index, spec, version)
     _check_structure(meta["structure"], len(meta["leaves"]))
+
+
+@functools.lru_cache
+def key_layout(impl: str) -> tuple[Any, tuple[int, ...], np.dtype]:
+    """The dtype of a typed key of the PRNG implementation named ``impl``, and its key
+    data's trailing shape and dtype; a ValueError if this process knows no such name."""
+    key = jax.eval_shape(lambda: jax.random.key(0, impl=impl))
+    data = jax.eval_shape(jax.random.key_data, key)
+    return key.dtype, tuple(data.shape), np.dtype(data.dtype)
+
+
+def _check_key(index: int, spec: dict[str, Any], version: int) -> None:
+    """A key leaf's entry names a PRNG implementation this process knows, whose key
+    data its dtype and shape are."""
+    impl, where = spec["key"], f"leaf {index} ({spec['path']})"
+    if version != KEYS_VERSION or not isinstance(impl, str):
+        raise NotACheckpointError(f"{where}'s description is malformed")
+    try:
+        _, key_shape, data_dtype = key_layout(impl)
+    except ValueError:
+        raise NotACheckpointError(
+            f"{where} is a PRNG key of the implementation {impl!r}, which this JAX does not "
+            f"know (JAX {jax.__version__}; was it saved with another version?)"
+        ) from None
+    shape = tuple(spec["shape"])
+    if (
+        jnp.dtype(spec["dtype"]) != data_dtype
+        or len(shape) < len(key_shape)
+        or shape[len(shape) - len(key_shape) :] != key_shape
+    ):
+        raise NotACheckpointError(
+            f"{where} is not the key data of a {impl} key (dtype {spec['dtype']}, shape "
+            f"{shape}; such keys hold {data_dtype} data of trailing shape {key_shape})"
+        )
 
 
 def _known_dtype(name: Any) -> bool:

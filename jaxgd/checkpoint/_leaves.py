@@ -8,7 +8,8 @@ raw bits (``uint8``) otherwise, so they round-trip exactly. Leaves are returned 
 narrow them to 32 bits, so they are returned as :class:`numpy.ndarray` with their exact
 values instead. Python scalars in the saved tree are stored as the 0-d array JAX makes
 of them (``jnp.asarray``), so a Python ``float`` is saved as ``float32`` unless 64-bit
-mode is on.
+mode is on. Typed PRNG keys (``jax.random.key``) are stored as their key data and come
+back as the same keys (the implementation named in the description), bit for bit.
 """
 
 from __future__ import annotations
@@ -20,9 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 import tensorstore
 
+from jaxgd.checkpoint._description import key_layout
+
 __all__ = [
     "describe_path",
     "from_stored",
+    "is_key",
+    "key_parts",
+    "logical_shape_dtype",
     "natively_stored",
     "restore_target",
     "shape_dtype",
@@ -43,6 +49,36 @@ def natively_stored(dtype: np.dtype) -> bool:
     except (ValueError, TypeError):
         return False
     return True
+
+
+def is_key(dtype: Any) -> bool:
+    """Whether ``dtype`` is a typed PRNG key's (``key<fry>``, ...)."""
+    return dtype is not None and bool(jnp.issubdtype(dtype, jax.dtypes.prng_key))
+
+
+def key_parts(leaf: Any, where: str) -> tuple[Any, str | None]:
+    """A typed PRNG key's key data and the name of its implementation; any other leaf
+    as it is, with None."""
+    if not (isinstance(leaf, jax.Array) and is_key(leaf.dtype)):
+        return leaf, None
+    impl = jax.random.key_impl(leaf)
+    if not isinstance(impl, str):  # jax.extend.random.define_prng_impl's: not by name
+        raise TypeError(
+            f"leaf {where} is a PRNG key of an implementation JAX has no name for ({impl}), "
+            "which a checkpoint cannot restore; save its jax.random.key_data instead, and "
+            "wrap the loaded data with jax.random.wrap_key_data(data, impl=...)"
+        )
+    return jax.random.key_data(leaf), impl
+
+
+def logical_shape_dtype(spec: dict[str, Any]) -> tuple[tuple[int, ...], Any]:
+    """The shape and dtype of the leaf a (checked) description entry restores: a key's
+    batch shape and key dtype for a typed PRNG key."""
+    shape, dtype = tuple(spec["shape"]), jnp.dtype(spec["dtype"])
+    if spec.get("key") is None:
+        return shape, dtype
+    key_dtype, key_shape, _ = key_layout(spec["key"])
+    return shape[: len(shape) - len(key_shape)], key_dtype
 
 
 def storable(leaf: Any, where: str) -> tuple[Any, np.dtype | None]:
@@ -97,13 +133,14 @@ def shape_dtype(leaf: Any) -> tuple[tuple[int, ...], np.dtype]:
     if isinstance(leaf, (bool, int, float, complex)) and not isinstance(leaf, np.generic):
         leaf = jnp.asarray(leaf)
     if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
-        return tuple(leaf.shape), np.dtype(leaf.dtype)
+        return tuple(leaf.shape), leaf.dtype if is_key(leaf.dtype) else np.dtype(leaf.dtype)
     array = np.asarray(leaf)
     return array.shape, array.dtype
 
 
 def sharding_of(leaf: Any) -> Any:
-    """The sharding of a JAX array or ShapeDtypeStruct in ``like``, if it has one."""
+    """The sharding of a JAX array or ShapeDtypeStruct in ``like``, if it has one (a
+    typed key's: the sharding of its batch dimensions, which its key data's are too)."""
     if isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct)):
         return getattr(leaf, "sharding", None)
     return None
@@ -129,8 +166,16 @@ def _default_sharding() -> jax.sharding.Sharding:
 
 
 def from_stored(leaf: Any, spec: dict[str, Any], sharding: Any) -> Any:
-    """A restored leaf with its logical dtype: raw bits viewed as float8, ..., and put
-    on ``sharding`` (numpy only for 64-bit types JAX would narrow)."""
+    """A restored leaf with its logical dtype: raw bits viewed as float8, ..., key data
+    wrapped as its typed PRNG key, and put on ``sharding`` (numpy only for 64-bit types
+    JAX would narrow)."""
+    data = _array_from_stored(leaf, spec, sharding)
+    if spec.get("key") is None:
+        return data
+    return jax.random.wrap_key_data(data, impl=spec["key"])
+
+
+def _array_from_stored(leaf: Any, spec: dict[str, Any], sharding: Any) -> Any:
     dtype = jnp.dtype(spec["dtype"])
     if isinstance(leaf, jax.ShapeDtypeStruct):  # an empty array
         leaf = np.empty(leaf.shape, leaf.dtype)

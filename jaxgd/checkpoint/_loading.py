@@ -9,7 +9,6 @@ import pathlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from jaxgd.checkpoint._checksums import checksum
 from jaxgd.checkpoint._description import (
@@ -24,6 +23,7 @@ from jaxgd.checkpoint._layout import DESCRIPTION, STATE, directory_of, latest_st
 from jaxgd.checkpoint._leaves import (
     describe_path,
     from_stored,
+    logical_shape_dtype,
     restore_target,
     shape_dtype,
     sharding_of,
@@ -54,7 +54,8 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
 
     Leaves come back as :class:`jax.Array` with the dtype they were saved with, except
     64-bit dtypes while JAX's 64-bit mode is off, which come back as exact
-    :class:`numpy.ndarray` (see :mod:`jaxgd.checkpoint._leaves`).
+    :class:`numpy.ndarray` (see :mod:`jaxgd.checkpoint._leaves`). Typed PRNG keys come
+    back as keys of the implementation they were saved with, bit for bit.
 
     Args:
         path: The checkpoint directory.
@@ -233,12 +234,11 @@ def _match_like(
     for (key_path, like_leaf), spec in zip(like_flat, specs, strict=True):
         shape, dtype = shape_dtype(like_leaf)
         where = describe_path(key_path)
-        if tuple(spec["shape"]) != shape:
-            problems.append(
-                f"{where}: shape {tuple(spec['shape'])} in the checkpoint, {shape} expected"
-            )
-        if jnp.dtype(spec["dtype"]) != dtype:
-            problems.append(f"{where}: dtype {spec['dtype']} in the checkpoint, {dtype} expected")
+        saved_shape, saved_dtype = logical_shape_dtype(spec)  # a key's, for a typed key
+        if saved_shape != shape:
+            problems.append(f"{where}: shape {saved_shape} in the checkpoint, {shape} expected")
+        if saved_dtype != dtype:
+            problems.append(f"{where}: dtype {saved_dtype} in the checkpoint, {dtype} expected")
     if problems:
         raise ValueError(f"checkpoint {name!r} does not match `like`:\n  " + "\n  ".join(problems))
     return specs

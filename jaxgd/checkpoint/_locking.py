@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -15,7 +16,12 @@ import jax
 from jaxgd.checkpoint._collective import agree, barrier
 from jaxgd.checkpoint._layout import LOCK_NAME, check_path, claim, remove_interrupted
 
-__all__ = ["CheckpointInUseError", "lock"]
+__all__ = ["CheckpointInUseError", "held_here", "lock"]
+
+# The directories this process's `lock` blocks hold, each with the thread inside the
+# block: its saves are the run's own. (Every process of a multi-process run enters
+# the block, though only process 0 holds the flock.)
+_HELD: dict[pathlib.Path, int] = {}
 
 
 class CheckpointInUseError(ValueError):
@@ -35,7 +41,10 @@ def lock(path: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
     run never blocks a resume. ``flock`` is not re-entrant across file descriptions: a
     second ``lock`` of the same path in the same process is refused too. (``flock`` is
     POSIX; across hosts it holds where the shared file system supports it, as NFSv4
-    does.) :func:`save` does not take the lock: a run holds it around all its saves.
+    does.) A run holds the lock around all its saves: :func:`save` called inside the
+    block, by the thread that entered it, writes under it; any other :func:`save` of
+    the path takes the lock itself for the time of its write, so it is refused while a
+    run holds it (another process's, or another thread's of this process).
 
     In a multi-process run every process enters ``lock`` (it is collective): process 0
     takes the one lock of the run and tells the others whether it got it, so all
@@ -78,14 +87,22 @@ def lock(path: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
             f"checkpoint {str(directory)!r} could not be locked by process 0 of this run: "
             f"{_holder(directory)}"
         )
+    _HELD[directory] = threading.get_ident()
     try:
         if fd is not None:
             remove_interrupted(directory)  # what interrupted saves left
         yield directory
         barrier("jaxgd.checkpoint.lock")  # every process is done before the lock goes
     finally:
+        del _HELD[directory]
         if fd is not None:
             _release(directory, fd)
+
+
+def held_here(directory: pathlib.Path) -> bool:
+    """Whether this thread is inside a :func:`lock` block of ``directory`` (an absolute
+    path, as :func:`lock` yields it)."""
+    return _HELD.get(directory) == threading.get_ident()
 
 
 def _acquire(directory: pathlib.Path) -> int:

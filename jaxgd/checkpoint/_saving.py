@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 
 from jaxgd.checkpoint._checksums import checksum
 from jaxgd.checkpoint._collective import agree
-from jaxgd.checkpoint._description import FORMAT, VERSION, encode_structure
+from jaxgd.checkpoint._description import FORMAT, KEYS_VERSION, VERSION, encode_structure
 from jaxgd.checkpoint._layout import (
     DESCRIPTION,
     STATE,
@@ -23,7 +24,8 @@ from jaxgd.checkpoint._layout import (
     path_problem,
     remove_interrupted,
 )
-from jaxgd.checkpoint._leaves import describe_path, storable
+from jaxgd.checkpoint._leaves import describe_path, key_parts, storable
+from jaxgd.checkpoint._locking import held_here, lock
 
 if TYPE_CHECKING:
     pass
@@ -47,11 +49,21 @@ def save(
     So ``path`` always holds either the old checkpoint or the new one. Nothing is
     pickled. In a multi-process run every process calls ``save`` (it is collective).
 
+    A save made inside a :func:`lock` block of ``path`` (by the thread that entered it)
+    is the run's own; any other save takes the lock for the time of its write, so a
+    save to the checkpoint of a live run (``minimize(checkpoint=path)`` in another
+    process, or in another thread of this one) is refused, and the run's state stays
+    as the run wrote it. The checkpoint of a finished run is nobody's: a save replaces
+    it (and ``minimize`` then refuses to resume from it, as the checkpoint of another
+    run).
+
     Args:
         path: The checkpoint directory; created if it does not exist (its folder must).
         tree: Any pytree (nested dicts, lists, tuples, NamedTuples, ``None``, or other
             registered nodes) whose leaves are JAX or numpy arrays or Python scalars.
-            JAX arrays may be sharded over devices and processes.
+            JAX arrays may be sharded over devices and processes; typed PRNG keys
+            (``jax.random.key``, of any registered implementation) come back as the
+            same keys.
         metadata: An optional JSON-serialisable mapping stored alongside the arrays
             (for example a run fingerprint); read it back with :func:`load_metadata`.
             It round-trips through JSON, so tuples come back as lists.
@@ -65,6 +77,9 @@ def save(
             dict key is not a ``str`` or ``int``, or ``metadata`` is not a
             JSON-serialisable mapping. Nothing is written.
         ValueError: ``path`` cannot hold a checkpoint (see :func:`check_path`).
+        CheckpointInUseError: A live run holds ``path``'s lock (another process's, or
+            another thread's of this process); the message names its process. It is a
+            :class:`ValueError`. Nothing is written.
         OSError: Writing failed (the message names the path).
 
     Examples:
@@ -83,7 +98,8 @@ def save(
     stored, leaf_specs = [], []
     for key_path, leaf in flat:
         where = describe_path(key_path)
-        array, stored_as = storable(leaf, where)
+        data, key = key_parts(leaf, where)
+        array, stored_as = storable(data, where)
         stored.append(array)
         leaf_specs.append(
             {
@@ -92,11 +108,12 @@ def save(
                 "stored_as": array.dtype.name,
                 "shape": list(array.shape),
                 "checksum": checksum(array),
+                **({} if key is None else {"key": key}),
             }
         )
     description = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": KEYS_VERSION if any("key" in spec for spec in leaf_specs) else VERSION,
         "structure": encode_structure(treedef, iter(range(len(flat))), ""),
         "leaves": leaf_specs,
         "metadata": json.loads(meta_json),
@@ -112,13 +129,17 @@ def save(
     items = {DESCRIPTION: ocp.args.JsonSave(description)}
     if any(a.size for a in stored):
         items[STATE] = ocp.args.StandardSave(state)
-    try:
-        with orbax_manager(directory) as manager:
-            step = agree(-1 if (latest := manager.latest_step()) is None else latest) + 1
-            manager.save(step, args=ocp.args.Composite(**items), force=True)
-    except BaseException:  # a full disk, Ctrl-C: no half-written save is left behind
-        remove_interrupted(directory)
-        raise
+    # A run's own save writes under its lock; any other takes the lock for its write,
+    # and so is refused while a live run (or another thread of this process) holds it.
+    # (Outside the try: a refused save must not remove the live run's save in progress.)
+    with contextlib.nullcontext() if held_here(directory) else lock(directory):
+        try:
+            with orbax_manager(directory) as manager:
+                step = agree(-1 if (latest := manager.latest_step()) is None else latest) + 1
+                manager.save(step, args=ocp.args.Composite(**items), force=True)
+        except BaseException:  # a full disk, Ctrl-C: no half-written save is left behind
+            remove_interrupted(directory)
+            raise
     return directory
 
 

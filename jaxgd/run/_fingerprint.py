@@ -51,11 +51,16 @@ __all__ = ["digest", "fingerprint"]
 
 def digest(tree: Any) -> str | None:
     """SHA-256 of a pytree's leaves (values, shapes, dtypes); None for arrays
-    this process cannot read whole (data sharded over several processes)."""
+    this process cannot read whole (data sharded over several processes). A typed
+    PRNG key (a Flax NNX model's dropout key, for one) counts by its key data and
+    the name of its implementation."""
     h = hashlib.sha256()
     for leaf in jax.tree.leaves(tree):
         if not getattr(leaf, "is_fully_addressable", True):
             return None
+        if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            h.update(f"key<{jax.random.key_impl(leaf)}>".encode())
+            leaf = jax.random.key_data(leaf)
         a = np.asarray(leaf)
         h.update(f"{a.shape}{a.dtype}".encode())
         h.update(np.ascontiguousarray(a).tobytes())

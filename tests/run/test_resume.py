@@ -358,3 +358,89 @@ def test_the_fingerprint_is_the_same_where_jax_colours_its_text(monkeypatch):
     monkeypatch.setattr(jaxpr_type, "__str__", lambda self: real(self, use_color=True))
     assert "\x1b[" in str(jax.make_jaxpr(loss)(jnp.ones(3)).jaxpr)  # coloured, as in IPython
     assert _fingerprint._program(loss, jnp.ones(3)) == before
+
+
+def _noisy_bowl(p, state):
+    """A loss whose model state holds a typed PRNG key (as a Flax NNX model's dropout
+    key) beside a counter; it returns the next state."""
+    key, sub = jax.random.split(state["rngs"])
+    value = jnp.sum((p - 3.0) ** 2) + 0.01 * jnp.sum(jax.random.normal(sub, p.shape) * p)
+    return value, {"rngs": key, "count": state["count"] + 1}
+
+
+def _keyed_state(seed=0, impl="threefry2x32"):
+    return {"rngs": jax.random.key(seed, impl=impl), "count": jnp.zeros((), jnp.int32)}
+
+
+def _same_bits_with_keys(a, b):
+    is_key = lambda x: jnp.issubdtype(x.dtype, jax.dtypes.prng_key)  # noqa: E731
+    unkeyed = lambda t: jax.tree.map(  # noqa: E731
+        lambda x: (str(x.dtype), jax.random.key_data(x)) if is_key(x) else x, t
+    )
+    _assert_same_bits(unkeyed(a), unkeyed(b))
+
+
+def test_a_run_whose_state_holds_a_typed_key_resumes_to_the_same_bits(tmp_path, monkeypatch):
+    """Issue: typed keys in state= broke the fingerprint and the checkpoint."""
+    run = lambda path, **kw: gd.minimize(  # noqa: E731
+        _noisy_bowl, jnp.zeros(2), gd.sgd(0.01), steps=100, state=_keyed_state(),
+        checkpoint=path, checkpoint_every=20, **kw,
+    )  # fmt: skip
+    reference = gd.minimize(_noisy_bowl, jnp.zeros(2), gd.sgd(0.01), steps=100,
+                            state=_keyed_state())  # fmt: skip
+    assert jnp.issubdtype(reference.state["rngs"].dtype, jax.dtypes.prng_key)
+    assert int(reference.state["count"]) == 100
+    path = tmp_path / "run"
+    saves, real_save = [], gd.checkpoint.save
+
+    def save_then_crash(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saves.append(1)
+        if len(saves) == 2:
+            raise KeyboardInterrupt  # the run dies after its second checkpoint
+
+    monkeypatch.setattr(gd.checkpoint, "save", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(path)
+    monkeypatch.setattr(gd.checkpoint, "save", real_save)
+    saved = gd.checkpoint.load(path)
+    assert int(saved[0]) == 40  # the carry's step: two segments of 20
+    resumed = run(path)
+    _same_bits_with_keys(reference, resumed)
+    assert jax.random.key_impl(resumed.state["rngs"]) == "threefry2x32"
+    _same_bits_with_keys(resumed, run(path))  # the finished checkpoint returns it again
+
+
+@pytest.mark.parametrize(
+    ("first", "other"),
+    [
+        (_keyed_state(), _keyed_state(seed=1)),
+        (_keyed_state(), _keyed_state(impl="rbg")),
+        (_keyed_state(impl="rbg"), _keyed_state(impl="unsafe_rbg")),  # the same key data
+    ],
+    ids=["another-key", "another-implementation", "same-data-another-implementation"],
+)
+def test_a_run_from_another_typed_key_is_refused(tmp_path, first, other):
+    run = lambda state: gd.minimize(  # noqa: E731
+        _noisy_bowl, jnp.zeros(2), gd.sgd(0.01), steps=20, state=state,
+        checkpoint=tmp_path / "run", checkpoint_every=5,
+    )  # fmt: skip
+    done = run(first)
+    _same_bits_with_keys(done, run(first))  # the same run resumes (here: the finished run)
+    with pytest.raises(ValueError, match=r"belongs to another run \(it differs in: .*\bstate\b"):
+        run(other)
+
+
+def test_the_fingerprint_of_a_typed_key_is_its_data_and_implementation():
+    from jaxgd.run import _fingerprint
+
+    fry, rbg, urbg = (jax.random.key(0, impl=i) for i in ("threefry2x32", "rbg", "unsafe_rbg"))
+    assert np.array_equal(jax.random.key_data(rbg), jax.random.key_data(urbg))  # same data
+    digests = [_fingerprint.digest({"k": k, "w": jnp.ones(2)}) for k in (fry, rbg, urbg)]
+    assert len(set(digests)) == 3
+    assert _fingerprint.digest({"k": jax.random.key(0), "w": jnp.ones(2)}) == digests[0]
+    assert _fingerprint.digest({"k": jax.random.key(1), "w": jnp.ones(2)}) != digests[0]
+    # Other leaves count as before: a raw key's digest is its data's.
+    raw = jax.random.key_data(fry)
+    assert _fingerprint.digest(raw) != _fingerprint.digest(fry)
+    assert _fingerprint.digest(raw) == _fingerprint.digest(np.asarray(raw))

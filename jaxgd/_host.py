@@ -10,6 +10,8 @@ One home each for what every wing asks of the machine it runs on:
   from being lost: ``import jaxgd`` and the ``jaxgd`` command raise it again;
 * :func:`progress_bar`, the one tqdm bar of ``minimize`` and ``compare``;
 * :func:`exit_now`, how the ``jaxgd`` command ends its process;
+* :func:`agree`: what the processes of a multi-process run decide from their own
+  clocks (a run's segment lengths, Ctrl-C), taken from process 0 by every process;
 * :func:`register_cache` and :func:`clear_caches`: every cache jaxgd keeps
   between calls (the warm-call memory of :func:`jaxgd.minimize`, the checks'
   memos, ...) registers how to empty itself here, so that
@@ -37,6 +39,7 @@ __all__ = [
     "CtrlCNoted",
     "DURING_IMPORT",
     "STARTED",
+    "agree",
     "clear_caches",
     "ctrl_c_held",
     "exit_now",
@@ -247,3 +250,22 @@ def exit_now(status: int, *, finish: bool = True) -> NoReturn:
         with contextlib.suppress(OSError, ValueError):  # a reader gone (`| head`), or closed
             stream.flush()
     os._exit(status)
+
+
+def agree(value: int) -> int:
+    """Process 0's ``value``, on every process (a collective in a multi-process run,
+    which every process must call, in the same order; ``value`` itself in one process).
+
+    What a process decides from its own clock (how many steps the next segment
+    takes, whether Ctrl-C was pressed) must be one decision for the whole run: two
+    processes that ran segments of other lengths would wait on each other's
+    collectives for ever.
+    """
+    import jax
+
+    if jax.process_count() == 1:
+        return value
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.int32(value)))

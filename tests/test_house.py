@@ -185,6 +185,7 @@ WHITE_BOX = {
     "comparison/test_compare.py": "the protocol's functions and the engine's sweep, patched",
     "comparison/test_sweep_programs.py": "the program cache's key and the traced sweep, watched",
     "workers/runs_checks.py": "the traced sweep, watched (a mesh sweep loaded, not traced)",
+    "workers/checkpoint_worker.py": "one process's segment lengths, cut otherwise",
     "run/test_per_example.py": "the per-example moments of the noise scale, alone",
     "run/test_diagnostics.py": "the shared step's pass, watched; the join limit, patched",
     "test_cli_interrupts.py": "a Ctrl-C swallowed, by calling the noting handler itself",

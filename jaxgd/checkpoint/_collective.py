@@ -7,18 +7,10 @@ collectives (every process must call them, in the same order).
 from __future__ import annotations
 
 import jax
-import numpy as np
+
+from jaxgd._host import agree
 
 __all__ = ["agree", "barrier"]
-
-
-def agree(value: int) -> int:
-    """Process 0's ``value``, on every process (a collective in a multi-process run)."""
-    if jax.process_count() == 1:
-        return value
-    from jax.experimental import multihost_utils
-
-    return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
 
 
 def barrier(name: str) -> None:

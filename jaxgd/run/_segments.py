@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from jaxgd import checkpoint as _checkpoint
-from jaxgd._host import ctrl_c_held, progress_bar, register_cache, tree_bytes
+from jaxgd._host import agree, ctrl_c_held, progress_bar, register_cache, tree_bytes
 from jaxgd.run._loop import finish as finish_run
 from jaxgd.run._loop import first_segment, minibatch_order, next_segment, result_of, start
 from jaxgd.run._result import RUNNING, Result, Status
@@ -184,7 +184,8 @@ def run_in_segments(
         try:
             while True:
                 before = 0 if carry is None else int(carry.step)
-                stop_at = min(before + length, (before // every + 1) * every, steps)
+                # Every process of a multi-process run takes process 0's segment.
+                stop_at = agree(min(before + length, (before // every + 1) * every, steps))
                 last = stop_at == steps  # else no full-data evaluation until the run is over
                 t0 = time.perf_counter()
                 if carry is None:
@@ -202,17 +203,18 @@ def run_in_segments(
                 _note_pace(spec, pace, compiled=segment < 2 or last)
                 segment += 1
                 over = int(carry.status) != RUNNING or step >= steps
-                if checkpoint is not None and (over or step % every == 0 or ctrl_c.pressed):
+                pressed = bool(agree(int(ctrl_c.pressed)))  # process 0's Ctrl-C stops all
+                if checkpoint is not None and (over or step % every == 0 or pressed):
                     _checkpoint.save(checkpoint, carry, metadata={"fingerprint": fingerprint})
                 if bar is not None:
                     bar.update(step - before)
                     entry = min(before // spec.history_stride, carry.history.loss.shape[0] - 1)
                     bar.set_postfix(loss=f"{float(carry.history.loss[entry]):.4g}")
-                if (over or ctrl_c.pressed) and finish is None:
+                if (over or pressed) and finish is None:
                     finish = finish_run(spec, traced, carry, data, tol, target)
                 if over:
                     return result_of(carry, finish)
-                if ctrl_c.pressed:
+                if pressed:
                     raise _interrupted(carry, finish, checkpoint)
                 # The next segment aims at SEGMENT_SECONDS, from this one's pace
                 # (which counts a first call's compiling: it errs on the short side).

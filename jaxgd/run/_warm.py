@@ -40,7 +40,7 @@ import numpy as np
 import jaxgd.run._segments as chunks
 import jaxgd.run._values as checks
 from jaxgd import _checks as generic
-from jaxgd._host import register_cache
+from jaxgd._host import agree, register_cache
 from jaxgd._partition import Static, see_through
 from jaxgd.optimizers import Optimizer
 from jaxgd.run._loop import whole_run
@@ -277,7 +277,10 @@ class SeenCall(NamedTuple):
             split=split,
             convert=not all(isinstance(leaf, jax.Array) for leaf in given),
             key=jnp.asarray(key) if isinstance(key, np.ndarray) else None,
-            one_call=[chunks.first_length(spec, params, data, eval_data) >= spec.steps],
+            # One decision for all the processes of a run (each times its own steps).
+            one_call=[
+                bool(agree(chunks.first_length(spec, params, data, eval_data) >= spec.steps))
+            ],
             numbers=_getter(traced_at) if numbers else None,
             placed=[None, None],
             off=jnp.asarray(generic.threshold(CALLER, "tol", None, nonnegative=True)),
@@ -335,7 +338,7 @@ class SeenCall(NamedTuple):
         result = chunks.run_in_segments(
             spec, traced, params, data, key, tol, target, eval_data=eval_data
         )
-        self.one_call[0] = bool(chunks.measured_short(spec))  # its steps are timed now
+        self.one_call[0] = bool(agree(bool(chunks.measured_short(spec))))  # timed now
         return result
 
 

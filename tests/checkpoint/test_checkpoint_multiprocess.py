@@ -133,3 +133,15 @@ def test_a_killed_two_process_run_resumes_to_the_same_bits(tmp_path: Path) -> No
         assert got["leaves"] == got["reference_leaves"]
         assert got["digests"] == got["reference_digests"]
     assert resumed[0]["leaves"] == resumed[1]["leaves"]
+
+
+def test_processes_that_would_cut_other_segments_take_process_0s(tmp_path: Path) -> None:
+    """Each process times its own segments; process 1 here would cut one step a segment.
+    Segments of other lengths would leave each process waiting on the other's collectives
+    for ever (a hang the killed-run test met under load): every process takes process
+    0's."""
+    ref = str(tmp_path / "reference.ckpt")
+    got = _two("minimize", str(tmp_path / "run.ckpt"), "skewed", "then", ref, timeout=240)
+    for r in got:
+        assert r["leaves"] == r["reference_leaves"]
+    assert got[0]["leaves"] == got[1]["leaves"]

@@ -1,11 +1,12 @@
 """One process of a two-process checkpoint test (started by test_checkpoint_multiprocess.py).
 
-    python tests/workers/checkpoint_worker.py MODE PATH [slow] [then PATH2]
+    python tests/workers/checkpoint_worker.py MODE PATH [slow] [skewed] [then PATH2]
 
 MODE is ``roundtrip`` (save and restore replicated and row-sharded arrays under the
 lock), ``locked`` (expect the lock to be held by another run), or ``minimize`` (a
 checkpointed two-process ``gd.minimize`` over a mesh; with ``slow`` each save is
-followed by a pause, so that the test can kill the run mid-way; with ``then PATH2`` the
+followed by a pause, so that the test can kill the run mid-way; with ``skewed`` process 1
+would cut its segments otherwise than process 0 (as two clocks do); with ``then PATH2`` the
 same run follows, uninterrupted, checkpointed to PATH2: the reference, reported as
 ``reference_leaves`` and ``reference_digests``). The process prints one line
 ``RESULTS {json}`` for the test to read.
@@ -105,6 +106,11 @@ def minimize():
             time.sleep(0.3)
 
         checkpoint.save = slow_save
+    if SKEWED and jax.process_index() == 1:  # this process would cut other segments
+        from jaxgd.run import _segments
+
+        _segments.first_length = lambda *args, **kwargs: 3
+        _segments.SEGMENT_SECONDS = 0.0  # then one step a segment
     mesh = gd.distributed.data_mesh()
     problem = gd.problems.get("student_marks")
     rows = gd.distributed.process_rows(200, mesh)
@@ -137,6 +143,7 @@ def minimize():
 if __name__ == "__main__":
     MODE, PATH, *FLAGS = sys.argv[1:]
     SLOW = "slow" in FLAGS
+    SKEWED = "skewed" in FLAGS
     THEN = FLAGS[FLAGS.index("then") + 1] if "then" in FLAGS else None
     gd.distributed.initialize(initialization_timeout=60)  # before any other JAX call
     {"roundtrip": roundtrip, "locked": locked, "minimize": minimize}[MODE]()

@@ -37,6 +37,22 @@ def test_a_chunked_run_equals_the_one_program_run(tmp_path):
     _assert_same_bits(whole, chunked)
 
 
+def _crash_after_second_save(monkeypatch, run) -> None:
+    """``run()`` dies (KeyboardInterrupt) right after its second checkpoint is written."""
+    saves, real_save = [], gd.checkpoint.save
+
+    def save_then_crash(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saves.append(1)
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(gd.checkpoint, "save", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(gd.checkpoint, "save", real_save)
+
+
 def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
     path = tmp_path / "run.npz"
     reference = gd.minimize(
@@ -47,19 +63,12 @@ def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
         checkpoint_every=25,
         **KWARGS,
     )
-    saves = []
-    real_save = gd.checkpoint.save
-
-    def save_then_crash(*args, **kwargs):
-        real_save(*args, **kwargs)
-        saves.append(1)
-        if len(saves) == 2:
-            raise KeyboardInterrupt  # the run dies after its second checkpoint
-
-    monkeypatch.setattr(gd.checkpoint, "save", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        gd.minimize(PROBLEM.loss, P0, gd.adam(0.05), checkpoint=path, checkpoint_every=25, **KWARGS)
-    monkeypatch.setattr(gd.checkpoint, "save", real_save)
+    _crash_after_second_save(
+        monkeypatch,
+        lambda: gd.minimize(
+            PROBLEM.loss, P0, gd.adam(0.05), checkpoint=path, checkpoint_every=25, **KWARGS
+        ),
+    )
     state = gd.checkpoint.load(path)
     assert int(state[0]) == 50  # the carry's step: two chunks of 25
     resumed = gd.minimize(
@@ -391,18 +400,7 @@ def test_a_run_whose_state_holds_a_typed_key_resumes_to_the_same_bits(tmp_path, 
     assert jnp.issubdtype(reference.state["rngs"].dtype, jax.dtypes.prng_key)
     assert int(reference.state["count"]) == 100
     path = tmp_path / "run"
-    saves, real_save = [], gd.checkpoint.save
-
-    def save_then_crash(*args, **kwargs):
-        real_save(*args, **kwargs)
-        saves.append(1)
-        if len(saves) == 2:
-            raise KeyboardInterrupt  # the run dies after its second checkpoint
-
-    monkeypatch.setattr(gd.checkpoint, "save", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        run(path)
-    monkeypatch.setattr(gd.checkpoint, "save", real_save)
+    _crash_after_second_save(monkeypatch, lambda: run(path))
     saved = gd.checkpoint.load(path)
     assert int(saved[0]) == 40  # the carry's step: two segments of 20
     resumed = run(path)
